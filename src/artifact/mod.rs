@@ -1,0 +1,3 @@
+//! Code artifacts: logging, versioning and requirements.
+
+pub mod names;

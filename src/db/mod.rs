@@ -1,0 +1,1 @@
+//! Metadata storage behind the [`Db`] trait.

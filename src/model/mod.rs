@@ -1,0 +1,14 @@
+//! MLRun-shaped objects (`kind`, `metadata`, `spec`, `status`).
+//!
+//! The same JSON goes to the database, into `project.yaml` and (later) over the MLRun-compatible
+//! API. Every struct keeps the fields it does not know in an `extra` map, so an object written by
+//! the MLRun SDK survives a round trip through baton unchanged.
+
+pub mod artifact;
+pub mod project;
+
+pub use artifact::{Artifact, ArtifactMetadata, CodeArtifactSpec, CodeType};
+pub use project::{ProjectFile, ProjectMetadata, ProjectSpec};
+
+/// Fields an object does not model, kept verbatim for the round trip.
+pub type Extra = serde_json::Map<String, serde_json::Value>;

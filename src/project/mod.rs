@@ -1,0 +1,1 @@
+//! Projects: `project.yaml`, functions, workflows.
