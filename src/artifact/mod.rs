@@ -1,3 +1,9 @@
-//! Code artifacts: logging, versioning and requirements.
+//! Code artifacts: logging, versioning, naming rules and requirements.
 
+mod log;
 pub mod names;
+pub mod requirements;
+mod uid;
+
+pub use log::{log_code_file, CodeSource, LogCodeRequest, MAX_INLINE_BODY};
+pub use uid::content_uid;

@@ -1,6 +1,121 @@
-//! The `baton` command line.
+//! The `baton` command line: clap definitions, then one module per command group.
+//!
+//! Every command parses its arguments, resolves the project (`-C DIR`, found by walking up like
+//! git), calls the library, and prints through the [`Printer`]. Exit codes: 0 success, 1 a
+//! failure while doing the work (including a run that did not complete), 2 bad input (invalid
+//! argument, not found, conflict, bad request).
+
+mod artifacts;
+mod init;
+mod log_code;
+mod printer;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+pub use printer::Printer;
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::project::Project;
+
+/// baton: run MLRun-style workflows whose functions and workflows are versioned code artifacts.
+#[derive(Debug, Parser)]
+#[command(name = "baton", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Run as if baton was started in DIR (the project is found from there upwards)
+    #[arg(short = 'C', long = "context", global = true, value_name = "DIR", default_value = ".")]
+    pub context: PathBuf,
+
+    /// More logs on stderr (-v info, -vv debug, -vvv trace); BATON_LOG overrides
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    /// Only print data and errors
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create a project: project.yaml and the embedded .baton/ state
+    Init(init::InitArgs),
+    /// Log a file, an archive or an inline body as a code artifact
+    LogCode(Box<log_code::LogCodeArgs>),
+    /// List, inspect and pull code artifacts
+    #[command(subcommand)]
+    Artifacts(artifacts::ArtifactsCommand),
+}
+
+/// What the commands share: where they run and how they print.
+pub(crate) struct Context {
+    pub dir: PathBuf,
+    pub printer: Printer,
+}
+
+impl Context {
+    /// The project containing the context folder.
+    pub fn project(&self) -> Result<Project> {
+        Project::discover(&self.dir)
+    }
+}
+
+fn init_tracing(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("BATON_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
+/// The exit code of a failed command.
+fn exit_code(err: &Error) -> u8 {
+    match err.kind() {
+        ErrorKind::Runtime => 1,
+        _ => 2,
+    }
+}
 
 /// Runs the CLI and returns the process exit code.
-pub fn main() -> std::process::ExitCode {
-    std::process::ExitCode::SUCCESS
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.verbose);
+    let ctx = Context {
+        dir: cli.context.clone(),
+        printer: Printer::new(cli.quiet),
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            ctx.printer.error(&Error::io("Failed to start the async runtime", e));
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(run(cli.command, &ctx)) {
+        Ok(code) => code,
+        Err(err) => {
+            ctx.printer.error(&err);
+            ExitCode::from(exit_code(&err))
+        }
+    }
+}
+
+async fn run(command: Command, ctx: &Context) -> Result<ExitCode> {
+    match command {
+        Command::Init(args) => init::run(args, ctx),
+        Command::LogCode(args) => log_code::run(*args, ctx).await,
+        Command::Artifacts(cmd) => artifacts::run(cmd, ctx).await,
+    }
 }

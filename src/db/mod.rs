@@ -1,1 +1,70 @@
 //! Metadata storage behind the [`Db`] trait.
+//!
+//! The embedded default is [`SqliteDb`], a file in the project's `.baton/` folder; the HTTP
+//! client of `baton server` implements the same trait later, so nothing above this module knows
+//! where records live. Payloads never go through the database: they live in the datastore.
+
+mod sqlite;
+
+use async_trait::async_trait;
+
+pub use sqlite::SqliteDb;
+
+use crate::error::Result;
+use crate::model::Artifact;
+use crate::uri::StoreUri;
+
+/// The tag every newly stored version receives.
+pub const LATEST: &str = "latest";
+
+/// One version of an artifact together with every tag that points at it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ArtifactVersion {
+    /// The record.
+    pub artifact: Artifact,
+    /// Tags attached to this version, sorted.
+    pub tags: Vec<String>,
+}
+
+/// What [`Db::store_artifact`] did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredArtifact {
+    /// The stored record, with `metadata.tag` set to the tag given, if any.
+    pub artifact: Artifact,
+    /// False when a version with identical content already existed and was re-tagged.
+    pub created: bool,
+}
+
+/// Filters for [`Db::list_artifacts`].
+#[derive(Debug, Clone, Default)]
+pub struct ArtifactFilter {
+    /// Only this key.
+    pub key: Option<String>,
+    /// Only versions carrying this tag.
+    pub tag: Option<String>,
+}
+
+/// Where baton keeps its metadata.
+///
+/// Implementations must make [`Db::store_artifact`] atomic: concurrent stores of the same key
+/// each record their version, and `latest` ends up on exactly one of them.
+#[async_trait]
+pub trait Db: Send + Sync {
+    /// Stores a version whose `metadata.uid` is already computed. When that uid exists the
+    /// record's labels and `updated` are refreshed in place; either way `latest` and `tag` (if
+    /// given) move to it.
+    async fn store_artifact(&self, artifact: Artifact, tag: Option<&str>) -> Result<StoredArtifact>;
+
+    /// Resolves a store URI (`project` fills a URI that names none): by uid when given (a tag
+    /// other than `latest` must then also be attached), else by tag (default `latest`), filtered
+    /// by tree and iteration when given. Nothing matching is [`crate::Error::NotFound`] quoting
+    /// the URI.
+    async fn read_artifact(&self, project: &str, uri: &StoreUri) -> Result<Artifact>;
+
+    /// Lists versions of a project's artifacts, newest first.
+    async fn list_artifacts(
+        &self,
+        project: &str,
+        filter: &ArtifactFilter,
+    ) -> Result<Vec<ArtifactVersion>>;
+}

@@ -1,0 +1,323 @@
+//! `log_code_file`: registering a source file, an archive or an inline body as a code artifact.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use sha1::Sha1;
+use sha2::{Digest, Sha256};
+
+use super::names::{validate_key, validate_tag};
+use super::requirements;
+use super::uid::content_uid;
+use crate::datastore::{self, DataStore};
+use crate::db::{Db, StoredArtifact};
+use crate::error::{Error, IoResultExt, Result};
+use crate::model::artifact::CODE_KIND;
+use crate::model::{Artifact, ArtifactMetadata, CodeArtifactSpec, CodeType};
+use crate::project::Project;
+
+/// The largest inline body kept in a database record.
+pub const MAX_INLINE_BODY: usize = 1024 * 1024;
+
+/// Where the code of a new artifact comes from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CodeSource {
+    /// A local file or archive, uploaded to the target path.
+    LocalPath(PathBuf),
+    /// An inline body; `path` is the file it was read from, if any (kept as `src_path`).
+    Body {
+        /// The code.
+        text: String,
+        /// The file the body was read from.
+        path: Option<PathBuf>,
+    },
+    /// An object that already exists at the target path; registered without copying.
+    Existing,
+}
+
+/// Everything `log-code` accepts, before validation.
+#[derive(Debug, Clone)]
+pub struct LogCodeRequest {
+    /// The artifact key.
+    pub key: String,
+    /// Where the code comes from.
+    pub source: CodeSource,
+    /// Upload destination (or, with [`CodeSource::Existing`], the object to register).
+    pub target_path: Option<String>,
+    /// `function` or `workflow`; `None` means `function`.
+    pub code_type: Option<String>,
+    /// Explicit language; derived from the path when `None`.
+    pub language: Option<String>,
+    /// Pip requirements, each PEP 508.
+    pub requirements: Vec<String>,
+    /// A tag besides `latest`.
+    pub tag: Option<String>,
+    /// Labels (not part of the uid).
+    pub labels: BTreeMap<String, String>,
+    /// Artifact path overriding the project's.
+    pub artifact_path: Option<String>,
+    /// Database key (defaults to the key).
+    pub db_key: Option<String>,
+}
+
+impl LogCodeRequest {
+    /// A request with only a key and a source; everything else at its default.
+    pub fn new(key: impl Into<String>, source: CodeSource) -> Self {
+        LogCodeRequest {
+            key: key.into(),
+            source,
+            target_path: None,
+            code_type: None,
+            language: None,
+            requirements: Vec::new(),
+            tag: None,
+            labels: BTreeMap::new(),
+            artifact_path: None,
+            db_key: None,
+        }
+    }
+}
+
+/// All the suffixes of a file name joined (`x.tar.gz` gives `.tar.gz`), as pathlib does.
+fn suffixes(path: &Path) -> String {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
+    match name.trim_start_matches('.').find('.') {
+        Some(i) => name.trim_start_matches('.')[i..].to_string(),
+        None => String::new(),
+    }
+}
+
+/// `.py` and `.ipynb` give `python`, another path gives `""`, no path gives `None`.
+fn derive_language(path: Option<&str>) -> Option<String> {
+    let path = path?.to_ascii_lowercase();
+    Some(if path.ends_with(".py") || path.ends_with(".ipynb") {
+        "python".to_string()
+    } else {
+        String::new()
+    })
+}
+
+/// sha256 (as `sha256:<hex>`) and sha1 (hex, MLRun's `metadata.hash`) of a payload.
+fn digests(bytes: &[u8]) -> (String, String) {
+    (
+        format!("sha256:{}", hex::encode(Sha256::digest(bytes))),
+        hex::encode(Sha1::digest(bytes)),
+    )
+}
+
+/// Holds an exclusive lock on the project's `.baton/log-code.lock` while alive, so an upload to
+/// a shared target path and the record that describes it are never interleaved with another
+/// process's: `latest` always describes the bytes at the default target.
+struct LogLock(std::fs::File);
+
+impl LogLock {
+    fn acquire(project: &Project) -> Result<LogLock> {
+        let path = project.state_dir().join("log-code.lock");
+        std::fs::create_dir_all(project.state_dir())
+            .io_context(|| format!("Failed to create `{}`", project.state_dir().display()))?;
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .io_context(|| format!("Failed to open `{}`", path.display()))?;
+        file.lock()
+            .io_context(|| format!("Failed to lock `{}`", path.display()))?;
+        Ok(LogLock(file))
+    }
+}
+
+impl Drop for LogLock {
+    fn drop(&mut self) {
+        let _ = self.0.unlock();
+    }
+}
+
+/// Logs a code artifact: validates the request, uploads the payload (unless inline or already
+/// in place), records its digest and size, and stores the version.
+///
+/// Identical content gives the identical uid and adds no version; `latest` and the given tag
+/// move to the stored version either way.
+pub async fn log_code_file(
+    project: &Project,
+    db: &dyn Db,
+    store: &DataStore,
+    request: LogCodeRequest,
+) -> Result<StoredArtifact> {
+    validate_key("key", &request.key)?;
+    if let Some(db_key) = &request.db_key {
+        validate_key("db_key", db_key)?;
+    }
+    if let Some(tag) = &request.tag {
+        validate_tag(tag)?;
+    }
+    let code_type: CodeType = match request.code_type.as_deref() {
+        None | Some("") => CodeType::Function,
+        Some(other) => other.parse()?,
+    };
+    requirements::validate_all(&request.requirements)?;
+    if let Some(target) = &request.target_path {
+        if !datastore::is_absolute_target(target) {
+            return Err(Error::invalid_with_hint(
+                format!("target_path (`{target}`) param cannot be relative"),
+                "give an absolute path or a URL such as `file:///data/code/my_func.py`",
+            ));
+        }
+    }
+
+    let mut spec = CodeArtifactSpec {
+        code_type: Some(code_type),
+        requirements: request.requirements.clone(),
+        db_key: request.db_key.clone(),
+        ..CodeArtifactSpec::default()
+    };
+    // What must be uploaded, and where, once the record is known to be valid.
+    let mut upload: Option<(String, Bytes)> = None;
+    let payload: Bytes = match &request.source {
+        CodeSource::LocalPath(path) => {
+            let shown = path.display().to_string();
+            if shown.contains("://") {
+                return Err(Error::invalid_with_hint(
+                    format!("Cannot upload from remote path `{shown}`"),
+                    "to register an object that is already stored, pass it as --target-path alone",
+                ));
+            }
+            if !path.is_file() {
+                return Err(Error::invalid(format!(
+                    "Failed to log an artifact, file does not exist at path `{shown}`"
+                )));
+            }
+            let bytes = Bytes::from(
+                tokio::fs::read(path)
+                    .await
+                    .map_err(|e| Error::io(format!("Failed to read `{shown}`"), e))?,
+            );
+            let target = match &request.target_path {
+                Some(target) => target.clone(),
+                None => format!(
+                    "{}/{}{}",
+                    project
+                        .resolve_artifact_path(request.artifact_path.as_deref())
+                        .trim_end_matches('/'),
+                    request.key,
+                    suffixes(path)
+                ),
+            };
+            spec.src_path = Some(shown);
+            spec.target_path = Some(target.clone());
+            upload = Some((target, bytes.clone()));
+            bytes
+        }
+        CodeSource::Body { text, path } => {
+            if text.len() > MAX_INLINE_BODY {
+                return Err(Error::bad_request(format!(
+                    "The body of the artifact is {} bytes, above the {MAX_INLINE_BODY}-byte limit for inline bodies; log the file with --local-path instead",
+                    text.len()
+                )));
+            }
+            spec.src_path = path.as_ref().map(|p| p.display().to_string());
+            match &request.target_path {
+                Some(target) => {
+                    spec.target_path = Some(target.clone());
+                    upload = Some((target.clone(), Bytes::from(text.clone())));
+                }
+                None => spec.inline = Some(text.clone()),
+            }
+            Bytes::from(text.clone())
+        }
+        CodeSource::Existing => {
+            let target = request.target_path.clone().ok_or_else(|| {
+                Error::invalid_with_hint(
+                    "A code artifact must provide a local path, a target path or a body",
+                    "pass --local-path FILE, --body TEXT, --body-file FILE or --target-path URL",
+                )
+            })?;
+            let bytes = read_existing(store, &target).await?;
+            spec.target_path = Some(target);
+            bytes
+        }
+    };
+    spec.language = request
+        .language
+        .clone()
+        .or_else(|| derive_language(spec.src_path.as_deref().or(spec.target_path.as_deref())));
+    let (digest, sha1) = {
+        let payload = payload.clone();
+        tokio::task::spawn_blocking(move || digests(&payload))
+            .await
+            .map_err(|e| Error::runtime_from("Hashing the payload failed", e))?
+    };
+    spec.digest = Some(digest);
+    spec.size = Some(payload.len() as u64);
+
+    let mut artifact = Artifact {
+        kind: CODE_KIND.to_string(),
+        metadata: ArtifactMetadata {
+            key: request.key.clone(),
+            project: project.name().to_string(),
+            iter: 0,
+            tree: String::new(),
+            tag: None,
+            uid: None,
+            hash: Some(sha1),
+            labels: request.labels.clone(),
+            updated: Some(chrono::Utc::now().to_rfc3339()),
+            extra: Default::default(),
+        },
+        spec,
+        status: [("state".to_string(), "created".into())].into_iter().collect(),
+        extra: Default::default(),
+    };
+    artifact.metadata.uid = Some(content_uid(&artifact));
+    // A new version gets a fresh producer tree; an existing one keeps its own (the db does).
+    artifact.metadata.tree = uuid::Uuid::new_v4().simple().to_string();
+
+    let _lock = LogLock::acquire(project)?;
+    if let Some((target, bytes)) = upload {
+        store.put(&target, bytes).await?;
+    }
+    db.store_artifact(artifact, request.tag.as_deref()).await
+}
+
+/// Reads an object registered in place, so its digest and size can be recorded.
+async fn read_existing(store: &DataStore, target: &str) -> Result<Bytes> {
+    if !store.exists(target).await? {
+        return Err(Error::not_found(format!(
+            "Target `{target}` does not exist; upload it first or log it with --local-path"
+        )));
+    }
+    let tmp = tempfile::NamedTempFile::new()
+        .map_err(|e| Error::io("Failed to create a temporary file", e))?;
+    let mut file = tokio::fs::File::from_std(
+        tmp.reopen()
+            .map_err(|e| Error::io("Failed to open a temporary file", e))?,
+    );
+    store.download(target, &mut file).await?;
+    let bytes = std::fs::read(tmp.path()).map_err(|e| Error::io("Failed to read a download", e))?;
+    Ok(Bytes::from(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suffixes_join_like_pathlib() {
+        assert_eq!(suffixes(Path::new("dir/x.tar.gz")), ".tar.gz");
+        assert_eq!(suffixes(Path::new("my_func.py")), ".py");
+        assert_eq!(suffixes(Path::new("Makefile")), "");
+        assert_eq!(suffixes(Path::new(".hidden")), "");
+    }
+
+    #[test]
+    fn language_is_derived_from_the_path() {
+        assert_eq!(derive_language(Some("a/B.PY")).as_deref(), Some("python"));
+        assert_eq!(derive_language(Some("nb.ipynb")).as_deref(), Some("python"));
+        assert_eq!(derive_language(Some("pkg.zip")).as_deref(), Some(""));
+        assert_eq!(derive_language(None), None);
+    }
+}

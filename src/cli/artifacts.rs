@@ -1,0 +1,82 @@
+//! `baton artifacts list | get | pull`.
+
+use std::process::ExitCode;
+
+use clap::Subcommand;
+
+use super::Context;
+use crate::db::{ArtifactFilter, Db};
+use crate::error::Result;
+use crate::uri::StoreUri;
+
+/// The `artifacts` command group.
+#[derive(Debug, Subcommand)]
+pub enum ArtifactsCommand {
+    /// List artifact versions, newest first
+    List {
+        /// Only this key
+        #[arg(long)]
+        key: Option<String>,
+        /// Only versions carrying this tag
+        #[arg(long)]
+        tag: Option<String>,
+        /// Print the records as JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one artifact version
+    Get {
+        /// A store URI (store://artifacts/<project>/<key>[:tag][^uid]); the project defaults to the current one
+        uri: String,
+        /// Print the whole record as JSON
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub(crate) async fn run(cmd: ArtifactsCommand, ctx: &Context) -> Result<ExitCode> {
+    let project = ctx.project()?;
+    let db = project.open_db()?;
+    match cmd {
+        ArtifactsCommand::List { key, tag, json } => {
+            let versions = db
+                .list_artifacts(project.name(), &ArtifactFilter { key, tag })
+                .await?;
+            if json {
+                let records: Vec<_> = versions
+                    .iter()
+                    .map(|v| serde_json::json!({"artifact": v.artifact, "tags": v.tags}))
+                    .collect();
+                ctx.printer.json(&records);
+            } else {
+                ctx.printer.data(format!(
+                    "{:<24} {:<12} {:<9} {:>10}  {:<20} URI",
+                    "KEY", "UID", "CODE_TYPE", "SIZE", "TAGS"
+                ));
+                for v in &versions {
+                    let a = &v.artifact;
+                    let uid = a.metadata.uid.as_deref().unwrap_or("");
+                    ctx.printer.data(format!(
+                        "{:<24} {:<12} {:<9} {:>10}  {:<20} {}",
+                        a.db_key(),
+                        &uid[..uid.len().min(12)],
+                        a.code_type(),
+                        a.spec.size.map(|s| s.to_string()).unwrap_or_default(),
+                        v.tags.join(","),
+                        a.store_uri(),
+                    ));
+                }
+            }
+        }
+        ArtifactsCommand::Get { uri, json } => {
+            let uri: StoreUri = uri.parse()?;
+            let artifact = db.read_artifact(project.name(), &uri).await?;
+            if json {
+                ctx.printer.json(&artifact);
+            } else {
+                ctx.printer.data(serde_yaml::to_string(&artifact).expect("records serialize"));
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

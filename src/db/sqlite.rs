@@ -1,0 +1,265 @@
+//! The embedded database: one SQLite file, WAL mode, one connection per handle.
+//!
+//! Several `baton` processes may write at once (parallel `log-code` runs, runners reporting
+//! state), so every write is one `BEGIN IMMEDIATE` transaction and the busy timeout is long
+//! enough to queue behind the others instead of failing.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+
+use super::{ArtifactFilter, ArtifactVersion, Db, StoredArtifact, LATEST};
+use crate::error::{Error, Result};
+use crate::model::Artifact;
+use crate::uri::StoreUri;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS artifacts (
+    seq      INTEGER PRIMARY KEY AUTOINCREMENT,
+    project  TEXT NOT NULL,
+    key      TEXT NOT NULL,
+    uid      TEXT NOT NULL,
+    iter     INTEGER NOT NULL,
+    tree     TEXT NOT NULL,
+    body     TEXT NOT NULL,
+    UNIQUE (project, key, uid)
+);
+CREATE TABLE IF NOT EXISTS artifact_tags (
+    project  TEXT NOT NULL,
+    key      TEXT NOT NULL,
+    tag      TEXT NOT NULL,
+    uid      TEXT NOT NULL,
+    PRIMARY KEY (project, key, tag)
+);
+";
+
+/// The SQLite implementation of [`Db`].
+#[derive(Clone)]
+pub struct SqliteDb {
+    conn: Arc<Mutex<Connection>>,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for SqliteDb {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SqliteDb({})", self.path.display())
+    }
+}
+
+fn db_error(path: &Path, what: &'static str) -> impl FnOnce(rusqlite::Error) -> Error {
+    let path = path.display().to_string();
+    move |e| Error::runtime_from(format!("Database `{path}`: failed to {what}"), e)
+}
+
+impl SqliteDb {
+    /// Opens (creating if needed) the database file at `path`.
+    pub fn open(path: &Path) -> Result<Self> {
+        let conn = Connection::open(path).map_err(db_error(path, "open"))?;
+        conn.busy_timeout(Duration::from_secs(60))
+            .map_err(db_error(path, "configure"))?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(db_error(path, "enable WAL"))?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(db_error(path, "configure"))?;
+        conn.execute_batch(SCHEMA)
+            .map_err(db_error(path, "create the schema"))?;
+        Ok(SqliteDb {
+            conn: Arc::new(Mutex::new(conn)),
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Runs `f` on the connection in a blocking task.
+    async fn with_conn<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection, &Path) -> Result<T> + Send + 'static,
+    {
+        let conn = self.conn.clone();
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            f(&mut conn, &path)
+        })
+        .await
+        .map_err(|e| Error::runtime_from("Database task panicked", e))?
+    }
+}
+
+fn decode(path: &Path, body: &str) -> Result<Artifact> {
+    serde_json::from_str(body).map_err(|e| {
+        Error::runtime_from(
+            format!("Database `{}` holds an unreadable artifact record", path.display()),
+            e,
+        )
+    })
+}
+
+fn encode(artifact: &Artifact) -> String {
+    serde_json::to_string(artifact).expect("artifact records always serialize")
+}
+
+fn not_found(project: &str, uri: &StoreUri) -> Error {
+    let mut shown = uri.clone();
+    shown.project.get_or_insert_with(|| project.to_string());
+    Error::not_found(format!("Artifact `{shown}` not found"))
+}
+
+#[async_trait]
+impl Db for SqliteDb {
+    async fn store_artifact(&self, artifact: Artifact, tag: Option<&str>) -> Result<StoredArtifact> {
+        let tag = tag.map(str::to_string);
+        self.with_conn(move |conn, path| {
+            let mut artifact = artifact;
+            let uid = artifact
+                .metadata
+                .uid
+                .clone()
+                .ok_or_else(|| Error::invalid("An artifact must have a uid to be stored"))?;
+            artifact.metadata.tag = None;
+            let project = artifact.metadata.project.clone();
+            let key = artifact.db_key().to_string();
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(db_error(path, "start a transaction"))?;
+            let existing: Option<String> = tx
+                .query_row(
+                    "SELECT body FROM artifacts WHERE project = ?1 AND key = ?2 AND uid = ?3",
+                    params![project, key, uid],
+                    |row| row.get(0),
+                )
+                .optional()
+                .map_err(db_error(path, "read an artifact"))?;
+            let created = match existing {
+                Some(body) => {
+                    // Identical content: keep the version (and its tree), refresh what is not
+                    // part of the uid.
+                    let mut stored = decode(path, &body)?;
+                    stored.metadata.labels = artifact.metadata.labels.clone();
+                    stored.metadata.updated = artifact.metadata.updated.clone();
+                    tx.execute(
+                        "UPDATE artifacts SET body = ?4 WHERE project = ?1 AND key = ?2 AND uid = ?3",
+                        params![project, key, uid, encode(&stored)],
+                    )
+                    .map_err(db_error(path, "update an artifact"))?;
+                    artifact = stored;
+                    false
+                }
+                None => {
+                    tx.execute(
+                        "INSERT INTO artifacts (project, key, uid, iter, tree, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                        params![project, key, uid, artifact.metadata.iter, artifact.metadata.tree, encode(&artifact)],
+                    )
+                    .map_err(db_error(path, "insert an artifact"))?;
+                    true
+                }
+            };
+            for t in std::iter::once(LATEST).chain(tag.as_deref()) {
+                tx.execute(
+                    "INSERT INTO artifact_tags (project, key, tag, uid) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (project, key, tag) DO UPDATE SET uid = excluded.uid",
+                    params![project, key, t, uid],
+                )
+                .map_err(db_error(path, "tag an artifact"))?;
+            }
+            tx.commit().map_err(db_error(path, "commit"))?;
+            // The URI of a logged artifact shows a tag only when one was given (MLRun's rule).
+            artifact.metadata.tag = tag;
+            Ok(StoredArtifact { artifact, created })
+        })
+        .await
+    }
+
+    async fn read_artifact(&self, project: &str, uri: &StoreUri) -> Result<Artifact> {
+        let project = uri.project_or(project).to_string();
+        let uri = uri.clone();
+        self.with_conn(move |conn, path| {
+            let tag = uri.tag.clone().unwrap_or_else(|| LATEST.to_string());
+            let mut sql = String::from(
+                "SELECT a.body FROM artifacts a WHERE a.project = ?1 AND a.key = ?2",
+            );
+            let mut args: Vec<String> = vec![project.clone(), uri.key.clone()];
+            let mut bind = |sql: &mut String, clause: &str, value: String| {
+                args.push(value);
+                sql.push_str(&clause.replace('?', &format!("?{}", args.len())));
+            };
+            let by_uid = uri.uid.is_some();
+            if let Some(uid) = &uri.uid {
+                bind(&mut sql, " AND a.uid = ?", uid.clone());
+            }
+            // With a uid, `latest` does not filter (MLRun's rule); any other tag must be attached.
+            if !by_uid || tag != LATEST {
+                bind(
+                    &mut sql,
+                    " AND a.uid = (SELECT t.uid FROM artifact_tags t WHERE t.project = a.project AND t.key = a.key AND t.tag = ?)",
+                    tag.clone(),
+                );
+            }
+            if let Some(tree) = &uri.tree {
+                bind(&mut sql, " AND a.tree = ?", tree.clone());
+            }
+            if let Some(iter) = uri.iter {
+                bind(&mut sql, " AND a.iter = ?", iter.to_string());
+            }
+            sql.push_str(" ORDER BY a.seq DESC LIMIT 1");
+            let body: Option<String> = conn
+                .query_row(&sql, rusqlite::params_from_iter(args.iter()), |row| row.get(0))
+                .optional()
+                .map_err(db_error(path, "read an artifact"))?;
+            let mut artifact = decode(path, &body.ok_or_else(|| not_found(&project, &uri))?)?;
+            let uid = artifact.metadata.uid.clone().unwrap_or_default();
+            let attached: bool = conn
+                .query_row(
+                    "SELECT EXISTS (SELECT 1 FROM artifact_tags WHERE project = ?1 AND key = ?2 AND tag = ?3 AND uid = ?4)",
+                    params![project, uri.key, tag, uid],
+                    |row| row.get(0),
+                )
+                .map_err(db_error(path, "read artifact tags"))?;
+            artifact.metadata.tag = attached.then_some(tag);
+            Ok(artifact)
+        })
+        .await
+    }
+
+    async fn list_artifacts(
+        &self,
+        project: &str,
+        filter: &ArtifactFilter,
+    ) -> Result<Vec<ArtifactVersion>> {
+        let project = project.to_string();
+        let filter = filter.clone();
+        self.with_conn(move |conn, path| {
+            let mut stmt = conn
+                .prepare(
+                    "SELECT a.body,
+                            (SELECT group_concat(t.tag, ',') FROM
+                                (SELECT tag FROM artifact_tags t WHERE t.project = a.project AND t.key = a.key AND t.uid = a.uid ORDER BY tag) t)
+                     FROM artifacts a
+                     WHERE a.project = ?1 AND (?2 IS NULL OR a.key = ?2)
+                       AND (?3 IS NULL OR EXISTS (SELECT 1 FROM artifact_tags t WHERE t.project = a.project AND t.key = a.key AND t.uid = a.uid AND t.tag = ?3))
+                     ORDER BY a.seq DESC",
+                )
+                .map_err(db_error(path, "list artifacts"))?;
+            let rows = stmt
+                .query_map(params![project, filter.key, filter.tag], |row| {
+                    Ok((row.get::<_, String>(0)?, row.get::<_, Option<String>>(1)?))
+                })
+                .map_err(db_error(path, "list artifacts"))?;
+            let mut versions = Vec::new();
+            for row in rows {
+                let (body, tags) = row.map_err(db_error(path, "list artifacts"))?;
+                let tags: Vec<String> = tags
+                    .map(|t| t.split(',').map(str::to_string).collect())
+                    .unwrap_or_default();
+                let mut artifact = decode(path, &body)?;
+                artifact.metadata.tag = tags.iter().find(|t| *t == LATEST).or(tags.first()).cloned();
+                versions.push(ArtifactVersion { artifact, tags });
+            }
+            Ok(versions)
+        })
+        .await
+    }
+}
