@@ -17,8 +17,6 @@ pub struct InitArgs {
 }
 
 pub(crate) fn run(args: InitArgs, ctx: &Context) -> Result<ExitCode> {
-    std::fs::create_dir_all(&ctx.dir)
-        .map_err(|e| crate::Error::io(format!("Failed to create `{}`", ctx.dir.display()), e))?;
     let project = Project::init(&ctx.dir, args.name.as_deref())?;
     ctx.printer.info(format!(
         "Created project `{}` in `{}`",

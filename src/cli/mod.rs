@@ -88,14 +88,33 @@ fn exit_code(err: &Error) -> u8 {
     }
 }
 
+/// Makes the context folder the working folder (creating it for `init`) and returns it.
+fn enter_context(cli: &Cli) -> Result<PathBuf> {
+    if matches!(cli.command, Command::Init(_)) {
+        std::fs::create_dir_all(&cli.context).map_err(|e| {
+            Error::io(format!("Failed to create `{}`", cli.context.display()), e)
+        })?;
+    }
+    std::env::set_current_dir(&cli.context).map_err(|e| {
+        Error::io(format!("Cannot enter the context folder `{}`", cli.context.display()), e)
+    })?;
+    std::env::current_dir().map_err(|e| Error::io("Cannot read the working folder", e))
+}
+
 /// Runs the CLI and returns the process exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(cli.verbose);
-    let ctx = Context {
-        dir: cli.context.clone(),
-        printer: Printer::new(cli.quiet),
+    let printer = Printer::new(cli.quiet);
+    // Like `git -C`, relative paths in arguments are taken from the context folder.
+    let dir = match enter_context(&cli) {
+        Ok(dir) => dir,
+        Err(err) => {
+            printer.error(&err);
+            return ExitCode::from(exit_code(&err));
+        }
     };
+    let ctx = Context { dir, printer };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {

@@ -1,0 +1,150 @@
+//! Shared helpers for the CLI integration tests: a throw-away project folder and a way to run
+//! the real `baton` binary in it.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use tempfile::TempDir;
+
+/// A temporary project folder with its own code cache.
+pub struct TestProject {
+    pub dir: TempDir,
+    pub cache: TempDir,
+}
+
+/// The result of one `baton` invocation.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    fn from(output: Output) -> Run {
+        Run {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    /// Asserts success and returns stdout.
+    #[track_caller]
+    pub fn ok(self) -> String {
+        assert_eq!(self.code, 0, "expected success\nstdout: {}\nstderr: {}", self.stdout, self.stderr);
+        self.stdout
+    }
+
+    /// Asserts failure with `code` and returns stderr.
+    #[track_caller]
+    pub fn fails(self, code: i32) -> String {
+        assert_eq!(self.code, code, "expected exit {code}\nstdout: {}\nstderr: {}", self.stdout, self.stderr);
+        self.stderr
+    }
+
+    /// Parses stdout as JSON.
+    #[track_caller]
+    pub fn json(self) -> serde_json::Value {
+        let out = self.ok();
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {out}"))
+    }
+}
+
+/// The `baton` binary under test.
+pub fn baton_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_baton")
+}
+
+impl TestProject {
+    /// A new folder with `baton init --name my-project` already run.
+    pub fn new() -> TestProject {
+        let project = TestProject::empty();
+        project.baton(&["init", "--name", "my-project"]).ok();
+        project
+    }
+
+    /// A new, empty folder (no project).
+    pub fn empty() -> TestProject {
+        TestProject {
+            dir: TempDir::new().unwrap(),
+            cache: TempDir::new().unwrap(),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// A command running `baton` in the project folder with an isolated cache.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(baton_bin());
+        cmd.args(args)
+            .current_dir(self.dir.path())
+            .env("BATON_CACHE_DIR", self.cache.path())
+            .env("BATON_NO_PROGRESS", "1")
+            .env_remove("BATON_LOG");
+        cmd
+    }
+
+    /// Runs `baton ARGS` in the project folder.
+    pub fn baton(&self, args: &[&str]) -> Run {
+        Run::from(self.command(args).output().unwrap())
+    }
+
+    /// Writes a file relative to the project folder, creating parents.
+    pub fn write(&self, rel: &str, contents: impl AsRef<[u8]>) -> PathBuf {
+        let path = self.dir.path().join(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, contents).unwrap();
+        path
+    }
+
+    /// Logs `rel` as a code artifact and returns the printed URI.
+    pub fn log_code(&self, key: &str, rel: &str, extra: &[&str]) -> String {
+        let mut args = vec!["log-code", key, "--local-path", rel];
+        args.extend_from_slice(extra);
+        self.baton(&args).ok().trim().to_string()
+    }
+
+    /// `artifacts get URI --json`.
+    pub fn artifact(&self, uri: &str) -> serde_json::Value {
+        self.baton(&["artifacts", "get", uri, "--json"]).json()
+    }
+}
+
+/// Builds a zip archive in memory from (name, contents) pairs.
+pub fn zip_bytes(files: &[(&str, &str)]) -> Vec<u8> {
+    let mut buf = std::io::Cursor::new(Vec::new());
+    {
+        let mut zip = zip::ZipWriter::new(&mut buf);
+        let options = zip::write::SimpleFileOptions::default();
+        for (name, contents) in files {
+            zip.start_file(*name, options).unwrap();
+            std::io::Write::write_all(&mut zip, contents.as_bytes()).unwrap();
+        }
+        zip.finish().unwrap();
+    }
+    buf.into_inner()
+}
+
+/// Builds a .tar.gz archive in memory from (name, contents) pairs.
+pub fn tar_gz_bytes(files: &[(&str, &str)]) -> Vec<u8> {
+    let encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    let mut tar = tar::Builder::new(encoder);
+    for (name, contents) in files {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(contents.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        tar.append_data(&mut header, name, contents.as_bytes()).unwrap();
+    }
+    tar.into_inner().unwrap().finish().unwrap()
+}
+
+/// sha256 of bytes as `sha256:<hex>`.
+pub fn sha256(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    format!("sha256:{}", hex::encode(sha2::Sha256::digest(bytes)))
+}
