@@ -3,7 +3,9 @@
 mod log;
 pub mod names;
 pub mod requirements;
+mod role;
 mod uid;
 
 pub use log::{log_code_file, CodeSource, LogCodeRequest, MAX_INLINE_BODY};
+pub use role::check_role;
 pub use uid::content_uid;

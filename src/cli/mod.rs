@@ -6,6 +6,7 @@
 //! argument, not found, conflict, bad request).
 
 mod artifacts;
+mod functions;
 mod init;
 mod log_code;
 mod printer;
@@ -49,6 +50,11 @@ enum Command {
     /// List, inspect and pull code artifacts
     #[command(subcommand)]
     Artifacts(artifacts::ArtifactsCommand),
+    /// Define a function whose source is a code artifact, a .py file or an archive
+    SetFunction(Box<functions::SetFunctionArgs>),
+    /// List and inspect the project's functions
+    #[command(subcommand)]
+    Functions(functions::FunctionsCommand),
 }
 
 /// What the commands share: where they run and how they print.
@@ -136,5 +142,7 @@ async fn run(command: Command, ctx: &Context) -> Result<ExitCode> {
         Command::Init(args) => init::run(args, ctx),
         Command::LogCode(args) => log_code::run(*args, ctx).await,
         Command::Artifacts(cmd) => artifacts::run(cmd, ctx).await,
+        Command::SetFunction(args) => functions::set_function(*args, ctx).await,
+        Command::Functions(cmd) => functions::run(cmd, ctx).await,
     }
 }

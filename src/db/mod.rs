@@ -11,7 +11,7 @@ use async_trait::async_trait;
 pub use sqlite::SqliteDb;
 
 use crate::error::Result;
-use crate::model::Artifact;
+use crate::model::{Artifact, RunObject};
 use crate::uri::StoreUri;
 
 /// The tag every newly stored version receives.
@@ -44,6 +44,24 @@ pub struct ArtifactFilter {
     pub tag: Option<String>,
 }
 
+/// Filters for [`Db::list_runs`].
+#[derive(Debug, Clone, Default)]
+pub struct RunFilter {
+    /// Only runs carrying every one of these labels.
+    pub labels: Vec<(String, String)>,
+}
+
+/// The last build of a function: the hash of the build configuration it was made from.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct BuildRecord {
+    /// Hash of the effective build configuration.
+    pub config_hash: String,
+    /// When it was built (RFC 3339).
+    pub built_at: String,
+    /// Where the build context was written.
+    pub output: String,
+}
+
 /// Where baton keeps its metadata.
 ///
 /// Implementations must make [`Db::store_artifact`] atomic: concurrent stores of the same key
@@ -67,4 +85,19 @@ pub trait Db: Send + Sync {
         project: &str,
         filter: &ArtifactFilter,
     ) -> Result<Vec<ArtifactVersion>>;
+
+    /// Creates or replaces a run record (keyed by uid).
+    async fn store_run(&self, run: &RunObject) -> Result<()>;
+
+    /// Reads a run; an unknown uid is [`crate::Error::NotFound`].
+    async fn read_run(&self, project: &str, uid: &str) -> Result<RunObject>;
+
+    /// Lists a project's runs, newest first.
+    async fn list_runs(&self, project: &str, filter: &RunFilter) -> Result<Vec<RunObject>>;
+
+    /// Records the last build of a function.
+    async fn store_build(&self, project: &str, function: &str, build: &BuildRecord) -> Result<()>;
+
+    /// The last build of a function, if it was ever built.
+    async fn read_build(&self, project: &str, function: &str) -> Result<Option<BuildRecord>>;
 }

@@ -11,9 +11,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
-use super::{ArtifactFilter, ArtifactVersion, Db, StoredArtifact, LATEST};
+use super::{ArtifactFilter, ArtifactVersion, BuildRecord, Db, RunFilter, StoredArtifact, LATEST};
 use crate::error::{Error, Result};
-use crate::model::Artifact;
+use crate::model::{Artifact, RunObject};
 use crate::uri::StoreUri;
 
 const SCHEMA: &str = "
@@ -33,6 +33,19 @@ CREATE TABLE IF NOT EXISTS artifact_tags (
     tag      TEXT NOT NULL,
     uid      TEXT NOT NULL,
     PRIMARY KEY (project, key, tag)
+);
+CREATE TABLE IF NOT EXISTS runs (
+    seq      INTEGER PRIMARY KEY AUTOINCREMENT,
+    project  TEXT NOT NULL,
+    uid      TEXT NOT NULL,
+    body     TEXT NOT NULL,
+    UNIQUE (project, uid)
+);
+CREATE TABLE IF NOT EXISTS builds (
+    project  TEXT NOT NULL,
+    function TEXT NOT NULL,
+    body     TEXT NOT NULL,
+    PRIMARY KEY (project, function)
 );
 ";
 
@@ -89,17 +102,17 @@ impl SqliteDb {
     }
 }
 
-fn decode(path: &Path, body: &str) -> Result<Artifact> {
+fn decode<T: serde::de::DeserializeOwned>(path: &Path, body: &str) -> Result<T> {
     serde_json::from_str(body).map_err(|e| {
         Error::runtime_from(
-            format!("Database `{}` holds an unreadable artifact record", path.display()),
+            format!("Database `{}` holds an unreadable record", path.display()),
             e,
         )
     })
 }
 
-fn encode(artifact: &Artifact) -> String {
-    serde_json::to_string(artifact).expect("artifact records always serialize")
+fn encode(record: &impl serde::Serialize) -> String {
+    serde_json::to_string(record).expect("records always serialize")
 }
 
 fn not_found(project: &str, uri: &StoreUri) -> Error {
@@ -137,7 +150,7 @@ impl Db for SqliteDb {
                 Some(body) => {
                     // Identical content: keep the version (and its tree), refresh what is not
                     // part of the uid.
-                    let mut stored = decode(path, &body)?;
+                    let mut stored: Artifact = decode(path, &body)?;
                     stored.metadata.labels = artifact.metadata.labels.clone();
                     stored.metadata.updated = artifact.metadata.updated.clone();
                     tx.execute(
@@ -209,7 +222,8 @@ impl Db for SqliteDb {
                 .query_row(&sql, rusqlite::params_from_iter(args.iter()), |row| row.get(0))
                 .optional()
                 .map_err(db_error(path, "read an artifact"))?;
-            let mut artifact = decode(path, &body.ok_or_else(|| not_found(&project, &uri))?)?;
+            let mut artifact: Artifact =
+                decode(path, &body.ok_or_else(|| not_found(&project, &uri))?)?;
             let uid = artifact.metadata.uid.clone().unwrap_or_default();
             let attached: bool = conn
                 .query_row(
@@ -254,11 +268,102 @@ impl Db for SqliteDb {
                 let tags: Vec<String> = tags
                     .map(|t| t.split(',').map(str::to_string).collect())
                     .unwrap_or_default();
-                let mut artifact = decode(path, &body)?;
+                let mut artifact: Artifact = decode(path, &body)?;
                 artifact.metadata.tag = tags.iter().find(|t| *t == LATEST).or(tags.first()).cloned();
                 versions.push(ArtifactVersion { artifact, tags });
             }
             Ok(versions)
+        })
+        .await
+    }
+
+    async fn store_run(&self, run: &RunObject) -> Result<()> {
+        let project = run.metadata.project.clone();
+        let uid = run.metadata.uid.clone();
+        let body = encode(run);
+        self.with_conn(move |conn, path| {
+            conn.execute(
+                "INSERT INTO runs (project, uid, body) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (project, uid) DO UPDATE SET body = excluded.body",
+                params![project, uid, body],
+            )
+            .map_err(db_error(path, "store a run"))?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn read_run(&self, project: &str, uid: &str) -> Result<RunObject> {
+        let (project, uid) = (project.to_string(), uid.to_string());
+        self.with_conn(move |conn, path| {
+            let body: Option<String> = conn
+                .query_row(
+                    "SELECT body FROM runs WHERE project = ?1 AND uid = ?2",
+                    params![project, uid],
+                    |row| row.get(0),
+                )
+                .optional()
+                .map_err(db_error(path, "read a run"))?;
+            let body = body.ok_or_else(|| {
+                Error::not_found(format!("Run `{uid}` not found in project `{project}`"))
+            })?;
+            decode(path, &body)
+        })
+        .await
+    }
+
+    async fn list_runs(&self, project: &str, filter: &RunFilter) -> Result<Vec<RunObject>> {
+        let project = project.to_string();
+        let filter = filter.clone();
+        self.with_conn(move |conn, path| {
+            let mut stmt = conn
+                .prepare("SELECT body FROM runs WHERE project = ?1 ORDER BY seq DESC")
+                .map_err(db_error(path, "list runs"))?;
+            let bodies = stmt
+                .query_map(params![project], |row| row.get::<_, String>(0))
+                .map_err(db_error(path, "list runs"))?;
+            let mut runs = Vec::new();
+            for body in bodies {
+                let run: RunObject = decode(path, &body.map_err(db_error(path, "list runs"))?)?;
+                let matches = filter
+                    .labels
+                    .iter()
+                    .all(|(k, v)| run.metadata.labels.get(k) == Some(v));
+                if matches {
+                    runs.push(run);
+                }
+            }
+            Ok(runs)
+        })
+        .await
+    }
+
+    async fn store_build(&self, project: &str, function: &str, build: &BuildRecord) -> Result<()> {
+        let (project, function, body) = (project.to_string(), function.to_string(), encode(build));
+        self.with_conn(move |conn, path| {
+            conn.execute(
+                "INSERT INTO builds (project, function, body) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (project, function) DO UPDATE SET body = excluded.body",
+                params![project, function, body],
+            )
+            .map_err(db_error(path, "store a build"))?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn read_build(&self, project: &str, function: &str) -> Result<Option<BuildRecord>> {
+        let (project, function) = (project.to_string(), function.to_string());
+        self.with_conn(move |conn, path| {
+            let body: Option<String> = conn
+                .query_row(
+                    "SELECT body FROM builds WHERE project = ?1 AND function = ?2",
+                    params![project, function],
+                    |row| row.get(0),
+                )
+                .optional()
+                .map_err(db_error(path, "read a build"))?;
+            body.map(|b| decode(path, &b)).transpose()
         })
         .await
     }

@@ -5,10 +5,14 @@
 //! the MLRun SDK survives a round trip through baton unchanged.
 
 pub mod artifact;
+pub mod function;
 pub mod project;
+pub mod run;
 
 pub use artifact::{Artifact, ArtifactMetadata, CodeArtifactSpec, CodeType};
+pub use function::{FunctionEntry, FunctionKind};
 pub use project::{ProjectFile, ProjectMetadata, ProjectSpec};
+pub use run::{ResolvedCodeRecord, RunMetadata, RunObject, RunSpec, RunState, RunStatus};
 
 /// Fields an object does not model, kept verbatim for the round trip.
 pub type Extra = serde_json::Map<String, serde_json::Value>;

@@ -6,6 +6,13 @@
 
 use std::path::{Path, PathBuf};
 
+mod functions;
+
+pub use functions::{
+    check_module_handler, normalize_function_name, resolve_function_artifact, source_kind,
+    EffectiveBuild, SetFunctionRequest, SourceKind, DEFAULT_BASE_IMAGE,
+};
+
 use crate::db::SqliteDb;
 use crate::error::{Error, IoResultExt, Result};
 use crate::model::{ProjectFile, ProjectMetadata, ProjectSpec};

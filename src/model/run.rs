@@ -1,0 +1,149 @@
+//! The run object, in MLRun's shape (`metadata`, `spec`, `status`).
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::Extra;
+
+/// One execution of a function.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunObject {
+    /// Identity and labels.
+    pub metadata: RunMetadata,
+    /// What to run and with what.
+    pub spec: RunSpec,
+    /// What happened.
+    pub status: RunStatus,
+    /// Unknown top-level fields.
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// Run identity.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct RunMetadata {
+    /// Unique id (hex).
+    pub uid: String,
+    /// Run name (`<function>-<handler>`).
+    pub name: String,
+    /// Owning project.
+    pub project: String,
+    /// Hyper-parameter iteration (0).
+    #[serde(default)]
+    pub iteration: u32,
+    /// Labels such as `kind`, `workflow`.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// Unknown metadata fields.
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// Run inputs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct RunSpec {
+    /// The function, as `<project>/<name>`.
+    pub function: String,
+    /// Handler override.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handler: Option<String>,
+    /// Parameters, JSON-typed.
+    #[serde(default)]
+    pub parameters: serde_json::Map<String, Value>,
+    /// Inputs: key to URL or path.
+    #[serde(default)]
+    pub inputs: BTreeMap<String, String>,
+    /// Where the run writes artifacts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_path: Option<String>,
+    /// Unknown spec fields.
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// Run outcome.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct RunStatus {
+    /// Lifecycle state.
+    pub state: RunState,
+    /// Logged results.
+    #[serde(default)]
+    pub results: serde_json::Map<String, Value>,
+    /// Logged artifacts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub artifacts: Vec<Value>,
+    /// The error message of a failed run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// When the runner started (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<String>,
+    /// When the run reached a final state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_time: Option<String>,
+    /// Last state change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_update: Option<String>,
+    /// The code the runner resolved at start-up, so the run can be reproduced exactly.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<ResolvedCodeRecord>,
+    /// Unknown status fields.
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// The exact code a run used.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResolvedCodeRecord {
+    /// The function's source as configured (a store URI, a path).
+    pub source: String,
+    /// The artifact version uid, for store sources.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<String>,
+    /// `sha256:<hex>` of the payload.
+    pub digest: String,
+}
+
+/// Run lifecycle states (MLRun's names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum RunState {
+    /// Recorded, not started.
+    #[default]
+    Created,
+    /// The runner is executing it.
+    Running,
+    /// Finished successfully.
+    Completed,
+    /// Failed.
+    Error,
+    /// Stopped before finishing.
+    Aborted,
+}
+
+impl RunState {
+    /// Whether the state is final.
+    pub fn is_terminal(self) -> bool {
+        matches!(self, RunState::Completed | RunState::Error | RunState::Aborted)
+    }
+
+    /// The state's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunState::Created => "created",
+            RunState::Running => "running",
+            RunState::Completed => "completed",
+            RunState::Error => "error",
+            RunState::Aborted => "aborted",
+        }
+    }
+}
+
+impl fmt::Display for RunState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}

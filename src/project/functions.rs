@@ -1,0 +1,330 @@
+//! `set_function` and the effective build configuration of a project's functions.
+
+use std::path::Path;
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use super::Project;
+use crate::artifact::{check_role, requirements};
+use crate::db::Db;
+use crate::error::{Error, Result};
+use crate::model::{Artifact, CodeType, FunctionEntry, FunctionKind};
+use crate::uri::{is_store_uri, StoreUri};
+
+/// Archive suffixes accepted as function sources.
+const ARCHIVE_SUFFIXES: [&str; 4] = [".zip", ".tar.gz", ".tgz", ".tar"];
+
+/// The base image a build starts from when the function names none.
+pub const DEFAULT_BASE_IMAGE: &str = "python:3.11-slim";
+
+/// What `set-function` accepts.
+#[derive(Debug, Clone, Default)]
+pub struct SetFunctionRequest {
+    /// Function name (normalised: lowercase, `_` becomes `-`).
+    pub name: String,
+    /// The source: a `store://` URI, a `.py` path, an archive path or URL.
+    pub func: String,
+    /// Runtime kind (`job` when `None`).
+    pub kind: Option<String>,
+    /// Default handler.
+    pub handler: Option<String>,
+    /// Container image.
+    pub image: Option<String>,
+    /// The user's own requirements.
+    pub requirements: Vec<String>,
+    /// Pull the code at start-up (nuclio/serving) instead of at build time.
+    pub load_source_on_run: Option<bool>,
+    /// Function tag.
+    pub tag: Option<String>,
+}
+
+/// The kind of a function source string.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceKind {
+    /// A `store://` code artifact.
+    Store,
+    /// A single Python file.
+    PythonFile,
+    /// A `.zip`/`.tar.gz`/`.tgz`/`.tar` archive path or URL.
+    Archive,
+}
+
+/// Classifies a function source, refusing anything else with the list of accepted forms.
+pub fn source_kind(func: &str) -> Result<SourceKind> {
+    if is_store_uri(func) {
+        Ok(SourceKind::Store)
+    } else if func.to_ascii_lowercase().ends_with(".py") {
+        Ok(SourceKind::PythonFile)
+    } else if ARCHIVE_SUFFIXES.iter().any(|s| func.to_ascii_lowercase().ends_with(s)) {
+        Ok(SourceKind::Archive)
+    } else {
+        Err(Error::invalid(format!(
+            "Unsupported function source `{func}`: expected a store:// URI, a .py file, or an archive (.zip, .tar.gz, .tgz, .tar)"
+        )))
+    }
+}
+
+/// MLRun's function name normalisation: lowercase, `_` becomes `-`.
+pub fn normalize_function_name(name: &str) -> String {
+    name.to_ascii_lowercase().replace('_', "-")
+}
+
+/// Checks a handler in `<module>:<function>` form, which code resolved at start-up needs: the
+/// handler itself must say which module of the payload to load.
+pub fn check_module_handler(handler: Option<&str>, source: &str) -> Result<(String, String)> {
+    let hint = "write the handler as `<module>:<function>`, e.g. `my_func:main`: the module is the file's name without `.py` (for an archive, a file inside it, not the archive's name)";
+    let Some(handler) = handler else {
+        return Err(Error::invalid_with_hint(
+            format!("A handler is required for source `{source}`: the runner downloads the code at start-up and the handler names the module to load"),
+            hint,
+        ));
+    };
+    match handler.rsplit_once(':') {
+        Some((module, function))
+            if !module.is_empty()
+                && !function.is_empty()
+                && !module.contains(':')
+                && module.split('.').all(|m| !m.is_empty()) =>
+        {
+            Ok((module.to_string(), function.to_string()))
+        }
+        _ => Err(Error::invalid_with_hint(
+            format!("Handler `{handler}` is not in `<module>:<function>` form, which source `{source}` requires"),
+            hint,
+        )),
+    }
+}
+
+/// Reads the artifact a function's `store://` source names and checks it is function code.
+pub async fn resolve_function_artifact(
+    db: &dyn Db,
+    project: &str,
+    source: &str,
+) -> Result<Artifact> {
+    let uri: StoreUri = source.parse()?;
+    let artifact = db.read_artifact(project, &uri).await?;
+    check_role(&artifact, source, CodeType::Function, "Source")?;
+    Ok(artifact)
+}
+
+impl Project {
+    /// Validates a function definition and writes it into `project.yaml`, replacing a function
+    /// of the same name. A `store://` source is stored exactly as given.
+    pub async fn set_function(
+        &mut self,
+        db: &dyn Db,
+        request: SetFunctionRequest,
+    ) -> Result<FunctionEntry> {
+        let name = normalize_function_name(&request.name);
+        if name.is_empty() {
+            return Err(Error::invalid("Function name must be specified"));
+        }
+        let kind: FunctionKind = request.kind.as_deref().unwrap_or("job").parse()?;
+        if kind == FunctionKind::Local && request.image.is_some() {
+            return Err(Error::invalid(
+                "image should only be set with containerized runtimes (job, nuclio, ...); kind `local` runs on this machine",
+            ));
+        }
+        if matches!(kind, FunctionKind::Serving | FunctionKind::Application) && request.handler.is_some() {
+            return Err(Error::invalid(format!("Handler is not supported for {kind} runtime")));
+        }
+        requirements::validate_all(&request.requirements)?;
+        let needs_handler = !matches!(kind, FunctionKind::Serving | FunctionKind::Application);
+        match source_kind(&request.func)? {
+            SourceKind::Store => {
+                if needs_handler {
+                    check_module_handler(request.handler.as_deref(), &request.func)?;
+                }
+                resolve_function_artifact(db, self.name(), &request.func).await?;
+            }
+            SourceKind::Archive => {
+                if needs_handler {
+                    check_module_handler(request.handler.as_deref(), &request.func)?;
+                }
+                self.check_local_source(&request.func)?;
+            }
+            SourceKind::PythonFile => self.check_local_source(&request.func)?,
+        }
+        let entry = FunctionEntry {
+            name: name.clone(),
+            url: Some(request.func),
+            kind: Some(kind.as_str().to_string()),
+            image: request.image,
+            handler: request.handler,
+            requirements: request.requirements,
+            tag: request.tag,
+            load_source_on_run: request.load_source_on_run,
+            extra: Default::default(),
+        };
+        let value = serde_json::to_value(&entry).expect("function entries serialize");
+        let functions = &mut self.file.spec.functions;
+        functions.retain(|f| f.get("name").and_then(|n| n.as_str()) != Some(name.as_str()));
+        functions.push(value);
+        self.save()?;
+        Ok(entry)
+    }
+
+    /// A local source path (relative to the project folder) must exist; URLs are checked when
+    /// the code is fetched.
+    fn check_local_source(&self, source: &str) -> Result<()> {
+        if source.contains("://") && !source.starts_with("file://") {
+            return Ok(());
+        }
+        let path = self.source_path(source);
+        if path.is_file() {
+            Ok(())
+        } else {
+            Err(Error::invalid(format!(
+                "Function source `{source}` does not exist (looked for `{}`)",
+                path.display()
+            )))
+        }
+    }
+
+    /// The local file a path source names, relative to the project folder.
+    pub fn source_path(&self, source: &str) -> std::path::PathBuf {
+        let path = Path::new(source.strip_prefix("file://").unwrap_or(source));
+        if path.is_absolute() {
+            path.to_path_buf()
+        } else {
+            self.root().join(path)
+        }
+    }
+
+    /// The project's function definitions.
+    pub fn functions(&self) -> Result<Vec<FunctionEntry>> {
+        self.file
+            .spec
+            .functions
+            .iter()
+            .map(|f| {
+                serde_json::from_value(f.clone()).map_err(|e| {
+                    Error::invalid(format!("A function in `project.yaml` is malformed: {e}"))
+                })
+            })
+            .collect()
+    }
+
+    /// One function definition by name.
+    pub fn function(&self, name: &str) -> Result<FunctionEntry> {
+        let wanted = normalize_function_name(name);
+        let functions = self.functions()?;
+        let names: Vec<String> = functions.iter().map(|f| f.name.clone()).collect();
+        functions
+            .into_iter()
+            .find(|f| f.name == wanted)
+            .ok_or_else(|| {
+                Error::not_found(format!(
+                    "Function `{name}` does not exist in project `{}` (functions: {})",
+                    self.name(),
+                    if names.is_empty() { "none".to_string() } else { names.join(", ") }
+                ))
+            })
+    }
+}
+
+/// A function's build configuration after the artifact's requirements are merged in.
+#[derive(Debug, Clone, Serialize)]
+pub struct EffectiveBuild {
+    /// Runtime kind.
+    pub kind: String,
+    /// Image to build from.
+    pub base_image: String,
+    /// Merged requirements: the artifact's first, the user's win.
+    pub requirements: Vec<String>,
+    /// Whether the code is pulled at start-up (no rebuild on a code-only change).
+    pub load_source_on_run: bool,
+    /// The artifact version behind a `store://` source, as resolved now.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub artifact_uid: Option<String>,
+    /// Its payload digest.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub artifact_digest: Option<String>,
+    /// Whether this kind of configuration needs an image build at all (requirements, or code
+    /// baked in at build time).
+    pub requires_build: bool,
+    /// Hash of everything that goes into the image.
+    pub config_hash: String,
+}
+
+impl EffectiveBuild {
+    /// Resolves the effective build of `function`, reading its artifact's current version.
+    pub async fn resolve(db: &dyn Db, project: &Project, function: &FunctionEntry) -> Result<Self> {
+        let kind = function.kind()?;
+        let source = function.url.clone().unwrap_or_default();
+        let artifact = if is_store_uri(&source) {
+            Some(resolve_function_artifact(db, project.name(), &source).await?)
+        } else {
+            None
+        };
+        let artifact_requirements = artifact.as_ref().map(|a| a.spec.requirements.clone()).unwrap_or_default();
+        let requirements = requirements::merge(&artifact_requirements, &function.requirements)?;
+        let load_source_on_run = kind.pulls_at_runtime(function.load_source_on_run);
+        let requires_build = !requirements.is_empty() || (!source.is_empty() && !load_source_on_run);
+        let base_image = function.image.clone().unwrap_or_else(|| DEFAULT_BASE_IMAGE.to_string());
+        let artifact_digest = artifact.as_ref().and_then(|a| a.spec.digest.clone());
+        // Code pulled at start-up is not part of the image, so a code-only change keeps the hash.
+        let baked_code = (!load_source_on_run).then(|| artifact_digest.clone().unwrap_or(source.clone()));
+        let config = serde_json::json!({
+            "kind": kind.as_str(),
+            "base_image": base_image,
+            "requirements": requirements,
+            "code": baked_code,
+        });
+        let config_hash = hex::encode(Sha256::digest(config.to_string().as_bytes()));
+        Ok(EffectiveBuild {
+            kind: kind.as_str().to_string(),
+            base_image,
+            requirements,
+            load_source_on_run,
+            artifact_uid: artifact.as_ref().and_then(|a| a.metadata.uid.clone()),
+            artifact_digest,
+            requires_build,
+            config_hash,
+        })
+    }
+
+    /// Whether an image build is needed now: the configuration needs one and the last build (if
+    /// any) was made from a different configuration.
+    pub async fn build_required(&self, db: &dyn Db, project: &str, function: &str) -> Result<bool> {
+        if !self.requires_build {
+            return Ok(false);
+        }
+        let last = db.read_build(project, function).await?;
+        Ok(last.map(|b| b.config_hash) != Some(self.config_hash.clone()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn handlers_need_module_and_function() {
+        assert_eq!(
+            check_module_handler(Some("my_func:main"), "s").unwrap(),
+            ("my_func".to_string(), "main".to_string())
+        );
+        assert_eq!(
+            check_module_handler(Some("pkg.trainer:main"), "s").unwrap().0,
+            "pkg.trainer"
+        );
+        for bad in ["main", ":main", "my_func:", "a:b:c", "pkg..x:main"] {
+            let err = check_module_handler(Some(bad), "store://p/k").unwrap_err();
+            assert!(err.to_string().contains(&format!("Handler `{bad}` is not in `<module>:<function>` form")), "{err}");
+            assert!(err.hint().unwrap().contains("my_func:main"));
+        }
+        let err = check_module_handler(None, "store://p/k").unwrap_err();
+        assert!(err.to_string().contains("A handler is required for source `store://p/k`"));
+    }
+
+    #[test]
+    fn sources_are_classified() {
+        assert_eq!(source_kind("store://p/k").unwrap(), SourceKind::Store);
+        assert_eq!(source_kind("./a.py").unwrap(), SourceKind::PythonFile);
+        assert_eq!(source_kind("x.TAR.GZ").unwrap(), SourceKind::Archive);
+        assert_eq!(source_kind("https://h/x.zip").unwrap(), SourceKind::Archive);
+        assert!(source_kind("git://h/r").unwrap_err().to_string().contains("Unsupported function source `git://h/r`"));
+    }
+}
