@@ -25,6 +25,7 @@ pub mod db;
 pub mod error;
 pub mod model;
 pub mod project;
+pub mod runner;
 pub mod uri;
 
 pub use error::{Error, Result};

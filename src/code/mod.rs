@@ -1,1 +1,33 @@
 //! Code resolution: fetch a payload, verify its digest, extract it safely, cache it.
+//!
+//! A step's code is a code artifact; every machine that runs the step turns the artifact into a
+//! folder with [`CodeCache::resolve`]. The cache lives under `<root>/code/` (root from
+//! [`CodeCache::default_root`]):
+//!
+//! ```text
+//! <root>/code/<sha256 hex>/                       an archive's extracted tree
+//! <root>/code/<sha256 hex>-<file name>/<file name> a single-file payload (or an inline body)
+//! <root>/code/.download-*, .extract-*, ...        work in progress, never read as entries
+//! ```
+//!
+//! Why this shape:
+//! - **Keyed by the payload's sha256**, the digest the artifact records: equal bytes share one
+//!   entry whatever artifact or tag names them, and an entry can never hold stale code for a
+//!   digest. A single file's entry also carries its file name, because the module a handler
+//!   imports is named after the file, and two artifacts may hold the same bytes under two names.
+//! - **Checked before download**: with a recorded digest the entry name is known up front, so a
+//!   warm resolve neither downloads nor extracts; a payload is fetched and unpacked once per
+//!   machine.
+//! - **Published by atomic rename**: payloads are downloaded and unpacked into temporary names in
+//!   the same folder, verified, then renamed into place in one step. A reader sees a whole entry
+//!   or none, a failed download, digest check or extraction leaves nothing behind, and when
+//!   several processes resolve the same digest at once the first rename wins and the others
+//!   discard their copy and use it.
+//! - **One extractor** ([`extract()`]) for every archive, refusing anything that could escape the
+//!   entry folder.
+
+mod cache;
+pub mod extract;
+
+pub use cache::{CodeCache, ResolvedCode, CACHE_DIR_ENV};
+pub use extract::{detect, extract, ArchiveFormat, ExtractLimits, ExtractStats};

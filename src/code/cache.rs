@@ -1,0 +1,403 @@
+//! The digest-keyed code cache: resolve a code artifact to a folder on this machine.
+
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+use tempfile::{NamedTempFile, TempDir};
+
+use super::extract::{detect, extract, ExtractLimits};
+use crate::datastore::DataStore;
+use crate::error::{Error, IoResultExt, Result};
+use crate::model::artifact::Artifact;
+
+/// The environment variable that overrides the cache root.
+pub const CACHE_DIR_ENV: &str = "BATON_CACHE_DIR";
+
+/// A code artifact materialised on this machine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolvedCode {
+    /// The folder holding the code: the extracted tree of an archive, or the folder holding the
+    /// single file. Put it on `sys.path` to import the handler's module.
+    pub dir: PathBuf,
+    /// The single file of a non-archive payload, named [`Artifact::file_name`]; `None` for an
+    /// archive.
+    pub file: Option<PathBuf>,
+    /// `sha256:<hex>` of the payload bytes.
+    pub digest: String,
+    /// Whether the payload was an archive (and `dir` its extracted tree).
+    pub archive: bool,
+    /// Whether this call downloaded the payload; `false` when it was served from the cache.
+    pub fetched: bool,
+}
+
+/// Resolves code artifacts into a cache folder, fetching and unpacking each payload once.
+#[derive(Debug, Clone)]
+pub struct CodeCache {
+    root: PathBuf,
+    limits: ExtractLimits,
+}
+
+impl CodeCache {
+    /// A cache rooted at `root`; entries live under `<root>/code/`.
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        CodeCache {
+            root: root.into(),
+            limits: ExtractLimits::default(),
+        }
+    }
+
+    /// The default cache root: `$BATON_CACHE_DIR`, else `$XDG_CACHE_HOME/baton`, else
+    /// `$HOME/.cache/baton`.
+    pub fn default_root() -> Result<PathBuf> {
+        let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
+        if let Some(dir) = var(CACHE_DIR_ENV) {
+            return Ok(PathBuf::from(dir));
+        }
+        // The XDG spec says to ignore a relative XDG_CACHE_HOME.
+        if let Some(dir) = var("XDG_CACHE_HOME").filter(|d| Path::new(d).is_absolute()) {
+            return Ok(PathBuf::from(dir).join("baton"));
+        }
+        if let Some(home) = var("HOME") {
+            return Ok(PathBuf::from(home).join(".cache").join("baton"));
+        }
+        Err(Error::invalid_with_hint(
+            "Cannot locate the baton cache folder: none of `BATON_CACHE_DIR`, `XDG_CACHE_HOME` \
+             and `HOME` is set",
+            "set `BATON_CACHE_DIR` to a writable folder",
+        ))
+    }
+
+    /// The same cache with other extraction limits.
+    pub fn with_limits(mut self, limits: ExtractLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// The cache root given to [`CodeCache::new`].
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The folder holding the entries, `<root>/code`.
+    pub fn code_dir(&self) -> PathBuf {
+        self.root.join("code")
+    }
+
+    /// Materialises the code of `artifact`, downloading its payload through `store` unless the
+    /// cache already holds it.
+    ///
+    /// The payload is the inline body if there is one, else the object at `spec.target_path`.
+    /// Its sha256 must equal `spec.digest` when the record has one; a record without a digest
+    /// (logged before digests existed) is accepted with a warning. An archive (judged by content)
+    /// is extracted through [`super::extract()`]; any other payload is kept as one file named
+    /// [`Artifact::file_name`]. Nothing is left in the cache when any step fails.
+    pub async fn resolve(&self, artifact: &Artifact, store: &DataStore) -> Result<ResolvedCode> {
+        let uri = artifact.store_uri().to_string();
+        let file_name = safe_file_name(artifact, &uri)?;
+        let expected = artifact
+            .spec
+            .digest
+            .as_deref()
+            .map(|d| parse_digest(d, &uri))
+            .transpose()?;
+        let code_dir = self.code_dir();
+
+        if let Some(body) = &artifact.spec.inline {
+            let actual = hex::encode(Sha256::digest(body.as_bytes()));
+            check_digest(&uri, "its inline body", expected.as_deref(), &actual)?;
+            let entry = code_dir.join(file_entry_name(&actual, &file_name));
+            if entry.is_dir() {
+                tracing::debug!(%uri, digest = %actual, dir = %entry.display(), "code cache hit (inline)");
+                return Ok(file_result(entry, &file_name, &actual, false));
+            }
+            tracing::debug!(%uri, digest = %actual, "code cache miss (inline)");
+            let bytes = body.clone().into_bytes();
+            let (dir, name) = (code_dir.clone(), file_name.clone());
+            let entry = blocking(move || {
+                ensure_dir(&dir)?;
+                let staged = TempDir::with_prefix_in(".inline-", &dir)
+                    .io_context(|| format!("Failed to create a folder in `{}`", dir.display()))?;
+                let path = staged.path().join(&name);
+                std::fs::write(&path, &bytes)
+                    .io_context(|| format!("Failed to write `{}`", path.display()))?;
+                publish(staged, &entry)?;
+                Ok(entry)
+            })
+            .await?;
+            return Ok(file_result(entry, &file_name, &actual, true));
+        }
+
+        let target = artifact.spec.target_path.as_deref().ok_or_else(|| {
+            Error::invalid(format!(
+                "Code artifact `{uri}` has neither inline body nor a target_path"
+            ))
+        })?;
+
+        // With a recorded digest the entry name is known before download: check it first.
+        if let Some(hex) = &expected {
+            if let Some(hit) = self.lookup(hex, &file_name) {
+                tracing::debug!(%uri, digest = %hex, dir = %hit.dir.display(), "code cache hit");
+                return Ok(hit);
+            }
+        } else {
+            tracing::warn!(
+                %uri,
+                "Code artifact `{uri}` has no recorded digest (logged by an older version); \
+                 its payload cannot be verified"
+            );
+        }
+        tracing::debug!(%uri, %target, "code cache miss: downloading");
+
+        ensure_dir(&code_dir)?;
+        let download = NamedTempFile::with_prefix_in(".download-", &code_dir)
+            .io_context(|| format!("Failed to create a file in `{}`", code_dir.display()))?;
+        let std_file = download
+            .as_file()
+            .try_clone()
+            .io_context(|| format!("Failed to open `{}`", download.path().display()))?;
+        let mut file = tokio::fs::File::from_std(std_file);
+        store.download(target, &mut file).await?;
+        drop(file);
+
+        let path = download.path().to_path_buf();
+        let (actual, format) = blocking(move || {
+            let hex = sha256_file(&path)?;
+            let format = detect(&path)?;
+            Ok((hex, format))
+        })
+        .await?;
+        check_digest(
+            &uri,
+            &format!("its payload `{target}`"),
+            expected.as_deref(),
+            &actual,
+        )?;
+
+        let limits = self.limits;
+        let hex = actual.clone();
+        let dir = code_dir.clone();
+        let name = file_name.clone();
+        let archive = format.is_some();
+        let entry = blocking(move || match format {
+            Some(format) => {
+                let entry = dir.join(&actual);
+                if entry.is_dir() {
+                    return Ok(entry);
+                }
+                let staged = TempDir::with_prefix_in(".extract-", &dir)
+                    .io_context(|| format!("Failed to create a folder in `{}`", dir.display()))?;
+                extract(download.path(), format, staged.path(), &limits)?;
+                publish(staged, &entry)?;
+                Ok(entry)
+            }
+            None => {
+                let entry = dir.join(file_entry_name(&actual, &name));
+                if entry.is_dir() {
+                    return Ok(entry);
+                }
+                let staged = TempDir::with_prefix_in(".file-", &dir)
+                    .io_context(|| format!("Failed to create a folder in `{}`", dir.display()))?;
+                let dest = staged.path().join(&name);
+                download
+                    .persist(&dest)
+                    .map_err(|e| Error::io(format!("Failed to move `{}`", dest.display()), e.error))?;
+                set_readable(&dest)?;
+                publish(staged, &entry)?;
+                Ok(entry)
+            }
+        })
+        .await?;
+        tracing::debug!(%uri, digest = %hex, dir = %entry.display(), archive, "code cached");
+        Ok(if archive {
+            ResolvedCode {
+                dir: entry,
+                file: None,
+                digest: format!("sha256:{hex}"),
+                archive: true,
+                fetched: true,
+            }
+        } else {
+            file_result(entry, &file_name, &hex, true)
+        })
+    }
+
+    /// The cached entry for a payload of digest `hex`, archive or single file.
+    fn lookup(&self, hex: &str, file_name: &str) -> Option<ResolvedCode> {
+        let code_dir = self.code_dir();
+        let tree = code_dir.join(hex);
+        if tree.is_dir() {
+            return Some(ResolvedCode {
+                dir: tree,
+                file: None,
+                digest: format!("sha256:{hex}"),
+                archive: true,
+                fetched: false,
+            });
+        }
+        let entry = code_dir.join(file_entry_name(hex, file_name));
+        entry
+            .is_dir()
+            .then(|| file_result(entry, file_name, hex, false))
+    }
+}
+
+/// A single file's entry is named after the digest and the file name, so two artifacts with the
+/// same bytes under different names each find their file under its own name.
+fn file_entry_name(hex: &str, file_name: &str) -> String {
+    format!("{hex}-{file_name}")
+}
+
+fn file_result(entry: PathBuf, file_name: &str, hex: &str, fetched: bool) -> ResolvedCode {
+    ResolvedCode {
+        file: Some(entry.join(file_name)),
+        dir: entry,
+        digest: format!("sha256:{hex}"),
+        archive: false,
+        fetched,
+    }
+}
+
+/// The artifact's file name, refused if it could address anything but one file in one folder.
+fn safe_file_name(artifact: &Artifact, uri: &str) -> Result<String> {
+    let name = artifact.file_name();
+    if name.is_empty()
+        || name == "."
+        || name == ".."
+        || name.contains(['/', '\\', '\0'])
+        || name.len() > 200
+    {
+        return Err(Error::invalid(format!(
+            "Code artifact `{uri}` has an unusable file name `{}`",
+            name.escape_debug()
+        )));
+    }
+    Ok(name)
+}
+
+/// The lowercase hex of a `sha256:<hex>` digest.
+fn parse_digest(digest: &str, uri: &str) -> Result<String> {
+    digest
+        .strip_prefix("sha256:")
+        .filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+        .map(str::to_ascii_lowercase)
+        .ok_or_else(|| {
+            Error::invalid(format!(
+                "Code artifact `{uri}` has a malformed digest `{digest}`: expected \
+                 `sha256:<64 hex digits>`"
+            ))
+        })
+}
+
+fn check_digest(uri: &str, what: &str, expected: Option<&str>, actual: &str) -> Result<()> {
+    match expected {
+        Some(expected) if expected != actual => Err(Error::runtime(format!(
+            "Code artifact `{uri}`: {what} has digest `sha256:{actual}` but the artifact recorded \
+             `sha256:{expected}`; the payload changed after it was logged (log the code again to \
+             record the new version)"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+fn sha256_file(path: &Path) -> Result<String> {
+    let mut file = std::fs::File::open(path)
+        .io_context(|| format!("Failed to open `{}`", path.display()))?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = match file.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(Error::io(format!("Failed to read `{}`", path.display()), e)),
+        };
+        hasher.write_all(&buf[..n]).expect("hashing cannot fail");
+    }
+    Ok(hex::encode(hasher.finalize()))
+}
+
+fn ensure_dir(dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir).io_context(|| format!("Failed to create `{}`", dir.display()))
+}
+
+/// Renames the staged folder to `entry` in one step, so readers see a whole entry or none. If
+/// another resolver published the same entry first, its copy is kept and ours discarded.
+fn publish(staged: TempDir, entry: &Path) -> Result<()> {
+    set_dir_readable(staged.path())?;
+    match std::fs::rename(staged.path(), entry) {
+        Ok(()) => {
+            // The folder now lives at `entry`; stop TempDir from deleting anything on drop.
+            let _ = staged.keep();
+            Ok(())
+        }
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::AlreadyExists | io::ErrorKind::DirectoryNotEmpty
+            ) && entry.is_dir() =>
+        {
+            tracing::debug!(entry = %entry.display(), "code cache entry published concurrently; using it");
+            Ok(())
+        }
+        Err(e) => Err(Error::io(
+            format!(
+                "Failed to move `{}` to `{}`",
+                staged.path().display(),
+                entry.display()
+            ),
+            e,
+        )),
+    }
+}
+
+/// TempDir creates `0o700` folders; entries are shared read-only code like any install.
+#[cfg(unix)]
+fn set_dir_readable(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))
+        .io_context(|| format!("Failed to set the mode of `{}`", dir.display()))
+}
+
+#[cfg(not(unix))]
+fn set_dir_readable(_dir: &Path) -> Result<()> {
+    Ok(())
+}
+
+/// NamedTempFile creates `0o600` files; a cached single file is `0o644` like an extracted one.
+#[cfg(unix)]
+fn set_readable(file: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o644))
+        .io_context(|| format!("Failed to set the mode of `{}`", file.display()))
+}
+
+#[cfg(not(unix))]
+fn set_readable(_file: &Path) -> Result<()> {
+    Ok(())
+}
+
+/// Runs file-system work off the async runtime.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::runtime_from("A code cache task failed", e))?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digests_are_parsed_and_normalised() {
+        let hex = "AB".repeat(32);
+        assert_eq!(
+            parse_digest(&format!("sha256:{hex}"), "u").unwrap(),
+            "ab".repeat(32)
+        );
+        for bad in [hex.clone(), format!("sha1:{hex}"), "sha256:abc".to_string()] {
+            let err = parse_digest(&bad, "store://x").unwrap_err().to_string();
+            assert!(err.contains("malformed digest"), "{err}");
+        }
+    }
+}

@@ -1,0 +1,526 @@
+"""baton's handler bootstrap: run one `module:function` handler and report its outcome.
+
+Protocol (version 1), kept small so the transport can change (today a fresh `python -u -c` per
+step, later a warm process that forks per step) without touching anything outside the runner:
+
+- in: one JSON request, read from the file named by argv[1] (or from stdin when there is none):
+  {"protocol": 1, "code_dir", "module", "function", "params", "inputs", "context": {"uid",
+  "name", "project", "artifact_path", "labels"}, "result_path"}
+- out: one JSON result written to `result_path` (atomically; never to stdout, which belongs to
+  the user's code): {"state": "completed" | "error", "results", "artifacts", "error"}
+- logs: whatever the handler prints, plus tracebacks, go to this process's stdout and stderr.
+
+Standard library only: the bootstrap runs in whatever interpreter the user's image provides.
+`run_request(request) -> result` does the work and never raises, so a forking server can call
+it directly.
+"""
+
+import asyncio
+import copy
+import importlib
+import importlib.util
+import inspect
+import json
+import keyword
+import logging
+import os
+import shutil
+import sys
+import traceback
+
+PROTOCOL = 1
+
+
+class HandlerError(Exception):
+    """A failure whose message is the whole story (no traceback needed in the log)."""
+
+
+def _warn(message):
+    sys.stderr.write("[baton] " + message + "\n")
+
+
+# ---------------------------------------------------------------------------------------------
+# Results
+
+
+def _cast_result(value):
+    """Make a value JSON-safe the way MLRun's `_cast_result` does: scalars kept, containers
+    recursed, anything else `str()`. Non-finite floats become strings because JSON has none."""
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        return value if value == value and value not in (float("inf"), float("-inf")) else str(value)
+    if isinstance(value, (list, tuple)):
+        return [_cast_result(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _cast_result(v) for k, v in value.items()}
+    return str(value)
+
+
+# ---------------------------------------------------------------------------------------------
+# Inputs
+
+
+class DataItem:
+    """An input handed to a handler: `.url`, `.local()` (a local path) and `.get()` (bytes).
+
+    Local paths and `file://` URLs are used in place; `http(s)://` URLs are downloaded on first
+    use. Other schemes must be resolved to one of these by the runner before the request."""
+
+    def __init__(self, key, url, scratch_dir):
+        self.key = key
+        self.url = url
+        self._scratch_dir = scratch_dir
+        self._local = None
+
+    def __repr__(self):
+        return "DataItem(key={!r}, url={!r})".format(self.key, self.url)
+
+    def __str__(self):
+        return self.url
+
+    def _scheme(self):
+        head, sep, _ = self.url.partition("://")
+        return head.lower() if sep else ""
+
+    def local(self):
+        """The path of a local file holding the input."""
+        if self._local is not None:
+            return self._local
+        scheme = self._scheme()
+        if scheme == "":
+            self._local = self.url
+        elif scheme == "file":
+            import urllib.parse
+            import urllib.request
+
+            self._local = urllib.request.url2pathname(urllib.parse.urlparse(self.url).path)
+        elif scheme in ("http", "https"):
+            import tempfile
+            import urllib.request
+
+            os.makedirs(self._scratch_dir, exist_ok=True)
+            fd, path = tempfile.mkstemp(prefix=self.key + "-", dir=self._scratch_dir)
+            with os.fdopen(fd, "wb") as out, urllib.request.urlopen(self.url) as response:
+                shutil.copyfileobj(response, out)
+            self._local = path
+        else:
+            raise ValueError(
+                "Input '{}' has URL '{}' whose scheme '{}' the handler bootstrap cannot read; "
+                "the runner must resolve it to a local path or an http(s) URL".format(
+                    self.key, self.url, scheme
+                )
+            )
+        return self._local
+
+    def get(self, encoding=None):
+        """The input's content, as bytes (or str when `encoding` is given)."""
+        with open(self.local(), "rb") as f:
+            body = f.read()
+        return body.decode(encoding) if encoding else body
+
+
+# ---------------------------------------------------------------------------------------------
+# Context
+
+
+class Artifact:
+    """What `log_artifact` returns: the key and where the payload was written."""
+
+    def __init__(self, key, target_path, format=None):
+        self.key = key
+        self.target_path = target_path
+        self.format = format
+
+    def __repr__(self):
+        return "Artifact(key={!r}, target_path={!r})".format(self.key, self.target_path)
+
+    def to_dict(self):
+        record = {"key": self.key, "target_path": self.target_path}
+        if self.format:
+            record["format"] = self.format
+        return record
+
+
+class Context:
+    """The run context passed to handlers that take a `context` parameter (MLRun's
+    MLClientCtx subset: results, artifacts, params, logger)."""
+
+    def __init__(self, settings, params, inputs, scratch_dir):
+        self.uid = settings.get("uid", "")
+        self.name = settings.get("name", "")
+        self.project = settings.get("project", "")
+        self.artifact_path = settings.get("artifact_path", "")
+        self.labels = dict(settings.get("labels") or {})
+        self._parameters = dict(params)
+        self._inputs = inputs
+        self._scratch_dir = scratch_dir
+        self._results = {}
+        self._artifacts = {}
+        self.logger = _make_logger()
+
+    def __repr__(self):
+        return "Context(name={!r}, uid={!r})".format(self.name, self.uid)
+
+    @property
+    def parameters(self):
+        """A copy of the run's params."""
+        return copy.deepcopy(self._parameters)
+
+    @property
+    def results(self):
+        """A copy of the results logged so far."""
+        return copy.deepcopy(self._results)
+
+    def get_param(self, key, default=None):
+        """The param `key`, or `default` when it was not given."""
+        return self._parameters.get(key, default)
+
+    def get_input(self, key, url=None):
+        """The input `key` as a DataItem (or a new one for `url`)."""
+        if url is not None:
+            return DataItem(key, url, self._scratch_dir)
+        if key not in self._inputs:
+            raise KeyError("Input '{}' was not given to this run".format(key))
+        return self._inputs[key]
+
+    def log_result(self, key, value, commit=False):
+        """Record one result, cast like MLRun (scalars kept, containers recursed, else str)."""
+        self._results[str(key)] = _cast_result(value)
+
+    def log_results(self, results, commit=False):
+        """Record every key/value of a dict."""
+        if not isinstance(results, dict):
+            raise ValueError("Results must be in the form of dict")
+        for key, value in results.items():
+            self.log_result(key, value)
+
+    def log_artifact(self, item, body=None, local_path=None, format=None, **kwargs):
+        """Write an artifact under `artifact_path` and record it.
+
+        `body` (str, bytes, or anything JSON-serialisable) is written to
+        `<artifact_path>/<key>[.<format>]`; `local_path` (a file or folder) is copied to
+        `<artifact_path>/<key><suffix of local_path>` (or `.<format>` when given)."""
+        key = getattr(item, "key", item)
+        if not isinstance(key, str) or not key or key in (".", "..") or "/" in key or "\\" in key:
+            raise ValueError(
+                "Artifact key {!r} must be a non-empty name without path separators".format(key)
+            )
+        if body is None and local_path is None:
+            raise ValueError("log_artifact('{}') needs a body or a local_path".format(key))
+        if not self.artifact_path:
+            raise ValueError("log_artifact('{}'): this run has no artifact_path".format(key))
+        os.makedirs(self.artifact_path, exist_ok=True)
+        suffix = "." + format if format else ""
+        if body is not None:
+            target = os.path.join(self.artifact_path, key + suffix)
+            if isinstance(body, str):
+                body = body.encode("utf-8")
+            elif not isinstance(body, (bytes, bytearray)):
+                body = json.dumps(_cast_result(body)).encode("utf-8")
+            with open(target, "wb") as out:
+                out.write(body)
+        else:
+            source = os.path.abspath(local_path)
+            if os.path.isdir(source):
+                target = os.path.join(self.artifact_path, key)
+                shutil.copytree(source, target, dirs_exist_ok=True)
+            else:
+                if not suffix:
+                    suffix = os.path.splitext(source)[1]
+                target = os.path.join(self.artifact_path, key + suffix)
+                shutil.copyfile(source, target)
+        artifact = Artifact(key, os.path.abspath(target), format)
+        self._artifacts[key] = artifact
+        return artifact
+
+    def _report(self):
+        return {
+            "results": self._results,
+            "artifacts": [a.to_dict() for a in self._artifacts.values()],
+        }
+
+
+def _make_logger():
+    logger = logging.getLogger("baton.handler")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s [%(levelname)s] %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+    return logger
+
+
+# ---------------------------------------------------------------------------------------------
+# Module and function lookup
+
+
+def _payload_modules(code_dir):
+    """The importable names at the payload's root: `.py` files and folders holding Python."""
+    names = []
+    try:
+        entries = sorted(os.listdir(code_dir))
+    except OSError:
+        return names
+    for entry in entries:
+        path = os.path.join(code_dir, entry)
+        if entry.startswith(".") or entry == "__pycache__":
+            continue
+        if entry.endswith(".py") and os.path.isfile(path):
+            names.append(entry[:-3])
+        elif os.path.isdir(path):
+            try:
+                if any(f.endswith(".py") for f in os.listdir(path)):
+                    names.append(entry)
+            except OSError:
+                pass
+    return sorted(set(names))
+
+
+def _module_file(code_dir, module):
+    """The file that defines `module` (dots are sub-folders), and whether it is a package."""
+    base = os.path.join(code_dir, *module.split("."))
+    if os.path.isfile(base + ".py"):
+        return base + ".py", False
+    init = os.path.join(base, "__init__.py")
+    if os.path.isfile(init):
+        return init, True
+    return None, False
+
+
+def _importable(module):
+    return all(p.isidentifier() and not keyword.iskeyword(p) for p in module.split("."))
+
+
+def _inside(path, folder):
+    try:
+        return os.path.commonpath([os.path.realpath(path), os.path.realpath(folder)]) == (
+            os.path.realpath(folder)
+        )
+    except ValueError:
+        return False
+
+
+def _load_module(code_dir, module):
+    path, is_package = _module_file(code_dir, module)
+    if path is None:
+        available = _payload_modules(code_dir)
+        raise HandlerError(
+            "Module '{}' not found in the code folder '{}'; it contains: {}".format(
+                module, code_dir, ", ".join(available) if available else "no Python modules"
+            )
+        )
+    top = module.split(".")[0]
+    loaded = sys.modules.get(top)
+    loaded_from = getattr(loaded, "__file__", None)
+    shadowed = loaded is not None and not (loaded_from and _inside(loaded_from, code_dir))
+    try:
+        if _importable(module) and not shadowed:
+            return importlib.import_module(module)
+        # The name is not a Python identifier (an inline body logged as `my-code`), or a module
+        # the bootstrap itself imported (`json`, `logging`, ...) has the same name: load the file
+        # by path, as `python <file>` would.
+        locations = [os.path.dirname(path)] if is_package else None
+        spec = importlib.util.spec_from_file_location(
+            module, path, submodule_search_locations=locations
+        )
+        loaded = importlib.util.module_from_spec(spec)
+        sys.modules[module] = loaded
+        spec.loader.exec_module(loaded)
+        return loaded
+    except Exception as err:
+        traceback.print_exc()
+        raise HandlerError(
+            "Failed to import module '{}' ({}): {}: {}".format(module, path, type(err).__name__, err)
+        )
+
+
+def _public_callables(mod):
+    names = []
+    for name, value in vars(mod).items():
+        if name.startswith("_") or not callable(value):
+            continue
+        if getattr(value, "__module__", mod.__name__) != mod.__name__:
+            continue  # imported helpers (`from pathlib import Path`) are not handlers
+        names.append(name)
+    return sorted(names)
+
+
+def _find_function(mod, module, function):
+    fn = getattr(mod, function, None)
+    if fn is None or not callable(fn):
+        public = _public_callables(mod)
+        raise HandlerError(
+            "Function '{}' not found in module '{}' ({}); its public callables: {}".format(
+                function,
+                module,
+                getattr(mod, "__file__", "?"),
+                ", ".join(public) if public else "none",
+            )
+        )
+    return fn
+
+
+# ---------------------------------------------------------------------------------------------
+# Binding and calling
+
+
+def _bind(fn, function, context, params, inputs):
+    """Bind by name like MLRun's `get_func_arg`: `context` gets the context, a param or input of
+    the same name fills a parameter, `**kwargs` takes what is left. Params the signature does not
+    accept are ignored (MLRun ignores them too); a required parameter nobody fills is an error."""
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return [], dict(params)
+    args, kwargs, used = [], {}, set()
+    var_kwargs = False
+    positional_gap = False
+    for name, param in signature.parameters.items():
+        if param.kind == param.VAR_POSITIONAL:
+            continue
+        if param.kind == param.VAR_KEYWORD:
+            var_kwargs = True
+            continue
+        if name == "context":
+            value = context
+        elif name in params:
+            value = copy.deepcopy(params[name])
+            used.add(name)
+        elif name in inputs:
+            item = inputs[name]
+            # MLRun: an unannotated parameter with a str default wants the local path.
+            if param.annotation is param.empty and isinstance(param.default, str):
+                value = item.local()
+            else:
+                value = item
+            used.add(name)
+        elif param.default is not param.empty:
+            if param.kind == param.POSITIONAL_ONLY:
+                positional_gap = True
+            continue
+        else:
+            given = sorted(set(params) | set(inputs))
+            raise HandlerError(
+                "Handler '{}' needs a value for parameter '{}': pass it as a param or an input "
+                "(given: {})".format(function, name, ", ".join(given) if given else "none")
+            )
+        if param.kind == param.POSITIONAL_ONLY:
+            if positional_gap:
+                raise HandlerError(
+                    "Handler '{}': positional-only parameter '{}' follows one left to its "
+                    "default; give both".format(function, name)
+                )
+            args.append(value)
+        else:
+            kwargs[name] = value
+    rest = [k for k in list(params) + list(inputs) if k not in used and k not in kwargs]
+    if var_kwargs:
+        for key in rest:
+            if key in params:
+                kwargs[key] = copy.deepcopy(params[key])
+            else:
+                kwargs[key] = inputs[key]
+    elif rest:
+        _warn(
+            "handler '{}' takes no parameter named {}; ignored".format(
+                function, ", ".join("'{}'".format(k) for k in rest)
+            )
+        )
+    return args, kwargs
+
+
+def _call(fn, function, args, kwargs):
+    value = fn(*args, **kwargs)
+    if inspect.iscoroutine(value):
+        value = asyncio.run(value)
+    if inspect.isgenerator(value) or inspect.isasyncgen(value):
+        raise HandlerError(
+            "Handler '{}' returned a generator, which a job cannot run: return the result "
+            "instead of yielding it".format(function)
+        )
+    return value
+
+
+def _truthy(value):
+    try:
+        return bool(value)
+    except Exception:
+        return True  # e.g. an array whose truth is ambiguous: it is a value worth keeping
+
+
+def run_request(request):
+    """Run the handler a request names and return the result dict. Never raises."""
+    context = None
+    try:
+        if request.get("protocol") != PROTOCOL:
+            raise HandlerError(
+                "Request protocol {!r} is not {} (runner and bootstrap disagree)".format(
+                    request.get("protocol"), PROTOCOL
+                )
+            )
+        code_dir = os.path.abspath(request["code_dir"])
+        module, function = request["module"], request["function"]
+        params = request.get("params") or {}
+        settings = request.get("context") or {}
+        scratch = os.path.join(os.path.dirname(request["result_path"]), "inputs")
+        inputs = {k: DataItem(k, url, scratch) for k, url in (request.get("inputs") or {}).items()}
+        context = Context(settings, params, inputs, scratch)
+
+        os.chdir(code_dir)
+        if code_dir in sys.path:
+            sys.path.remove(code_dir)
+        sys.path.insert(0, code_dir)
+
+        mod = _load_module(code_dir, module)
+        fn = _find_function(mod, module, function)
+        args, kwargs = _bind(fn, function, context, params, inputs)
+        value = _call(fn, function, args, kwargs)
+        if _truthy(value):
+            context.log_result("return", value)
+        return dict(state="completed", error=None, **context._report())
+    except HandlerError as err:
+        message = str(err)
+    except SystemExit as err:
+        if err.code in (None, 0):
+            report = context._report() if context else {"results": {}, "artifacts": []}
+            return dict(state="completed", error=None, **report)
+        traceback.print_exc()
+        message = "Handler called sys.exit({!r})".format(err.code)
+    except BaseException as err:
+        traceback.print_exc()
+        message = "{}: {}".format(type(err).__name__, err)
+    _warn("error: " + message)
+    report = context._report() if context else {"results": {}, "artifacts": []}
+    return dict(state="error", error=message, **report)
+
+
+def _write_result(path, result):
+    try:
+        text = json.dumps(result, allow_nan=False)
+    except (TypeError, ValueError) as err:
+        text = json.dumps(
+            {"state": "error", "results": {}, "artifacts": [], "error": "Result is not JSON: %s" % err}
+        )
+    temporary = path + ".tmp"
+    with open(temporary, "w", encoding="utf-8") as out:
+        out.write(text)
+    os.replace(temporary, path)
+
+
+def main():
+    if len(sys.argv) > 1:
+        with open(sys.argv[1], encoding="utf-8") as f:
+            request = json.load(f)
+    else:
+        request = json.load(sys.stdin)
+    result = run_request(request)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    _write_result(request["result_path"], result)
+    return 0 if result["state"] == "completed" else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
