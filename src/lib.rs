@@ -23,6 +23,7 @@ pub mod code;
 pub mod datastore;
 pub mod db;
 pub mod error;
+pub mod launcher;
 pub mod model;
 pub mod project;
 pub mod runner;

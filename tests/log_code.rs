@@ -16,8 +16,14 @@ fn init_writes_an_mlrun_project_and_the_embedded_state() {
             .unwrap();
     assert_eq!(yaml["kind"], "project");
     assert_eq!(yaml["metadata"]["name"], "my-project");
-    assert_eq!(yaml["spec"]["functions"], serde_yaml::Value::Sequence(vec![]));
-    assert_eq!(yaml["spec"]["workflows"], serde_yaml::Value::Sequence(vec![]));
+    assert_eq!(
+        yaml["spec"]["functions"],
+        serde_yaml::Value::Sequence(vec![])
+    );
+    assert_eq!(
+        yaml["spec"]["workflows"],
+        serde_yaml::Value::Sequence(vec![])
+    );
     assert_eq!(yaml["spec"]["artifact_path"], ".baton/artifacts");
     assert!(p.path().join(".baton/artifacts").is_dir());
 }
@@ -26,11 +32,17 @@ fn init_writes_an_mlrun_project_and_the_embedded_state() {
 fn init_refuses_to_overwrite_and_checks_the_name() {
     let p = TestProject::new();
     let err = p.baton(&["init"]).fails(2);
-    assert!(err.contains("already exists; baton init does not overwrite a project"), "{err}");
+    assert!(
+        err.contains("already exists; baton init does not overwrite a project"),
+        "{err}"
+    );
 
     let q = TestProject::empty();
     let err = q.baton(&["init", "--name", "My_Project"]).fails(2);
-    assert!(err.contains("Project name `My_Project` is malformed"), "{err}");
+    assert!(
+        err.contains("Project name `My_Project` is malformed"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -47,9 +59,19 @@ fn commands_find_the_project_by_walking_up_and_say_when_there_is_none() {
     let p = TestProject::new();
     p.write("src/deep/my_func.py", FUNC);
     let out = p
-        .baton(&["-C", "src/deep", "log-code", "k", "--local-path", "my_func.py"])
+        .baton(&[
+            "-C",
+            "src/deep",
+            "log-code",
+            "k",
+            "--local-path",
+            "my_func.py",
+        ])
         .ok();
-    assert!(out.starts_with("store://artifacts/my-project/k#0@"), "{out}");
+    assert!(
+        out.starts_with("store://artifacts/my-project/k#0@"),
+        "{out}"
+    );
 
     let none = TestProject::empty();
     let err = none.baton(&["artifacts", "list"]).fails(2);
@@ -93,7 +115,10 @@ fn local_path_is_uploaded_to_the_artifact_path_and_recorded() {
     // The printed URI is pinned by tree and uid, without a tag when none was given.
     let uid = record["metadata"]["uid"].as_str().unwrap();
     let tree = record["metadata"]["tree"].as_str().unwrap();
-    assert_eq!(uri, format!("store://artifacts/my-project/my_func_code#0@{tree}^{uid}"));
+    assert_eq!(
+        uri,
+        format!("store://artifacts/my-project/my_func_code#0@{tree}^{uid}")
+    );
 }
 
 #[test]
@@ -103,8 +128,14 @@ fn archives_keep_all_their_suffixes() {
     p.write("my_pkg.zip", zip_bytes(&[("trainer.py", FUNC)]));
     let tgz = p.artifact(&p.log_code("pkg_tgz", "my_pkg.tar.gz", &[]));
     let zip = p.artifact(&p.log_code("pkg_zip", "my_pkg.zip", &[]));
-    assert!(tgz["spec"]["target_path"].as_str().unwrap().ends_with("/pkg_tgz.tar.gz"));
-    assert!(zip["spec"]["target_path"].as_str().unwrap().ends_with("/pkg_zip.zip"));
+    assert!(tgz["spec"]["target_path"]
+        .as_str()
+        .unwrap()
+        .ends_with("/pkg_tgz.tar.gz"));
+    assert!(zip["spec"]["target_path"]
+        .as_str()
+        .unwrap()
+        .ends_with("/pkg_zip.zip"));
     assert_eq!(tgz["spec"]["language"], "");
 }
 
@@ -124,16 +155,28 @@ fn a_relative_target_path_is_refused() {
     let p = TestProject::new();
     p.write("my_func.py", FUNC);
     let err = p
-        .baton(&["log-code", "k", "--local-path", "my_func.py", "--target-path", "funcs/x.py"])
+        .baton(&[
+            "log-code",
+            "k",
+            "--local-path",
+            "my_func.py",
+            "--target-path",
+            "funcs/x.py",
+        ])
         .fails(2);
-    assert!(err.contains("target_path (`funcs/x.py`) param cannot be relative"), "{err}");
+    assert!(
+        err.contains("target_path (`funcs/x.py`) param cannot be relative"),
+        "{err}"
+    );
 }
 
 #[test]
 fn target_path_alone_registers_an_existing_object_without_copying() {
     let p = TestProject::new();
     let existing = p.write("store/funcs/my_func.py", FUNC);
-    let before = std::fs::read_dir(p.path().join(".baton/artifacts")).unwrap().count();
+    let before = std::fs::read_dir(p.path().join(".baton/artifacts"))
+        .unwrap()
+        .count();
     let uri = p
         .baton(&["log-code", "k", "--target-path", existing.to_str().unwrap()])
         .ok();
@@ -142,29 +185,42 @@ fn target_path_alone_registers_an_existing_object_without_copying() {
     assert_eq!(record["spec"]["digest"], sha256(FUNC.as_bytes()));
     assert_eq!(record["spec"]["language"], "python");
     assert!(record["spec"].get("src_path").is_none());
-    let after = std::fs::read_dir(p.path().join(".baton/artifacts")).unwrap().count();
+    let after = std::fs::read_dir(p.path().join(".baton/artifacts"))
+        .unwrap()
+        .count();
     assert_eq!(before, after, "nothing is copied into the artifact path");
 
     let missing = p.path().join("store/nope.py");
     let err = p
         .baton(&["log-code", "k2", "--target-path", missing.to_str().unwrap()])
         .fails(2);
-    assert!(err.contains(&format!("Target `{}` does not exist", missing.display())), "{err}");
+    assert!(
+        err.contains(&format!("Target `{}` does not exist", missing.display())),
+        "{err}"
+    );
 }
 
 #[test]
 fn no_source_at_all_is_an_error_listing_the_options() {
     let p = TestProject::new();
     let err = p.baton(&["log-code", "k"]).fails(2);
-    assert!(err.contains("must provide a local path, a target path or a body"), "{err}");
+    assert!(
+        err.contains("must provide a local path, a target path or a body"),
+        "{err}"
+    );
     assert!(err.contains("--local-path"), "{err}");
 }
 
 #[test]
 fn a_missing_local_file_is_named() {
     let p = TestProject::new();
-    let err = p.baton(&["log-code", "k", "--local-path", "nope.py"]).fails(2);
-    assert!(err.contains("file does not exist at path `nope.py`"), "{err}");
+    let err = p
+        .baton(&["log-code", "k", "--local-path", "nope.py"])
+        .fails(2);
+    assert!(
+        err.contains("file does not exist at path `nope.py`"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -177,15 +233,25 @@ fn an_inline_body_lives_in_the_record() {
     assert_eq!(record["spec"]["digest"], sha256(body.as_bytes()));
     assert_eq!(record["spec"]["size"], body.len());
     assert!(record["spec"].get("target_path").is_none());
-    assert!(record["spec"].get("language").is_none(), "no path leaves the language unset");
-    assert_eq!(std::fs::read_dir(p.path().join(".baton/artifacts")).unwrap().count(), 0);
+    assert!(
+        record["spec"].get("language").is_none(),
+        "no path leaves the language unset"
+    );
+    assert_eq!(
+        std::fs::read_dir(p.path().join(".baton/artifacts"))
+            .unwrap()
+            .count(),
+        0
+    );
 }
 
 #[test]
 fn a_body_file_keeps_its_path_and_language() {
     let p = TestProject::new();
     p.write("small.py", FUNC);
-    let uri = p.baton(&["log-code", "small", "--body-file", "small.py"]).ok();
+    let uri = p
+        .baton(&["log-code", "small", "--body-file", "small.py"])
+        .ok();
     let record = p.artifact(uri.trim());
     assert_eq!(record["spec"]["inline"], FUNC);
     assert_eq!(record["spec"]["src_path"], "small.py");
@@ -196,8 +262,13 @@ fn a_body_file_keeps_its_path_and_language() {
 fn bodies_over_one_mebibyte_are_refused_with_advice() {
     let p = TestProject::new();
     p.write("big.py", "#".repeat(1024 * 1024 + 1));
-    let err = p.baton(&["log-code", "big", "--body-file", "big.py"]).fails(2);
-    assert!(err.contains("above the 1048576-byte limit for inline bodies"), "{err}");
+    let err = p
+        .baton(&["log-code", "big", "--body-file", "big.py"])
+        .fails(2);
+    assert!(
+        err.contains("above the 1048576-byte limit for inline bodies"),
+        "{err}"
+    );
     assert!(err.contains("--local-path"), "{err}");
 }
 
@@ -209,19 +280,31 @@ fn code_type_language_requirements_labels_and_db_key_are_recorded() {
         "my_workflow_code",
         "wf.py",
         &[
-            "--code-type", "workflow",
-            "--language", "cython",
-            "--requirement", "pandas>=2.0",
-            "--requirement", "numpy",
-            "--label", "team=ml",
-            "--db-key", "wf_db",
+            "--code-type",
+            "workflow",
+            "--language",
+            "cython",
+            "--requirement",
+            "pandas>=2.0",
+            "--requirement",
+            "numpy",
+            "--label",
+            "team=ml",
+            "--db-key",
+            "wf_db",
         ],
     );
-    assert!(uri.starts_with("store://artifacts/my-project/wf_db#0@"), "{uri}");
+    assert!(
+        uri.starts_with("store://artifacts/my-project/wf_db#0@"),
+        "{uri}"
+    );
     let record = p.artifact(&uri);
     assert_eq!(record["spec"]["code_type"], "workflow");
     assert_eq!(record["spec"]["language"], "cython");
-    assert_eq!(record["spec"]["requirements"], serde_json::json!(["pandas>=2.0", "numpy"]));
+    assert_eq!(
+        record["spec"]["requirements"],
+        serde_json::json!(["pandas>=2.0", "numpy"])
+    );
     assert_eq!(record["metadata"]["labels"]["team"], "ml");
     assert_eq!(record["spec"]["db_key"], "wf_db");
 }
@@ -231,11 +314,26 @@ fn invalid_inputs_are_invalid_argument_errors_naming_the_value() {
     let p = TestProject::new();
     p.write("f.py", FUNC);
     let cases: &[(&[&str], &str)] = &[
-        (&["--code-type", "pipeline"], "`pipeline` is not a valid code_type: expected `function` or `workflow`"),
-        (&["--requirement", "pandas>>2"], "Requirement `pandas>>2` is not a valid PEP 508 requirement"),
-        (&["--tag=-bad"], "Field 'artifact.metadata.tag' is malformed. `-bad` does not match"),
-        (&["--db-key", "a/b"], "Field 'artifact.db_key' is malformed. `a/b` does not match"),
-        (&["--label", "novalue"], "`novalue` is not a label: expected key=value"),
+        (
+            &["--code-type", "pipeline"],
+            "`pipeline` is not a valid code_type: expected `function` or `workflow`",
+        ),
+        (
+            &["--requirement", "pandas>>2"],
+            "Requirement `pandas>>2` is not a valid PEP 508 requirement",
+        ),
+        (
+            &["--tag=-bad"],
+            "Field 'artifact.metadata.tag' is malformed. `-bad` does not match",
+        ),
+        (
+            &["--db-key", "a/b"],
+            "Field 'artifact.db_key' is malformed. `a/b` does not match",
+        ),
+        (
+            &["--label", "novalue"],
+            "`novalue` is not a label: expected key=value",
+        ),
     ];
     for (extra, expected) in cases {
         let mut args = vec!["log-code", "k", "--local-path", "f.py"];
@@ -243,8 +341,13 @@ fn invalid_inputs_are_invalid_argument_errors_naming_the_value() {
         let err = p.baton(&args).fails(2);
         assert!(err.contains(expected), "{extra:?}: {err}");
     }
-    let err = p.baton(&["log-code", "bad key", "--local-path", "f.py"]).fails(2);
-    assert!(err.contains("Field 'artifact.key' is malformed. `bad key` does not match"), "{err}");
+    let err = p
+        .baton(&["log-code", "bad key", "--local-path", "f.py"])
+        .fails(2);
+    assert!(
+        err.contains("Field 'artifact.key' is malformed. `bad key` does not match"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -252,8 +355,12 @@ fn artifact_path_option_overrides_the_project_default() {
     let p = TestProject::new();
     p.write("f.py", FUNC);
     let custom = p.path().join("custom-artifacts");
-    let record = p.artifact(&p.log_code("k", "f.py", &["--artifact-path", custom.to_str().unwrap()]));
-    assert_eq!(record["spec"]["target_path"], custom.join("k.py").to_str().unwrap());
+    let record =
+        p.artifact(&p.log_code("k", "f.py", &["--artifact-path", custom.to_str().unwrap()]));
+    assert_eq!(
+        record["spec"]["target_path"],
+        custom.join("k.py").to_str().unwrap()
+    );
     assert!(custom.join("k.py").is_file());
 }
 
@@ -261,7 +368,17 @@ fn artifact_path_option_overrides_the_project_default() {
 fn json_prints_the_whole_record() {
     let p = TestProject::new();
     p.write("f.py", FUNC);
-    let record = p.baton(&["log-code", "k", "--local-path", "f.py", "--json", "--tag", "v1"]).json();
+    let record = p
+        .baton(&[
+            "log-code",
+            "k",
+            "--local-path",
+            "f.py",
+            "--json",
+            "--tag",
+            "v1",
+        ])
+        .json();
     assert_eq!(record["kind"], "code");
     assert_eq!(record["metadata"]["tag"], "v1");
     assert_eq!(record["spec"]["code_type"], "function");
@@ -273,11 +390,17 @@ fn identical_content_keeps_its_uid_and_changes_add_versions() {
     p.write("f.py", FUNC);
     let first = p.artifact(&p.log_code("k", "f.py", &["--tag", "v1"]));
     let again = p.baton(&["log-code", "k", "--local-path", "f.py"]);
-    assert!(again.stderr.contains("no new version was added"), "{}", again.stderr);
+    assert!(
+        again.stderr.contains("no new version was added"),
+        "{}",
+        again.stderr
+    );
     let again = p.artifact(again.stdout.trim());
     assert_eq!(first["metadata"]["uid"], again["metadata"]["uid"]);
     assert_eq!(first["metadata"]["tree"], again["metadata"]["tree"]);
-    let list = p.baton(&["artifacts", "list", "--key", "k", "--json"]).json();
+    let list = p
+        .baton(&["artifacts", "list", "--key", "k", "--json"])
+        .json();
     assert_eq!(list.as_array().unwrap().len(), 1);
 
     p.write("f.py", "def main():\n    return 3\n");
@@ -294,10 +417,25 @@ fn identical_content_keeps_its_uid_and_changes_add_versions() {
     let by_tag = p.artifact("store://artifacts/my-project/k:v1");
     assert_eq!(by_tag["metadata"]["uid"], old_uid);
 
-    let list = p.baton(&["artifacts", "list", "--key", "k", "--json"]).json();
-    let tags: Vec<Value> = list.as_array().unwrap().iter().map(|v| v["tags"].clone()).collect();
-    assert_eq!(tags, vec![serde_json::json!(["latest", "v2"]), serde_json::json!(["v1"])]);
-    let v1_only = p.baton(&["artifacts", "list", "--tag", "v1", "--json"]).json();
+    let list = p
+        .baton(&["artifacts", "list", "--key", "k", "--json"])
+        .json();
+    let tags: Vec<Value> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["tags"].clone())
+        .collect();
+    assert_eq!(
+        tags,
+        vec![
+            serde_json::json!(["latest", "v2"]),
+            serde_json::json!(["v1"])
+        ]
+    );
+    let v1_only = p
+        .baton(&["artifacts", "list", "--tag", "v1", "--json"])
+        .json();
     assert_eq!(v1_only.as_array().unwrap().len(), 1);
 
     // A changed label alone is not new content.
@@ -318,11 +456,19 @@ fn unknown_keys_tags_and_uids_are_not_found_quoting_the_uri() {
         "store://artifacts/my-project/k:latest@othertree",
     ] {
         let err = p.baton(&["artifacts", "get", uri]).fails(2);
-        assert!(err.contains(&format!("Artifact `{uri}` not found")), "{uri}: {err}");
+        assert!(
+            err.contains(&format!("Artifact `{uri}` not found")),
+            "{uri}: {err}"
+        );
     }
     // A URI without a project names it in the message.
-    let err = p.baton(&["artifacts", "get", "store://artifacts/nope:v1"]).fails(2);
-    assert!(err.contains("Artifact `store://artifacts/my-project/nope:v1` not found"), "{err}");
+    let err = p
+        .baton(&["artifacts", "get", "store://artifacts/nope:v1"])
+        .fails(2);
+    assert!(
+        err.contains("Artifact `store://artifacts/my-project/nope:v1` not found"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -342,11 +488,17 @@ fn malformed_uris_are_invalid_arguments() {
     let p = TestProject::new();
     for (uri, reason) in [
         ("store://artifacts", "it names no artifact"),
-        ("store://artifacts/p/k#one", "the iteration `one` is not an integer"),
+        (
+            "store://artifacts/p/k#one",
+            "the iteration `one` is not an integer",
+        ),
         ("http://x/y", "it does not start with `store://`"),
     ] {
         let err = p.baton(&["artifacts", "get", uri]).fails(2);
-        assert!(err.contains(&format!("Malformed store URI `{uri}`: {reason}")), "{err}");
+        assert!(
+            err.contains(&format!("Malformed store URI `{uri}`: {reason}")),
+            "{err}"
+        );
         assert!(err.contains("hint: store URIs look like"), "{err}");
     }
 }
@@ -368,22 +520,36 @@ fn eight_concurrent_logs_of_one_key_record_every_version() {
     let mut uids = std::collections::BTreeSet::new();
     for child in children {
         let out = child.wait_with_output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let uri = String::from_utf8(out.stdout).unwrap();
         uids.insert(uri.trim().rsplit('^').next().unwrap().to_string());
     }
     assert_eq!(uids.len(), 8);
-    let list = p.baton(&["artifacts", "list", "--key", "shared", "--json"]).json();
+    let list = p
+        .baton(&["artifacts", "list", "--key", "shared", "--json"])
+        .json();
     let versions = list.as_array().unwrap();
     assert_eq!(versions.len(), 8);
     let latest: Vec<&Value> = versions
         .iter()
-        .filter(|v| v["tags"].as_array().unwrap().contains(&Value::from("latest")))
+        .filter(|v| {
+            v["tags"]
+                .as_array()
+                .unwrap()
+                .contains(&Value::from("latest"))
+        })
         .collect();
     assert_eq!(latest.len(), 1, "exactly one version is latest");
     // latest describes the bytes at the shared default target.
     let record = &latest[0]["artifact"];
     let target = record["spec"]["target_path"].as_str().unwrap();
-    assert_eq!(sha256(&std::fs::read(target).unwrap()), record["spec"]["digest"]);
+    assert_eq!(
+        sha256(&std::fs::read(target).unwrap()),
+        record["spec"]["digest"]
+    );
     assert!(uids.contains(record["metadata"]["uid"].as_str().unwrap()));
 }

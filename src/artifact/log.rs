@@ -269,7 +269,9 @@ pub async fn log_code_file(
             extra: Default::default(),
         },
         spec,
-        status: [("state".to_string(), "created".into())].into_iter().collect(),
+        status: [("state".to_string(), "created".into())]
+            .into_iter()
+            .collect(),
         extra: Default::default(),
     };
     artifact.metadata.uid = Some(content_uid(&artifact));

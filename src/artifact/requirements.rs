@@ -112,9 +112,17 @@ mod tests {
             // function only
             (&[], &["requests"], &["requests"]),
             // the user's entry wins, in the artifact's position
-            (&["pandas>=2.0", "numpy"], &["Pandas==1.5"], &["Pandas==1.5", "numpy"]),
+            (
+                &["pandas>=2.0", "numpy"],
+                &["Pandas==1.5"],
+                &["Pandas==1.5", "numpy"],
+            ),
             // names compare by PEP 503 normalisation
-            (&["scikit_learn>=1"], &["Scikit.Learn==1.3"], &["Scikit.Learn==1.3"]),
+            (
+                &["scikit_learn>=1"],
+                &["Scikit.Learn==1.3"],
+                &["Scikit.Learn==1.3"],
+            ),
             // artifact entries first, then function-only ones
             (&["a", "b"], &["c", "b>1"], &["a", "b>1", "c"]),
             // re-rendered canonically
@@ -133,7 +141,12 @@ mod tests {
 
     #[test]
     fn invalid_requirement_is_named() {
-        let err = merge(&strings(&["pandas>>2"]), &[]).unwrap_err().to_string();
-        assert!(err.contains("Requirement `pandas>>2` is not a valid PEP 508 requirement"), "{err}");
+        let err = merge(&strings(&["pandas>>2"]), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("Requirement `pandas>>2` is not a valid PEP 508 requirement"),
+            "{err}"
+        );
     }
 }

@@ -1,10 +1,13 @@
 //! `baton artifacts list | get | pull`.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Subcommand;
 
 use super::Context;
+use crate::code::{copy_tree, CodeCache};
+use crate::datastore::DataStore;
 use crate::db::{ArtifactFilter, Db};
 use crate::error::Result;
 use crate::uri::StoreUri;
@@ -31,6 +34,14 @@ pub enum ArtifactsCommand {
         /// Print the whole record as JSON
         #[arg(long)]
         json: bool,
+    },
+    /// Resolve, fetch, verify and extract an artifact as a runner does, and print where it is
+    Pull {
+        /// A store URI; the project defaults to the current one
+        uri: String,
+        /// Copy the code into DIR (default: print the folder in the machine's code cache)
+        #[arg(long, value_name = "DIR")]
+        to: Option<PathBuf>,
     },
 }
 
@@ -74,7 +85,49 @@ pub(crate) async fn run(cmd: ArtifactsCommand, ctx: &Context) -> Result<ExitCode
             if json {
                 ctx.printer.json(&artifact);
             } else {
-                ctx.printer.data(serde_yaml::to_string(&artifact).expect("records serialize"));
+                ctx.printer
+                    .data(serde_yaml::to_string(&artifact).expect("records serialize"));
+            }
+        }
+        ArtifactsCommand::Pull { uri, to } => {
+            let parsed: StoreUri = uri.parse()?;
+            let artifact = db.read_artifact(project.name(), &parsed).await?;
+            let cache = CodeCache::new(CodeCache::default_root()?);
+            let code = cache.resolve(&artifact, &DataStore::new()).await?;
+            ctx.printer.info(format!(
+                "{} `{}` ({}, {})",
+                if code.fetched {
+                    "Fetched"
+                } else {
+                    "Using cached"
+                },
+                artifact.store_uri(),
+                if code.archive {
+                    "archive"
+                } else {
+                    "single file"
+                },
+                code.digest
+            ));
+            let dir = match to {
+                Some(to) => {
+                    let to = std::path::absolute(&to).map_err(|e| {
+                        crate::Error::io(format!("Failed to resolve `{}`", to.display()), e)
+                    })?;
+                    tokio::task::spawn_blocking({
+                        let (from, to) = (code.dir.clone(), to.clone());
+                        move || copy_tree(&from, &to)
+                    })
+                    .await
+                    .map_err(|e| crate::Error::runtime_from("Copying the code failed", e))??;
+                    to
+                }
+                None => code.dir.clone(),
+            };
+            ctx.printer.data(dir.display());
+            if let Some(file) = &code.file {
+                ctx.printer
+                    .data(dir.join(file.file_name().unwrap_or_default()).display());
             }
         }
     }

@@ -98,7 +98,9 @@ async fn describe(
     entry: &crate::model::FunctionEntry,
 ) -> Result<serde_json::Value> {
     let build = EffectiveBuild::resolve(db, project, entry).await?;
-    let build_required = build.build_required(db, project.name(), &entry.name).await?;
+    let build_required = build
+        .build_required(db, project.name(), &entry.name)
+        .await?;
     let mut value = serde_json::to_value(entry).expect("function entries serialize");
     value["effective_build"] = serde_json::to_value(&build).expect("builds serialize");
     value["build_required"] = build_required.into();
@@ -123,10 +125,18 @@ pub(crate) async fn run(cmd: FunctionsCommand, ctx: &Context) -> Result<ExitCode
                 ));
                 for f in &described {
                     let text = |k: &str| f[k].as_str().unwrap_or("").to_string();
-                    let build = if f["build_required"] == true { "required" } else { "up to date" };
+                    let build = if f["build_required"] == true {
+                        "required"
+                    } else {
+                        "up to date"
+                    };
                     ctx.printer.data(format!(
                         "{:<20} {:<12} {:<24} {:<14} {}",
-                        text("name"), text("kind"), text("handler"), build, text("url")
+                        text("name"),
+                        text("kind"),
+                        text("handler"),
+                        build,
+                        text("url")
                     ));
                 }
             }
@@ -137,7 +147,8 @@ pub(crate) async fn run(cmd: FunctionsCommand, ctx: &Context) -> Result<ExitCode
             if json {
                 ctx.printer.json(&described);
             } else {
-                ctx.printer.data(serde_yaml::to_string(&described).expect("values serialize"));
+                ctx.printer
+                    .data(serde_yaml::to_string(&described).expect("values serialize"));
             }
         }
     }

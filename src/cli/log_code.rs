@@ -77,7 +77,10 @@ pub(crate) async fn run(args: LogCodeArgs, ctx: &Context) -> Result<ExitCode> {
             .map_err(|e| Error::io(format!("Failed to read `{}`", path.display()), e))?;
         let text = String::from_utf8(text).map_err(|_| {
             Error::invalid_with_hint(
-                format!("`{}` is not UTF-8 text and cannot be an inline body", path.display()),
+                format!(
+                    "`{}` is not UTF-8 text and cannot be an inline body",
+                    path.display()
+                ),
                 "log binary files and archives with --local-path",
             )
         })?;

@@ -10,6 +10,7 @@ mod functions;
 mod init;
 mod log_code;
 mod printer;
+mod runs;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -26,7 +27,13 @@ use crate::project::Project;
 #[command(name = "baton", version, about, propagate_version = true)]
 pub struct Cli {
     /// Run as if baton was started in DIR (the project is found from there upwards)
-    #[arg(short = 'C', long = "context", global = true, value_name = "DIR", default_value = ".")]
+    #[arg(
+        short = 'C',
+        long = "context",
+        global = true,
+        value_name = "DIR",
+        default_value = "."
+    )]
     pub context: PathBuf,
 
     /// More logs on stderr (-v info, -vv debug, -vvv trace); BATON_LOG overrides
@@ -55,6 +62,17 @@ enum Command {
     /// List and inspect the project's functions
     #[command(subcommand)]
     Functions(functions::FunctionsCommand),
+    /// Run a project function; its code is pulled by the runner at start-up
+    RunFunction(Box<runs::RunFunctionArgs>),
+    /// List and inspect runs and their logs
+    #[command(subcommand)]
+    Runs(runs::RunsCommand),
+    /// Execute one recorded run (started by baton itself; not for direct use)
+    #[command(hide = true)]
+    Runner {
+        /// The run's uid
+        uid: String,
+    },
 }
 
 /// What the commands share: where they run and how they print.
@@ -97,12 +115,17 @@ fn exit_code(err: &Error) -> u8 {
 /// Makes the context folder the working folder (creating it for `init`) and returns it.
 fn enter_context(cli: &Cli) -> Result<PathBuf> {
     if matches!(cli.command, Command::Init(_)) {
-        std::fs::create_dir_all(&cli.context).map_err(|e| {
-            Error::io(format!("Failed to create `{}`", cli.context.display()), e)
-        })?;
+        std::fs::create_dir_all(&cli.context)
+            .map_err(|e| Error::io(format!("Failed to create `{}`", cli.context.display()), e))?;
     }
     std::env::set_current_dir(&cli.context).map_err(|e| {
-        Error::io(format!("Cannot enter the context folder `{}`", cli.context.display()), e)
+        Error::io(
+            format!(
+                "Cannot enter the context folder `{}`",
+                cli.context.display()
+            ),
+            e,
+        )
     })?;
     std::env::current_dir().map_err(|e| Error::io("Cannot read the working folder", e))
 }
@@ -124,7 +147,8 @@ pub fn main() -> ExitCode {
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
-            ctx.printer.error(&Error::io("Failed to start the async runtime", e));
+            ctx.printer
+                .error(&Error::io("Failed to start the async runtime", e));
             return ExitCode::from(1);
         }
     };
@@ -144,5 +168,8 @@ async fn run(command: Command, ctx: &Context) -> Result<ExitCode> {
         Command::Artifacts(cmd) => artifacts::run(cmd, ctx).await,
         Command::SetFunction(args) => functions::set_function(*args, ctx).await,
         Command::Functions(cmd) => functions::run(cmd, ctx).await,
+        Command::RunFunction(args) => runs::run_function(*args, ctx).await,
+        Command::Runs(cmd) => runs::run(cmd, ctx).await,
+        Command::Runner { uid } => runs::runner(uid, ctx).await,
     }
 }

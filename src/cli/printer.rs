@@ -15,6 +15,11 @@ impl Printer {
         Printer { quiet }
     }
 
+    /// Whether informational messages are suppressed.
+    pub fn is_quiet(&self) -> bool {
+        self.quiet
+    }
+
     /// Writes one line of data to stdout. A closed pipe is not an error worth reporting.
     #[allow(clippy::print_stdout)]
     pub fn data(&self, line: impl std::fmt::Display) {

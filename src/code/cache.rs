@@ -199,9 +199,9 @@ impl CodeCache {
                 let staged = TempDir::with_prefix_in(".file-", &dir)
                     .io_context(|| format!("Failed to create a folder in `{}`", dir.display()))?;
                 let dest = staged.path().join(&name);
-                download
-                    .persist(&dest)
-                    .map_err(|e| Error::io(format!("Failed to move `{}`", dest.display()), e.error))?;
+                download.persist(&dest).map_err(|e| {
+                    Error::io(format!("Failed to move `{}`", dest.display()), e.error)
+                })?;
                 set_readable(&dest)?;
                 publish(staged, &entry)?;
                 Ok(entry)
@@ -301,8 +301,8 @@ fn check_digest(uri: &str, what: &str, expected: Option<&str>, actual: &str) -> 
 }
 
 fn sha256_file(path: &Path) -> Result<String> {
-    let mut file = std::fs::File::open(path)
-        .io_context(|| format!("Failed to open `{}`", path.display()))?;
+    let mut file =
+        std::fs::File::open(path).io_context(|| format!("Failed to open `{}`", path.display()))?;
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 64 * 1024];
     loop {

@@ -28,6 +28,8 @@
 
 mod cache;
 pub mod extract;
+mod materialize;
 
 pub use cache::{CodeCache, ResolvedCode, CACHE_DIR_ENV};
 pub use extract::{detect, extract, ArchiveFormat, ExtractLimits, ExtractStats};
+pub use materialize::copy_tree;

@@ -71,7 +71,8 @@ pub trait Db: Send + Sync {
     /// Stores a version whose `metadata.uid` is already computed. When that uid exists the
     /// record's labels and `updated` are refreshed in place; either way `latest` and `tag` (if
     /// given) move to it.
-    async fn store_artifact(&self, artifact: Artifact, tag: Option<&str>) -> Result<StoredArtifact>;
+    async fn store_artifact(&self, artifact: Artifact, tag: Option<&str>)
+        -> Result<StoredArtifact>;
 
     /// Resolves a store URI (`project` fills a URI that names none): by uid when given (a tag
     /// other than `latest` must then also be attached), else by tag (default `latest`), filtered

@@ -123,7 +123,11 @@ fn not_found(project: &str, uri: &StoreUri) -> Error {
 
 #[async_trait]
 impl Db for SqliteDb {
-    async fn store_artifact(&self, artifact: Artifact, tag: Option<&str>) -> Result<StoredArtifact> {
+    async fn store_artifact(
+        &self,
+        artifact: Artifact,
+        tag: Option<&str>,
+    ) -> Result<StoredArtifact> {
         let tag = tag.map(str::to_string);
         self.with_conn(move |conn, path| {
             let mut artifact = artifact;

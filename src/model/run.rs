@@ -127,7 +127,10 @@ pub enum RunState {
 impl RunState {
     /// Whether the state is final.
     pub fn is_terminal(self) -> bool {
-        matches!(self, RunState::Completed | RunState::Error | RunState::Aborted)
+        matches!(
+            self,
+            RunState::Completed | RunState::Error | RunState::Aborted
+        )
     }
 
     /// The state's name.

@@ -56,7 +56,10 @@ pub fn source_kind(func: &str) -> Result<SourceKind> {
         Ok(SourceKind::Store)
     } else if func.to_ascii_lowercase().ends_with(".py") {
         Ok(SourceKind::PythonFile)
-    } else if ARCHIVE_SUFFIXES.iter().any(|s| func.to_ascii_lowercase().ends_with(s)) {
+    } else if ARCHIVE_SUFFIXES
+        .iter()
+        .any(|s| func.to_ascii_lowercase().ends_with(s))
+    {
         Ok(SourceKind::Archive)
     } else {
         Err(Error::invalid(format!(
@@ -126,8 +129,12 @@ impl Project {
                 "image should only be set with containerized runtimes (job, nuclio, ...); kind `local` runs on this machine",
             ));
         }
-        if matches!(kind, FunctionKind::Serving | FunctionKind::Application) && request.handler.is_some() {
-            return Err(Error::invalid(format!("Handler is not supported for {kind} runtime")));
+        if matches!(kind, FunctionKind::Serving | FunctionKind::Application)
+            && request.handler.is_some()
+        {
+            return Err(Error::invalid(format!(
+                "Handler is not supported for {kind} runtime"
+            )));
         }
         requirements::validate_all(&request.requirements)?;
         let needs_handler = !matches!(kind, FunctionKind::Serving | FunctionKind::Application);
@@ -218,7 +225,11 @@ impl Project {
                 Error::not_found(format!(
                     "Function `{name}` does not exist in project `{}` (functions: {})",
                     self.name(),
-                    if names.is_empty() { "none".to_string() } else { names.join(", ") }
+                    if names.is_empty() {
+                        "none".to_string()
+                    } else {
+                        names.join(", ")
+                    }
                 ))
             })
     }
@@ -258,14 +269,22 @@ impl EffectiveBuild {
         } else {
             None
         };
-        let artifact_requirements = artifact.as_ref().map(|a| a.spec.requirements.clone()).unwrap_or_default();
+        let artifact_requirements = artifact
+            .as_ref()
+            .map(|a| a.spec.requirements.clone())
+            .unwrap_or_default();
         let requirements = requirements::merge(&artifact_requirements, &function.requirements)?;
         let load_source_on_run = kind.pulls_at_runtime(function.load_source_on_run);
-        let requires_build = !requirements.is_empty() || (!source.is_empty() && !load_source_on_run);
-        let base_image = function.image.clone().unwrap_or_else(|| DEFAULT_BASE_IMAGE.to_string());
+        let requires_build =
+            !requirements.is_empty() || (!source.is_empty() && !load_source_on_run);
+        let base_image = function
+            .image
+            .clone()
+            .unwrap_or_else(|| DEFAULT_BASE_IMAGE.to_string());
         let artifact_digest = artifact.as_ref().and_then(|a| a.spec.digest.clone());
         // Code pulled at start-up is not part of the image, so a code-only change keeps the hash.
-        let baked_code = (!load_source_on_run).then(|| artifact_digest.clone().unwrap_or(source.clone()));
+        let baked_code =
+            (!load_source_on_run).then(|| artifact_digest.clone().unwrap_or(source.clone()));
         let config = serde_json::json!({
             "kind": kind.as_str(),
             "base_image": base_image,
@@ -307,16 +326,25 @@ mod tests {
             ("my_func".to_string(), "main".to_string())
         );
         assert_eq!(
-            check_module_handler(Some("pkg.trainer:main"), "s").unwrap().0,
+            check_module_handler(Some("pkg.trainer:main"), "s")
+                .unwrap()
+                .0,
             "pkg.trainer"
         );
         for bad in ["main", ":main", "my_func:", "a:b:c", "pkg..x:main"] {
             let err = check_module_handler(Some(bad), "store://p/k").unwrap_err();
-            assert!(err.to_string().contains(&format!("Handler `{bad}` is not in `<module>:<function>` form")), "{err}");
+            assert!(
+                err.to_string().contains(&format!(
+                    "Handler `{bad}` is not in `<module>:<function>` form"
+                )),
+                "{err}"
+            );
             assert!(err.hint().unwrap().contains("my_func:main"));
         }
         let err = check_module_handler(None, "store://p/k").unwrap_err();
-        assert!(err.to_string().contains("A handler is required for source `store://p/k`"));
+        assert!(err
+            .to_string()
+            .contains("A handler is required for source `store://p/k`"));
     }
 
     #[test]
@@ -325,6 +353,9 @@ mod tests {
         assert_eq!(source_kind("./a.py").unwrap(), SourceKind::PythonFile);
         assert_eq!(source_kind("x.TAR.GZ").unwrap(), SourceKind::Archive);
         assert_eq!(source_kind("https://h/x.zip").unwrap(), SourceKind::Archive);
-        assert!(source_kind("git://h/r").unwrap_err().to_string().contains("Unsupported function source `git://h/r`"));
+        assert!(source_kind("git://h/r")
+            .unwrap_err()
+            .to_string()
+            .contains("Unsupported function source `git://h/r`"));
     }
 }

@@ -38,7 +38,9 @@ pub struct Project {
 pub fn validate_project_name(name: &str) -> Result<()> {
     let ok = !name.is_empty()
         && name.len() <= 63
-        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !name.starts_with('-')
         && !name.ends_with('-');
     if ok {
@@ -80,7 +82,8 @@ impl Project {
     /// Creates `project.yaml` and `.baton/` in `dir`. An existing `project.yaml` is a
     /// [`Error::Conflict`]: init never overwrites a project.
     pub fn init(dir: &Path, name: Option<&str>) -> Result<Project> {
-        let root = std::path::absolute(dir).io_context(|| format!("Failed to resolve `{}`", dir.display()))?;
+        let root = std::path::absolute(dir)
+            .io_context(|| format!("Failed to resolve `{}`", dir.display()))?;
         let name = match name {
             Some(name) => name.to_string(),
             None => name_from_folder(&root),
@@ -124,7 +127,8 @@ impl Project {
     /// Finds the project containing `start`: the first folder from `start` upwards that holds a
     /// `project.yaml`.
     pub fn discover(start: &Path) -> Result<Project> {
-        let start = std::path::absolute(start).io_context(|| format!("Failed to resolve `{}`", start.display()))?;
+        let start = std::path::absolute(start)
+            .io_context(|| format!("Failed to resolve `{}`", start.display()))?;
         let mut dir = Some(start.as_path());
         while let Some(d) = dir {
             if d.join(PROJECT_FILE).is_file() {
@@ -141,9 +145,13 @@ impl Project {
     /// Loads the project whose `project.yaml` is in `root`.
     pub fn load(root: &Path) -> Result<Project> {
         let path = root.join(PROJECT_FILE);
-        let text = std::fs::read_to_string(&path).io_context(|| format!("Failed to read `{}`", path.display()))?;
+        let text = std::fs::read_to_string(&path)
+            .io_context(|| format!("Failed to read `{}`", path.display()))?;
         let file: ProjectFile = serde_yaml::from_str(&text).map_err(|e| {
-            Error::invalid(format!("`{}` is not a valid project file: {e}", path.display()))
+            Error::invalid(format!(
+                "`{}` is not a valid project file: {e}",
+                path.display()
+            ))
         })?;
         if file.kind != "project" {
             return Err(Error::invalid(format!(

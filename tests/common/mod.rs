@@ -33,14 +33,22 @@ impl Run {
     /// Asserts success and returns stdout.
     #[track_caller]
     pub fn ok(self) -> String {
-        assert_eq!(self.code, 0, "expected success\nstdout: {}\nstderr: {}", self.stdout, self.stderr);
+        assert_eq!(
+            self.code, 0,
+            "expected success\nstdout: {}\nstderr: {}",
+            self.stdout, self.stderr
+        );
         self.stdout
     }
 
     /// Asserts failure with `code` and returns stderr.
     #[track_caller]
     pub fn fails(self, code: i32) -> String {
-        assert_eq!(self.code, code, "expected exit {code}\nstdout: {}\nstderr: {}", self.stdout, self.stderr);
+        assert_eq!(
+            self.code, code,
+            "expected exit {code}\nstdout: {}\nstderr: {}",
+            self.stdout, self.stderr
+        );
         self.stderr
     }
 
@@ -138,7 +146,8 @@ pub fn tar_gz_bytes(files: &[(&str, &str)]) -> Vec<u8> {
         header.set_size(contents.len() as u64);
         header.set_mode(0o644);
         header.set_cksum();
-        tar.append_data(&mut header, name, contents.as_bytes()).unwrap();
+        tar.append_data(&mut header, name, contents.as_bytes())
+            .unwrap();
     }
     tar.into_inner().unwrap().finish().unwrap()
 }

@@ -1,0 +1,258 @@
+//! `baton run-function`, `baton runs list | get | logs`, and the hidden `baton runner`.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Subcommand};
+
+use super::Context;
+use crate::db::{Db, RunFilter};
+use crate::error::{Error, IoResultExt, Result};
+use crate::launcher::{self, log_path, RunRequest};
+use crate::model::{RunObject, RunState};
+use crate::project::{EffectiveBuild, Project};
+use crate::runner::{parse_param, run_step};
+
+/// Arguments of `baton run-function`.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  \
+    baton run-function my-func -p p1=5\n  \
+    baton run-function trainer -p lr=0.1 -p epochs=3 --input data=./data.csv --json")]
+pub struct RunFunctionArgs {
+    /// The project function to run
+    name: String,
+    /// A parameter as key=value; the value is typed as JSON (5 is an int, 0.5 a float,
+    /// true a bool, {"a":1} an object), else a string; repeatable
+    #[arg(short = 'p', long = "param", value_name = "K=V", value_parser = parse_key_value)]
+    params: Vec<(String, String)>,
+    /// An input as key=URL (a local path or file:// URL); repeatable
+    #[arg(long = "input", value_name = "K=URL", value_parser = parse_key_value)]
+    inputs: Vec<(String, String)>,
+    /// Handler override (`<module>:<function>`)
+    #[arg(long)]
+    handler: Option<String>,
+    /// Print the final run object as JSON
+    #[arg(long)]
+    json: bool,
+}
+
+/// The `runs` command group.
+#[derive(Debug, Subcommand)]
+pub enum RunsCommand {
+    /// List runs, newest first
+    List {
+        /// Only runs with this label (key=value); repeatable
+        #[arg(long = "label", value_name = "K=V", value_parser = parse_key_value)]
+        labels: Vec<(String, String)>,
+        /// Print as JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one run
+    Get {
+        /// Run uid
+        uid: String,
+        /// Print as JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a run's log
+    Logs {
+        /// Run uid
+        uid: String,
+        /// Keep printing until the run ends
+        #[arg(short, long)]
+        follow: bool,
+    },
+}
+
+fn parse_key_value(text: &str) -> std::result::Result<(String, String), String> {
+    text.split_once('=')
+        .filter(|(k, _)| !k.is_empty())
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| format!("`{text}` is not of the form key=value"))
+}
+
+pub(crate) async fn run_function(args: RunFunctionArgs, ctx: &Context) -> Result<ExitCode> {
+    let project = ctx.project()?;
+    let db = project.open_db()?;
+    let function = project.function(&args.name)?;
+    let build = EffectiveBuild::resolve(&db, &project, &function).await?;
+    if build
+        .build_required(&db, project.name(), &function.name)
+        .await?
+    {
+        ctx.printer.warn(format!(
+            "Function `{}` requires a build (its build configuration changed or it was never built); run `baton build {}`",
+            function.name, function.name
+        ));
+    }
+    let request = RunRequest {
+        function: args.name,
+        handler: args.handler,
+        params: args
+            .params
+            .into_iter()
+            .map(|(k, v)| (k, parse_param(&v)))
+            .collect(),
+        inputs: args.inputs.into_iter().collect::<BTreeMap<_, _>>(),
+        labels: BTreeMap::new(),
+    };
+    let run = launcher::submit(&project, &db, request).await?;
+    ctx.printer
+        .info(format!("Run `{}` started", run.metadata.uid));
+    let handle = launcher::start(&project, &run)?;
+    let log = log_path(&project, handle.uid());
+    let mut tail = LogTail::new(!args.json && !ctx.printer.is_quiet());
+    let wait = handle.wait(&db);
+    tokio::pin!(wait);
+    let run = loop {
+        tokio::select! {
+            run = &mut wait => break run?,
+            _ = tokio::signal::ctrl_c() => {
+                // The runner shares our terminal and got the same SIGINT: it aborts the handler
+                // and records the run; keep waiting for that.
+                ctx.printer.warn("Interrupted; aborting the run");
+            }
+            _ = tokio::time::sleep(Duration::from_millis(100)) => tail.pump(&log)?,
+        }
+    };
+    tail.pump(&log)?;
+    print_outcome(ctx, &run, args.json);
+    Ok(if run.status.state == RunState::Completed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn print_outcome(ctx: &Context, run: &RunObject, json: bool) {
+    if json {
+        ctx.printer.json(run);
+        return;
+    }
+    ctx.printer
+        .info(format!("Run `{}` {}", run.metadata.uid, run.status.state));
+    if let Some(error) = &run.status.error {
+        ctx.printer.info(format!("error: {error}"));
+    }
+    for (key, value) in &run.status.results {
+        ctx.printer.data(format!("{key}: {value}"));
+    }
+}
+
+/// Copies what a log file gained since the last call to stderr.
+struct LogTail {
+    enabled: bool,
+    offset: u64,
+}
+
+impl LogTail {
+    fn new(enabled: bool) -> Self {
+        LogTail { enabled, offset: 0 }
+    }
+
+    fn pump(&mut self, path: &std::path::Path) -> Result<()> {
+        if !self.enabled {
+            return Ok(());
+        }
+        let Ok(mut file) = std::fs::File::open(path) else {
+            return Ok(());
+        };
+        file.seek(SeekFrom::Start(self.offset))
+            .io_context(|| format!("Failed to read `{}`", path.display()))?;
+        let mut chunk = Vec::new();
+        file.read_to_end(&mut chunk)
+            .io_context(|| format!("Failed to read `{}`", path.display()))?;
+        self.offset += chunk.len() as u64;
+        let _ = std::io::stderr().write_all(&chunk);
+        Ok(())
+    }
+}
+
+pub(crate) async fn runner(uid: String, ctx: &Context) -> Result<ExitCode> {
+    let project = ctx.project()?;
+    let db = project.open_db()?;
+    let run = run_step(&project, &db, &uid).await?;
+    Ok(if run.status.state == RunState::Completed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+pub(crate) async fn run(cmd: RunsCommand, ctx: &Context) -> Result<ExitCode> {
+    let project = ctx.project()?;
+    let db = project.open_db()?;
+    match cmd {
+        RunsCommand::List { labels, json } => {
+            let runs = db.list_runs(project.name(), &RunFilter { labels }).await?;
+            if json {
+                ctx.printer.json(&runs);
+            } else {
+                ctx.printer.data(format!(
+                    "{:<32} {:<28} {:<10} {:<27} RESULTS",
+                    "UID", "NAME", "STATE", "STARTED"
+                ));
+                for r in &runs {
+                    ctx.printer.data(format!(
+                        "{:<32} {:<28} {:<10} {:<27} {}",
+                        r.metadata.uid,
+                        r.metadata.name,
+                        r.status.state,
+                        r.status.start_time.as_deref().unwrap_or("-"),
+                        serde_json::Value::Object(r.status.results.clone()),
+                    ));
+                }
+            }
+        }
+        RunsCommand::Get { uid, json } => {
+            let run = db.read_run(project.name(), &uid).await?;
+            if json {
+                ctx.printer.json(&run);
+            } else {
+                ctx.printer
+                    .data(serde_yaml::to_string(&run).expect("runs serialize"));
+            }
+        }
+        RunsCommand::Logs { uid, follow } => logs(&project, &db, &uid, follow).await?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Prints a run's log; with `follow`, keeps printing until the run has ended and the log is
+/// drained.
+async fn logs(project: &Project, db: &dyn Db, uid: &str, follow: bool) -> Result<()> {
+    db.read_run(project.name(), uid).await?;
+    let path = log_path(project, uid);
+    let mut offset = 0u64;
+    let mut out = std::io::stdout().lock();
+    loop {
+        let ended = !follow
+            || db
+                .read_run(project.name(), uid)
+                .await?
+                .status
+                .state
+                .is_terminal();
+        if let Ok(mut file) = std::fs::File::open(&path) {
+            file.seek(SeekFrom::Start(offset))
+                .io_context(|| format!("Failed to read `{}`", path.display()))?;
+            let mut chunk = Vec::new();
+            file.read_to_end(&mut chunk)
+                .io_context(|| format!("Failed to read `{}`", path.display()))?;
+            offset += chunk.len() as u64;
+            if out.write_all(&chunk).and_then(|_| out.flush()).is_err() {
+                return Ok(()); // a closed pipe ends the output quietly
+            }
+        } else if !follow {
+            return Err(Error::not_found(format!("Run `{uid}` has no log yet")));
+        }
+        if ended {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

@@ -1,0 +1,247 @@
+//! `baton runner UID`: execute one recorded run, resolving its code at start-up.
+//!
+//! This is the "pull at runtime" half of the spec: nothing before this point has downloaded the
+//! function's code. The runner reads the run record, resolves the function's source through the
+//! database (a `store://` artifact, a local archive or a `.py` file) into the code cache, runs
+//! the handler through [`PythonRunner`], and records state, results, artifacts and the exact
+//! code version it used. SIGTERM or SIGINT abort the handler and record the run as `aborted`.
+
+use std::path::Path;
+
+use sha2::{Digest, Sha256};
+
+use super::{ContextSettings, HandlerRequest, PythonRunner, RunState as HandlerState};
+use crate::code::CodeCache;
+use crate::datastore::DataStore;
+use crate::db::Db;
+use crate::error::{Error, IoResultExt, Result};
+use crate::launcher::{log_path, now};
+use crate::model::artifact::CODE_KIND;
+use crate::model::{
+    Artifact, ArtifactMetadata, CodeArtifactSpec, ResolvedCodeRecord, RunObject, RunState,
+};
+use crate::project::{resolve_function_artifact, source_kind, Project, SourceKind};
+
+/// Code resolved for a run: the folder, the handler to call in it, and what was resolved.
+struct PreparedCode {
+    dir: std::path::PathBuf,
+    handler: String,
+    record: ResolvedCodeRecord,
+}
+
+/// Executes the recorded run `uid` and returns its final record.
+pub async fn run_step(project: &Project, db: &dyn Db, uid: &str) -> Result<RunObject> {
+    let mut run = db.read_run(project.name(), uid).await?;
+    if run.status.state.is_terminal() {
+        return Err(Error::conflict(format!(
+            "Run `{uid}` already ended in state `{}`",
+            run.status.state
+        )));
+    }
+    run.status.state = RunState::Running;
+    run.status.start_time = Some(now());
+    run.status.last_update = run.status.start_time.clone();
+    db.store_run(&run).await?;
+
+    let outcome = tokio::select! {
+        outcome = execute(project, db, &mut run) => Some(outcome),
+        _ = shutdown_signal() => None,
+    };
+    match outcome {
+        Some(Ok(handler)) => {
+            run.status.state = match handler.state {
+                HandlerState::Completed => RunState::Completed,
+                HandlerState::Error => RunState::Error,
+            };
+            run.status.results = handler.results;
+            run.status.artifacts = handler
+                .artifacts
+                .iter()
+                .map(|a| serde_json::to_value(a).expect("artifacts serialize"))
+                .collect();
+            run.status.error = handler.error;
+        }
+        Some(Err(err)) => {
+            tracing::error!("{err}");
+            run.status.state = RunState::Error;
+            run.status.error = Some(error_chain(&err));
+        }
+        None => {
+            tracing::warn!("run `{uid}` aborted by a signal");
+            run.status.state = RunState::Aborted;
+            run.status.error = Some("Run aborted".into());
+        }
+    }
+    run.status.end_time = Some(now());
+    run.status.last_update = run.status.end_time.clone();
+    db.store_run(&run).await?;
+    Ok(run)
+}
+
+/// An error with its causes, on one line, for the run record.
+fn error_chain(err: &Error) -> String {
+    let mut text = err.to_string();
+    let mut source = std::error::Error::source(err);
+    while let Some(cause) = source {
+        text.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    text
+}
+
+/// Resolves when the process receives SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}
+
+async fn execute(
+    project: &Project,
+    db: &dyn Db,
+    run: &mut RunObject,
+) -> Result<super::HandlerOutcome> {
+    let function_name = run
+        .spec
+        .function
+        .rsplit('/')
+        .next()
+        .unwrap_or(&run.spec.function)
+        .to_string();
+    let function = project.function(&function_name)?;
+    let source = function.url.clone().ok_or_else(|| {
+        Error::invalid(format!(
+            "Function `{function_name}` has no source (`url`) to run"
+        ))
+    })?;
+    let handler = run.spec.handler.clone().or(function.handler.clone());
+    let code = prepare_code(project, db, &source, handler.as_deref()).await?;
+    tracing::info!(source = %source, digest = %code.record.digest, dir = %code.dir.display(), "code resolved");
+    run.status.code = Some(code.record.clone());
+    db.store_run(run).await?;
+
+    let output = run
+        .spec
+        .output_path
+        .clone()
+        .unwrap_or_else(|| project.resolve_artifact_path(None));
+    let request = HandlerRequest {
+        code_dir: code.dir,
+        handler: code.handler,
+        params: run.spec.parameters.clone(),
+        inputs: run.spec.inputs.clone(),
+        context: ContextSettings {
+            uid: run.metadata.uid.clone(),
+            name: run.metadata.name.clone(),
+            project: run.metadata.project.clone(),
+            artifact_path: Path::new(&output).join(&run.metadata.uid),
+            labels: run.metadata.labels.clone(),
+        },
+    };
+    PythonRunner::from_env()
+        .run(&request, &log_path(project, &run.metadata.uid))
+        .await
+}
+
+/// Resolves a function source into a code folder and the `module:function` handler to call.
+async fn prepare_code(
+    project: &Project,
+    db: &dyn Db,
+    source: &str,
+    handler: Option<&str>,
+) -> Result<PreparedCode> {
+    let missing_handler = || Error::invalid(format!("No handler given for source `{source}`"));
+    match source_kind(source)? {
+        SourceKind::PythonFile => {
+            let path = project.source_path(source);
+            let bytes = tokio::fs::read(&path).await.map_err(|e| {
+                Error::io(
+                    format!("Failed to read function source `{}`", path.display()),
+                    e,
+                )
+            })?;
+            let stem = path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let handler = handler.ok_or_else(missing_handler)?;
+            // A bare function name runs from the file itself.
+            let handler = if handler.contains(':') {
+                handler.to_string()
+            } else {
+                format!("{stem}:{handler}")
+            };
+            Ok(PreparedCode {
+                dir: path.parent().map(Path::to_path_buf).unwrap_or_default(),
+                handler,
+                record: ResolvedCodeRecord {
+                    source: source.to_string(),
+                    uid: None,
+                    digest: format!("sha256:{}", hex::encode(Sha256::digest(&bytes))),
+                },
+            })
+        }
+        SourceKind::Store => {
+            let artifact = resolve_function_artifact(db, project.name(), source).await?;
+            let code = CodeCache::new(CodeCache::default_root()?)
+                .resolve(&artifact, &DataStore::new())
+                .await?;
+            Ok(PreparedCode {
+                dir: code.dir,
+                handler: handler.ok_or_else(missing_handler)?.to_string(),
+                record: ResolvedCodeRecord {
+                    source: source.to_string(),
+                    uid: artifact.metadata.uid.clone(),
+                    digest: code.digest,
+                },
+            })
+        }
+        SourceKind::Archive => {
+            let artifact = local_archive_artifact(project, source).await?;
+            let code = CodeCache::new(CodeCache::default_root()?)
+                .resolve(&artifact, &DataStore::new())
+                .await?;
+            Ok(PreparedCode {
+                dir: code.dir,
+                handler: handler.ok_or_else(missing_handler)?.to_string(),
+                record: ResolvedCodeRecord {
+                    source: source.to_string(),
+                    uid: None,
+                    digest: code.digest,
+                },
+            })
+        }
+    }
+}
+
+/// A transient artifact record for an archive given by path, so it goes through the same
+/// digest-keyed cache and safe extractor as a logged one.
+async fn local_archive_artifact(project: &Project, source: &str) -> Result<Artifact> {
+    let path = project.source_path(source);
+    let bytes = tokio::fs::read(&path)
+        .await
+        .io_context(|| format!("Failed to read function source `{}`", path.display()))?;
+    Ok(Artifact {
+        kind: CODE_KIND.into(),
+        metadata: ArtifactMetadata {
+            key: "source".into(),
+            project: project.name().into(),
+            ..ArtifactMetadata::default()
+        },
+        spec: CodeArtifactSpec {
+            target_path: Some(path.to_string_lossy().into_owned()),
+            digest: Some(format!("sha256:{}", hex::encode(Sha256::digest(&bytes)))),
+            ..CodeArtifactSpec::default()
+        },
+        status: Default::default(),
+        extra: Default::default(),
+    })
+}
