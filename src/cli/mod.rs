@@ -6,6 +6,7 @@
 //! argument, not found, conflict, bad request).
 
 mod artifacts;
+mod build;
 mod functions;
 mod init;
 mod log_code;
@@ -67,6 +68,8 @@ enum Command {
     /// List and inspect runs and their logs
     #[command(subcommand)]
     Runs(runs::RunsCommand),
+    /// Write a function's image build context and record its build configuration
+    Build(build::BuildArgs),
     /// Execute one recorded run (started by baton itself; not for direct use)
     #[command(hide = true)]
     Runner {
@@ -170,6 +173,7 @@ async fn run(command: Command, ctx: &Context) -> Result<ExitCode> {
         Command::Functions(cmd) => functions::run(cmd, ctx).await,
         Command::RunFunction(args) => runs::run_function(*args, ctx).await,
         Command::Runs(cmd) => runs::run(cmd, ctx).await,
+        Command::Build(args) => build::run(args, ctx).await,
         Command::Runner { uid } => runs::runner(uid, ctx).await,
     }
 }

@@ -6,12 +6,16 @@
 
 use std::path::{Path, PathBuf};
 
+mod build;
 mod functions;
+mod source;
 
+pub use build::{BuildOutput, IMAGE_CODE_DIR};
 pub use functions::{
     check_module_handler, normalize_function_name, resolve_function_artifact, source_kind,
     EffectiveBuild, SetFunctionRequest, SourceKind, DEFAULT_BASE_IMAGE,
 };
+pub use source::ResolvedSource;
 
 use crate::db::SqliteDb;
 use crate::error::{Error, IoResultExt, Result};

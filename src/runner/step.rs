@@ -8,26 +8,12 @@
 
 use std::path::Path;
 
-use sha2::{Digest, Sha256};
-
 use super::{ContextSettings, HandlerRequest, PythonRunner, RunState as HandlerState};
-use crate::code::CodeCache;
-use crate::datastore::DataStore;
 use crate::db::Db;
-use crate::error::{Error, IoResultExt, Result};
+use crate::error::{Error, Result};
 use crate::launcher::{log_path, now};
-use crate::model::artifact::CODE_KIND;
-use crate::model::{
-    Artifact, ArtifactMetadata, CodeArtifactSpec, ResolvedCodeRecord, RunObject, RunState,
-};
-use crate::project::{resolve_function_artifact, source_kind, Project, SourceKind};
-
-/// Code resolved for a run: the folder, the handler to call in it, and what was resolved.
-struct PreparedCode {
-    dir: std::path::PathBuf,
-    handler: String,
-    record: ResolvedCodeRecord,
-}
+use crate::model::{RunObject, RunState};
+use crate::project::Project;
 
 /// Executes the recorded run `uid` and returns its final record.
 pub async fn run_step(project: &Project, db: &dyn Db, uid: &str) -> Result<RunObject> {
@@ -122,9 +108,21 @@ async fn execute(
             "Function `{function_name}` has no source (`url`) to run"
         ))
     })?;
-    let handler = run.spec.handler.clone().or(function.handler.clone());
-    let code = prepare_code(project, db, &source, handler.as_deref()).await?;
+    let handler = run
+        .spec
+        .handler
+        .clone()
+        .or(function.handler.clone())
+        .ok_or_else(|| {
+            Error::invalid(format!("No handler given for function `{function_name}`"))
+        })?;
+    let code = project.resolve_source(db, &source).await?;
     tracing::info!(source = %source, digest = %code.record.digest, dir = %code.dir.display(), "code resolved");
+    // A bare function name of a `.py` source runs from that file.
+    let handler = match (&code.file_stem, handler.contains(':')) {
+        (Some(stem), false) => format!("{stem}:{handler}"),
+        _ => handler,
+    };
     run.status.code = Some(code.record.clone());
     db.store_run(run).await?;
 
@@ -135,7 +133,7 @@ async fn execute(
         .unwrap_or_else(|| project.resolve_artifact_path(None));
     let request = HandlerRequest {
         code_dir: code.dir,
-        handler: code.handler,
+        handler,
         params: run.spec.parameters.clone(),
         inputs: run.spec.inputs.clone(),
         context: ContextSettings {
@@ -149,99 +147,4 @@ async fn execute(
     PythonRunner::from_env()
         .run(&request, &log_path(project, &run.metadata.uid))
         .await
-}
-
-/// Resolves a function source into a code folder and the `module:function` handler to call.
-async fn prepare_code(
-    project: &Project,
-    db: &dyn Db,
-    source: &str,
-    handler: Option<&str>,
-) -> Result<PreparedCode> {
-    let missing_handler = || Error::invalid(format!("No handler given for source `{source}`"));
-    match source_kind(source)? {
-        SourceKind::PythonFile => {
-            let path = project.source_path(source);
-            let bytes = tokio::fs::read(&path).await.map_err(|e| {
-                Error::io(
-                    format!("Failed to read function source `{}`", path.display()),
-                    e,
-                )
-            })?;
-            let stem = path
-                .file_stem()
-                .map(|s| s.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            let handler = handler.ok_or_else(missing_handler)?;
-            // A bare function name runs from the file itself.
-            let handler = if handler.contains(':') {
-                handler.to_string()
-            } else {
-                format!("{stem}:{handler}")
-            };
-            Ok(PreparedCode {
-                dir: path.parent().map(Path::to_path_buf).unwrap_or_default(),
-                handler,
-                record: ResolvedCodeRecord {
-                    source: source.to_string(),
-                    uid: None,
-                    digest: format!("sha256:{}", hex::encode(Sha256::digest(&bytes))),
-                },
-            })
-        }
-        SourceKind::Store => {
-            let artifact = resolve_function_artifact(db, project.name(), source).await?;
-            let code = CodeCache::new(CodeCache::default_root()?)
-                .resolve(&artifact, &DataStore::new())
-                .await?;
-            Ok(PreparedCode {
-                dir: code.dir,
-                handler: handler.ok_or_else(missing_handler)?.to_string(),
-                record: ResolvedCodeRecord {
-                    source: source.to_string(),
-                    uid: artifact.metadata.uid.clone(),
-                    digest: code.digest,
-                },
-            })
-        }
-        SourceKind::Archive => {
-            let artifact = local_archive_artifact(project, source).await?;
-            let code = CodeCache::new(CodeCache::default_root()?)
-                .resolve(&artifact, &DataStore::new())
-                .await?;
-            Ok(PreparedCode {
-                dir: code.dir,
-                handler: handler.ok_or_else(missing_handler)?.to_string(),
-                record: ResolvedCodeRecord {
-                    source: source.to_string(),
-                    uid: None,
-                    digest: code.digest,
-                },
-            })
-        }
-    }
-}
-
-/// A transient artifact record for an archive given by path, so it goes through the same
-/// digest-keyed cache and safe extractor as a logged one.
-async fn local_archive_artifact(project: &Project, source: &str) -> Result<Artifact> {
-    let path = project.source_path(source);
-    let bytes = tokio::fs::read(&path)
-        .await
-        .io_context(|| format!("Failed to read function source `{}`", path.display()))?;
-    Ok(Artifact {
-        kind: CODE_KIND.into(),
-        metadata: ArtifactMetadata {
-            key: "source".into(),
-            project: project.name().into(),
-            ..ArtifactMetadata::default()
-        },
-        spec: CodeArtifactSpec {
-            target_path: Some(path.to_string_lossy().into_owned()),
-            digest: Some(format!("sha256:{}", hex::encode(Sha256::digest(&bytes)))),
-            ..CodeArtifactSpec::default()
-        },
-        status: Default::default(),
-        extra: Default::default(),
-    })
 }

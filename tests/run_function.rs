@@ -1,0 +1,710 @@
+//! Functions from code artifacts and the runner that pulls code at runtime: real Python
+//! handlers, run for real through `baton run-function`.
+
+mod common;
+
+use common::{tar_gz_bytes, zip_bytes, TestProject};
+use serde_json::{json, Value};
+
+const MY_FUNC: &str = "def main(p1):\n    print('p1 is', p1)\n    return p1 * 2\n";
+const TRAINER: &str = "import utils\n\ndef main(context, lr=0.1):\n    context.log_result('score', utils.score(lr))\n";
+const UTILS: &str = "def score(lr):\n    return round(1 - lr, 3)\n";
+
+/// A project with `my_func_code` logged from `my_func.py` and `my-func` pointing at it.
+fn project_with_function() -> TestProject {
+    let p = TestProject::new();
+    p.write("my_func.py", MY_FUNC);
+    p.log_code("my_func_code", "./my_func.py", &[]);
+    p.baton(&[
+        "set-function",
+        "--name",
+        "my_func",
+        "--func",
+        "store://artifacts/my-project/my_func_code",
+        "--handler",
+        "my_func:main",
+    ])
+    .ok();
+    p
+}
+
+fn run_json(p: &TestProject, args: &[&str]) -> (i32, Value) {
+    let mut all = vec!["run-function"];
+    all.extend_from_slice(args);
+    all.push("--json");
+    let out = p.baton(&all);
+    let value = serde_json::from_str(&out.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}\n{}", out.stdout, out.stderr));
+    (out.code, value)
+}
+
+#[test]
+fn a_single_file_artifact_runs_with_a_typed_parameter() {
+    let p = project_with_function();
+    let (code, run) = run_json(&p, &["my-func", "-p", "p1=5"]);
+    assert_eq!(code, 0, "{run}");
+    assert_eq!(run["status"]["state"], "completed");
+    assert_eq!(run["status"]["results"]["return"], 10);
+    assert_eq!(run["spec"]["parameters"]["p1"], 5);
+    // The run records exactly which artifact version and payload it used.
+    let artifact = p.artifact("store://my-project/my_func_code");
+    assert_eq!(run["status"]["code"]["uid"], artifact["metadata"]["uid"]);
+    assert_eq!(run["status"]["code"]["digest"], artifact["spec"]["digest"]);
+    assert_eq!(
+        run["status"]["code"]["source"],
+        "store://artifacts/my-project/my_func_code"
+    );
+    // stdout of the handler is in the run's log.
+    let uid = run["metadata"]["uid"].as_str().unwrap();
+    let log = p.baton(&["runs", "logs", uid]).ok();
+    assert!(log.contains("p1 is 5"), "{log}");
+}
+
+#[test]
+fn the_stored_uri_is_kept_as_given_in_project_yaml() {
+    let p = project_with_function();
+    let yaml = std::fs::read_to_string(p.path().join("project.yaml")).unwrap();
+    assert!(
+        yaml.contains("url: store://artifacts/my-project/my_func_code\n"),
+        "{yaml}"
+    );
+    assert!(yaml.contains("name: my-func"), "{yaml}");
+    assert!(yaml.contains("handler: my_func:main"), "{yaml}");
+}
+
+#[test]
+fn parameters_are_json_typed() {
+    let p = TestProject::new();
+    p.write(
+        "types.py",
+        "def main(n, x, flag, cfg, s):\n    return {'n': type(n).__name__, 'x': type(x).__name__, 'flag': type(flag).__name__, 'cfg': cfg['a'], 's': s}\n",
+    );
+    p.log_code("types_code", "types.py", &[]);
+    p.baton(&[
+        "set-function",
+        "--name",
+        "types",
+        "--func",
+        "store://my-project/types_code",
+        "--handler",
+        "types:main",
+    ])
+    .ok();
+    let (code, run) = run_json(
+        &p,
+        &[
+            "types",
+            "-p",
+            "n=5",
+            "-p",
+            "x=0.5",
+            "-p",
+            "flag=true",
+            "-p",
+            r#"cfg={"a":1}"#,
+            "-p",
+            "s=hello",
+        ],
+    );
+    assert_eq!(code, 0, "{run}");
+    assert_eq!(
+        run["status"]["results"]["return"],
+        json!({"n": "int", "x": "float", "flag": "bool", "cfg": 1, "s": "hello"})
+    );
+}
+
+#[test]
+fn an_inline_body_artifact_runs_as_a_module_named_after_the_key() {
+    let p = TestProject::new();
+    p.baton(&[
+        "log-code",
+        "inline_code",
+        "--body",
+        "def main():\n    return 'ok'\n",
+    ])
+    .ok();
+    p.baton(&[
+        "set-function",
+        "--name",
+        "inline",
+        "--func",
+        "store://my-project/inline_code",
+        "--handler",
+        "inline_code:main",
+    ])
+    .ok();
+    let (code, run) = run_json(&p, &["inline"]);
+    assert_eq!(code, 0, "{run}");
+    assert_eq!(run["status"]["results"]["return"], "ok");
+}
+
+fn run_archive(name: &str, bytes: Vec<u8>) {
+    let p = TestProject::new();
+    p.write(name, bytes);
+    p.log_code("my_pkg_code", name, &[]);
+    p.baton(&[
+        "set-function",
+        "--name",
+        "trainer",
+        "--func",
+        "store://my-project/my_pkg_code",
+        "--handler",
+        "trainer:main",
+    ])
+    .ok();
+    let (code, run) = run_json(&p, &["trainer", "-p", "lr=0.25"]);
+    assert_eq!(code, 0, "{run}");
+    assert_eq!(run["status"]["results"]["score"], 0.75);
+}
+
+#[test]
+fn a_zip_archive_runs_a_module_inside_it_that_imports_a_sibling() {
+    run_archive(
+        "my_pkg.zip",
+        zip_bytes(&[("trainer.py", TRAINER), ("utils.py", UTILS)]),
+    );
+}
+
+#[test]
+fn a_tar_gz_archive_runs_a_module_inside_it_that_imports_a_sibling() {
+    run_archive(
+        "my_pkg.tar.gz",
+        tar_gz_bytes(&[("trainer.py", TRAINER), ("utils.py", UTILS)]),
+    );
+}
+
+#[test]
+fn the_archive_name_is_not_a_module() {
+    let p = TestProject::new();
+    p.write(
+        "my_pkg.zip",
+        zip_bytes(&[("trainer.py", TRAINER), ("utils.py", UTILS)]),
+    );
+    p.log_code("my_pkg_code", "my_pkg.zip", &[]);
+    p.baton(&[
+        "set-function",
+        "--name",
+        "trainer",
+        "--func",
+        "store://my-project/my_pkg_code",
+        "--handler",
+        "my_pkg:main",
+    ])
+    .ok();
+    let (code, run) = run_json(&p, &["trainer"]);
+    assert_eq!(code, 1);
+    assert_eq!(run["status"]["state"], "error");
+    let error = run["status"]["error"].as_str().unwrap();
+    assert!(error.contains("my_pkg"), "{error}");
+    assert!(
+        error.contains("trainer") && error.contains("utils"),
+        "lists the modules: {error}"
+    );
+}
+
+#[test]
+fn a_context_handler_logs_results_and_an_artifact() {
+    let p = TestProject::new();
+    p.write(
+        "ctx.py",
+        "def main(context, n=2):\n    context.log_result('double', n * 2)\n    context.log_results({'a': 1, 'b': 'x'})\n    context.log_artifact('report', body='hello report', format='txt')\n    context.logger.info('logged %s', n)\n",
+    );
+    p.log_code("ctx_code", "ctx.py", &[]);
+    p.baton(&[
+        "set-function",
+        "--name",
+        "ctx",
+        "--func",
+        "store://my-project/ctx_code",
+        "--handler",
+        "ctx:main",
+    ])
+    .ok();
+    let (code, run) = run_json(&p, &["ctx", "-p", "n=4"]);
+    assert_eq!(code, 0, "{run}");
+    assert_eq!(
+        run["status"]["results"],
+        json!({"double": 8, "a": 1, "b": "x"})
+    );
+    let artifacts = run["status"]["artifacts"].as_array().unwrap();
+    assert_eq!(artifacts.len(), 1);
+    assert_eq!(artifacts[0]["key"], "report");
+    let target = artifacts[0]["target_path"].as_str().unwrap();
+    assert_eq!(std::fs::read_to_string(target).unwrap(), "hello report");
+    assert!(
+        target.starts_with(p.path().join(".baton/artifacts").to_str().unwrap()),
+        "{target}"
+    );
+}
+
+#[test]
+fn a_handler_that_raises_ends_in_error_with_the_traceback_in_the_log() {
+    let p = TestProject::new();
+    p.write(
+        "boom.py",
+        "def main():\n    raise ValueError('bad input 42')\n",
+    );
+    p.log_code("boom_code", "boom.py", &[]);
+    p.baton(&[
+        "set-function",
+        "--name",
+        "boom",
+        "--func",
+        "store://my-project/boom_code",
+        "--handler",
+        "boom:main",
+    ])
+    .ok();
+    let (code, run) = run_json(&p, &["boom"]);
+    assert_eq!(code, 1);
+    assert_eq!(run["status"]["state"], "error");
+    assert!(run["status"]["error"]
+        .as_str()
+        .unwrap()
+        .contains("bad input 42"));
+    let log = p
+        .baton(&["runs", "logs", run["metadata"]["uid"].as_str().unwrap()])
+        .ok();
+    assert!(
+        log.contains("Traceback") && log.contains("ValueError: bad input 42"),
+        "{log}"
+    );
+}
+
+#[test]
+fn a_missing_module_lists_the_modules_the_payload_has() {
+    let p = project_with_function();
+    let (code, run) = run_json(&p, &["my-func", "--handler", "nope:main", "-p", "p1=1"]);
+    assert_eq!(code, 1);
+    let error = run["status"]["error"].as_str().unwrap();
+    assert!(
+        error.contains("nope") && error.contains("my_func"),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_missing_function_is_named() {
+    let p = project_with_function();
+    let (code, run) = run_json(&p, &["my-func", "--handler", "my_func:train", "-p", "p1=1"]);
+    assert_eq!(code, 1);
+    let error = run["status"]["error"].as_str().unwrap();
+    assert!(
+        error.contains("train") && error.contains("my_func"),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_workflow_artifact_is_refused_as_a_function_source() {
+    let p = TestProject::new();
+    p.write("my_workflow.py", "def pipeline():\n    pass\n");
+    p.log_code(
+        "my_workflow_code",
+        "my_workflow.py",
+        &["--code-type", "workflow"],
+    );
+    let err = p
+        .baton(&[
+            "set-function",
+            "--name",
+            "bad",
+            "--func",
+            "store://artifacts/my-project/my_workflow_code",
+            "--kind",
+            "job",
+            "--handler",
+            "my_workflow:main",
+        ])
+        .fails(2);
+    assert!(
+        err.contains("Source `store://artifacts/my-project/my_workflow_code` resolves to artifact `my_workflow_code` with code_type='workflow'; expected 'function'"),
+        "{err}"
+    );
+    assert!(!std::fs::read_to_string(p.path().join("project.yaml"))
+        .unwrap()
+        .contains("bad"));
+}
+
+#[test]
+fn a_run_is_refused_at_submit_when_the_artifact_became_a_workflow() {
+    let p = project_with_function();
+    // A new version of the same key is typed as a workflow: the next run is refused before any
+    // runner starts.
+    p.write("my_func.py", "def pipeline():\n    pass\n");
+    p.log_code("my_func_code", "./my_func.py", &["--code-type", "workflow"]);
+    let err = p.baton(&["run-function", "my-func", "-p", "p1=1"]).fails(2);
+    assert!(
+        err.contains("code_type='workflow'; expected 'function'"),
+        "{err}"
+    );
+    assert_eq!(p.baton(&["runs", "list", "--json"]).json(), json!([]));
+}
+
+#[test]
+fn a_handler_without_colon_is_refused_with_the_rule() {
+    let p = TestProject::new();
+    p.write("my_func.py", MY_FUNC);
+    p.log_code("my_func_code", "my_func.py", &[]);
+    let err = p
+        .baton(&[
+            "set-function",
+            "--name",
+            "f",
+            "--func",
+            "store://my-project/my_func_code",
+            "--handler",
+            "main",
+        ])
+        .fails(2);
+    assert!(
+        err.contains("Handler `main` is not in `<module>:<function>` form"),
+        "{err}"
+    );
+    assert!(
+        err.contains("hint:") && err.contains("my_func:main"),
+        "{err}"
+    );
+    let err = p
+        .baton(&[
+            "set-function",
+            "--name",
+            "f",
+            "--func",
+            "store://my-project/my_func_code",
+        ])
+        .fails(2);
+    assert!(err.contains("A handler is required for source"), "{err}");
+}
+
+#[test]
+fn set_function_checks_the_artifact_and_the_kind() {
+    let p = TestProject::new();
+    let err = p
+        .baton(&[
+            "set-function",
+            "--name",
+            "f",
+            "--func",
+            "store://my-project/nope",
+            "--handler",
+            "a:b",
+        ])
+        .fails(2);
+    assert!(
+        err.contains("Artifact `store://artifacts/my-project/nope` not found"),
+        "{err}"
+    );
+    let err = p
+        .baton(&[
+            "set-function",
+            "--name",
+            "f",
+            "--func",
+            "x.py",
+            "--kind",
+            "spark",
+        ])
+        .fails(2);
+    assert!(err.contains("Unsupported function kind `spark`"), "{err}");
+    let err = p
+        .baton(&[
+            "set-function",
+            "--name",
+            "f",
+            "--func",
+            "missing.py",
+            "--handler",
+            "main",
+        ])
+        .fails(2);
+    assert!(
+        err.contains("Function source `missing.py` does not exist"),
+        "{err}"
+    );
+}
+
+#[test]
+fn local_python_files_and_archives_are_sources_too() {
+    let p = TestProject::new();
+    p.write("src/my_func.py", MY_FUNC);
+    p.write(
+        "pkg.tar.gz",
+        tar_gz_bytes(&[("trainer.py", TRAINER), ("utils.py", UTILS)]),
+    );
+    p.baton(&[
+        "set-function",
+        "--name",
+        "plain",
+        "--func",
+        "src/my_func.py",
+        "--handler",
+        "main",
+    ])
+    .ok();
+    p.baton(&[
+        "set-function",
+        "--name",
+        "arch",
+        "--func",
+        "pkg.tar.gz",
+        "--handler",
+        "trainer:main",
+    ])
+    .ok();
+    let (code, run) = run_json(&p, &["plain", "-p", "p1=21"]);
+    assert_eq!(code, 0, "{run}");
+    assert_eq!(run["status"]["results"]["return"], 42);
+    let (code, run) = run_json(&p, &["arch"]);
+    assert_eq!(code, 0, "{run}");
+    assert_eq!(run["status"]["results"]["score"], 0.9);
+}
+
+#[test]
+fn a_new_artifact_version_is_picked_up_by_the_next_run_without_a_rebuild() {
+    let p = project_with_function();
+    let (_, first) = run_json(&p, &["my-func", "-p", "p1=5"]);
+    assert_eq!(first["status"]["results"]["return"], 10);
+    p.write("my_func.py", "def main(p1):\n    return p1 * 3\n");
+    p.log_code("my_func_code", "./my_func.py", &[]);
+    let get = p.baton(&["functions", "get", "my-func", "--json"]).json();
+    assert_eq!(
+        get["build_required"], false,
+        "a code-only change of a job needs no rebuild"
+    );
+    let (_, second) = run_json(&p, &["my-func", "-p", "p1=5"]);
+    assert_eq!(second["status"]["results"]["return"], 15);
+    assert_ne!(
+        first["status"]["code"]["uid"],
+        second["status"]["code"]["uid"]
+    );
+}
+
+#[test]
+fn artifact_requirements_merge_and_changes_mark_build_required() {
+    let p = TestProject::new();
+    p.write("my_func.py", MY_FUNC);
+    p.log_code(
+        "my_func_code",
+        "my_func.py",
+        &["--requirement", "Pandas>=2.0", "--requirement", "numpy"],
+    );
+    p.baton(&[
+        "set-function",
+        "--name",
+        "f",
+        "--func",
+        "store://my-project/my_func_code",
+        "--handler",
+        "my_func:main",
+        "--requirement",
+        "pandas==2.1",
+        "--requirement",
+        "requests",
+    ])
+    .ok();
+    let get = p.baton(&["functions", "get", "f", "--json"]).json();
+    assert_eq!(
+        get["effective_build"]["requirements"],
+        json!(["pandas==2.1", "numpy", "requests"])
+    );
+    assert_eq!(get["build_required"], true, "never built");
+
+    let out = p.baton(&["build", "f"]).ok();
+    let dir = std::path::PathBuf::from(out.trim());
+    assert_eq!(
+        std::fs::read_to_string(dir.join("requirements.txt")).unwrap(),
+        "pandas==2.1\nnumpy\nrequests\n"
+    );
+    let dockerfile = std::fs::read_to_string(dir.join("Dockerfile")).unwrap();
+    assert!(
+        dockerfile.contains("pip install --no-cache-dir -r /tmp/requirements.txt"),
+        "{dockerfile}"
+    );
+    assert!(
+        !dir.join("code").exists(),
+        "a job pulls its code at start-up"
+    );
+    assert_eq!(
+        p.baton(&["functions", "get", "f", "--json"]).json()["build_required"],
+        false
+    );
+
+    // A code-only change keeps the build; a requirements change needs a rebuild, which is only
+    // reported (and warned about on run), never done automatically.
+    p.write("my_func.py", "def main(p1):\n    return 0\n");
+    p.log_code(
+        "my_func_code",
+        "my_func.py",
+        &["--requirement", "Pandas>=2.0", "--requirement", "numpy"],
+    );
+    assert_eq!(
+        p.baton(&["functions", "get", "f", "--json"]).json()["build_required"],
+        false
+    );
+    p.log_code(
+        "my_func_code",
+        "my_func.py",
+        &["--requirement", "Pandas>=2.0", "--requirement", "scipy"],
+    );
+    assert_eq!(
+        p.baton(&["functions", "get", "f", "--json"]).json()["build_required"],
+        true
+    );
+    let run = p.baton(&["run-function", "f", "-p", "p1=1"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("warning: Function `f` requires a build"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        p.baton(&["functions", "get", "f", "--json"]).json()["build_required"],
+        true
+    );
+}
+
+#[test]
+fn nuclio_functions_pull_at_build_time_unless_load_source_on_run() {
+    let p = TestProject::new();
+    p.write("my_func.py", MY_FUNC);
+    p.log_code("my_func_code", "my_func.py", &[]);
+    p.baton(&[
+        "set-function",
+        "--name",
+        "rt",
+        "--func",
+        "store://my-project/my_func_code",
+        "--kind",
+        "nuclio",
+        "--handler",
+        "my_func:main",
+    ])
+    .ok();
+    p.baton(&[
+        "set-function",
+        "--name",
+        "rt-pull",
+        "--func",
+        "store://my-project/my_func_code",
+        "--kind",
+        "nuclio",
+        "--handler",
+        "my_func:main",
+        "--load-source-on-run",
+    ])
+    .ok();
+
+    let baked = p.baton(&["functions", "get", "rt", "--json"]).json();
+    assert_eq!(baked["effective_build"]["load_source_on_run"], false);
+    assert_eq!(baked["build_required"], true);
+    let pulled = p.baton(&["functions", "get", "rt-pull", "--json"]).json();
+    assert_eq!(pulled["effective_build"]["load_source_on_run"], true);
+    assert_eq!(pulled["build_required"], false);
+
+    let dir = std::path::PathBuf::from(p.baton(&["build", "rt"]).ok().trim());
+    assert_eq!(
+        std::fs::read_to_string(dir.join("code/my_func.py")).unwrap(),
+        MY_FUNC
+    );
+    assert!(std::fs::read_to_string(dir.join("Dockerfile"))
+        .unwrap()
+        .contains("COPY code/ /home/mlrun_code/"));
+    assert_eq!(
+        p.baton(&["functions", "get", "rt", "--json"]).json()["build_required"],
+        false
+    );
+    // Code baked in at build time: a code change is a build-configuration change.
+    p.write("my_func.py", "def main(p1):\n    return 1\n");
+    p.log_code("my_func_code", "my_func.py", &[]);
+    assert_eq!(
+        p.baton(&["functions", "get", "rt", "--json"]).json()["build_required"],
+        true
+    );
+    assert_eq!(
+        p.baton(&["functions", "get", "rt-pull", "--json"]).json()["build_required"],
+        false
+    );
+}
+
+#[test]
+fn runs_are_listed_and_fetched_by_uid() {
+    let p = project_with_function();
+    let (_, run) = run_json(&p, &["my-func", "-p", "p1=2"]);
+    let uid = run["metadata"]["uid"].as_str().unwrap();
+    let got = p.baton(&["runs", "get", uid, "--json"]).json();
+    assert_eq!(got, run);
+    let list = p.baton(&["runs", "list", "--json"]).json();
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    assert_eq!(list[0]["metadata"]["labels"]["kind"], "job");
+    let followed = p.baton(&["runs", "logs", uid, "--follow"]).ok();
+    assert!(followed.contains("p1 is 2"), "{followed}");
+    let err = p.baton(&["runs", "get", "nope"]).fails(2);
+    assert!(
+        err.contains("Run `nope` not found in project `my-project`"),
+        "{err}"
+    );
+    let err = p.baton(&["run-function", "nope"]).fails(2);
+    assert!(
+        err.contains("Function `nope` does not exist in project `my-project` (functions: my-func)"),
+        "{err}"
+    );
+}
+
+#[test]
+fn the_run_is_recorded_running_with_its_start_time_before_it_ends() {
+    let p = TestProject::new();
+    p.write("slow.py", "import time, pathlib\n\ndef main():\n    pathlib.Path('started').write_text('x')\n    time.sleep(60)\n");
+    p.log_code("slow_code", "slow.py", &[]);
+    p.baton(&[
+        "set-function",
+        "--name",
+        "slow",
+        "--func",
+        "store://my-project/slow_code",
+        "--handler",
+        "slow:main",
+    ])
+    .ok();
+    let mut child = p
+        .command(&["run-function", "slow", "--json"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait (bounded) until a run is recorded as running.
+    let mut running = None;
+    for _ in 0..300 {
+        let list = p.baton(&["runs", "list", "--json"]).json();
+        if let Some(run) = list
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["status"]["state"] == "running" && r["status"]["code"].is_object())
+        {
+            running = Some(run.clone());
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let running = running.expect("the run reached state running");
+    assert!(running["status"]["start_time"].is_string());
+    // Ctrl-C (SIGINT to the CLI and its runner) aborts the run and records it.
+    let uid = running["metadata"]["uid"].as_str().unwrap().to_string();
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    let runner_pids = std::process::Command::new("pgrep")
+        .args(["-f", &format!("runner {uid}")])
+        .output()
+        .unwrap();
+    for pid in String::from_utf8_lossy(&runner_pids.stdout).split_whitespace() {
+        unsafe {
+            libc::kill(pid.parse().unwrap(), libc::SIGINT);
+        }
+    }
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(1));
+    let run = p.baton(&["runs", "get", &uid, "--json"]).json();
+    assert_eq!(run["status"]["state"], "aborted");
+}
