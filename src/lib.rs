@@ -26,5 +26,6 @@ pub mod error;
 pub mod model;
 pub mod project;
 pub mod uri;
+pub mod workflow;
 
 pub use error::{Error, Result};
