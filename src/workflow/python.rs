@@ -84,7 +84,10 @@ pub(crate) fn load_python_workflow(path: &Path, opts: &LoadOptions) -> Result<Wo
     }
     let result: TracerResult = serde_json::from_str(&text).map_err(|e| {
         Error::runtime_from(
-            format!("unreadable result from the workflow tracer for `{}`", path.display()),
+            format!(
+                "unreadable result from the workflow tracer for `{}`",
+                path.display()
+            ),
             e,
         )
     })?;
@@ -109,7 +112,10 @@ fn located_error(path: &Path, absolute: &Path, err: TracerError) -> Error {
             format!("workflow `{}` line {line}", path.display())
         }
         (Some(file), Some(line)) => {
-            format!("`{file}` line {line} (loading workflow `{}`)", path.display())
+            format!(
+                "`{file}` line {line} (loading workflow `{}`)",
+                path.display()
+            )
         }
         _ => format!("workflow `{}`", path.display()),
     };
