@@ -520,3 +520,80 @@ fn empty_yaml_is_an_error() {
         format!("workflow `{}` is empty", path.display())
     );
 }
+
+#[test]
+fn other_supported_forms_and_helper_modules() {
+    let got = load(&fixture("with_helper/workflow.py"));
+    assert_eq!(
+        got,
+        graph(json!({
+            "name": "main",
+            "params": [{"name": "data"}, {"name": "slow", "default": 1.5}],
+            "steps": [
+                {"name": "prep-step", "function": "prep", "handler": "prep:main",
+                 "outputs": ["out"]},
+                {"name": "train", "function": "train",
+                 "params": {"data": "{{steps.prep-step.outputs.out}}"}, "outputs": ["model"]},
+                {"name": "evaluate", "function": "evaluate", "handler": "ev:main",
+                 "params": {"m": "{{steps.train.outputs.model}}", "slow": "{{args.slow}}"},
+                 "timeout": "1s 500ms"},
+                {"name": "build-img", "function": "img", "action": "build",
+                 "retries": {"limit": 1, "backoff": "90s"}},
+                {"name": "deploy-api", "function": "api", "action": "deploy",
+                 "timeout": "1h 30m"},
+            ],
+        }))
+    );
+}
+
+#[test]
+fn refusal_in_a_helper_module_names_that_file() {
+    let path = fixture("with_helper/workflow.py");
+    let err =
+        load_workflow_file(&path, &LoadOptions::new("main").with_handler("broken")).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidArgument);
+    let helper = std::path::absolute(fixture("with_helper/steps_lib.py")).unwrap();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "`{}` line 10 (loading workflow `{}`): `mlrun.new_task` is not supported in a baton \
+             workflow",
+            helper.display(),
+            path.display()
+        )
+    );
+}
+
+#[test]
+fn refusals_carry_a_hint_when_there_is_a_standard_fix() {
+    let (_, _, hint) = python_error("def pipeline(x=1):\n    if x > 2:\n        pass\n");
+    assert!(hint.unwrap().contains("dsl.Condition"));
+    let (_, _, hint) =
+        python_error("def pipeline():\n    this_project.run_function('a', schedule='0 * * * *')\n");
+    assert_eq!(
+        hint.as_deref(),
+        Some("schedule the whole workflow instead of one step")
+    );
+}
+
+#[test]
+fn unserializable_default_points_at_the_handler() {
+    assert_python_error(
+        "import datetime\n\ndef pipeline(day=datetime.date(2024, 1, 1)):\n    pass\n",
+        3,
+        "a `date` value in the default of parameter `day` is not supported in a baton workflow",
+    );
+}
+
+#[test]
+fn unreadable_duration_is_an_invalid_argument() {
+    let (message, path, _) =
+        python_error("def pipeline():\n    funcs['a'].as_step().set_timeout('soon')\n");
+    assert!(
+        message.starts_with(&format!(
+            "workflow `{}`: the traced graph is invalid: invalid duration `soon`",
+            path.display()
+        )),
+        "{message}"
+    );
+}

@@ -92,14 +92,13 @@ pub(crate) fn load_python_workflow(path: &Path, opts: &LoadOptions) -> Result<Wo
         )
     })?;
     match result {
+        // The shim checks shapes, so what is left here comes from a user value such as a
+        // duration text humantime does not read.
         TracerResult::Graph(graph) => serde_json::from_value(graph).map_err(|e| {
-            Error::runtime_from(
-                format!(
-                    "the workflow tracer produced an invalid graph for `{}`",
-                    path.display()
-                ),
-                e,
-            )
+            Error::invalid(format!(
+                "workflow `{}`: the traced graph is invalid: {e}",
+                path.display()
+            ))
         }),
         TracerResult::Error(err) => Err(located_error(path, &absolute, err)),
     }

@@ -293,7 +293,10 @@ class StepHandle:
 
 def duration_text(value, where):
     if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
-        return "%ss" % value
+        if isinstance(value, float) and not math.isfinite(value):
+            refuse("the duration `%r` in %s" % (value, where))
+        millis = int(round(value * 1000))
+        return "%ds" % (millis // 1000) if millis % 1000 == 0 else "%dms" % millis
     if isinstance(value, str) and value.strip():
         return value
     refuse("the duration `%r` in %s" % (value, where), "use seconds or text such as `30s`")
