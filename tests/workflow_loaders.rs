@@ -597,3 +597,16 @@ fn unreadable_duration_is_an_invalid_argument() {
         "{message}"
     );
 }
+
+#[test]
+fn mlrun_default_values_do_not_count_as_unsupported_arguments() {
+    let (_dir, path) = write_workflow(
+        "wf.py",
+        "def pipeline():\n    funcs['a'].as_step(selector='', workdir='', image='', hyperparams={}, \
+         watch=False, labels={'k': 'v'})\n",
+    );
+    assert_eq!(
+        load(&path),
+        graph(json!({"name": "main", "steps": [{"name": "a", "function": "a"}]}))
+    );
+}

@@ -3,6 +3,23 @@
 //!
 //! The shim stands in for `mlrun` and `kfp.dsl`, so neither needs to be installed. It writes its
 //! answer to a result file of its own, never to stdout, because user code may print.
+//!
+//! What the recorded graph looks like:
+//! - Pipeline parameters are the handler's parameters (`*args`/`**kwargs` aside); a Python default
+//!   becomes the parameter's default (`None` gives an explicit `null` default), none means required.
+//! - Placeholders render as `{{args.<param>}}` and `{{steps.<step>.outputs.<key>}}`; inside
+//!   f-strings, `str()` and `+` with a string they become text around the reference.
+//! - A step is named by `name=`, else after its function; `build_function` and `deploy_function`
+//!   steps are `build-<function>` and `deploy-<function>` (as MLRun names its KFP ops). A repeated
+//!   name gets `-2`, `-3`, ... (KFP's rule).
+//! - `when` is `<operand> <op> <operand>`, with `op` one of `== != < <= > >=` and each operand a
+//!   reference or a JSON literal (`"prod"`, `0`, `true`, `null`); nested `dsl.Condition` /
+//!   `dsl.If` blocks join their conditions with ` and `.
+//! - `step.set_retry(n, backoff_duration=..)` and `step.set_timeout(..)` fill `retries` and
+//!   `timeout`.
+//!
+//! Everything else on the stand-ins, and any use of a placeholder in Python control flow or
+//! arithmetic, is refused with the construct and the line of user code that touched it.
 
 use std::path::Path;
 use std::process::{Command, Stdio};

@@ -335,6 +335,13 @@ HINTS = {
 }
 
 
+def is_unset(value):
+    """MLRun's "not given" defaults: None, False, "" and empty collections."""
+    if value is None or value is False:
+        return True
+    return isinstance(value, (str, list, tuple, dict)) and len(value) == 0
+
+
 def bind(call, order, args, kwargs, supported, ignored):
     if len(args) > len(order):
         refuse("`%s` with %d positional arguments" % (call, len(args)))
@@ -344,9 +351,7 @@ def bind(call, order, args, kwargs, supported, ignored):
             refuse("`%s` with argument `%s` given twice" % (call, key))
         bound[key] = value
     for key, value in bound.items():
-        if key in supported or key in ignored or value is None:
-            continue
-        if key in ("skip_deployed", "force_build", "overwrite_build_params") and value is False:
+        if key in supported or key in ignored or is_unset(value):
             continue
         if key not in order:
             refuse("`%s(%s=...)`: unknown argument `%s`" % (call, key, key))
