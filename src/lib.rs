@@ -28,5 +28,6 @@ pub mod model;
 pub mod project;
 pub mod runner;
 pub mod uri;
+pub mod workflow;
 
 pub use error::{Error, Result};

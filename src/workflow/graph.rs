@@ -45,9 +45,19 @@ pub struct WorkflowGraph {
 pub struct WorkflowParam {
     /// The parameter's name.
     pub name: String,
-    /// Its default; a parameter without one is required.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Its default; a parameter without one is required. An explicit `null` is a default
+    /// (Python's `None`), not a missing one.
+    #[serde(
+        default,
+        deserialize_with = "present_value",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub default: Option<Value>,
+}
+
+/// Deserializes a present field as `Some`, even when it is `null` (a missing one stays `None`).
+fn present_value<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(d).map(Some)
 }
 
 /// One step: a function run (or build, or deploy) with its parameters and dependencies.

@@ -1,0 +1,68 @@
+//! Loading a workflow file into a [`WorkflowGraph`]: pick the loader from the file's extension.
+
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, IoResultExt, Result};
+use crate::workflow::graph::WorkflowGraph;
+use crate::workflow::{python, yaml};
+
+/// The environment variable naming the Python interpreter that traces Python workflows.
+pub const PYTHON_ENV: &str = "BATON_PYTHON";
+
+/// How to load a workflow file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadOptions {
+    /// The Python handler to call (`set_workflow(handler=..)`); `None` tries `kfpipeline`, then
+    /// `pipeline`. Ignored for YAML files.
+    pub handler: Option<String>,
+    /// The Python interpreter that runs the tracer.
+    pub python: PathBuf,
+    /// The workflow's name, given to the graph (a YAML file's own `name` wins).
+    pub name: String,
+}
+
+impl LoadOptions {
+    /// Options for the workflow `name`, with no explicit handler and the interpreter from
+    /// `$BATON_PYTHON`, else `python3`.
+    pub fn new(name: impl Into<String>) -> Self {
+        let python = std::env::var_os(PYTHON_ENV)
+            .filter(|p| !p.is_empty())
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("python3"));
+        LoadOptions {
+            handler: None,
+            python,
+            name: name.into(),
+        }
+    }
+
+    /// The same options with an explicit handler.
+    pub fn with_handler(mut self, handler: impl Into<String>) -> Self {
+        self.handler = Some(handler.into());
+        self
+    }
+}
+
+/// Loads the workflow at `path`: `.py` through the Python tracer, `.yaml`/`.yml` as the graph
+/// form. The result is not validated beyond what loading needs (see the DAG for that).
+pub fn load_workflow_file(path: &Path, opts: &LoadOptions) -> Result<WorkflowGraph> {
+    let extension = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase);
+    let load = match extension.as_deref() {
+        Some("py") => python::load_python_workflow,
+        Some("yaml" | "yml") => yaml::load_yaml_workflow,
+        _ => {
+            return Err(Error::invalid_with_hint(
+                format!(
+                    "cannot load workflow `{}`: unknown file type",
+                    path.display()
+                ),
+                "a workflow file ends in `.py`, `.yaml` or `.yml`",
+            ))
+        }
+    };
+    std::fs::metadata(path).io_context(|| format!("cannot read workflow `{}`", path.display()))?;
+    load(path, opts)
+}

@@ -1,0 +1,152 @@
+//! The Python workflow loader: runs the tracer shim (`tracer.py`, compiled into the binary) on an
+//! MLRun/KFP-style workflow file and reads back the graph it records.
+//!
+//! The shim stands in for `mlrun` and `kfp.dsl`, so neither needs to be installed. It writes its
+//! answer to a result file of its own, never to stdout, because user code may print.
+//!
+//! What the recorded graph looks like:
+//! - Pipeline parameters are the handler's parameters (`*args`/`**kwargs` aside); a Python default
+//!   becomes the parameter's default (`None` gives an explicit `null` default), none means required.
+//! - Placeholders render as `{{args.<param>}}` and `{{steps.<step>.outputs.<key>}}`; inside
+//!   f-strings, `str()` and `+` with a string they become text around the reference.
+//! - A step is named by `name=`, else after its function; `build_function` and `deploy_function`
+//!   steps are `build-<function>` and `deploy-<function>` (as MLRun names its KFP ops). A repeated
+//!   name gets `-2`, `-3`, ... (KFP's rule).
+//! - `when` is `<operand> <op> <operand>`, with `op` one of `== != < <= > >=` and each operand a
+//!   reference or a JSON literal (`"prod"`, `0`, `true`, `null`); nested `dsl.Condition` /
+//!   `dsl.If` blocks join their conditions with ` and `.
+//! - `step.set_retry(n, backoff_duration=..)` and `step.set_timeout(..)` fill `retries` and
+//!   `timeout`.
+//!
+//! Everything else on the stand-ins, and any use of a placeholder in Python control flow or
+//! arithmetic, is refused with the construct and the line of user code that touched it.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use serde::Deserialize;
+
+use crate::error::{Error, IoResultExt, Result};
+use crate::workflow::graph::WorkflowGraph;
+use crate::workflow::load::{LoadOptions, PYTHON_ENV};
+
+/// The tracer shim, run as `python -B -c TRACER <file> <handler> <name> <result>`.
+const TRACER: &str = include_str!("tracer.py");
+
+/// What the shim writes to the result file.
+#[derive(Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum TracerResult {
+    Graph(serde_json::Value),
+    Error(TracerError),
+}
+
+/// A load failure, located in the user's code when the shim knows where.
+#[derive(Deserialize)]
+struct TracerError {
+    message: String,
+    hint: Option<String>,
+    file: Option<String>,
+    line: Option<u32>,
+}
+
+/// Traces the Python workflow at `path` into a graph named `opts.name`.
+pub(crate) fn load_python_workflow(path: &Path, opts: &LoadOptions) -> Result<WorkflowGraph> {
+    let absolute = std::path::absolute(path)
+        .io_context(|| format!("cannot resolve workflow path `{}`", path.display()))?;
+    let scratch = tempfile::tempdir()
+        .io_context(|| "cannot create a temporary folder for the workflow tracer".to_string())?;
+    let result_path = scratch.path().join("graph.json");
+    let output = Command::new(&opts.python)
+        .arg("-B")
+        .arg("-c")
+        .arg(TRACER)
+        .arg(&absolute)
+        .arg(opts.handler.as_deref().unwrap_or(""))
+        .arg(&opts.name)
+        .arg(&result_path)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| {
+            Error::runtime_from(
+                format!(
+                    "cannot start the Python interpreter `{}` to load workflow `{}`; install \
+                     Python 3 or set `{PYTHON_ENV}` to its path",
+                    opts.python.display(),
+                    path.display()
+                ),
+                e,
+            )
+        })?;
+    let text = match std::fs::read_to_string(&result_path) {
+        Ok(text) if !text.is_empty() => text,
+        _ => {
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            return Err(Error::runtime(format!(
+                "the workflow tracer (`{}`) exited ({}) without a result for workflow `{}`; is \
+                 it Python 3 (set `{PYTHON_ENV}`)? stderr: {}",
+                opts.python.display(),
+                output.status,
+                path.display(),
+                tail(&stderr, 2000)
+            )));
+        }
+    };
+    if !output.stdout.is_empty() {
+        tracing::debug!(
+            workflow = %path.display(),
+            stdout = %String::from_utf8_lossy(&output.stdout),
+            "output of the workflow file while tracing"
+        );
+    }
+    let result: TracerResult = serde_json::from_str(&text).map_err(|e| {
+        Error::runtime_from(
+            format!(
+                "unreadable result from the workflow tracer for `{}`",
+                path.display()
+            ),
+            e,
+        )
+    })?;
+    match result {
+        // The shim checks shapes, so what is left here comes from a user value such as a
+        // duration text humantime does not read.
+        TracerResult::Graph(graph) => serde_json::from_value(graph).map_err(|e| {
+            Error::invalid(format!(
+                "workflow `{}`: the traced graph is invalid: {e}",
+                path.display()
+            ))
+        }),
+        TracerResult::Error(err) => Err(located_error(path, &absolute, err)),
+    }
+}
+
+/// Turns the shim's error into an InvalidArgument naming the workflow file and the line.
+fn located_error(path: &Path, absolute: &Path, err: TracerError) -> Error {
+    let place = match (err.file, err.line) {
+        (Some(file), Some(line)) if Path::new(&file) == absolute => {
+            format!("workflow `{}` line {line}", path.display())
+        }
+        (Some(file), Some(line)) => {
+            format!(
+                "`{file}` line {line} (loading workflow `{}`)",
+                path.display()
+            )
+        }
+        _ => format!("workflow `{}`", path.display()),
+    };
+    let message = format!("{place}: {}", err.message);
+    match err.hint {
+        Some(hint) => Error::invalid_with_hint(message, hint),
+        None => Error::invalid(message),
+    }
+}
+
+/// The last `max` bytes of `text` (on a character boundary), trimmed.
+fn tail(text: &str, max: usize) -> &str {
+    let mut start = text.len().saturating_sub(max);
+    while !text.is_char_boundary(start) {
+        start += 1;
+    }
+    text[start..].trim()
+}

@@ -1,0 +1,722 @@
+# baton workflow tracer: loads an MLRun/KFP-style Python workflow file with stand-ins for `mlrun`
+# and `kfp`, calls its handler with placeholder arguments, and records the steps it creates.
+#
+# Usage: python -B -c <this file> <workflow.py> <handler or ""> <graph name> <result.json>
+#
+# The result goes to <result.json>, never to stdout (user code may print):
+#   {"graph": {...}}                       the WorkflowGraph, in its serde form
+#   {"error": {"message", "hint", "file", "line"}}
+# Standard library only: MLRun and KFP need not be installed.
+
+import builtins
+import importlib.abc
+import importlib.util
+import inspect
+import json
+import math
+import os
+import sys
+import traceback
+import types
+
+WORKFLOW_FILE = os.path.abspath(sys.argv[1])
+EXPLICIT_HANDLER = sys.argv[2]
+GRAPH_NAME = sys.argv[3]
+RESULT_FILE = sys.argv[4]
+SHIM_FILE = sys._getframe().f_code.co_filename
+
+
+class WorkflowError(Exception):
+    """An error to report as-is, located at (file, line) in the user's code."""
+
+    def __init__(self, message, hint=None, file=None, line=None):
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+        self.file = file
+        self.line = line
+
+
+# The first refusal, kept even if user code swallows the exception: a refused construct must
+# never be silently dropped from the graph.
+FIRST_REFUSAL = []
+
+
+def user_location():
+    """The innermost frame of user code (not this shim, not the import machinery)."""
+    frame = sys._getframe(1)
+    while frame is not None:
+        name = frame.f_code.co_filename
+        if name != SHIM_FILE and not name.startswith("<frozen"):
+            return name, frame.f_lineno
+        frame = frame.f_back
+    return None, None
+
+
+def refuse(what, hint=None):
+    file, line = user_location()
+    err = WorkflowError(what + " is not supported in a baton workflow", hint, file, line)
+    if not FIRST_REFUSAL:
+        FIRST_REFUSAL.append(err)
+    raise err
+
+
+# ---------------------------------------------------------------------------------------------
+# Placeholders: pipeline parameters and step outputs.
+# ---------------------------------------------------------------------------------------------
+
+CONTROL_FLOW_HINT = (
+    "a pipeline value is only known when the workflow runs; a Python `if` would pick one branch "
+    "at load time. Guard the steps with `with dsl.Condition(<placeholder> <op> <value>):` instead"
+)
+
+
+class Placeholder:
+    """A value known only at run time; renders as `{{args.x}}` or `{{steps.s.outputs.k}}`."""
+
+    __slots__ = ("_text",)
+
+    def __init__(self, text):
+        object.__setattr__(self, "_text", text)
+
+    def __str__(self):
+        return self._text
+
+    def __repr__(self):
+        return self._text
+
+    def __format__(self, spec):
+        if spec:
+            refuse("formatting pipeline placeholder `%s` with `:%s`" % (self._text, spec))
+        return self._text
+
+    def __add__(self, other):
+        if isinstance(other, str):
+            return self._text + other
+        if isinstance(other, Placeholder):
+            return self._text + other._text
+        refuse("arithmetic on pipeline placeholder `%s`" % self._text, CONTROL_FLOW_HINT)
+
+    def __radd__(self, other):
+        if isinstance(other, str):
+            return other + self._text
+        refuse("arithmetic on pipeline placeholder `%s`" % self._text, CONTROL_FLOW_HINT)
+
+    def __bool__(self):
+        refuse("using pipeline placeholder `%s` as a Python truth value" % self._text,
+               CONTROL_FLOW_HINT)
+
+    def __eq__(self, other):
+        return Comparison(self, "==", other)
+
+    def __ne__(self, other):
+        return Comparison(self, "!=", other)
+
+    def __lt__(self, other):
+        return Comparison(self, "<", other)
+
+    def __le__(self, other):
+        return Comparison(self, "<=", other)
+
+    def __gt__(self, other):
+        return Comparison(self, ">", other)
+
+    def __ge__(self, other):
+        return Comparison(self, ">=", other)
+
+    __hash__ = object.__hash__
+
+    def __getattr__(self, name):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        refuse("`.%s` on pipeline placeholder `%s`" % (name, self._text), CONTROL_FLOW_HINT)
+
+    def __setattr__(self, name, value):
+        refuse("setting `.%s` on pipeline placeholder `%s`" % (name, self._text))
+
+
+def _refuse_op(op):
+    def method(self, *args):
+        refuse("`%s` on pipeline placeholder `%s`" % (op, self._text), CONTROL_FLOW_HINT)
+
+    return method
+
+
+for _name, _op in [
+    ("__sub__", "-"), ("__rsub__", "-"), ("__mul__", "*"), ("__rmul__", "*"),
+    ("__truediv__", "/"), ("__rtruediv__", "/"), ("__floordiv__", "//"),
+    ("__rfloordiv__", "//"), ("__mod__", "%"), ("__rmod__", "%"), ("__pow__", "**"),
+    ("__rpow__", "**"), ("__neg__", "unary -"), ("__pos__", "unary +"), ("__abs__", "abs()"),
+    ("__int__", "int()"), ("__float__", "float()"), ("__index__", "use as an index"),
+    ("__len__", "len()"), ("__iter__", "iteration"), ("__contains__", "`in`"),
+    ("__getitem__", "indexing"), ("__call__", "calling"), ("__and__", "&"), ("__or__", "|"),
+    ("__round__", "round()"),
+]:
+    setattr(Placeholder, _name, _refuse_op(_op))
+
+
+def render_operand(value):
+    if isinstance(value, Placeholder):
+        return str(value)
+    if value is None or isinstance(value, (bool, int, float, str)):
+        if isinstance(value, float) and not math.isfinite(value):
+            refuse("the non-finite number `%r` in a condition" % value)
+        return json.dumps(value)
+    refuse("a `%s` operand in a condition" % type(value).__name__,
+           "compare a pipeline placeholder with a string, number, boolean or None")
+
+
+class Comparison:
+    """`placeholder OP value`, the argument of `dsl.Condition` / `dsl.If`."""
+
+    def __init__(self, lhs, op, rhs):
+        self.lhs, self.op, self.rhs = lhs, op, rhs
+
+    def render(self):
+        return "%s %s %s" % (render_operand(self.lhs), self.op, render_operand(self.rhs))
+
+    def __bool__(self):
+        refuse("using the comparison `%s` in Python control flow" % self.render(),
+               CONTROL_FLOW_HINT)
+
+    def __repr__(self):
+        return self.render()
+
+
+# ---------------------------------------------------------------------------------------------
+# The recorded graph.
+# ---------------------------------------------------------------------------------------------
+
+STEPS = []
+STEP_NAMES = set()
+CONDITIONS = []
+
+
+def unique_step_name(name):
+    # KFP's rule: the first keeps its name, later ones get `-2`, `-3`, ...
+    candidate, index = name, 1
+    while candidate in STEP_NAMES:
+        index += 1
+        candidate = "%s-%d" % (name, index)
+    STEP_NAMES.add(candidate)
+    return candidate
+
+
+def to_json_value(value, where):
+    if isinstance(value, Placeholder):
+        return str(value)
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            refuse("the non-finite number `%r` in %s" % (value, where))
+        return value
+    if isinstance(value, (list, tuple)):
+        return [to_json_value(v, where) for v in value]
+    if isinstance(value, dict):
+        out = {}
+        for k, v in value.items():
+            if not isinstance(k, str):
+                refuse("the non-string key `%r` in %s" % (k, where))
+            out[k] = to_json_value(v, where)
+        return out
+    if isinstance(value, Comparison):
+        refuse("a comparison `%s` as a value in %s" % (value.render(), where), CONTROL_FLOW_HINT)
+    refuse("a `%s` value in %s" % (type(value).__name__, where),
+           "use strings, numbers, booleans, lists, dicts or pipeline placeholders")
+
+
+class StepOutputs:
+    def __init__(self, step):
+        self._step = step
+
+    def __getitem__(self, key):
+        if not isinstance(key, str):
+            refuse("output key `%r` of step `%s` (keys are strings)" % (key, self._step))
+        return Placeholder("{{steps.%s.outputs.%s}}" % (self._step, key))
+
+    def __getattr__(self, name):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        refuse("`outputs.%s` on step `%s`" % (name, self._step),
+               'read an output with `step.outputs["key"]`')
+
+
+class StepHandle:
+    """What run_function / as_step / build_function / deploy_function return."""
+
+    def __init__(self, record):
+        self._record = record
+        self.outputs = StepOutputs(record["name"])
+
+    @property
+    def name(self):
+        return self._record["name"]
+
+    def after(self, *others):
+        after = self._record.setdefault("after", [])
+        for other in others:
+            if not isinstance(other, StepHandle):
+                refuse("`.after(%r)` on step `%s`" % (other, self.name),
+                       "pass step objects returned by run_function/as_step")
+            if other.name not in after:
+                after.append(other.name)
+        return self
+
+    def set_retry(self, num_retries, policy=None, backoff_duration=None, backoff_factor=None,
+                  backoff_max_duration=None):
+        for arg, value in [("policy", policy), ("backoff_factor", backoff_factor),
+                           ("backoff_max_duration", backoff_max_duration)]:
+            if value is not None:
+                refuse("`set_retry(%s=...)` on step `%s`" % (arg, self.name))
+        if not isinstance(num_retries, int) or isinstance(num_retries, bool) or num_retries < 0:
+            refuse("`set_retry(%r)` on step `%s` (num_retries must be an int >= 0)"
+                   % (num_retries, self.name))
+        retries = {"limit": num_retries}
+        if backoff_duration is not None:
+            retries["backoff"] = duration_text(backoff_duration, "set_retry(backoff_duration)")
+        self._record["retries"] = retries
+        return self
+
+    def set_timeout(self, seconds):
+        self._record["timeout"] = duration_text(seconds, "set_timeout()")
+        return self
+
+    def __bool__(self):
+        return True
+
+    def __getattr__(self, name):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        refuse("`.%s` on step `%s`" % (name, self._record["name"]))
+
+
+def duration_text(value, where):
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
+        if isinstance(value, float) and not math.isfinite(value):
+            refuse("the duration `%r` in %s" % (value, where))
+        millis = int(round(value * 1000))
+        return "%ds" % (millis // 1000) if millis % 1000 == 0 else "%dms" % millis
+    if isinstance(value, str) and value.strip():
+        return value
+    refuse("the duration `%r` in %s" % (value, where), "use seconds or text such as `30s`")
+
+
+# Keyword arguments per call: (positional order, supported, ignored because they do not change
+# what the step computes). Any other argument that is given (not None) is refused by name.
+RUN_FUNCTION_ARGS = [
+    "function", "handler", "name", "params", "hyperparams", "hyper_param_options", "inputs",
+    "outputs", "workdir", "labels", "base_task", "watch", "local", "verbose", "selector",
+    "project_object", "auto_build", "schedule", "artifact_path", "notifications", "returns",
+    "builder_env", "reset_on_run", "output_path", "retry",
+]
+AS_STEP_ARGS = [
+    "runspec", "handler", "name", "project", "params", "hyperparams", "selector",
+    "hyper_param_options", "inputs", "outputs", "workdir", "artifact_path", "image", "labels",
+    "use_db", "verbose", "scrape_metrics", "returns", "auto_build",
+]
+BUILD_FUNCTION_ARGS = [
+    "function", "with_mlrun", "skip_deployed", "image", "base_image", "commands", "secret_name",
+    "requirements", "mlrun_version_specifier", "builder_env", "project_object",
+    "overwrite_build_params", "requirements_file", "extra_args", "force_build",
+]
+DEPLOY_FUNCTION_ARGS = [
+    "function", "models", "env", "tag", "verbose", "builder_env", "project_object", "mock",
+]
+RUN_SUPPORTED = {"function", "handler", "name", "params", "inputs", "outputs"}
+RUN_IGNORED = {"watch", "local", "verbose", "labels", "project_object", "auto_build",
+               "notifications", "reset_on_run", "use_db", "scrape_metrics", "project"}
+HINTS = {
+    "hyperparams": "run one step per parameter set instead",
+    "hyper_param_options": "run one step per parameter set instead",
+    "schedule": "schedule the whole workflow instead of one step",
+    "retry": "use `step.set_retry(n)` on the returned step",
+    "returns": "declare output keys with `outputs=[...]`",
+}
+
+
+def is_unset(value):
+    """MLRun's "not given" defaults: None, False, "" and empty collections."""
+    if value is None or value is False:
+        return True
+    return isinstance(value, (str, list, tuple, dict)) and len(value) == 0
+
+
+def bind(call, order, args, kwargs, supported, ignored):
+    if len(args) > len(order):
+        refuse("`%s` with %d positional arguments" % (call, len(args)))
+    bound = dict(zip(order, args))
+    for key, value in kwargs.items():
+        if key in bound:
+            refuse("`%s` with argument `%s` given twice" % (call, key))
+        bound[key] = value
+    for key, value in bound.items():
+        if key in supported or key in ignored or is_unset(value):
+            continue
+        if key not in order:
+            refuse("`%s(%s=...)`: unknown argument `%s`" % (call, key, key))
+        refuse("`%s(%s=...)`" % (call, key), HINTS.get(key))
+    return {k: v for k, v in bound.items() if k in supported and v is not None}
+
+
+def function_name(value, call):
+    if isinstance(value, FunctionHandle):
+        return value._name
+    if isinstance(value, str) and value and "{{" not in value:
+        return value
+    refuse("`%s` of `%s` (expected a function name or funcs[\"name\"])" % (call, value))
+
+
+def add_step(function, action, bound, default_name):
+    name = bound.get("name") or default_name
+    if not isinstance(name, str) or "{{" in name:
+        refuse("step name `%s` (names are fixed strings, not pipeline placeholders)" % (name,))
+    record = {"name": unique_step_name(name), "function": function}
+    handler = bound.get("handler")
+    if handler:
+        if not isinstance(handler, str):
+            refuse("a `%s` handler for step `%s` (use the handler's name)"
+                   % (type(handler).__name__, record["name"]))
+        record["handler"] = handler
+    for key in ("params", "inputs"):
+        value = bound.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, dict):
+            refuse("`%s=` of type `%s` for step `%s` (expected a dict)"
+                   % (key, type(value).__name__, record["name"]))
+        if value:
+            record[key] = to_json_value(value, "`%s` of step `%s`" % (key, record["name"]))
+    outputs = bound.get("outputs")
+    if outputs is not None:
+        if isinstance(outputs, str) or not all(isinstance(o, str) for o in outputs):
+            refuse("`outputs=%r` for step `%s` (expected a list of key names)"
+                   % (outputs, record["name"]))
+        if outputs:
+            record["outputs"] = list(outputs)
+    if CONDITIONS:
+        record["when"] = " and ".join(CONDITIONS)
+    record["action"] = action
+    STEPS.append(record)
+    return StepHandle(record)
+
+
+def run_function(*args, **kwargs):
+    bound = bind("run_function", RUN_FUNCTION_ARGS, args, kwargs, RUN_SUPPORTED, RUN_IGNORED)
+    if "function" not in bound:
+        refuse("`run_function()` without a function")
+    function = function_name(bound["function"], "run_function")
+    return add_step(function, "run", bound, function)
+
+
+def build_function(*args, **kwargs):
+    bound = bind("build_function", BUILD_FUNCTION_ARGS, args, kwargs, {"function"},
+                 {"project_object"})
+    if "function" not in bound:
+        refuse("`build_function()` without a function")
+    function = function_name(bound["function"], "build_function")
+    return add_step(function, "build", {}, "build-" + function)
+
+
+def deploy_function(*args, **kwargs):
+    bound = bind("deploy_function", DEPLOY_FUNCTION_ARGS, args, kwargs, {"function"},
+                 {"project_object", "verbose"})
+    if "function" not in bound:
+        refuse("`deploy_function()` without a function")
+    function = function_name(bound["function"], "deploy_function")
+    return add_step(function, "deploy", {}, "deploy-" + function)
+
+
+# ---------------------------------------------------------------------------------------------
+# Stand-ins for project functions, the project and `funcs`.
+# ---------------------------------------------------------------------------------------------
+
+
+class FunctionHandle:
+    """A project function, as `funcs["name"]` returns it."""
+
+    def __init__(self, name):
+        self._name = name
+
+    def as_step(self, *args, **kwargs):
+        bound = bind("as_step", AS_STEP_ARGS, args, kwargs, RUN_SUPPORTED - {"function"},
+                     RUN_IGNORED)
+        return add_step(self._name, "run", bound, self._name)
+
+    def __getattr__(self, name):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        refuse("`.%s` on function `%s`" % (name, self._name))
+
+
+class Functions:
+    """`funcs` / `functions`: the project's functions by name."""
+
+    def __init__(self, label):
+        self._label = label
+
+    def __getitem__(self, key):
+        if not isinstance(key, str) or not key or "{{" in key:
+            refuse("`%s[%r]` (function names are fixed, non-empty strings)" % (self._label, key))
+        return FunctionHandle(key)
+
+    def get(self, key, *default):
+        if default:
+            refuse("`%s.get(key, default)`" % self._label,
+                   "which functions exist is checked when the workflow runs; use %s[key]"
+                   % self._label)
+        return self[key]
+
+    def __getattr__(self, name):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        refuse("`%s.%s`" % (self._label, name))
+
+    def __contains__(self, key):
+        refuse("`in %s`" % self._label)
+
+    def __iter__(self):
+        refuse("iterating over `%s`" % self._label)
+
+    def __len__(self):
+        refuse("`len(%s)`" % self._label)
+
+
+class Project:
+    """The current project, as `this_project` / `mlrun.get_current_project()` return it."""
+
+    def run_function(self, *args, **kwargs):
+        return run_function(*args, **kwargs)
+
+    def build_function(self, *args, **kwargs):
+        return build_function(*args, **kwargs)
+
+    def deploy_function(self, *args, **kwargs):
+        return deploy_function(*args, **kwargs)
+
+    def get_function(self, key, *args, **kwargs):
+        if args or any(v is not None for v in kwargs.values()):
+            refuse("`project.get_function()` with arguments other than the name")
+        return FUNCS[key]
+
+    def __getattr__(self, name):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        refuse("`project.%s`" % name)
+
+
+PROJECT = Project()
+FUNCS = Functions("funcs")
+
+
+def get_current_project(*args, **kwargs):
+    return PROJECT
+
+
+# ---------------------------------------------------------------------------------------------
+# kfp.dsl stand-ins.
+# ---------------------------------------------------------------------------------------------
+
+
+def pipeline(*args, **kwargs):
+    """`@dsl.pipeline` and `@dsl.pipeline(...)`: a no-op."""
+    if len(args) == 1 and not kwargs and callable(args[0]):
+        return args[0]
+    return lambda func: func
+
+
+class Condition:
+    """`with dsl.Condition(a OP b):` guards the steps created inside it."""
+
+    construct = "dsl.Condition"
+
+    def __init__(self, condition, name=None):
+        if not isinstance(condition, Comparison):
+            refuse("`%s(%r)`: the condition must compare a pipeline placeholder with a value"
+                   % (self.construct, condition),
+                   'write e.g. `%s(step.outputs["rows"] > 0)`' % self.construct)
+        self._text = condition.render()
+
+    def __enter__(self):
+        CONDITIONS.append(self._text)
+        return self
+
+    def __exit__(self, *exc):
+        CONDITIONS.pop()
+        return False
+
+
+class If(Condition):
+    construct = "dsl.If"
+
+
+# ---------------------------------------------------------------------------------------------
+# Fake modules.
+# ---------------------------------------------------------------------------------------------
+
+
+class FakeModule(types.ModuleType):
+    """A module whose unknown attributes are refused, naming `module.attr` and the line."""
+
+    def __getattr__(self, name):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        refuse("`%s.%s`" % (self.__name__, name))
+
+
+def fake_module(name, **attrs):
+    module = FakeModule(name)
+    module.__path__ = []
+    module.__file__ = "<baton stand-in for %s>" % name
+    for key, value in attrs.items():
+        setattr(module, key, value)
+    sys.modules[name] = module
+    return module
+
+
+class RefuseImports(importlib.abc.MetaPathFinder):
+    """Refuses `import mlrun.x` / `import kfp.x` for submodules the stand-ins lack."""
+
+    def find_spec(self, fullname, path=None, target=None):
+        root = fullname.split(".")[0]
+        if root in ("mlrun", "kfp") and fullname not in sys.modules:
+            refuse("`import %s`" % fullname)
+        return None
+
+
+def install_fakes():
+    operations = dict(run_function=run_function, build_function=build_function,
+                      deploy_function=deploy_function, get_current_project=get_current_project)
+    projects = fake_module("mlrun.projects", **operations)
+    mlrun = fake_module("mlrun", projects=projects, **operations)
+    dsl = fake_module("kfp.dsl", pipeline=pipeline, Condition=Condition, If=If)
+    fake_module("kfp", dsl=dsl)
+    sys.meta_path.insert(0, RefuseImports())
+    return mlrun
+
+
+# ---------------------------------------------------------------------------------------------
+# Driver.
+# ---------------------------------------------------------------------------------------------
+
+
+def user_frame_of(tb):
+    """The innermost traceback entry in user code, as (file, line)."""
+    found = (None, None)
+    for entry in traceback.extract_tb(tb):
+        if entry.filename != SHIM_FILE and not entry.filename.startswith("<frozen"):
+            found = (entry.filename, entry.lineno)
+    return found
+
+
+def describe(exc):
+    text = str(exc)
+    return "%s: %s" % (type(exc).__name__, text) if text else type(exc).__name__
+
+
+def load_handler():
+    spec = importlib.util.spec_from_file_location("workflow", WORKFLOW_FILE)
+    if spec is None or spec.loader is None:
+        raise WorkflowError("cannot import workflow `%s`" % WORKFLOW_FILE)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["workflow"] = module
+    try:
+        spec.loader.exec_module(module)
+    except WorkflowError:
+        raise
+    except SyntaxError as exc:
+        raise WorkflowError("syntax error: %s" % (exc.msg,),
+                            "fix the Python syntax", exc.filename, exc.lineno)
+    except BaseException as exc:
+        file, line = user_frame_of(exc.__traceback__)
+        raise WorkflowError("importing the workflow failed: %s" % describe(exc), None, file, line)
+    # MLRun injects these after the import, so they are usable only inside functions.
+    module.funcs = FUNCS
+    module.functions = Functions("functions")
+    module.this_project = PROJECT
+    if hasattr(module, "init_functions"):
+        call_user(module.init_functions, "init_functions", (module.functions, PROJECT, None))
+    handler = EXPLICIT_HANDLER
+    if not handler and hasattr(module, "kfpipeline"):
+        handler = "kfpipeline"
+    if not handler and hasattr(module, "pipeline"):
+        handler = "pipeline"
+    if not handler:
+        raise WorkflowError(
+            "'workflow_handler' is not defined. Either provide it as set_workflow argument, or "
+            "include a function named 'kfpipeline' or 'pipeline' in your workflow .py file")
+    if not hasattr(module, handler):
+        raise WorkflowError(
+            "'workflow_handler' `%s` is not defined in the workflow .py file" % handler,
+            "define a function named `%s` or change the workflow's handler" % handler)
+    function = getattr(module, handler)
+    if not callable(function):
+        raise WorkflowError("workflow handler `%s` is a `%s`, not a function"
+                            % (handler, type(function).__name__))
+    return handler, function
+
+
+def call_user(function, label, args=(), kwargs=None):
+    try:
+        return function(*args, **(kwargs or {}))
+    except WorkflowError:
+        raise
+    except BaseException as exc:
+        file, line = user_frame_of(exc.__traceback__)
+        raise WorkflowError("workflow `%s` raised %s" % (label, describe(exc)), None, file, line)
+
+
+def pipeline_params(handler, function):
+    try:
+        signature = inspect.signature(function)
+    except (TypeError, ValueError) as exc:
+        raise WorkflowError("cannot read the parameters of handler `%s`: %s" % (handler, exc))
+    params, args, kwargs = [], [], {}
+    for parameter in signature.parameters.values():
+        if parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
+            continue
+        placeholder = Placeholder("{{args.%s}}" % parameter.name)
+        entry = {"name": parameter.name}
+        if parameter.default is not parameter.empty:
+            try:
+                entry["default"] = to_json_value(parameter.default,
+                                                 "the default of parameter `%s`" % parameter.name)
+            except WorkflowError as err:
+                err.file, err.line = WORKFLOW_FILE, function.__code__.co_firstlineno
+                raise
+        params.append(entry)
+        if parameter.kind == parameter.POSITIONAL_ONLY:
+            args.append(placeholder)
+        else:
+            kwargs[parameter.name] = placeholder
+    return params, args, kwargs
+
+
+def trace():
+    install_fakes()
+    sys.path.insert(0, os.path.dirname(WORKFLOW_FILE))
+    handler, function = load_handler()
+    params, args, kwargs = pipeline_params(handler, function)
+    call_user(function, handler, args, kwargs)
+    if FIRST_REFUSAL:
+        raise FIRST_REFUSAL[0]
+    graph = {"name": GRAPH_NAME}
+    if params:
+        graph["params"] = params
+    graph["steps"] = STEPS
+    return graph
+
+
+def main():
+    try:
+        result = {"graph": trace()}
+    except WorkflowError as err:
+        # A refusal swallowed by user code wins over what happened after it.
+        err = FIRST_REFUSAL[0] if FIRST_REFUSAL else err
+        result = {"error": {"message": err.message, "hint": err.hint, "file": err.file,
+                            "line": err.line}}
+    with open(RESULT_FILE, "w", encoding="utf-8") as out:
+        json.dump(result, out)
+
+
+main()
