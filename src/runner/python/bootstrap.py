@@ -15,6 +15,13 @@ Standard library only: the bootstrap runs in whatever interpreter the user's ima
 it directly.
 """
 
+import sys
+
+# `python -c` puts the working directory (the code folder) first on sys.path. Drop it before
+# importing anything, so a payload file named `json.py` cannot replace the bootstrap's own
+# modules; it is put back for the handler in `run_request`.
+sys.path[:] = [p for p in sys.path if p not in ("", ".")]
+
 import asyncio
 import copy
 import importlib
@@ -25,7 +32,6 @@ import keyword
 import logging
 import os
 import shutil
-import sys
 import traceback
 
 PROTOCOL = 1
