@@ -96,7 +96,9 @@ async fn single_file_handler_gets_a_typed_param() {
         "my_func.py",
         "def main(x):\n    assert isinstance(x, int), type(x)\n    return x * 2\n",
     );
-    let out = fx.call("my_func:main", json!({"x": parse_param("21")})).await;
+    let out = fx
+        .call("my_func:main", json!({"x": parse_param("21")}))
+        .await;
     completed(&out, &fx.log_text());
     assert_eq!(out.results["return"], json!(42));
 }
@@ -157,9 +159,33 @@ async fn a_module_named_like_a_stdlib_module_the_bootstrap_uses_is_the_payloads(
 }
 
 #[tokio::test]
+async fn payload_files_named_like_lazily_imported_stdlib_modules_do_not_break_reporting() {
+    let fx = Fixture::new();
+    for name in ["traceback", "logging", "urllib", "tempfile"] {
+        fx.write(
+            &format!("{name}.py"),
+            "raise RuntimeError('payload module imported')\n",
+        );
+    }
+    fx.write(
+        "h.py",
+        "def main(context, data):\n    context.logger.info('logged %s', data.local())\n    raise ValueError('bad')\n",
+    );
+    let mut req = fx.request("h:main");
+    req.inputs.insert("data".into(), "file:///tmp/x.csv".into());
+    let out = fx.run(&req).await;
+    assert_eq!(error_of(&out), "ValueError: bad");
+    let log = fx.log_text();
+    assert!(log.contains("logged /tmp/x.csv"), "{log}");
+    assert!(log.contains("Traceback (most recent call last)"), "{log}");
+    assert!(!log.contains("payload module imported"), "{log}");
+}
+
+#[tokio::test]
 async fn context_logs_results_and_artifacts() {
     let fx = Fixture::new();
     fx.write("report.txt", "local file body");
+    fx.write("sub/inner.txt", "inner");
     fx.write(
         "steps.py",
         r#"
@@ -177,6 +203,7 @@ def main(context, rate, note="n"):
     context.log_results({"nested": {"a": [1, decimal.Decimal("2")]}, "flag": True})
     a = context.log_artifact("model", body=b"weights", format="bin")
     context.log_artifact("report", local_path="report.txt")
+    context.log_artifact(key="tree", local_path="sub")
     assert a.target_path.endswith("model.bin")
 "#,
     );
@@ -192,7 +219,11 @@ def main(context, rate, note="n"):
 
     let artifacts = fx.dir.path().join("artifacts");
     let keys: Vec<_> = out.artifacts.iter().map(|a| a.key.as_str()).collect();
-    assert_eq!(keys, ["model", "report"]);
+    assert_eq!(keys, ["model", "report", "tree"]);
+    assert_eq!(
+        fs::read_to_string(artifacts.join("tree/inner.txt")).unwrap(),
+        "inner"
+    );
     assert_eq!(
         Path::new(&out.artifacts[0].target_path),
         artifacts.join("model.bin")
@@ -207,6 +238,26 @@ def main(context, rate, note="n"):
         fs::read_to_string(artifacts.join("report.txt")).unwrap(),
         "local file body"
     );
+}
+
+#[tokio::test]
+async fn artifact_keys_and_formats_cannot_escape_the_artifact_path() {
+    let fx = Fixture::new();
+    fx.write(
+        "h.py",
+        "def key(context):\n    context.log_artifact('../evil', body='x')\n\ndef fmt(context):\n    context.log_artifact('k', body='x', format='/../../evil')\n",
+    );
+    let out = fx.call("h:key", json!({})).await;
+    assert!(
+        error_of(&out).contains("without path separators"),
+        "{out:?}"
+    );
+    let out = fx.call("h:fmt", json!({})).await;
+    assert!(
+        error_of(&out).contains("must not contain path separators"),
+        "{out:?}"
+    );
+    assert!(!fx.dir.path().join("evil").exists());
 }
 
 #[tokio::test]
@@ -236,7 +287,13 @@ async fn truthy_returns_are_recorded_and_falsy_ones_are_not() {
         completed(&out, &fx.log_text());
         assert!(out.results.is_empty(), "{falsy} was recorded: {out:?}");
     }
-    for truthy in [json!(1), json!("s"), json!([0]), json!({"k": 1}), json!(true)] {
+    for truthy in [
+        json!(1),
+        json!("s"),
+        json!([0]),
+        json!({"k": 1}),
+        json!(true),
+    ] {
         let out = fx.call("r:main", json!({"v": truthy.clone()})).await;
         assert_eq!(out.results["return"], truthy);
     }
@@ -346,7 +403,8 @@ async fn a_missing_required_param_is_named_and_unknown_params_are_ignored() {
     completed(&out, &fx.log_text());
     assert_eq!(out.results["return"], json!(6));
     assert!(
-        fx.log_text().contains("takes no parameter named 'zz'; ignored"),
+        fx.log_text()
+            .contains("takes no parameter named 'zz'; ignored"),
         "{}",
         fx.log_text()
     );
@@ -447,7 +505,10 @@ async fn a_handler_without_colon_is_refused_before_spawning() {
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidArgument);
     assert!(err.hint().unwrap().contains("`my_func:main`"), "{err:?}");
-    assert!(!fx.log().exists(), "the log was opened: a process was started");
+    assert!(
+        !fx.log().exists(),
+        "the log was opened: a process was started"
+    );
 }
 
 #[tokio::test]
@@ -499,7 +560,9 @@ fn process_gone(pid: u32) -> bool {
     match fs::read_to_string(format!("/proc/{pid}/stat")) {
         Err(_) => true,
         // The state follows the parenthesised command name.
-        Ok(stat) => matches!(stat.rsplit(')').next().map(str::trim_start), Some(s) if s.starts_with('Z') || s.starts_with('X')),
+        Ok(stat) => {
+            matches!(stat.rsplit(')').next().map(str::trim_start), Some(s) if s.starts_with('Z') || s.starts_with('X'))
+        }
     }
 }
 
@@ -541,10 +604,7 @@ def main(pids):
         }
     }
     let written = written.expect("the handler never wrote its pids");
-    let pids: Vec<u32> = written
-        .split(' ')
-        .map(|p| p.parse().unwrap())
-        .collect();
+    let pids: Vec<u32> = written.split(' ').map(|p| p.parse().unwrap()).collect();
     assert!(pids.iter().all(|&p| !process_gone(p)), "not running yet");
 
     drop(run);

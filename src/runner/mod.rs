@@ -146,7 +146,9 @@ impl HandlerRef {
             ));
         }
         let segment_ok = |s: &str| {
-            !s.is_empty() && s.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '-')
+            !s.is_empty()
+                && s.chars()
+                    .all(|c| c.is_alphanumeric() || c == '_' || c == '-')
         };
         if !module.split('.').all(segment_ok) {
             return Err(Error::invalid_with_hint(
@@ -191,10 +193,19 @@ mod tests {
     #[test]
     fn parses_plain_dotted_and_dashed_modules() {
         let h = HandlerRef::parse("my_func:main").unwrap();
-        assert_eq!((h.module.as_str(), h.function.as_str()), ("my_func", "main"));
+        assert_eq!(
+            (h.module.as_str(), h.function.as_str()),
+            ("my_func", "main")
+        );
         let h = HandlerRef::parse("pkg.trainer:train_2").unwrap();
-        assert_eq!((h.module.as_str(), h.function.as_str()), ("pkg.trainer", "train_2"));
-        assert_eq!(HandlerRef::parse("my-code:handler").unwrap().module, "my-code");
+        assert_eq!(
+            (h.module.as_str(), h.function.as_str()),
+            ("pkg.trainer", "train_2")
+        );
+        assert_eq!(
+            HandlerRef::parse("my-code:handler").unwrap().module,
+            "my-code"
+        );
         assert_eq!(
             HandlerRef::parse("pkg.trainer:main").unwrap().to_string(),
             "pkg.trainer:main"

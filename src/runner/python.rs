@@ -125,7 +125,10 @@ impl PythonRunner {
             )
         })?;
         let status = ProcessGroup::new(child).wait().await.map_err(|e| {
-            Error::runtime_from(format!("Lost track of the process of handler `{handler}`"), e)
+            Error::runtime_from(
+                format!("Lost track of the process of handler `{handler}`"),
+                e,
+            )
         })?;
 
         let text = match fs::read(&result_path) {
