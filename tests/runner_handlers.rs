@@ -348,6 +348,21 @@ async fn a_raising_handler_is_an_error_with_its_traceback_in_the_log() {
 }
 
 #[tokio::test]
+async fn sys_exit_zero_completes_and_nonzero_is_an_error() {
+    let fx = Fixture::new();
+    fx.write(
+        "h.py",
+        "import sys\n\ndef main(context, code):\n    context.log_result('before', 1)\n    sys.exit(code)\n",
+    );
+    let out = fx.call("h:main", json!({"code": 0})).await;
+    completed(&out, &fx.log_text());
+    assert_eq!(out.results["before"], json!(1));
+    let out = fx.call("h:main", json!({"code": 3})).await;
+    assert_eq!(error_of(&out), "Handler called sys.exit(3)");
+    assert_eq!(out.results["before"], json!(1));
+}
+
+#[tokio::test]
 async fn a_missing_module_lists_what_the_payload_contains() {
     let fx = Fixture::new();
     fx.write("zeta.py", "")
