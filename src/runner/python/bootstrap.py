@@ -15,18 +15,38 @@ Standard library only: the bootstrap runs in whatever interpreter the user's ima
 it directly.
 """
 
-import asyncio
+import sys
+
+# `python -c` puts the working directory (the code folder) first on sys.path. Drop it before
+# importing anything, so a payload file named `json.py` cannot replace the bootstrap's own
+# modules; it is put back for the handler in `run_request`.
+sys.path[:] = [p for p in sys.path if p not in ("", ".")]
+
 import copy
 import importlib
 import importlib.util
 import inspect
 import json
 import keyword
-import logging
 import os
 import shutil
-import sys
-import traceback
+
+# `asyncio`, `logging` and `traceback` are imported where used (through `_stdlib`): they cost
+# tens of milliseconds of start-up, and most handlers need none of them.
+_BASE_PATH = list(sys.path)
+
+
+def _stdlib(name):
+    """Import a module the bootstrap needs late, without the code folder on sys.path, so a
+    payload file of the same name cannot stand in for it."""
+    if name in sys.modules:
+        return sys.modules[name]
+    saved = sys.path[:]
+    sys.path[:] = _BASE_PATH
+    try:
+        return importlib.import_module(name)
+    finally:
+        sys.path[:] = saved
 
 PROTOCOL = 1
 
@@ -91,17 +111,13 @@ class DataItem:
         if scheme == "":
             self._local = self.url
         elif scheme == "file":
-            import urllib.parse
-            import urllib.request
-
-            self._local = urllib.request.url2pathname(urllib.parse.urlparse(self.url).path)
+            parse, request = _stdlib("urllib.parse"), _stdlib("urllib.request")
+            self._local = request.url2pathname(parse.urlparse(self.url).path)
         elif scheme in ("http", "https"):
-            import tempfile
-            import urllib.request
-
+            tempfile, request = _stdlib("tempfile"), _stdlib("urllib.request")
             os.makedirs(self._scratch_dir, exist_ok=True)
             fd, path = tempfile.mkstemp(prefix=self.key + "-", dir=self._scratch_dir)
-            with os.fdopen(fd, "wb") as out, urllib.request.urlopen(self.url) as response:
+            with os.fdopen(fd, "wb") as out, request.urlopen(self.url) as response:
                 shutil.copyfileobj(response, out)
             self._local = path
         else:
@@ -157,10 +173,17 @@ class Context:
         self._scratch_dir = scratch_dir
         self._results = {}
         self._artifacts = {}
-        self.logger = _make_logger()
+        self._logger = None
 
     def __repr__(self):
         return "Context(name={!r}, uid={!r})".format(self.name, self.uid)
+
+    @property
+    def logger(self):
+        """A `logging.Logger` writing to stderr (the run log)."""
+        if self._logger is None:
+            self._logger = _make_logger()
+        return self._logger
 
     @property
     def parameters(self):
@@ -195,25 +218,30 @@ class Context:
         for key, value in results.items():
             self.log_result(key, value)
 
-    def log_artifact(self, item, body=None, local_path=None, format=None, **kwargs):
+    def log_artifact(self, item=None, body=None, local_path=None, format=None, **kwargs):
         """Write an artifact under `artifact_path` and record it.
 
-        `body` (str, bytes, or anything JSON-serialisable) is written to
-        `<artifact_path>/<key>[.<format>]`; `local_path` (a file or folder) is copied to
-        `<artifact_path>/<key><suffix of local_path>` (or `.<format>` when given)."""
-        key = getattr(item, "key", item)
+        `item` is the key (or an object with `.key`; `key=` works too). `body` (str, bytes, or
+        anything JSON-serialisable) is written to `<artifact_path>/<key>[.<format>]`;
+        `local_path` (a file or folder) is copied to `<artifact_path>/<key><suffix of
+        local_path>` (or `.<format>` when given). An `artifact_path=` argument overrides the
+        run's; MLRun's other arguments (tag, labels, ...) are accepted and ignored."""
+        key = kwargs.get("key") or getattr(item, "key", item)
         if not isinstance(key, str) or not key or key in (".", "..") or "/" in key or "\\" in key:
             raise ValueError(
                 "Artifact key {!r} must be a non-empty name without path separators".format(key)
             )
-        if body is None and local_path is None:
+        if format and ("/" in format or "\\" in format):
+            raise ValueError("Artifact format {!r} must not contain path separators".format(format))
+        if body is None and not local_path:
             raise ValueError("log_artifact('{}') needs a body or a local_path".format(key))
-        if not self.artifact_path:
+        artifact_path = kwargs.get("artifact_path") or self.artifact_path
+        if not artifact_path:
             raise ValueError("log_artifact('{}'): this run has no artifact_path".format(key))
-        os.makedirs(self.artifact_path, exist_ok=True)
+        os.makedirs(artifact_path, exist_ok=True)
         suffix = "." + format if format else ""
         if body is not None:
-            target = os.path.join(self.artifact_path, key + suffix)
+            target = os.path.join(artifact_path, key + suffix)
             if isinstance(body, str):
                 body = body.encode("utf-8")
             elif not isinstance(body, (bytes, bytearray)):
@@ -223,12 +251,12 @@ class Context:
         else:
             source = os.path.abspath(local_path)
             if os.path.isdir(source):
-                target = os.path.join(self.artifact_path, key)
+                target = os.path.join(artifact_path, key)
                 shutil.copytree(source, target, dirs_exist_ok=True)
             else:
                 if not suffix:
                     suffix = os.path.splitext(source)[1]
-                target = os.path.join(self.artifact_path, key + suffix)
+                target = os.path.join(artifact_path, key + suffix)
                 shutil.copyfile(source, target)
         artifact = Artifact(key, os.path.abspath(target), format)
         self._artifacts[key] = artifact
@@ -242,6 +270,7 @@ class Context:
 
 
 def _make_logger():
+    logging = _stdlib("logging")
     logger = logging.getLogger("baton.handler")
     if not logger.handlers:
         handler = logging.StreamHandler(sys.stderr)
@@ -330,7 +359,7 @@ def _load_module(code_dir, module):
         spec.loader.exec_module(loaded)
         return loaded
     except Exception as err:
-        traceback.print_exc()
+        _print_traceback()
         raise HandlerError(
             "Failed to import module '{}' ({}): {}: {}".format(module, path, type(err).__name__, err)
         )
@@ -434,13 +463,17 @@ def _bind(fn, function, context, params, inputs):
 def _call(fn, function, args, kwargs):
     value = fn(*args, **kwargs)
     if inspect.iscoroutine(value):
-        value = asyncio.run(value)
+        value = _stdlib("asyncio").run(value)
     if inspect.isgenerator(value) or inspect.isasyncgen(value):
         raise HandlerError(
             "Handler '{}' returned a generator, which a job cannot run: return the result "
             "instead of yielding it".format(function)
         )
     return value
+
+
+def _print_traceback():
+    _stdlib("traceback").print_exc()
 
 
 def _truthy(value):
@@ -486,10 +519,10 @@ def run_request(request):
         if err.code in (None, 0):
             report = context._report() if context else {"results": {}, "artifacts": []}
             return dict(state="completed", error=None, **report)
-        traceback.print_exc()
+        _print_traceback()
         message = "Handler called sys.exit({!r})".format(err.code)
     except BaseException as err:
-        traceback.print_exc()
+        _print_traceback()
         message = "{}: {}".format(type(err).__name__, err)
     _warn("error: " + message)
     report = context._report() if context else {"results": {}, "artifacts": []}
