@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 
 use baton::code::{detect, extract, ArchiveFormat, CodeCache, ExtractLimits};
 use baton::datastore::DataStore;
-use baton::model::artifact::{Artifact, ArtifactMetadata, CodeArtifactSpec};
 use baton::error::ErrorKind;
+use baton::model::artifact::{Artifact, ArtifactMetadata, CodeArtifactSpec};
 use flate2::write::GzEncoder;
 use flate2::Compression;
 use sha2::{Digest, Sha256};
@@ -165,7 +165,11 @@ impl Scene {
             .map(|e| e.unwrap().file_name().into_string().unwrap())
             .collect();
         names.sort();
-        assert_eq!(names, ["sentinel", "target"], "something was written beside the target");
+        assert_eq!(
+            names,
+            ["sentinel", "target"],
+            "something was written beside the target"
+        );
         assert_eq!(
             fs::read_dir(self.sentinel()).unwrap().count(),
             0,
@@ -248,7 +252,10 @@ async fn assert_refused_with(
 
 #[tokio::test]
 async fn tar_parent_traversal_is_refused() {
-    let bytes = tar_bytes(&[file("ok.py", b"x = 1\n"), file("../sentinel/evil.py", b"pwn")]);
+    let bytes = tar_bytes(&[
+        file("ok.py", b"x = 1\n"),
+        file("../sentinel/evil.py", b"pwn"),
+    ]);
     assert_refused(
         &bytes,
         ArchiveFormat::Tar,
@@ -318,19 +325,43 @@ async fn zip_absolute_paths_are_refused() {
 #[tokio::test]
 async fn symlinks_leaving_the_root_are_refused() {
     let bytes = tar_bytes(&[link(EntryType::Symlink, "esc", "../sentinel")]);
-    assert_refused(&bytes, ArchiveFormat::Tar, "esc", "which leaves the target folder").await;
+    assert_refused(
+        &bytes,
+        ArchiveFormat::Tar,
+        "esc",
+        "which leaves the target folder",
+    )
+    .await;
 
     let bytes = tar_bytes(&[
         dir("pkg/"),
         link(EntryType::Symlink, "pkg/esc", "../../sentinel/x.py"),
     ]);
-    assert_refused(&bytes, ArchiveFormat::Tar, "pkg/esc", "which leaves the target folder").await;
+    assert_refused(
+        &bytes,
+        ArchiveFormat::Tar,
+        "pkg/esc",
+        "which leaves the target folder",
+    )
+    .await;
 
     let bytes = tar_bytes(&[link(EntryType::Symlink, "abs", "/etc/passwd")]);
-    assert_refused(&bytes, ArchiveFormat::Tar, "abs", "absolute path `/etc/passwd`").await;
+    assert_refused(
+        &bytes,
+        ArchiveFormat::Tar,
+        "abs",
+        "absolute path `/etc/passwd`",
+    )
+    .await;
 
     let bytes = zip_bytes(&[ZipMember::Symlink("esc", "../sentinel")]);
-    assert_refused(&bytes, ArchiveFormat::Zip, "esc", "which leaves the target folder").await;
+    assert_refused(
+        &bytes,
+        ArchiveFormat::Zip,
+        "esc",
+        "which leaves the target folder",
+    )
+    .await;
 
     let bytes = zip_bytes(&[ZipMember::Symlink("abs", "/etc")]);
     assert_refused(&bytes, ArchiveFormat::Zip, "abs", "absolute path `/etc`").await;
@@ -354,7 +385,13 @@ async fn files_written_through_symlinks_are_refused() {
         link(EntryType::Symlink, "esc", "../sentinel"),
         file("esc/evil.py", b"pwn"),
     ]);
-    assert_refused(&bytes, ArchiveFormat::Tar, "esc", "leaves the target folder").await;
+    assert_refused(
+        &bytes,
+        ArchiveFormat::Tar,
+        "esc",
+        "leaves the target folder",
+    )
+    .await;
 
     // A link pointing inside, then a file through it: still refused.
     let bytes = tar_bytes(&[
@@ -403,7 +440,13 @@ async fn hard_links_are_refused() {
         file("real.py", b"x = 1\n"),
         link(EntryType::Link, "hard.py", "real.py"),
     ]);
-    assert_refused(&bytes, ArchiveFormat::Tar, "hard.py", "hard links are never extracted").await;
+    assert_refused(
+        &bytes,
+        ArchiveFormat::Tar,
+        "hard.py",
+        "hard links are never extracted",
+    )
+    .await;
     let bytes = tar_bytes(&[link(EntryType::Link, "hard", "/etc/shadow")]);
     assert_refused(&bytes, ArchiveFormat::Tar, "hard", "it is a hard link").await;
 }
@@ -437,22 +480,48 @@ async fn a_tar_gz_bomb_over_the_ratio_is_refused() {
         max_ratio: 20,
         ..Default::default()
     };
-    assert_refused_with(&bytes, ArchiveFormat::TarGz, "zeros.bin", "max_ratio = 20", limits).await;
+    assert_refused_with(
+        &bytes,
+        ArchiveFormat::TarGz,
+        "zeros.bin",
+        "max_ratio = 20",
+        limits,
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn too_many_entries_are_refused() {
-    let members: Vec<_> = (0..10).map(|i| file(&format!("f{i}.py"), b"x = 1\n")).collect();
+    let members: Vec<_> = (0..10)
+        .map(|i| file(&format!("f{i}.py"), b"x = 1\n"))
+        .collect();
     let limits = ExtractLimits {
         max_entries: 5,
         ..Default::default()
     };
     let msg = "the archive has more than 5 entries (max_entries = 5)";
-    assert_refused_with(&tar_bytes(&members), ArchiveFormat::Tar, "f5.py", msg, limits).await;
+    assert_refused_with(
+        &tar_bytes(&members),
+        ArchiveFormat::Tar,
+        "f5.py",
+        msg,
+        limits,
+    )
+    .await;
 
     let names: Vec<String> = (0..10).map(|i| format!("f{i}.py")).collect();
-    let zmembers: Vec<_> = names.iter().map(|n| ZipMember::File(n, b"x = 1\n")).collect();
-    assert_refused_with(&zip_bytes(&zmembers), ArchiveFormat::Zip, "f5.py", msg, limits).await;
+    let zmembers: Vec<_> = names
+        .iter()
+        .map(|n| ZipMember::File(n, b"x = 1\n"))
+        .collect();
+    assert_refused_with(
+        &zip_bytes(&zmembers),
+        ArchiveFormat::Zip,
+        "f5.py",
+        msg,
+        limits,
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -542,10 +611,19 @@ fn links_that_stay_inside_are_extracted() {
         link(EntryType::Symlink, "pkg/up.py", "../utils.py"),
     ]);
     let payload = scene.payload("payload", &bytes);
-    let stats = extract(&payload, ArchiveFormat::Tar, &scene.target(), &Default::default()).unwrap();
+    let stats = extract(
+        &payload,
+        ArchiveFormat::Tar,
+        &scene.target(),
+        &Default::default(),
+    )
+    .unwrap();
     assert_eq!(stats.symlinks, 2);
     let alias = scene.target().join("alias.py");
-    assert!(fs::symlink_metadata(&alias).unwrap().file_type().is_symlink());
+    assert!(fs::symlink_metadata(&alias)
+        .unwrap()
+        .file_type()
+        .is_symlink());
     assert_eq!(fs::read(&alias).unwrap(), UTILS);
     assert_eq!(fs::read(scene.target().join("pkg/up.py")).unwrap(), UTILS);
 }
@@ -562,8 +640,20 @@ fn setuid_setgid_and_sticky_bits_are_dropped() {
     let mut sticky = dir("tmp/");
     sticky.mode = 0o1777;
     let payload = scene.payload("payload", &tar_bytes(&[suid, sgid, sticky]));
-    extract(&payload, ArchiveFormat::Tar, &scene.target(), &Default::default()).unwrap();
-    let mode = |p: &str| fs::metadata(scene.target().join(p)).unwrap().permissions().mode() & 0o7777;
+    extract(
+        &payload,
+        ArchiveFormat::Tar,
+        &scene.target(),
+        &Default::default(),
+    )
+    .unwrap();
+    let mode = |p: &str| {
+        fs::metadata(scene.target().join(p))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o7777
+    };
     assert_eq!(mode("run.sh"), 0o755);
     assert_eq!(mode("group.sh"), 0o755);
     assert_eq!(mode("tmp"), 0o755);
@@ -577,7 +667,13 @@ fn a_git_archive_pax_global_header_is_skipped() {
     global.data = record.to_vec();
     let bytes = tar_bytes(&[global, file("trainer.py", TRAINER)]);
     let payload = scene.payload("payload", &bytes);
-    extract(&payload, ArchiveFormat::Tar, &scene.target(), &Default::default()).unwrap();
+    extract(
+        &payload,
+        ArchiveFormat::Tar,
+        &scene.target(),
+        &Default::default(),
+    )
+    .unwrap();
     let names: Vec<_> = fs::read_dir(scene.target())
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
@@ -594,7 +690,10 @@ async fn detection_ignores_file_names() {
     // A zip named `.txt` is an archive and is extracted.
     let zip_txt = scene.payload("code.txt", &good_zip());
     assert_eq!(detect(&zip_txt).unwrap(), Some(ArchiveFormat::Zip));
-    let resolved = cache.resolve(&artifact_for(&zip_txt), &store).await.unwrap();
+    let resolved = cache
+        .resolve(&artifact_for(&zip_txt), &store)
+        .await
+        .unwrap();
     assert!(resolved.archive);
     assert_good_tree(&resolved.dir);
 
@@ -605,7 +704,10 @@ async fn detection_ignores_file_names() {
     // A text file named `.zip` is kept as a file.
     let text_zip = scene.payload("notes.zip", b"print('not a zip')\n");
     assert_eq!(detect(&text_zip).unwrap(), None);
-    let resolved = cache.resolve(&artifact_for(&text_zip), &store).await.unwrap();
+    let resolved = cache
+        .resolve(&artifact_for(&text_zip), &store)
+        .await
+        .unwrap();
     assert!(!resolved.archive);
     let kept = resolved.file.unwrap();
     assert_eq!(kept.file_name().unwrap(), "notes.zip");

@@ -1,5 +1,6 @@
 //! The digest-keyed code cache: resolve a code artifact to a folder on this machine.
 
+use std::ffi::OsString;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
@@ -50,22 +51,7 @@ impl CodeCache {
     /// The default cache root: `$BATON_CACHE_DIR`, else `$XDG_CACHE_HOME/baton`, else
     /// `$HOME/.cache/baton`.
     pub fn default_root() -> Result<PathBuf> {
-        let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
-        if let Some(dir) = var(CACHE_DIR_ENV) {
-            return Ok(PathBuf::from(dir));
-        }
-        // The XDG spec says to ignore a relative XDG_CACHE_HOME.
-        if let Some(dir) = var("XDG_CACHE_HOME").filter(|d| Path::new(d).is_absolute()) {
-            return Ok(PathBuf::from(dir).join("baton"));
-        }
-        if let Some(home) = var("HOME") {
-            return Ok(PathBuf::from(home).join(".cache").join("baton"));
-        }
-        Err(Error::invalid_with_hint(
-            "Cannot locate the baton cache folder: none of `BATON_CACHE_DIR`, `XDG_CACHE_HOME` \
-             and `HOME` is set",
-            "set `BATON_CACHE_DIR` to a writable folder",
-        ))
+        root_from_env(|name| std::env::var_os(name))
     }
 
     /// The same cache with other extraction limits.
@@ -199,9 +185,9 @@ impl CodeCache {
                 let staged = TempDir::with_prefix_in(".file-", &dir)
                     .io_context(|| format!("Failed to create a folder in `{}`", dir.display()))?;
                 let dest = staged.path().join(&name);
-                download
-                    .persist(&dest)
-                    .map_err(|e| Error::io(format!("Failed to move `{}`", dest.display()), e.error))?;
+                download.persist(&dest).map_err(|e| {
+                    Error::io(format!("Failed to move `{}`", dest.display()), e.error)
+                })?;
                 set_readable(&dest)?;
                 publish(staged, &entry)?;
                 Ok(entry)
@@ -275,6 +261,27 @@ fn safe_file_name(artifact: &Artifact, uri: &str) -> Result<String> {
     Ok(name)
 }
 
+/// [`CodeCache::default_root`] over an environment lookup, so tests need not mutate the process
+/// environment.
+fn root_from_env(get: impl Fn(&str) -> Option<OsString>) -> Result<PathBuf> {
+    let var = |name: &str| get(name).filter(|v| !v.is_empty());
+    if let Some(dir) = var(CACHE_DIR_ENV) {
+        return Ok(PathBuf::from(dir));
+    }
+    // The XDG spec says to ignore a relative XDG_CACHE_HOME.
+    if let Some(dir) = var("XDG_CACHE_HOME").filter(|d| Path::new(d).is_absolute()) {
+        return Ok(PathBuf::from(dir).join("baton"));
+    }
+    if let Some(home) = var("HOME") {
+        return Ok(PathBuf::from(home).join(".cache").join("baton"));
+    }
+    Err(Error::invalid_with_hint(
+        "Cannot locate the baton cache folder: none of `BATON_CACHE_DIR`, `XDG_CACHE_HOME` and \
+         `HOME` is set",
+        "set `BATON_CACHE_DIR` to a writable folder",
+    ))
+}
+
 /// The lowercase hex of a `sha256:<hex>` digest.
 fn parse_digest(digest: &str, uri: &str) -> Result<String> {
     digest
@@ -301,8 +308,8 @@ fn check_digest(uri: &str, what: &str, expected: Option<&str>, actual: &str) -> 
 }
 
 fn sha256_file(path: &Path) -> Result<String> {
-    let mut file = std::fs::File::open(path)
-        .io_context(|| format!("Failed to open `{}`", path.display()))?;
+    let mut file =
+        std::fs::File::open(path).io_context(|| format!("Failed to open `{}`", path.display()))?;
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 64 * 1024];
     loop {
@@ -387,6 +394,38 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'sta
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_default_root_follows_the_environment() {
+        let env = |vars: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                vars.iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| OsString::from(v))
+            }
+        };
+        const ALL: &[(&str, &str)] = &[
+            (CACHE_DIR_ENV, "/srv/cache"),
+            ("XDG_CACHE_HOME", "/xdg"),
+            ("HOME", "/home/u"),
+        ];
+        assert_eq!(root_from_env(env(ALL)).unwrap(), Path::new("/srv/cache"));
+        assert_eq!(
+            root_from_env(env(&[
+                (CACHE_DIR_ENV, ""),
+                ("XDG_CACHE_HOME", "/xdg"),
+                ("HOME", "/h")
+            ]))
+            .unwrap(),
+            Path::new("/xdg/baton")
+        );
+        assert_eq!(
+            root_from_env(env(&[("XDG_CACHE_HOME", "relative"), ("HOME", "/home/u")])).unwrap(),
+            Path::new("/home/u/.cache/baton")
+        );
+        let err = root_from_env(env(&[])).unwrap_err();
+        assert!(err.to_string().contains("BATON_CACHE_DIR"), "{err}");
+    }
 
     #[test]
     fn digests_are_parsed_and_normalised() {

@@ -123,7 +123,8 @@ pub fn detect(path: &Path) -> Result<Option<ArchiveFormat>> {
         return Ok(Some(ArchiveFormat::Tar));
     }
     if head.starts_with(GZIP_MAGIC) {
-        let file = File::open(path).io_context(|| format!("Failed to open `{}`", path.display()))?;
+        let file =
+            File::open(path).io_context(|| format!("Failed to open `{}`", path.display()))?;
         let mut block = Vec::with_capacity(512);
         // A read error here means "not gzip after all": the payload is then a plain file.
         let ok = MultiGzDecoder::new(BufReader::new(file))
@@ -422,7 +423,11 @@ impl<'a> Extractor<'a> {
     fn prepare(&self, name: &str, rel: &Path) -> Result<(PathBuf, Option<fs::Metadata>)> {
         let mut dir = self.root.to_path_buf();
         let mut prefix = PathBuf::new();
-        let parents: Vec<_> = rel.parent().into_iter().flat_map(Path::components).collect();
+        let parents: Vec<_> = rel
+            .parent()
+            .into_iter()
+            .flat_map(Path::components)
+            .collect();
         for comp in parents {
             dir.push(comp);
             prefix.push(comp);
@@ -450,7 +455,10 @@ impl<'a> Extractor<'a> {
                     make_dir(&dir)?;
                 }
                 Err(e) => {
-                    return Err(Error::io(format!("Failed to inspect `{}`", dir.display()), e))
+                    return Err(Error::io(
+                        format!("Failed to inspect `{}`", dir.display()),
+                        e,
+                    ))
                 }
             }
         }
@@ -458,7 +466,12 @@ impl<'a> Extractor<'a> {
         let existing = match fs::symlink_metadata(&path) {
             Ok(meta) => Some(meta),
             Err(e) if e.kind() == io::ErrorKind::NotFound => None,
-            Err(e) => return Err(Error::io(format!("Failed to inspect `{}`", path.display()), e)),
+            Err(e) => {
+                return Err(Error::io(
+                    format!("Failed to inspect `{}`", path.display()),
+                    e,
+                ))
+            }
         };
         if existing
             .as_ref()
@@ -792,7 +805,15 @@ mod tests {
             Some(PathBuf::from("a/b/c.py"))
         );
         assert_eq!(member_path("./").unwrap(), None);
-        for bad in ["../x", "a/../../x", "a/..", "/etc/passwd", "C:\\x", "c:x", "a\\..\\x"] {
+        for bad in [
+            "../x",
+            "a/../../x",
+            "a/..",
+            "/etc/passwd",
+            "C:\\x",
+            "c:x",
+            "a\\..\\x",
+        ] {
             assert!(member_path(bad).is_err(), "{bad} accepted");
         }
     }
@@ -800,7 +821,10 @@ mod tests {
     #[test]
     fn chained_links_are_resolved_through_each_other() {
         let mut links = BTreeMap::new();
-        links.insert(PathBuf::from("d/up"), ("..".to_string(), "d/up".to_string()));
+        links.insert(
+            PathBuf::from("d/up"),
+            ("..".to_string(), "d/up".to_string()),
+        );
         assert!(matches!(
             resolve_through_links(&links, vec![], "d/up/.."),
             Resolution::Escapes
