@@ -311,12 +311,18 @@ fn concurrent_resolvers_in_threads_all_succeed() {
     let scene = Scene::new();
     let bytes = package_zip();
     let a = stored("code", &scene.path("store/pkg.zip"), &bytes);
+    // All threads start resolving together, so several miss the cache and race to publish.
+    let start = std::sync::Barrier::new(4);
     let dirs: Vec<PathBuf> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..4)
             .map(|_| {
-                let (a, root) = (&a, scene.cache_root());
+                let (a, root, start) = (&a, scene.cache_root(), &start);
                 s.spawn(move || {
-                    let rt = tokio::runtime::Runtime::new().unwrap();
+                    let rt = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .unwrap();
+                    start.wait();
                     rt.block_on(CodeCache::new(root).resolve(a, &DataStore::new()))
                         .unwrap()
                         .dir

@@ -428,6 +428,35 @@ mod tests {
     }
 
     #[test]
+    fn publishing_onto_an_entry_another_resolver_made_keeps_theirs() {
+        let tmp = TempDir::new().unwrap();
+        let entry = tmp.path().join("abc");
+        std::fs::create_dir(&entry).unwrap();
+        std::fs::write(entry.join("theirs.py"), "x = 1").unwrap();
+
+        let staged = TempDir::with_prefix_in(".extract-", tmp.path()).unwrap();
+        std::fs::write(staged.path().join("ours.py"), "x = 1").unwrap();
+        let staged_path = staged.path().to_path_buf();
+        publish(staged, &entry).unwrap();
+
+        assert!(entry.join("theirs.py").exists());
+        assert!(!entry.join("ours.py").exists());
+        assert!(!staged_path.exists(), "the losing copy was not discarded");
+    }
+
+    #[test]
+    fn publishing_a_fresh_entry_moves_the_staged_folder() {
+        let tmp = TempDir::new().unwrap();
+        let entry = tmp.path().join("abc");
+        let staged = TempDir::with_prefix_in(".extract-", tmp.path()).unwrap();
+        std::fs::write(staged.path().join("ours.py"), "x = 1").unwrap();
+        let staged_path = staged.path().to_path_buf();
+        publish(staged, &entry).unwrap();
+        assert!(entry.join("ours.py").exists());
+        assert!(!staged_path.exists());
+    }
+
+    #[test]
     fn digests_are_parsed_and_normalised() {
         let hex = "AB".repeat(32);
         assert_eq!(
