@@ -136,11 +136,32 @@ async fn an_inline_body_is_written_as_the_keys_module() {
     assert_eq!(warm.dir, cold.dir);
     assert!(!warm.fetched);
 
-    // An inline body that is a zip's bytes would still not be extracted: inline is never an
-    // archive. A wrong digest is refused.
+    // A wrong digest is refused.
     a.spec.digest = Some(sha256(b"something else"));
     let err = scene.resolve(&a).await.unwrap_err().to_string();
     assert!(err.contains("changed after it was logged"), "{err}");
+}
+
+#[tokio::test]
+async fn an_inline_body_is_never_extracted() {
+    // A tar of ASCII files is valid UTF-8, so it can be an inline body; it stays one file.
+    let mut builder = tar::Builder::new(Vec::new());
+    let mut header = tar::Header::new_ustar();
+    header.set_size(UTILS.len() as u64);
+    header.set_mode(0o644);
+    header.set_cksum();
+    builder.append_data(&mut header, "utils.py", UTILS).unwrap();
+    let body = String::from_utf8(builder.into_inner().unwrap()).unwrap();
+
+    let scene = Scene::new();
+    let mut a = artifact("bundle");
+    a.spec.inline = Some(body.clone());
+    a.spec.src_path = Some("bundle.tar".to_string());
+    let resolved = scene.resolve(&a).await.unwrap();
+    assert!(!resolved.archive);
+    assert_eq!(resolved.file, Some(resolved.dir.join("bundle.tar")));
+    assert_eq!(fs::read_to_string(resolved.file.unwrap()).unwrap(), body);
+    assert!(!resolved.dir.join("utils.py").exists());
 }
 
 #[tokio::test]

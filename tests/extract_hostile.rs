@@ -375,6 +375,20 @@ async fn symlink_chains_leaving_the_root_are_refused() {
         link(EntryType::Symlink, "d/up", ".."),
         link(EntryType::Symlink, "t", "d/up/../sentinel"),
     ]);
+    assert_refused(
+        &bytes,
+        ArchiveFormat::Tar,
+        "t",
+        "resolves outside the target folder",
+    )
+    .await;
+
+    // The same walk to a name that does not exist: no kernel answer, the archive's links judge.
+    let bytes = tar_bytes(&[
+        dir("d/"),
+        link(EntryType::Symlink, "d/up", ".."),
+        link(EntryType::Symlink, "t", "d/up/../sentinel/not-yet.py"),
+    ]);
     assert_refused(&bytes, ArchiveFormat::Tar, "t", "through another symlink").await;
 }
 
