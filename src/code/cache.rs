@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 use tempfile::{NamedTempFile, TempDir};
 
-use super::extract::{detect, extract, ExtractLimits};
+use super::extract::{detect, extract, ArchiveFormat, ExtractLimits};
 use crate::datastore::DataStore;
 use crate::error::{Error, IoResultExt, Result};
 use crate::model::artifact::Artifact;
@@ -165,35 +165,8 @@ impl CodeCache {
         let dir = code_dir.clone();
         let name = file_name.clone();
         let archive = format.is_some();
-        let entry = blocking(move || match format {
-            Some(format) => {
-                let entry = dir.join(&actual);
-                if entry.is_dir() {
-                    return Ok(entry);
-                }
-                let staged = TempDir::with_prefix_in(".extract-", &dir)
-                    .io_context(|| format!("Failed to create a folder in `{}`", dir.display()))?;
-                extract(download.path(), format, staged.path(), &limits)?;
-                publish(staged, &entry)?;
-                Ok(entry)
-            }
-            None => {
-                let entry = dir.join(file_entry_name(&actual, &name));
-                if entry.is_dir() {
-                    return Ok(entry);
-                }
-                let staged = TempDir::with_prefix_in(".file-", &dir)
-                    .io_context(|| format!("Failed to create a folder in `{}`", dir.display()))?;
-                let dest = staged.path().join(&name);
-                download.persist(&dest).map_err(|e| {
-                    Error::io(format!("Failed to move `{}`", dest.display()), e.error)
-                })?;
-                set_readable(&dest)?;
-                publish(staged, &entry)?;
-                Ok(entry)
-            }
-        })
-        .await?;
+        let entry =
+            blocking(move || place(download, format, &dir, &actual, &name, &limits)).await?;
         tracing::debug!(%uri, digest = %hex, dir = %entry.display(), archive, "code cached");
         Ok(if archive {
             ResolvedCode {
@@ -226,6 +199,41 @@ impl CodeCache {
             .is_dir()
             .then(|| file_result(entry, file_name, hex, false))
     }
+}
+
+/// Unpacks (an archive) or moves (a single file) the verified download into a staging folder and
+/// publishes it as the entry for digest `hex`, unless the entry already exists.
+fn place(
+    download: NamedTempFile,
+    format: Option<ArchiveFormat>,
+    dir: &Path,
+    hex: &str,
+    file_name: &str,
+    limits: &ExtractLimits,
+) -> Result<PathBuf> {
+    let entry = match format {
+        Some(_) => dir.join(hex),
+        None => dir.join(file_entry_name(hex, file_name)),
+    };
+    if entry.is_dir() {
+        return Ok(entry);
+    }
+    let staged = TempDir::with_prefix_in(".stage-", dir)
+        .io_context(|| format!("Failed to create a folder in `{}`", dir.display()))?;
+    match format {
+        Some(format) => {
+            extract(download.path(), format, staged.path(), limits)?;
+        }
+        None => {
+            let dest = staged.path().join(file_name);
+            download
+                .persist(&dest)
+                .map_err(|e| Error::io(format!("Failed to move `{}`", dest.display()), e.error))?;
+            set_readable(&dest)?;
+        }
+    }
+    publish(staged, &entry)?;
+    Ok(entry)
 }
 
 /// A single file's entry is named after the digest and the file name, so two artifacts with the
