@@ -1,12 +1,13 @@
 //! The digest-keyed code cache: resolve a code artifact to a folder on this machine.
 
+use std::ffi::OsString;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 use tempfile::{NamedTempFile, TempDir};
 
-use super::extract::{detect, extract, ExtractLimits};
+use super::extract::{detect, extract, ArchiveFormat, ExtractLimits};
 use crate::datastore::DataStore;
 use crate::error::{Error, IoResultExt, Result};
 use crate::model::artifact::Artifact;
@@ -50,22 +51,7 @@ impl CodeCache {
     /// The default cache root: `$BATON_CACHE_DIR`, else `$XDG_CACHE_HOME/baton`, else
     /// `$HOME/.cache/baton`.
     pub fn default_root() -> Result<PathBuf> {
-        let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
-        if let Some(dir) = var(CACHE_DIR_ENV) {
-            return Ok(PathBuf::from(dir));
-        }
-        // The XDG spec says to ignore a relative XDG_CACHE_HOME.
-        if let Some(dir) = var("XDG_CACHE_HOME").filter(|d| Path::new(d).is_absolute()) {
-            return Ok(PathBuf::from(dir).join("baton"));
-        }
-        if let Some(home) = var("HOME") {
-            return Ok(PathBuf::from(home).join(".cache").join("baton"));
-        }
-        Err(Error::invalid_with_hint(
-            "Cannot locate the baton cache folder: none of `BATON_CACHE_DIR`, `XDG_CACHE_HOME` \
-             and `HOME` is set",
-            "set `BATON_CACHE_DIR` to a writable folder",
-        ))
+        root_from_env(|name| std::env::var_os(name))
     }
 
     /// The same cache with other extraction limits.
@@ -179,35 +165,8 @@ impl CodeCache {
         let dir = code_dir.clone();
         let name = file_name.clone();
         let archive = format.is_some();
-        let entry = blocking(move || match format {
-            Some(format) => {
-                let entry = dir.join(&actual);
-                if entry.is_dir() {
-                    return Ok(entry);
-                }
-                let staged = TempDir::with_prefix_in(".extract-", &dir)
-                    .io_context(|| format!("Failed to create a folder in `{}`", dir.display()))?;
-                extract(download.path(), format, staged.path(), &limits)?;
-                publish(staged, &entry)?;
-                Ok(entry)
-            }
-            None => {
-                let entry = dir.join(file_entry_name(&actual, &name));
-                if entry.is_dir() {
-                    return Ok(entry);
-                }
-                let staged = TempDir::with_prefix_in(".file-", &dir)
-                    .io_context(|| format!("Failed to create a folder in `{}`", dir.display()))?;
-                let dest = staged.path().join(&name);
-                download.persist(&dest).map_err(|e| {
-                    Error::io(format!("Failed to move `{}`", dest.display()), e.error)
-                })?;
-                set_readable(&dest)?;
-                publish(staged, &entry)?;
-                Ok(entry)
-            }
-        })
-        .await?;
+        let entry =
+            blocking(move || place(download, format, &dir, &actual, &name, &limits)).await?;
         tracing::debug!(%uri, digest = %hex, dir = %entry.display(), archive, "code cached");
         Ok(if archive {
             ResolvedCode {
@@ -242,6 +201,41 @@ impl CodeCache {
     }
 }
 
+/// Unpacks (an archive) or moves (a single file) the verified download into a staging folder and
+/// publishes it as the entry for digest `hex`, unless the entry already exists.
+fn place(
+    download: NamedTempFile,
+    format: Option<ArchiveFormat>,
+    dir: &Path,
+    hex: &str,
+    file_name: &str,
+    limits: &ExtractLimits,
+) -> Result<PathBuf> {
+    let entry = match format {
+        Some(_) => dir.join(hex),
+        None => dir.join(file_entry_name(hex, file_name)),
+    };
+    if entry.is_dir() {
+        return Ok(entry);
+    }
+    let staged = TempDir::with_prefix_in(".stage-", dir)
+        .io_context(|| format!("Failed to create a folder in `{}`", dir.display()))?;
+    match format {
+        Some(format) => {
+            extract(download.path(), format, staged.path(), limits)?;
+        }
+        None => {
+            let dest = staged.path().join(file_name);
+            download
+                .persist(&dest)
+                .map_err(|e| Error::io(format!("Failed to move `{}`", dest.display()), e.error))?;
+            set_readable(&dest)?;
+        }
+    }
+    publish(staged, &entry)?;
+    Ok(entry)
+}
+
 /// A single file's entry is named after the digest and the file name, so two artifacts with the
 /// same bytes under different names each find their file under its own name.
 fn file_entry_name(hex: &str, file_name: &str) -> String {
@@ -273,6 +267,27 @@ fn safe_file_name(artifact: &Artifact, uri: &str) -> Result<String> {
         )));
     }
     Ok(name)
+}
+
+/// [`CodeCache::default_root`] over an environment lookup, so tests need not mutate the process
+/// environment.
+fn root_from_env(get: impl Fn(&str) -> Option<OsString>) -> Result<PathBuf> {
+    let var = |name: &str| get(name).filter(|v| !v.is_empty());
+    if let Some(dir) = var(CACHE_DIR_ENV) {
+        return Ok(PathBuf::from(dir));
+    }
+    // The XDG spec says to ignore a relative XDG_CACHE_HOME.
+    if let Some(dir) = var("XDG_CACHE_HOME").filter(|d| Path::new(d).is_absolute()) {
+        return Ok(PathBuf::from(dir).join("baton"));
+    }
+    if let Some(home) = var("HOME") {
+        return Ok(PathBuf::from(home).join(".cache").join("baton"));
+    }
+    Err(Error::invalid_with_hint(
+        "Cannot locate the baton cache folder: none of `BATON_CACHE_DIR`, `XDG_CACHE_HOME` and \
+         `HOME` is set",
+        "set `BATON_CACHE_DIR` to a writable folder",
+    ))
 }
 
 /// The lowercase hex of a `sha256:<hex>` digest.
@@ -387,6 +402,67 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'sta
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_default_root_follows_the_environment() {
+        let env = |vars: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                vars.iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| OsString::from(v))
+            }
+        };
+        const ALL: &[(&str, &str)] = &[
+            (CACHE_DIR_ENV, "/srv/cache"),
+            ("XDG_CACHE_HOME", "/xdg"),
+            ("HOME", "/home/u"),
+        ];
+        assert_eq!(root_from_env(env(ALL)).unwrap(), Path::new("/srv/cache"));
+        assert_eq!(
+            root_from_env(env(&[
+                (CACHE_DIR_ENV, ""),
+                ("XDG_CACHE_HOME", "/xdg"),
+                ("HOME", "/h")
+            ]))
+            .unwrap(),
+            Path::new("/xdg/baton")
+        );
+        assert_eq!(
+            root_from_env(env(&[("XDG_CACHE_HOME", "relative"), ("HOME", "/home/u")])).unwrap(),
+            Path::new("/home/u/.cache/baton")
+        );
+        let err = root_from_env(env(&[])).unwrap_err();
+        assert!(err.to_string().contains("BATON_CACHE_DIR"), "{err}");
+    }
+
+    #[test]
+    fn publishing_onto_an_entry_another_resolver_made_keeps_theirs() {
+        let tmp = TempDir::new().unwrap();
+        let entry = tmp.path().join("abc");
+        std::fs::create_dir(&entry).unwrap();
+        std::fs::write(entry.join("theirs.py"), "x = 1").unwrap();
+
+        let staged = TempDir::with_prefix_in(".extract-", tmp.path()).unwrap();
+        std::fs::write(staged.path().join("ours.py"), "x = 1").unwrap();
+        let staged_path = staged.path().to_path_buf();
+        publish(staged, &entry).unwrap();
+
+        assert!(entry.join("theirs.py").exists());
+        assert!(!entry.join("ours.py").exists());
+        assert!(!staged_path.exists(), "the losing copy was not discarded");
+    }
+
+    #[test]
+    fn publishing_a_fresh_entry_moves_the_staged_folder() {
+        let tmp = TempDir::new().unwrap();
+        let entry = tmp.path().join("abc");
+        let staged = TempDir::with_prefix_in(".extract-", tmp.path()).unwrap();
+        std::fs::write(staged.path().join("ours.py"), "x = 1").unwrap();
+        let staged_path = staged.path().to_path_buf();
+        publish(staged, &entry).unwrap();
+        assert!(entry.join("ours.py").exists());
+        assert!(!staged_path.exists());
+    }
 
     #[test]
     fn digests_are_parsed_and_normalised() {

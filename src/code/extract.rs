@@ -608,7 +608,22 @@ impl<'a> Extractor<'a> {
     /// Resolves every link through the links of the finished tree: a link may stay inside
     /// lexically and still leave the root by walking `..` out of another link.
     fn finish(self) -> Result<ExtractStats> {
+        let root = fs::canonicalize(self.root)
+            .io_context(|| format!("Failed to resolve `{}`", self.root.display()))?;
         for (rel, (target, name)) in &self.links {
+            // The kernel's answer for links that resolve (it sees case-insensitive names too);
+            // a dangling link is judged by the archive's own links below.
+            if let Ok(real) = fs::canonicalize(self.root.join(rel)) {
+                if !real.starts_with(&root) {
+                    return Err(refuse(
+                        name,
+                        format!(
+                            "it is a symlink to `{}`, which resolves outside the target folder",
+                            target.escape_debug()
+                        ),
+                    ));
+                }
+            }
             match resolve_through_links(&self.links, parent_components(rel), target) {
                 Resolution::Inside => {}
                 Resolution::Escapes => {

@@ -7,7 +7,7 @@
 //! ```text
 //! <root>/code/<sha256 hex>/                       an archive's extracted tree
 //! <root>/code/<sha256 hex>-<file name>/<file name> a single-file payload (or an inline body)
-//! <root>/code/.download-*, .extract-*, ...        work in progress, never read as entries
+//! <root>/code/.download-*, .stage-*, .inline-*      work in progress, never read as entries
 //! ```
 //!
 //! Why this shape:
