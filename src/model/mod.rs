@@ -8,10 +8,12 @@ pub mod artifact;
 pub mod function;
 pub mod project;
 pub mod run;
+pub mod workflow;
 
 pub use artifact::{Artifact, ArtifactMetadata, CodeArtifactSpec, CodeType};
 pub use function::{FunctionEntry, FunctionKind};
 pub use project::{ProjectFile, ProjectMetadata, ProjectSpec};
+pub use workflow::WorkflowSpec;
 pub use run::{ResolvedCodeRecord, RunMetadata, RunObject, RunSpec, RunState, RunStatus};
 
 /// Fields an object does not model, kept verbatim for the round trip.
