@@ -1,0 +1,121 @@
+//! Benchmark: logging a 10 MiB archive as a code artifact, and pulling it cold and warm.
+//!
+//! Run with `cargo bench --bench artifacts`. Figures are medians of several runs, reported
+//! against a baseline measured in the same run: a plain `fs::copy` of the same archive.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use baton::artifact::{log_code_file, CodeSource, LogCodeRequest};
+use baton::code::CodeCache;
+use baton::datastore::DataStore;
+use baton::project::Project;
+
+const ARCHIVE_BYTES: usize = 10 * 1024 * 1024;
+const RUNS: usize = 7;
+
+/// A tar.gz of incompressible files adding up to about 10 MiB.
+fn make_archive(path: &Path) {
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let encoder = flate2::write::GzEncoder::new(std::fs::File::create(path).unwrap(), flate2::Compression::fast());
+    let mut tar = tar::Builder::new(encoder);
+    let per_file = ARCHIVE_BYTES / 20;
+    for i in 0..20 {
+        let data: Vec<u8> = (0..per_file)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state as u8
+            })
+            .collect();
+        let mut header = tar::Header::new_gnu();
+        header.set_size(data.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        tar.append_data(&mut header, format!("pkg/data_{i}.bin"), data.as_slice()).unwrap();
+    }
+    tar.into_inner().unwrap().finish().unwrap();
+}
+
+fn median(mut samples: Vec<Duration>) -> Duration {
+    samples.sort();
+    samples[samples.len() / 2]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn main() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let project = Project::init(&dir.path().join("proj"), Some("bench")).unwrap();
+    let db = project.open_db().unwrap();
+    let store = DataStore::new();
+    let archive = dir.path().join("pkg.tar.gz");
+    make_archive(&archive);
+    let size = std::fs::metadata(&archive).unwrap().len();
+
+    let copy = median(
+        (0..RUNS)
+            .map(|i| {
+                let start = Instant::now();
+                std::fs::copy(&archive, dir.path().join(format!("copy{i}"))).unwrap();
+                start.elapsed()
+            })
+            .collect(),
+    );
+
+    let mut uri = String::new();
+    let log = median(
+        (0..RUNS)
+            .map(|i| {
+                let request = LogCodeRequest::new(format!("pkg{i}"), CodeSource::LocalPath(archive.clone()));
+                let start = Instant::now();
+                let stored = rt.block_on(log_code_file(&project, &db, &store, request)).unwrap();
+                let elapsed = start.elapsed();
+                uri = stored.artifact.store_uri().to_string();
+                elapsed
+            })
+            .collect(),
+    );
+    let artifact = rt
+        .block_on(baton::db::Db::read_artifact(&db, "bench", &uri.parse().unwrap()))
+        .unwrap();
+
+    let cold = median(
+        (0..RUNS)
+            .map(|i| {
+                let cache = CodeCache::new(dir.path().join(format!("cache{i}")));
+                let start = Instant::now();
+                let code = rt.block_on(cache.resolve(&artifact, &store)).unwrap();
+                assert!(code.fetched);
+                start.elapsed()
+            })
+            .collect(),
+    );
+    let warm_cache = CodeCache::new(dir.path().join("cache0"));
+    let warm = median(
+        (0..RUNS * 3)
+            .map(|_| {
+                let start = Instant::now();
+                let code = rt.block_on(warm_cache.resolve(&artifact, &store)).unwrap();
+                assert!(!code.fetched);
+                start.elapsed()
+            })
+            .collect(),
+    );
+
+    println!("archive: {:.1} MiB tar.gz, 20 members; medians of {RUNS} runs", size as f64 / 1048576.0);
+    println!("{:<34} {:>10} {:>12}", "operation", "ms", "x fs::copy");
+    for (name, d) in [
+        ("fs::copy of the archive (baseline)", copy),
+        ("log-code (hash + upload + record)", log),
+        ("pull cold (download+verify+extract)", cold),
+        ("pull warm (cache hit)", warm),
+    ] {
+        println!("{name:<34} {:>10.3} {:>12.2}", ms(d), d.as_secs_f64() / copy.as_secs_f64());
+    }
+    println!("warm / cold = 1 / {:.0}", cold.as_secs_f64() / warm.as_secs_f64());
+}
