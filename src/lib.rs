@@ -22,9 +22,13 @@ pub mod cli;
 pub mod code;
 pub mod datastore;
 pub mod db;
+pub mod engine;
+#[path = "../engines/mod.rs"]
+pub mod engines;
 pub mod error;
 pub mod model;
 pub mod project;
 pub mod uri;
+pub mod workflow;
 
 pub use error::{Error, Result};
