@@ -141,7 +141,7 @@ enum Command {
     /// Start an attempt.
     Start {
         index: usize,
-        invocation: StepInvocation,
+        invocation: Box<StepInvocation>,
         timeout: Option<Duration>,
     },
     /// Deliver `RetryDue(index)` after `delay`.
@@ -332,13 +332,13 @@ impl Dispatcher {
         });
         out.push(Command::Start {
             index: i,
-            invocation: StepInvocation {
+            invocation: Box::new(StepInvocation {
                 workflow_id: self.id.to_string(),
                 project: self.project.clone(),
                 step: invocation_step,
                 attempt,
                 args: self.args.clone(),
-            },
+            }),
             timeout: step.timeout,
         });
     }
@@ -620,7 +620,7 @@ async fn drive(
                     attempts.spawn(run_attempt(
                         Arc::clone(&executor),
                         index,
-                        invocation,
+                        *invocation,
                         timeout,
                     ));
                 }

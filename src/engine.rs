@@ -562,6 +562,15 @@ mod tests {
         }
     }
 
+    /// (requested, spec engine, local, schedule, engine string or error substring).
+    type Row = (
+        Option<EngineKind>,
+        Option<EngineKind>,
+        bool,
+        bool,
+        std::result::Result<&'static str, &'static str>,
+    );
+
     /// Every rule of `select_engine`, one row each:
     /// (requested, spec engine, local, schedule) -> engine string or error substring.
     #[test]
@@ -569,7 +578,7 @@ mod tests {
         let sched_local = "'schedule' argument is not supported for 'local' engine.";
         let remote_local = "Cannot run a remote pipeline locally";
         #[rustfmt::skip]
-        let table: &[(Option<EngineKind>, Option<EngineKind>, bool, bool, std::result::Result<&str, &str>)] = &[
+        let table: &[Row] = &[
             // Plain runs: requested, else spec, else kfp.
             (None, None, false, false, Ok("kfp")),
             (L, None, false, false, Ok("local")),
