@@ -2,7 +2,7 @@
 //!
 //! # One owner for run state
 //!
-//! A run is one task. Its [`Dispatcher`] owns the DAG's step table and is only touched between
+//! A run is one task. Its `Dispatcher` owns the DAG's step table and is only touched between
 //! `await`s, one input at a time (as sdk-core's `workflow_stream.rs`: nothing async happens while
 //! state is mutated). Inputs are `Finished` (an attempt ended), `RetryDue` (a backoff elapsed) and
 //! `Terminate`; the dispatcher answers with commands (`Start` step X, `RetryAfter` a delay), which
