@@ -22,6 +22,9 @@ pub mod cli;
 pub mod code;
 pub mod datastore;
 pub mod db;
+pub mod engine;
+#[path = "../engines/mod.rs"]
+pub mod engines;
 pub mod error;
 pub mod launcher;
 pub mod model;

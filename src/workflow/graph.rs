@@ -138,7 +138,9 @@ mod duration_text {
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         let text = String::deserialize(d)?;
         humantime::parse_duration(&text).map_err(|e| {
-            serde::de::Error::custom(format!("invalid duration `{text}` ({e}); use e.g. `30s`, `10m`"))
+            serde::de::Error::custom(format!(
+                "invalid duration `{text}` ({e}); use e.g. `30s`, `10m`"
+            ))
         })
     }
 

@@ -1,9 +1,12 @@
 //! Workflows: loading a workflow source into a [`WorkflowGraph`], and checking it.
 
+pub mod dag;
 pub mod graph;
 pub mod load;
 mod python;
+pub mod refs;
 mod yaml;
 
+pub use dag::{merge_args, ArgSchemaEntry, Dag, DagCheck};
 pub use graph::{RetryPolicy, Step, StepAction, WorkflowGraph, WorkflowParam};
 pub use load::{load_workflow_file, LoadOptions, PYTHON_ENV};

@@ -1,0 +1,680 @@
+//! Workflow engines: the [`WorkflowEngine`] trait every engine implements, the five engine names
+//! ([`EngineKind`]), and the one place an engine is chosen for a run ([`select_engine`]).
+//!
+//! An engine takes a checked [`Dag`] with its merged arguments and drives its steps to a terminal
+//! state. The implementations live in [`crate::engines`]:
+//!
+//! - [`crate::engines::local::LocalEngine`]: steps run on this machine, through a
+//!   [`crate::engines::local::StepExecutor`].
+//! - [`UnavailableEngine`]: stands in for `kfp` and `remote` until they are built; every method
+//!   is a clear [`Error::BadRequest`].
+//!
+//! Engines do not draw anything: they report [`WorkflowEvent`]s to a [`WorkflowObserver`], which
+//! the CLI implements with progress output and a store implements by recording.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::error::{Error, Result};
+use crate::workflow::Dag;
+
+/// The engine a remote runner drives on the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum InnerEngine {
+    /// Subprocesses on the server host (`remote:local`).
+    Local,
+    /// KFP pods (`remote:kfp`).
+    Kfp,
+}
+
+/// One of the five engine names: `local`, `kfp`, `remote`, `remote:local`, `remote:kfp`.
+///
+/// Parsed with [`FromStr`]; [`fmt::Display`] writes the same string back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EngineKind {
+    /// Steps run as subprocesses of the caller.
+    Local,
+    /// The caller compiles the workflow to a KFP pipeline and submits it.
+    Kfp,
+    /// The server runs the workflow; `inner` is the engine it uses there, `None` letting the
+    /// server decide (the workflow spec's engine, else kfp when it has a KFP endpoint, else local).
+    Remote {
+        /// The server-side engine, when fixed.
+        inner: Option<InnerEngine>,
+    },
+}
+
+impl EngineKind {
+    /// The accepted engine strings, in the order error messages list them.
+    pub const VALID: [&'static str; 5] = ["local", "kfp", "remote", "remote:local", "remote:kfp"];
+
+    /// Whether this is one of the `remote` forms.
+    pub fn is_remote(self) -> bool {
+        matches!(self, EngineKind::Remote { .. })
+    }
+
+    /// Whether steps end up running on a local engine (`local` or `remote:local`).
+    pub fn is_local_flavour(self) -> bool {
+        matches!(
+            self,
+            EngineKind::Local
+                | EngineKind::Remote {
+                    inner: Some(InnerEngine::Local)
+                }
+        )
+    }
+}
+
+impl From<InnerEngine> for EngineKind {
+    fn from(inner: InnerEngine) -> Self {
+        match inner {
+            InnerEngine::Local => EngineKind::Local,
+            InnerEngine::Kfp => EngineKind::Kfp,
+        }
+    }
+}
+
+impl fmt::Display for EngineKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            EngineKind::Local => "local",
+            EngineKind::Kfp => "kfp",
+            EngineKind::Remote { inner: None } => "remote",
+            EngineKind::Remote {
+                inner: Some(InnerEngine::Local),
+            } => "remote:local",
+            EngineKind::Remote {
+                inner: Some(InnerEngine::Kfp),
+            } => "remote:kfp",
+        })
+    }
+}
+
+impl FromStr for EngineKind {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        Ok(match s {
+            "local" => EngineKind::Local,
+            "kfp" => EngineKind::Kfp,
+            "remote" => EngineKind::Remote { inner: None },
+            "remote:local" => EngineKind::Remote {
+                inner: Some(InnerEngine::Local),
+            },
+            "remote:kfp" => EngineKind::Remote {
+                inner: Some(InnerEngine::Kfp),
+            },
+            other => {
+                return Err(Error::invalid(format!(
+                    "Provided workflow engine is not supported. engine_kind=`{other}`; valid \
+                     engines: {}",
+                    EngineKind::VALID.join(", ")
+                )))
+            }
+        })
+    }
+}
+
+impl Serialize for EngineKind {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for EngineKind {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// Chooses the engine of a run, following MLRun's `project.run` (reference section 6.1 and 6.3).
+///
+/// - `requested` is the engine passed to the run, `spec_engine` the workflow spec's; `local` is
+///   the caller's explicit "run locally" flag, `schedule` whether the run is scheduled.
+/// - A local-flavoured engine (`local`, `remote:local`, requested or from the spec) with a
+///   schedule is refused: "'schedule' argument is not supported for 'local' engine.".
+/// - An explicit `remote:<inner>` request, or any schedule, makes the runner `remote`; with a
+///   schedule the inner engine is the requested one.
+/// - Otherwise the runner is `requested`, else `spec_engine`, else `kfp`. With `local` set, `kfp`
+///   becomes `local`, and any `remote` form is refused, pointing to `remote:local`.
+/// - A remote runner without an inner engine takes the spec's (`local`, `kfp`, or the inner of a
+///   `remote:<inner>` spec); failing that the server decides (`inner: None`).
+///
+/// Where MLRun raises on a `remote:<inner>` spec engine run without an explicit engine (an
+/// accident of its string handling), baton honours the spec.
+pub fn select_engine(
+    requested: Option<EngineKind>,
+    spec_engine: Option<EngineKind>,
+    local: bool,
+    schedule: bool,
+) -> Result<EngineKind> {
+    if schedule
+        && requested
+            .or(spec_engine)
+            .is_some_and(EngineKind::is_local_flavour)
+    {
+        return Err(Error::invalid(
+            "'schedule' argument is not supported for 'local' engine.",
+        ));
+    }
+    let inner_of = |kind: Option<EngineKind>| match kind {
+        Some(EngineKind::Local) => Some(InnerEngine::Local),
+        Some(EngineKind::Kfp) => Some(InnerEngine::Kfp),
+        Some(EngineKind::Remote { inner }) => inner,
+        None => None,
+    };
+    let runner = match requested {
+        Some(EngineKind::Remote { inner: Some(_) }) => requested.expect("matched Some"),
+        _ if schedule => EngineKind::Remote {
+            inner: inner_of(requested),
+        },
+        _ => requested.or(spec_engine).unwrap_or(EngineKind::Kfp),
+    };
+    match runner {
+        EngineKind::Remote { .. } if local => Err(Error::invalid_with_hint(
+            format!(
+                "Cannot run a remote pipeline locally using `kind='{runner}'` and `local=True`"
+            ),
+            "to run the workflow on the server's local engine use `engine='remote:local'` \
+             instead, without `local`",
+        )),
+        EngineKind::Remote { inner: None } => Ok(EngineKind::Remote {
+            inner: inner_of(spec_engine),
+        }),
+        EngineKind::Kfp if local => Ok(EngineKind::Local),
+        other => Ok(other),
+    }
+}
+
+/// The id of one workflow run (a uuid4 in hex, as MLRun's local runner makes).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct WorkflowRunId(String);
+
+impl WorkflowRunId {
+    /// A fresh random id.
+    pub fn random() -> Self {
+        WorkflowRunId(uuid::Uuid::new_v4().simple().to_string())
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<String> for WorkflowRunId {
+    fn from(id: String) -> Self {
+        WorkflowRunId(id)
+    }
+}
+
+impl From<&str> for WorkflowRunId {
+    fn from(id: &str) -> Self {
+        WorkflowRunId(id.to_owned())
+    }
+}
+
+impl fmt::Display for WorkflowRunId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The state of a whole workflow run (MLRun's pipeline run statuses).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum WorkflowState {
+    /// Some steps have not finished yet.
+    Running,
+    /// Every step succeeded or was skipped by its condition.
+    Succeeded,
+    /// At least one step failed after its retries.
+    Failed,
+    /// The run was terminated.
+    Canceled,
+}
+
+impl WorkflowState {
+    /// Whether the state is final.
+    pub fn is_terminal(self) -> bool {
+        self != WorkflowState::Running
+    }
+}
+
+impl fmt::Display for WorkflowState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self, f)
+    }
+}
+
+/// The state of one step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum StepState {
+    /// Waiting for its dependencies, a free slot, or a retry backoff.
+    Pending,
+    /// An attempt is executing.
+    Running,
+    /// The step finished successfully.
+    Succeeded,
+    /// The step failed after its retries.
+    Failed,
+    /// The step did not run: its condition was false or an upstream step did not succeed.
+    Skipped,
+    /// The run was terminated before the step finished.
+    Canceled,
+}
+
+impl StepState {
+    /// Whether the state is final.
+    pub fn is_terminal(self) -> bool {
+        !matches!(self, StepState::Pending | StepState::Running)
+    }
+}
+
+impl fmt::Display for StepState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self, f)
+    }
+}
+
+/// What is known about one step of a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepStatus {
+    /// The step's name.
+    pub name: String,
+    /// Its state.
+    pub state: StepState,
+    /// Attempts started so far (0 for a step that never ran).
+    pub attempts: u32,
+    /// When the first attempt started.
+    pub started: Option<DateTime<Utc>>,
+    /// When the step reached a terminal state.
+    pub finished: Option<DateTime<Utc>>,
+    /// The run uid of the last attempt, when the executor reported one.
+    pub run_uid: Option<String>,
+    /// The outputs of a succeeded step.
+    pub outputs: Map<String, Value>,
+    /// Why the last attempt failed, or why the step was skipped or canceled.
+    pub error: Option<String>,
+}
+
+/// The status of a workflow run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkflowRunStatus {
+    /// The run's id.
+    pub id: WorkflowRunId,
+    /// The workflow's name.
+    pub name: String,
+    /// The run's state.
+    pub state: WorkflowState,
+    /// Every step, in declaration order.
+    pub steps: Vec<StepStatus>,
+    /// Why the run failed or was canceled, naming the failing step.
+    pub error: Option<String>,
+}
+
+impl WorkflowRunStatus {
+    /// The step called `name`.
+    pub fn step(&self, name: &str) -> Option<&StepStatus> {
+        self.steps.iter().find(|s| s.name == name)
+    }
+}
+
+/// What a caller asks an engine to run.
+#[derive(Debug, Clone)]
+pub struct WorkflowRunRequest {
+    /// The project the workflow belongs to (steps resolve functions in it).
+    pub project: String,
+    /// The checked workflow.
+    pub dag: Dag,
+    /// The merged arguments (see [`crate::workflow::dag::merge_args`]).
+    pub args: Map<String, Value>,
+}
+
+/// Something that happened during a run, reported to a [`WorkflowObserver`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum WorkflowEvent {
+    /// An attempt of a step started.
+    StepStarted {
+        /// The step.
+        name: String,
+        /// The attempt number, from 1.
+        attempt: u32,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// An attempt of a step finished (a failed attempt may be followed by a retry).
+    StepFinished {
+        /// The step.
+        name: String,
+        /// The attempt number, from 1.
+        attempt: u32,
+        /// `Succeeded` or `Failed` (for this attempt).
+        state: StepState,
+        /// Why the attempt failed.
+        error: Option<String>,
+        /// The run uid the executor reported.
+        run_uid: Option<String>,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// A failed step will be retried after `delay`.
+    StepRetrying {
+        /// The step.
+        name: String,
+        /// The attempt that will run next.
+        next_attempt: u32,
+        /// The backoff before it.
+        delay: Duration,
+    },
+    /// A step will not run.
+    StepSkipped {
+        /// The step.
+        name: String,
+        /// Why (a false condition, an upstream step that did not succeed).
+        reason: String,
+    },
+    /// A step succeeded in an earlier run and is reused by a retry.
+    StepReused {
+        /// The step.
+        name: String,
+    },
+    /// The run reached a terminal state.
+    WorkflowFinished {
+        /// The terminal state.
+        state: WorkflowState,
+        /// Why it failed or was canceled.
+        error: Option<String>,
+        /// When.
+        at: DateTime<Utc>,
+    },
+}
+
+/// Receives the events of runs. Called from the engine's dispatch loop, so it must be quick and
+/// must not block: hand the event to a channel or a progress bar and return.
+pub trait WorkflowObserver: Send + Sync {
+    /// One event of run `id`.
+    fn on_event(&self, id: &WorkflowRunId, event: &WorkflowEvent);
+}
+
+/// Ignores every event.
+impl WorkflowObserver for () {
+    fn on_event(&self, _: &WorkflowRunId, _: &WorkflowEvent) {}
+}
+
+/// Forwards every event into a channel; a closed channel drops them.
+impl WorkflowObserver for tokio::sync::mpsc::UnboundedSender<(WorkflowRunId, WorkflowEvent)> {
+    fn on_event(&self, id: &WorkflowRunId, event: &WorkflowEvent) {
+        let _ = self.send((id.clone(), event.clone()));
+    }
+}
+
+/// Drives workflow runs. One implementation per engine; see the module docs.
+///
+/// Runs are identified by the [`WorkflowRunId`] that [`run`](Self::run) returns; the other
+/// methods answer [`Error::NotFound`] for an id the engine does not know.
+#[async_trait]
+pub trait WorkflowEngine: Send + Sync {
+    /// The engine's name.
+    fn kind(&self) -> EngineKind;
+
+    /// Starts a run and returns its id without waiting for any step.
+    ///
+    /// The request is refused (an error, nothing started) when the engine cannot honour it. Once
+    /// this returns `Ok`, the run is owned by the engine: [`status`](Self::status) reports it
+    /// until the engine is dropped.
+    async fn run(&self, request: WorkflowRunRequest) -> Result<WorkflowRunId>;
+
+    /// The current status: a consistent snapshot (no step is reported in two states), possibly
+    /// already stale when it returns. Never waits for a step.
+    async fn status(&self, id: &WorkflowRunId) -> Result<WorkflowRunStatus>;
+
+    /// Waits until the run is terminal and returns its final status.
+    ///
+    /// A failed or canceled run is returned as `Ok` with that state; `Err` means the engine could
+    /// not tell. With `timeout`, an unfinished run after that long is an [`Error::Runtime`] and
+    /// the run keeps going. After [`terminate`](Self::terminate) it returns `Canceled`, unless the
+    /// run had already finished.
+    async fn wait(
+        &self,
+        id: &WorkflowRunId,
+        timeout: Option<Duration>,
+    ) -> Result<WorkflowRunStatus>;
+
+    /// Asks the run to stop: running steps are aborted and unstarted ones never start; the run
+    /// ends `Canceled`. Idempotent, and a terminal run ignores it (its state does not change).
+    /// Returns once the request is delivered; [`wait`](Self::wait) observes the outcome.
+    async fn terminate(&self, id: &WorkflowRunId) -> Result<()>;
+
+    /// Starts a new run of a terminal, unsuccessful run: steps that succeeded keep their outputs
+    /// and are not run again; failed, skipped and canceled steps run again (conditions are
+    /// re-evaluated). A succeeded run is refused with [`Error::BadRequest`], a running one with
+    /// [`Error::Conflict`].
+    async fn retry(&self, id: &WorkflowRunId) -> Result<WorkflowRunId>;
+}
+
+/// Conveniences over any [`WorkflowEngine`]. Blanket-implemented; do not implement it yourself.
+#[async_trait]
+pub trait WorkflowEngineExt: WorkflowEngine {
+    /// [`run`](WorkflowEngine::run), then [`wait`](WorkflowEngine::wait) without a timeout.
+    async fn run_and_wait(&self, request: WorkflowRunRequest) -> Result<WorkflowRunStatus> {
+        let id = self.run(request).await?;
+        self.wait(&id, None).await
+    }
+}
+
+impl<T: WorkflowEngine + ?Sized> WorkflowEngineExt for T {}
+
+/// An engine this build cannot run (`kfp`, `remote` for now): every method is an
+/// [`Error::BadRequest`] saying so, so a caller gets a clear refusal at submit time.
+#[derive(Debug, Clone, Copy)]
+pub struct UnavailableEngine {
+    kind: EngineKind,
+}
+
+impl UnavailableEngine {
+    /// A stand-in for `kind`.
+    pub fn new(kind: EngineKind) -> Self {
+        UnavailableEngine { kind }
+    }
+
+    fn refuse<T>(&self) -> Result<T> {
+        Err(Error::bad_request(format!(
+            "engine `{}` is not available in this build",
+            self.kind
+        )))
+    }
+}
+
+impl fmt::Display for UnavailableEngine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "UnavailableEngine({})", self.kind)
+    }
+}
+
+#[async_trait]
+impl WorkflowEngine for UnavailableEngine {
+    fn kind(&self) -> EngineKind {
+        self.kind
+    }
+
+    async fn run(&self, _: WorkflowRunRequest) -> Result<WorkflowRunId> {
+        self.refuse()
+    }
+
+    async fn status(&self, _: &WorkflowRunId) -> Result<WorkflowRunStatus> {
+        self.refuse()
+    }
+
+    async fn wait(&self, _: &WorkflowRunId, _: Option<Duration>) -> Result<WorkflowRunStatus> {
+        self.refuse()
+    }
+
+    async fn terminate(&self, _: &WorkflowRunId) -> Result<()> {
+        self.refuse()
+    }
+
+    async fn retry(&self, _: &WorkflowRunId) -> Result<WorkflowRunId> {
+        self.refuse()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorKind;
+
+    const L: Option<EngineKind> = Some(EngineKind::Local);
+    const K: Option<EngineKind> = Some(EngineKind::Kfp);
+    const R: Option<EngineKind> = Some(EngineKind::Remote { inner: None });
+    const RL: Option<EngineKind> = Some(EngineKind::Remote {
+        inner: Some(InnerEngine::Local),
+    });
+    const RK: Option<EngineKind> = Some(EngineKind::Remote {
+        inner: Some(InnerEngine::Kfp),
+    });
+
+    #[test]
+    fn engine_strings_round_trip() {
+        for text in EngineKind::VALID {
+            let kind: EngineKind = text.parse().unwrap();
+            assert_eq!(kind.to_string(), text);
+            let json = serde_json::to_string(&kind).unwrap();
+            assert_eq!(serde_json::from_str::<EngineKind>(&json).unwrap(), kind);
+        }
+        for bad in ["", "Local", "remote:remote", "remote:", "dask", "kfp "] {
+            let err = bad.parse::<EngineKind>().unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::InvalidArgument);
+            assert_eq!(
+                err.to_string(),
+                format!(
+                    "Provided workflow engine is not supported. engine_kind=`{bad}`; valid \
+                     engines: local, kfp, remote, remote:local, remote:kfp"
+                )
+            );
+        }
+    }
+
+    /// (requested, spec engine, local, schedule, engine string or error substring).
+    type Row = (
+        Option<EngineKind>,
+        Option<EngineKind>,
+        bool,
+        bool,
+        std::result::Result<&'static str, &'static str>,
+    );
+
+    /// Every rule of `select_engine`, one row each:
+    /// (requested, spec engine, local, schedule) -> engine string or error substring.
+    #[test]
+    fn engine_selection_table() {
+        let sched_local = "'schedule' argument is not supported for 'local' engine.";
+        let remote_local = "Cannot run a remote pipeline locally";
+        #[rustfmt::skip]
+        let table: &[Row] = &[
+            // Plain runs: requested, else spec, else kfp.
+            (None, None, false, false, Ok("kfp")),
+            (L, None, false, false, Ok("local")),
+            (K, L, false, false, Ok("kfp")),
+            (None, L, false, false, Ok("local")),
+            (None, K, false, false, Ok("kfp")),
+            // `local=true`: kfp becomes local, local stays.
+            (K, None, true, false, Ok("local")),
+            (None, None, true, false, Ok("local")),
+            (L, None, true, false, Ok("local")),
+            (None, K, true, false, Ok("local")),
+            // Remote with local is refused, whatever its inner engine.
+            (R, None, true, false, Err(remote_local)),
+            (RL, None, true, false, Err(remote_local)),
+            (RK, None, true, false, Err(remote_local)),
+            (None, R, true, false, Err(remote_local)),
+            // Explicit remote:<inner> is kept.
+            (RL, None, false, false, Ok("remote:local")),
+            (RK, L, false, false, Ok("remote:kfp")),
+            // Bare remote takes the spec's engine as inner, else the server decides.
+            (R, None, false, false, Ok("remote")),
+            (R, L, false, false, Ok("remote:local")),
+            (R, K, false, false, Ok("remote:kfp")),
+            (R, R, false, false, Ok("remote")),
+            (R, RL, false, false, Ok("remote:local")),
+            (None, R, false, false, Ok("remote")),
+            (None, RK, false, false, Ok("remote:kfp")),
+            // A schedule forces the remote runner; the inner engine is the requested one.
+            (K, None, false, true, Ok("remote:kfp")),
+            (None, None, false, true, Ok("remote")),
+            (None, K, false, true, Ok("remote:kfp")),
+            (R, K, false, true, Ok("remote:kfp")),
+            (RK, None, false, true, Ok("remote:kfp")),
+            // ...and a schedule with local=true is a remote run requested locally.
+            (K, None, true, true, Err(remote_local)),
+            // A local-flavoured engine with a schedule is refused (requested or from the spec).
+            (L, None, false, true, Err(sched_local)),
+            (RL, None, false, true, Err(sched_local)),
+            (None, L, false, true, Err(sched_local)),
+            (None, RL, false, true, Err(sched_local)),
+            (L, K, true, true, Err(sched_local)),
+        ];
+        for (i, (requested, spec, local, schedule, expected)) in table.iter().enumerate() {
+            let got = select_engine(*requested, *spec, *local, *schedule);
+            let row = format!("row {i}: {requested:?} {spec:?} local={local} schedule={schedule}");
+            match (expected, got) {
+                (Ok(want), Ok(kind)) => assert_eq!(kind.to_string(), *want, "{row}"),
+                (Err(want), Err(e)) => {
+                    assert!(e.to_string().contains(want), "{row}: {e}");
+                    assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{row}");
+                }
+                (want, got) => panic!("{row}: expected {want:?}, got {got:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn remote_with_local_hints_remote_local() {
+        let e = select_engine(R, None, true, false).unwrap_err();
+        assert!(e.hint().unwrap().contains("engine='remote:local'"));
+    }
+
+    #[tokio::test]
+    async fn unavailable_engines_refuse_every_call() {
+        for text in ["kfp", "remote", "remote:kfp"] {
+            let engine = UnavailableEngine::new(text.parse().unwrap());
+            let id = WorkflowRunId::from("x");
+            let want = format!("engine `{text}` is not available in this build");
+            let errors = [
+                engine.status(&id).await.unwrap_err(),
+                engine.wait(&id, None).await.unwrap_err(),
+                engine.terminate(&id).await.unwrap_err(),
+                engine.retry(&id).await.unwrap_err(),
+            ];
+            for e in errors {
+                assert_eq!(e.to_string(), want);
+                assert_eq!(e.kind(), ErrorKind::BadRequest);
+            }
+            let dag = Dag::build(
+                crate::workflow::WorkflowGraph {
+                    name: "w".into(),
+                    params: vec![],
+                    steps: vec![],
+                },
+                &Default::default(),
+            )
+            .unwrap();
+            let e = engine
+                .run(WorkflowRunRequest {
+                    project: "p".into(),
+                    dag,
+                    args: Map::new(),
+                })
+                .await
+                .unwrap_err();
+            assert_eq!(e.to_string(), want);
+        }
+    }
+}
