@@ -17,7 +17,10 @@ const RUNS: usize = 7;
 /// A tar.gz of incompressible files adding up to about 10 MiB.
 fn make_archive(path: &Path) {
     let mut state = 0x9e37_79b9_7f4a_7c15u64;
-    let encoder = flate2::write::GzEncoder::new(std::fs::File::create(path).unwrap(), flate2::Compression::fast());
+    let encoder = flate2::write::GzEncoder::new(
+        std::fs::File::create(path).unwrap(),
+        flate2::Compression::fast(),
+    );
     let mut tar = tar::Builder::new(encoder);
     let per_file = ARCHIVE_BYTES / 20;
     for i in 0..20 {
@@ -33,7 +36,8 @@ fn make_archive(path: &Path) {
         header.set_size(data.len() as u64);
         header.set_mode(0o644);
         header.set_cksum();
-        tar.append_data(&mut header, format!("pkg/data_{i}.bin"), data.as_slice()).unwrap();
+        tar.append_data(&mut header, format!("pkg/data_{i}.bin"), data.as_slice())
+            .unwrap();
     }
     tar.into_inner().unwrap().finish().unwrap();
 }
@@ -71,9 +75,12 @@ fn main() {
     let log = median(
         (0..RUNS)
             .map(|i| {
-                let request = LogCodeRequest::new(format!("pkg{i}"), CodeSource::LocalPath(archive.clone()));
+                let request =
+                    LogCodeRequest::new(format!("pkg{i}"), CodeSource::LocalPath(archive.clone()));
                 let start = Instant::now();
-                let stored = rt.block_on(log_code_file(&project, &db, &store, request)).unwrap();
+                let stored = rt
+                    .block_on(log_code_file(&project, &db, &store, request))
+                    .unwrap();
                 let elapsed = start.elapsed();
                 uri = stored.artifact.store_uri().to_string();
                 elapsed
@@ -81,7 +88,11 @@ fn main() {
             .collect(),
     );
     let artifact = rt
-        .block_on(baton::db::Db::read_artifact(&db, "bench", &uri.parse().unwrap()))
+        .block_on(baton::db::Db::read_artifact(
+            &db,
+            "bench",
+            &uri.parse().unwrap(),
+        ))
         .unwrap();
 
     let cold = median(
@@ -107,7 +118,10 @@ fn main() {
             .collect(),
     );
 
-    println!("archive: {:.1} MiB tar.gz, 20 members; medians of {RUNS} runs", size as f64 / 1048576.0);
+    println!(
+        "archive: {:.1} MiB tar.gz, 20 members; medians of {RUNS} runs",
+        size as f64 / 1048576.0
+    );
     println!("{:<34} {:>10} {:>12}", "operation", "ms", "x fs::copy");
     for (name, d) in [
         ("fs::copy of the archive (baseline)", copy),
@@ -115,7 +129,14 @@ fn main() {
         ("pull cold (download+verify+extract)", cold),
         ("pull warm (cache hit)", warm),
     ] {
-        println!("{name:<34} {:>10.3} {:>12.2}", ms(d), d.as_secs_f64() / copy.as_secs_f64());
+        println!(
+            "{name:<34} {:>10.3} {:>12.2}",
+            ms(d),
+            d.as_secs_f64() / copy.as_secs_f64()
+        );
     }
-    println!("warm / cold = 1 / {:.0}", cold.as_secs_f64() / warm.as_secs_f64());
+    println!(
+        "warm / cold = 1 / {:.0}",
+        cold.as_secs_f64() / warm.as_secs_f64()
+    );
 }

@@ -332,7 +332,7 @@ fn invalid_inputs_are_invalid_argument_errors_naming_the_value() {
         ),
         (
             &["--label", "novalue"],
-            "`novalue` is not a label: expected key=value",
+            "`novalue` is not of the form key=value",
         ),
     ];
     for (extra, expected) in cases {

@@ -6,7 +6,9 @@ use common::{sha256, tar_gz_bytes, zip_bytes, TestProject};
 
 fn cache_entries(p: &TestProject) -> Vec<String> {
     match std::fs::read_dir(p.cache.path().join("code")) {
-        Ok(dir) => dir.map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect(),
+        Ok(dir) => dir
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect(),
         Err(_) => Vec::new(),
     }
 }
@@ -19,21 +21,41 @@ fn a_single_file_is_pulled_into_the_cache_and_its_path_printed() {
     let out = p.baton(&["artifacts", "pull", &uri]).ok();
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines.len(), 2, "{out}");
-    assert!(lines[0].starts_with(p.cache.path().to_str().unwrap()), "{out}");
-    assert!(lines[1].ends_with("/my_func.py"), "named after src_path: {out}");
-    assert_eq!(std::fs::read_to_string(lines[1]).unwrap(), "def main():\n    return 1\n");
+    assert!(
+        lines[0].starts_with(p.cache.path().to_str().unwrap()),
+        "{out}"
+    );
+    assert!(
+        lines[1].ends_with("/my_func.py"),
+        "named after src_path: {out}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(lines[1]).unwrap(),
+        "def main():\n    return 1\n"
+    );
 }
 
 #[test]
 fn an_archive_is_extracted_and_copied_with_to() {
     let p = TestProject::new();
-    p.write("pkg.zip", zip_bytes(&[("trainer.py", "x = 1\n"), ("lib/utils.py", "y = 2\n")]));
+    p.write(
+        "pkg.zip",
+        zip_bytes(&[("trainer.py", "x = 1\n"), ("lib/utils.py", "y = 2\n")]),
+    );
     let uri = p.log_code("pkg", "pkg.zip", &[]);
     let to = p.path().join("out");
-    let out = p.baton(&["artifacts", "pull", &uri, "--to", to.to_str().unwrap()]).ok();
+    let out = p
+        .baton(&["artifacts", "pull", &uri, "--to", to.to_str().unwrap()])
+        .ok();
     assert_eq!(out.trim(), to.to_str().unwrap());
-    assert_eq!(std::fs::read_to_string(to.join("trainer.py")).unwrap(), "x = 1\n");
-    assert_eq!(std::fs::read_to_string(to.join("lib/utils.py")).unwrap(), "y = 2\n");
+    assert_eq!(
+        std::fs::read_to_string(to.join("trainer.py")).unwrap(),
+        "x = 1\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(to.join("lib/utils.py")).unwrap(),
+        "y = 2\n"
+    );
     assert!(!to.join("pkg.zip").exists());
 }
 
@@ -61,10 +83,20 @@ fn a_changed_payload_fails_the_digest_check_and_leaves_nothing_cached() {
     let target = record["spec"]["target_path"].as_str().unwrap();
     std::fs::write(target, "a = 2\n").unwrap();
     let err = p.baton(&["artifacts", "pull", &uri]).fails(1);
-    assert!(err.contains(&sha256(b"a = 1\n")["sha256:".len()..]), "{err}");
-    assert!(err.contains(&sha256(b"a = 2\n")["sha256:".len()..]), "{err}");
+    assert!(
+        err.contains(&sha256(b"a = 1\n")["sha256:".len()..]),
+        "{err}"
+    );
+    assert!(
+        err.contains(&sha256(b"a = 2\n")["sha256:".len()..]),
+        "{err}"
+    );
     assert!(err.contains("changed after it was logged"), "{err}");
-    assert!(cache_entries(&p).iter().all(|e| e.starts_with('.')), "{:?}", cache_entries(&p));
+    assert!(
+        cache_entries(&p).iter().all(|e| e.starts_with('.')),
+        "{:?}",
+        cache_entries(&p)
+    );
 }
 
 #[test]
@@ -75,14 +107,23 @@ fn a_hostile_archive_is_refused_at_pull() {
     let err = p.baton(&["artifacts", "pull", &uri]).fails(2);
     assert!(err.contains("Refusing to extract archive member"), "{err}");
     assert!(!p.cache.path().join("escape.py").exists());
-    assert!(cache_entries(&p).iter().all(|e| e.starts_with('.')), "{:?}", cache_entries(&p));
+    assert!(
+        cache_entries(&p).iter().all(|e| e.starts_with('.')),
+        "{:?}",
+        cache_entries(&p)
+    );
 }
 
 #[test]
 fn two_processes_pulling_the_same_digest_both_succeed() {
     let p = TestProject::new();
-    let files: Vec<(String, String)> = (0..200).map(|i| (format!("m{i}.py"), format!("v = {i}\n"))).collect();
-    let refs: Vec<(&str, &str)> = files.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+    let files: Vec<(String, String)> = (0..200)
+        .map(|i| (format!("m{i}.py"), format!("v = {i}\n")))
+        .collect();
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
     p.write("pkg.tar.gz", tar_gz_bytes(&refs));
     let uri = p.log_code("pkg", "pkg.tar.gz", &[]);
     let children: Vec<_> = (0..2)
@@ -98,7 +139,11 @@ fn two_processes_pulling_the_same_digest_both_succeed() {
         .into_iter()
         .map(|c| {
             let out = c.wait_with_output().unwrap();
-            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
             String::from_utf8(out.stdout).unwrap()
         })
         .collect();
@@ -109,6 +154,11 @@ fn two_processes_pulling_the_same_digest_both_succeed() {
 #[test]
 fn pulling_an_unknown_artifact_is_not_found() {
     let p = TestProject::new();
-    let err = p.baton(&["artifacts", "pull", "store://my-project/nope"]).fails(2);
-    assert!(err.contains("Artifact `store://artifacts/my-project/nope` not found"), "{err}");
+    let err = p
+        .baton(&["artifacts", "pull", "store://my-project/nope"])
+        .fails(2);
+    assert!(
+        err.contains("Artifact `store://artifacts/my-project/nope` not found"),
+        "{err}"
+    );
 }

@@ -46,7 +46,7 @@ pub struct LogCodeArgs {
     #[arg(long)]
     tag: Option<String>,
     /// A label as key=value; repeatable
-    #[arg(long = "label", value_name = "K=V", value_parser = parse_label)]
+    #[arg(long = "label", value_name = "K=V", value_parser = super::parse_key_value)]
     labels: Vec<(String, String)>,
     /// Artifact path overriding the project's
     #[arg(long, value_name = "URL")]
@@ -57,13 +57,6 @@ pub struct LogCodeArgs {
     /// Print the whole record as JSON instead of its URI
     #[arg(long)]
     json: bool,
-}
-
-fn parse_label(text: &str) -> std::result::Result<(String, String), String> {
-    text.split_once('=')
-        .filter(|(k, _)| !k.is_empty())
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .ok_or_else(|| format!("`{text}` is not a label: expected key=value"))
 }
 
 pub(crate) async fn run(args: LogCodeArgs, ctx: &Context) -> Result<ExitCode> {

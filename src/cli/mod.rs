@@ -11,7 +11,9 @@ mod functions;
 mod init;
 mod log_code;
 mod printer;
+mod progress;
 mod runs;
+mod workflows;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -68,6 +70,15 @@ enum Command {
     /// List and inspect runs and their logs
     #[command(subcommand)]
     Runs(runs::RunsCommand),
+    /// Define a workflow whose source is a workflow code artifact or a local file
+    SetWorkflow(Box<workflows::SetWorkflowArgs>),
+    /// Run a project workflow: resolve its artifact now, build the step DAG, dispatch the steps
+    Run(Box<workflows::RunArgs>),
+    /// List, inspect and terminate workflow runs
+    #[command(subcommand)]
+    Workflows(workflows::WorkflowsCommand),
+    /// Print a workflow's step graph
+    Graph(workflows::GraphArgs),
     /// Write a function's image build context and record its build configuration
     Build(build::BuildArgs),
     /// Execute one recorded run (started by baton itself; not for direct use)
@@ -113,6 +124,14 @@ fn exit_code(err: &Error) -> u8 {
         ErrorKind::Runtime => 1,
         _ => 2,
     }
+}
+
+/// Parses `key=value` arguments (`-p`, `-a`, `--label`, `--input`).
+pub(crate) fn parse_key_value(text: &str) -> std::result::Result<(String, String), String> {
+    text.split_once('=')
+        .filter(|(k, _)| !k.is_empty())
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| format!("`{text}` is not of the form key=value"))
 }
 
 /// Makes the context folder the working folder (creating it for `init`) and returns it.
@@ -174,6 +193,10 @@ async fn run(command: Command, ctx: &Context) -> Result<ExitCode> {
         Command::RunFunction(args) => runs::run_function(*args, ctx).await,
         Command::Runs(cmd) => runs::run(cmd, ctx).await,
         Command::Build(args) => build::run(args, ctx).await,
+        Command::SetWorkflow(args) => workflows::set_workflow(*args, ctx).await,
+        Command::Run(args) => workflows::run(*args, ctx).await,
+        Command::Workflows(cmd) => workflows::workflows(cmd, ctx).await,
+        Command::Graph(args) => workflows::graph(args, ctx).await,
         Command::Runner { uid } => runs::runner(uid, ctx).await,
     }
 }

@@ -25,10 +25,10 @@ pub struct RunFunctionArgs {
     name: String,
     /// A parameter as key=value; the value is typed as JSON (5 is an int, 0.5 a float,
     /// true a bool, {"a":1} an object), else a string; repeatable
-    #[arg(short = 'p', long = "param", value_name = "K=V", value_parser = parse_key_value)]
+    #[arg(short = 'p', long = "param", value_name = "K=V", value_parser = super::parse_key_value)]
     params: Vec<(String, String)>,
     /// An input as key=URL (a local path or file:// URL); repeatable
-    #[arg(long = "input", value_name = "K=URL", value_parser = parse_key_value)]
+    #[arg(long = "input", value_name = "K=URL", value_parser = super::parse_key_value)]
     inputs: Vec<(String, String)>,
     /// Handler override (`<module>:<function>`)
     #[arg(long)]
@@ -44,7 +44,7 @@ pub enum RunsCommand {
     /// List runs, newest first
     List {
         /// Only runs with this label (key=value); repeatable
-        #[arg(long = "label", value_name = "K=V", value_parser = parse_key_value)]
+        #[arg(long = "label", value_name = "K=V", value_parser = super::parse_key_value)]
         labels: Vec<(String, String)>,
         /// Print as JSON
         #[arg(long)]
@@ -66,13 +66,6 @@ pub enum RunsCommand {
         #[arg(short, long)]
         follow: bool,
     },
-}
-
-fn parse_key_value(text: &str) -> std::result::Result<(String, String), String> {
-    text.split_once('=')
-        .filter(|(k, _)| !k.is_empty())
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .ok_or_else(|| format!("`{text}` is not of the form key=value"))
 }
 
 pub(crate) async fn run_function(args: RunFunctionArgs, ctx: &Context) -> Result<ExitCode> {

@@ -11,7 +11,7 @@ use async_trait::async_trait;
 pub use sqlite::SqliteDb;
 
 use crate::error::Result;
-use crate::model::{Artifact, RunObject};
+use crate::model::{Artifact, RunObject, WorkflowRunRecord};
 use crate::uri::StoreUri;
 
 /// The tag every newly stored version receives.
@@ -101,4 +101,20 @@ pub trait Db: Send + Sync {
 
     /// The last build of a function, if it was ever built.
     async fn read_build(&self, project: &str, function: &str) -> Result<Option<BuildRecord>>;
+
+    /// Creates or replaces a workflow run record (keyed by id). A pending termination request
+    /// is kept.
+    async fn store_workflow_run(&self, run: &WorkflowRunRecord) -> Result<()>;
+
+    /// Reads a workflow run; an unknown id is [`crate::Error::NotFound`].
+    async fn read_workflow_run(&self, project: &str, id: &str) -> Result<WorkflowRunRecord>;
+
+    /// Lists a project's workflow runs, newest first.
+    async fn list_workflow_runs(&self, project: &str) -> Result<Vec<WorkflowRunRecord>>;
+
+    /// Asks whoever drives the run to terminate it (the process running it polls this).
+    async fn request_workflow_termination(&self, project: &str, id: &str) -> Result<()>;
+
+    /// Whether termination of the run was requested.
+    async fn workflow_termination_requested(&self, project: &str, id: &str) -> Result<bool>;
 }

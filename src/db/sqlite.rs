@@ -13,7 +13,7 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use super::{ArtifactFilter, ArtifactVersion, BuildRecord, Db, RunFilter, StoredArtifact, LATEST};
 use crate::error::{Error, Result};
-use crate::model::{Artifact, RunObject};
+use crate::model::{Artifact, RunObject, WorkflowRunRecord};
 use crate::uri::StoreUri;
 
 const SCHEMA: &str = "
@@ -40,6 +40,14 @@ CREATE TABLE IF NOT EXISTS runs (
     uid      TEXT NOT NULL,
     body     TEXT NOT NULL,
     UNIQUE (project, uid)
+);
+CREATE TABLE IF NOT EXISTS workflow_runs (
+    seq       INTEGER PRIMARY KEY AUTOINCREMENT,
+    project   TEXT NOT NULL,
+    id        TEXT NOT NULL,
+    body      TEXT NOT NULL,
+    terminate INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (project, id)
 );
 CREATE TABLE IF NOT EXISTS builds (
     project  TEXT NOT NULL,
@@ -368,6 +376,92 @@ impl Db for SqliteDb {
                 .optional()
                 .map_err(db_error(path, "read a build"))?;
             body.map(|b| decode(path, &b)).transpose()
+        })
+        .await
+    }
+
+    async fn store_workflow_run(&self, run: &WorkflowRunRecord) -> Result<()> {
+        let (project, id, body) = (run.project.clone(), run.id.clone(), encode(run));
+        self.with_conn(move |conn, path| {
+            conn.execute(
+                "INSERT INTO workflow_runs (project, id, body) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (project, id) DO UPDATE SET body = excluded.body",
+                params![project, id, body],
+            )
+            .map_err(db_error(path, "store a workflow run"))?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn read_workflow_run(&self, project: &str, id: &str) -> Result<WorkflowRunRecord> {
+        let (project, id) = (project.to_string(), id.to_string());
+        self.with_conn(move |conn, path| {
+            let body: Option<String> = conn
+                .query_row(
+                    "SELECT body FROM workflow_runs WHERE project = ?1 AND id = ?2",
+                    params![project, id],
+                    |row| row.get(0),
+                )
+                .optional()
+                .map_err(db_error(path, "read a workflow run"))?;
+            let body = body.ok_or_else(|| {
+                Error::not_found(format!(
+                    "Workflow run `{id}` not found in project `{project}`"
+                ))
+            })?;
+            decode(path, &body)
+        })
+        .await
+    }
+
+    async fn list_workflow_runs(&self, project: &str) -> Result<Vec<WorkflowRunRecord>> {
+        let project = project.to_string();
+        self.with_conn(move |conn, path| {
+            let mut stmt = conn
+                .prepare("SELECT body FROM workflow_runs WHERE project = ?1 ORDER BY seq DESC")
+                .map_err(db_error(path, "list workflow runs"))?;
+            let bodies = stmt
+                .query_map(params![project], |row| row.get::<_, String>(0))
+                .map_err(db_error(path, "list workflow runs"))?;
+            bodies
+                .map(|b| decode(path, &b.map_err(db_error(path, "list workflow runs"))?))
+                .collect()
+        })
+        .await
+    }
+
+    async fn request_workflow_termination(&self, project: &str, id: &str) -> Result<()> {
+        let (project, id) = (project.to_string(), id.to_string());
+        self.with_conn(move |conn, path| {
+            let changed = conn
+                .execute(
+                    "UPDATE workflow_runs SET terminate = 1 WHERE project = ?1 AND id = ?2",
+                    params![project, id],
+                )
+                .map_err(db_error(path, "request a termination"))?;
+            if changed == 0 {
+                return Err(Error::not_found(format!(
+                    "Workflow run `{id}` not found in project `{project}`"
+                )));
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn workflow_termination_requested(&self, project: &str, id: &str) -> Result<bool> {
+        let (project, id) = (project.to_string(), id.to_string());
+        self.with_conn(move |conn, path| {
+            let flag: Option<bool> = conn
+                .query_row(
+                    "SELECT terminate FROM workflow_runs WHERE project = ?1 AND id = ?2",
+                    params![project, id],
+                    |row| row.get(0),
+                )
+                .optional()
+                .map_err(db_error(path, "read a termination request"))?;
+            Ok(flag.unwrap_or(false))
         })
         .await
     }

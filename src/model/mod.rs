@@ -9,12 +9,14 @@ pub mod function;
 pub mod project;
 pub mod run;
 pub mod workflow;
+pub mod workflow_run;
 
 pub use artifact::{Artifact, ArtifactMetadata, CodeArtifactSpec, CodeType};
 pub use function::{FunctionEntry, FunctionKind};
 pub use project::{ProjectFile, ProjectMetadata, ProjectSpec};
-pub use workflow::WorkflowSpec;
 pub use run::{ResolvedCodeRecord, RunMetadata, RunObject, RunSpec, RunState, RunStatus};
+pub use workflow::WorkflowSpec;
+pub use workflow_run::WorkflowRunRecord;
 
 /// Fields an object does not model, kept verbatim for the round trip.
 pub type Extra = serde_json::Map<String, serde_json::Value>;

@@ -8,14 +8,20 @@ use std::path::{Path, PathBuf};
 
 mod build;
 mod functions;
+mod run_workflow;
 mod source;
+mod workflows;
 
 pub use build::{BuildOutput, IMAGE_CODE_DIR};
 pub use functions::{
     check_module_handler, normalize_function_name, resolve_function_artifact, source_kind,
     EffectiveBuild, SetFunctionRequest, SourceKind, DEFAULT_BASE_IMAGE,
 };
+pub use run_workflow::{PreparedWorkflow, RunWorkflowOptions};
 pub use source::ResolvedSource;
+pub use workflows::{
+    check_schedule, resolve_workflow_artifact, ResolvedWorkflow, SetWorkflowRequest,
+};
 
 use crate::db::SqliteDb;
 use crate::error::{Error, IoResultExt, Result};

@@ -20,6 +20,7 @@
 //! name, a missing code folder, an interpreter that cannot start, or a process that died without
 //! reporting (killed, crashed, `os._exit`).
 
+mod executor;
 mod params;
 mod python;
 mod step;
@@ -34,6 +35,7 @@ use serde_json::{Map, Value};
 
 use crate::{Error, Result};
 
+pub use executor::RunnerExecutor;
 pub use params::parse_param;
 pub use python::PythonRunner;
 pub use step::run_step;

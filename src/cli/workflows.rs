@@ -1,0 +1,336 @@
+//! `baton set-workflow`, `baton run`, `baton workflows list | get | terminate`, `baton graph`.
+
+use std::io::IsTerminal;
+use std::num::NonZeroUsize;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Args, Subcommand, ValueEnum};
+use serde_json::Map;
+
+use super::progress::Progress;
+use super::Context;
+use crate::db::Db;
+use crate::engine::{EngineKind, WorkflowState};
+use crate::error::{Error, Result};
+use crate::project::{Project, RunWorkflowOptions, SetWorkflowRequest};
+use crate::runner::parse_param;
+use crate::workflow::{ArgSchemaEntry, Dag};
+
+/// Arguments of `baton set-workflow`.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  \
+    baton set-workflow --name main --path store://artifacts/my-project/my_workflow_code\n  \
+    baton set-workflow --name nightly --path ./workflows/nightly.yaml --engine remote --schedule '0 2 * * *'")]
+pub struct SetWorkflowArgs {
+    /// Workflow name
+    #[arg(long)]
+    name: String,
+    /// Source: a store:// workflow code artifact, or a local .py/.yaml/.yml file
+    #[arg(long, value_name = "SRC")]
+    path: String,
+    /// Engine: local, kfp, remote, remote:local, remote:kfp
+    #[arg(long)]
+    engine: Option<String>,
+    /// The workflow function of a Python file (default: kfpipeline, else pipeline)
+    #[arg(long)]
+    handler: Option<String>,
+    /// A default argument as key=value (typed like run-function's -p); repeatable
+    #[arg(long = "arg", value_name = "K=V", value_parser = super::parse_key_value)]
+    args: Vec<(String, String)>,
+    /// A 5-field cron schedule (runs on the server; not with a local engine)
+    #[arg(long, value_name = "CRON")]
+    schedule: Option<String>,
+    /// A YAML or JSON file with the argument schema (a list of {name, type, default, doc, required})
+    #[arg(long, value_name = "FILE")]
+    args_schema: Option<PathBuf>,
+}
+
+/// Arguments of `baton run`.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  baton run main -a p1=5\n  baton run main --json --parallelism 4"
+)]
+pub struct RunArgs {
+    /// The workflow to run (default: the project's only workflow)
+    name: Option<String>,
+    /// An argument as key=value (typed like run-function's -p); repeatable
+    #[arg(short = 'a', long = "arg", value_name = "K=V", value_parser = super::parse_key_value)]
+    args: Vec<(String, String)>,
+    /// Engine: local, kfp, remote, remote:local, remote:kfp (default: the workflow's, else local)
+    #[arg(long)]
+    engine: Option<String>,
+    /// Run on this machine (MLRun's local=True)
+    #[arg(long)]
+    local: bool,
+    /// Steps run at once (default: the number of CPUs)
+    #[arg(long, value_name = "N")]
+    parallelism: Option<NonZeroUsize>,
+    /// Show live progress (the default)
+    #[arg(long, overrides_with = "no_watch")]
+    watch: bool,
+    /// Only print the outcome
+    #[arg(long)]
+    no_watch: bool,
+    /// Terminate the run if it takes longer than this (e.g. 10m)
+    #[arg(long, value_parser = humantime::parse_duration)]
+    timeout: Option<Duration>,
+    /// Print the final workflow run as JSON
+    #[arg(long)]
+    json: bool,
+}
+
+/// The `workflows` command group.
+#[derive(Debug, Subcommand)]
+pub enum WorkflowsCommand {
+    /// List workflow runs, newest first
+    List {
+        /// Print as JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one workflow run with its steps
+    Get {
+        /// Workflow run id
+        id: String,
+        /// Print as JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Ask a running workflow to stop: running steps are aborted, pending ones never start
+    Terminate {
+        /// Workflow run id
+        id: String,
+    },
+}
+
+/// Output formats of `baton graph`.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum GraphFormat {
+    /// A Mermaid flowchart
+    Mermaid,
+    /// Graphviz dot
+    Dot,
+}
+
+/// Arguments of `baton graph`.
+#[derive(Debug, Args)]
+pub struct GraphArgs {
+    /// The workflow
+    name: String,
+    /// Output format
+    #[arg(long, value_enum, default_value = "mermaid")]
+    format: GraphFormat,
+}
+
+fn typed_args(args: Vec<(String, String)>) -> Map<String, serde_json::Value> {
+    args.into_iter()
+        .map(|(k, v)| (k, parse_param(&v)))
+        .collect()
+}
+
+pub(crate) async fn set_workflow(args: SetWorkflowArgs, ctx: &Context) -> Result<ExitCode> {
+    let mut project = ctx.project()?;
+    let db = project.open_db()?;
+    let args_schema = match &args.args_schema {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| Error::io(format!("Failed to read `{}`", path.display()), e))?;
+            serde_yaml::from_str::<Vec<ArgSchemaEntry>>(&text).map_err(|e| {
+                Error::invalid(format!("`{}` is not a valid args schema (a list of {{name, type, default, doc, required}}): {e}", path.display()))
+            })?
+        }
+        None => Vec::new(),
+    };
+    let spec = project
+        .set_workflow(
+            &db,
+            SetWorkflowRequest {
+                name: args.name,
+                path: args.path,
+                engine: args.engine,
+                handler: args.handler,
+                args: typed_args(args.args),
+                schedule: args.schedule,
+                args_schema,
+            },
+        )
+        .await?;
+    ctx.printer.info(format!("Set workflow `{}`", spec.name));
+    ctx.printer.data(&spec.name);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The workflow to run when none is named: the project's only one.
+fn default_workflow(project: &Project) -> Result<String> {
+    let names: Vec<String> = project.workflows()?.into_iter().map(|w| w.name).collect();
+    match names.as_slice() {
+        [only] => Ok(only.clone()),
+        [] => Err(Error::invalid_with_hint(
+            "Workflow name, path, or handler must be specified: the project has no workflows",
+            "define one with `baton set-workflow --name main --path ...`",
+        )),
+        _ => Err(Error::invalid(format!(
+            "Workflow name must be specified: the project has {}",
+            names.join(", ")
+        ))),
+    }
+}
+
+pub(crate) async fn run(args: RunArgs, ctx: &Context) -> Result<ExitCode> {
+    let project = ctx.project()?;
+    let db = Arc::new(project.open_db()?);
+    let name = match args.name {
+        Some(name) => name,
+        None => default_workflow(&project)?,
+    };
+    let options = RunWorkflowOptions {
+        args: typed_args(args.args),
+        engine: args
+            .engine
+            .as_deref()
+            .map(str::parse::<EngineKind>)
+            .transpose()?,
+        local: args.local,
+        parallelism: args.parallelism,
+        timeout: args.timeout,
+    };
+    let prepared = project
+        .prepare_workflow(db.as_ref(), &name, &options)
+        .await?;
+    let watch = !args.no_watch && !args.json && !ctx.printer.is_quiet();
+    let live =
+        watch && std::io::stderr().is_terminal() && std::env::var_os("BATON_NO_PROGRESS").is_none();
+    let progress = Arc::new(Progress::new(&prepared.dag, watch, live));
+    ctx.printer.info(format!(
+        "Running workflow `{name}` on the {} engine ({})",
+        prepared.engine,
+        prepared.source.record.uid.as_deref().map_or_else(
+            || prepared.source.record.source.clone(),
+            |uid| format!(
+                "{} ^{}",
+                prepared.source.record.source,
+                &uid[..uid.len().min(12)]
+            )
+        )
+    ));
+    let cancel = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let record = project
+        .run_workflow(db.clone(), prepared, &options, progress.clone(), cancel)
+        .await?;
+    progress.finish();
+    if args.json {
+        ctx.printer.json(&record);
+    } else {
+        ctx.printer
+            .info(format!("Workflow run `{}` {}", record.id, record.state));
+        if let Some(error) = &record.error {
+            ctx.printer.info(format!("error: {error}"));
+        }
+        ctx.printer.data(&record.id);
+    }
+    Ok(if record.state == WorkflowState::Succeeded {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+pub(crate) async fn workflows(cmd: WorkflowsCommand, ctx: &Context) -> Result<ExitCode> {
+    let project = ctx.project()?;
+    let db = project.open_db()?;
+    match cmd {
+        WorkflowsCommand::List { json } => {
+            let runs = db.list_workflow_runs(project.name()).await?;
+            if json {
+                ctx.printer.json(&runs);
+            } else {
+                ctx.printer.data(format!(
+                    "{:<32} {:<16} {:<10} {:<8} STARTED",
+                    "ID", "NAME", "STATE", "ENGINE"
+                ));
+                for r in &runs {
+                    ctx.printer.data(format!(
+                        "{:<32} {:<16} {:<10} {:<8} {}",
+                        r.id, r.name, r.state, r.engine, r.started
+                    ));
+                }
+            }
+        }
+        WorkflowsCommand::Get { id, json } => {
+            let run = db.read_workflow_run(project.name(), &id).await?;
+            if json {
+                ctx.printer.json(&run);
+            } else {
+                ctx.printer
+                    .data(serde_yaml::to_string(&run).expect("records serialize"));
+            }
+        }
+        WorkflowsCommand::Terminate { id } => {
+            let run = db.read_workflow_run(project.name(), &id).await?;
+            if run.state.is_terminal() {
+                ctx.printer
+                    .info(format!("Workflow run `{id}` already ended ({})", run.state));
+            } else {
+                db.request_workflow_termination(project.name(), &id).await?;
+                ctx.printer
+                    .info(format!("Asked workflow run `{id}` to terminate"));
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(crate) async fn graph(args: GraphArgs, ctx: &Context) -> Result<ExitCode> {
+    let project = ctx.project()?;
+    let db = project.open_db()?;
+    let spec = project.workflow(&args.name)?;
+    let (_, dag) = project.load_workflow_dag(&db, &spec).await?;
+    ctx.printer.data(render_graph(&dag, args.format));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The DAG as Mermaid or dot text, with conditions on the nodes they guard.
+fn render_graph(dag: &Dag, format: GraphFormat) -> String {
+    let label = |i: usize| {
+        let step = dag.step(i);
+        match &step.when {
+            Some(when) => format!("{}\\nwhen {}", step.name, when.replace('"', "'")),
+            None => step.name.clone(),
+        }
+    };
+    let mut out = String::new();
+    match format {
+        GraphFormat::Mermaid => {
+            out.push_str("flowchart TD\n");
+            for i in dag.topological_order().iter().copied() {
+                out.push_str(&format!(
+                    "    s{i}[\"{}\"]\n",
+                    label(i).replace("\\n", "<br/>")
+                ));
+            }
+            for i in dag.topological_order().iter().copied() {
+                for j in dag.successors(i) {
+                    out.push_str(&format!("    s{i} --> s{j}\n"));
+                }
+            }
+        }
+        GraphFormat::Dot => {
+            out.push_str(&format!("digraph \"{}\" {{\n", dag.name()));
+            for i in dag.topological_order().iter().copied() {
+                out.push_str(&format!("    s{i} [label=\"{}\"];\n", label(i)));
+            }
+            for i in dag.topological_order().iter().copied() {
+                for j in dag.successors(i) {
+                    out.push_str(&format!("    s{i} -> s{j};\n"));
+                }
+            }
+            out.push_str("}\n");
+        }
+    }
+    out.trim_end().to_string()
+}

@@ -1,0 +1,237 @@
+//! `set_workflow` and resolving a workflow's source at execution time.
+
+use std::path::PathBuf;
+
+use serde_json::{Map, Value};
+
+use super::Project;
+use crate::artifact::check_role;
+use crate::code::CodeCache;
+use crate::datastore::DataStore;
+use crate::db::Db;
+use crate::engine::EngineKind;
+use crate::error::{Error, Result};
+use crate::model::{Artifact, CodeType, ResolvedCodeRecord, WorkflowSpec};
+use crate::uri::{is_store_uri, StoreUri};
+use crate::workflow::ArgSchemaEntry;
+
+/// File suffixes a workflow source may have.
+const WORKFLOW_SUFFIXES: [&str; 3] = [".py", ".yaml", ".yml"];
+
+/// Archive suffixes, refused for workflows with a dedicated message.
+const ARCHIVE_SUFFIXES: [&str; 5] = [".zip", ".tar.gz", ".tgz", ".tar", ".gz"];
+
+/// What `set-workflow` accepts.
+#[derive(Debug, Clone, Default)]
+pub struct SetWorkflowRequest {
+    /// Workflow name.
+    pub name: String,
+    /// Source: a `store://` workflow artifact or a local `.py`/`.yaml`/`.yml` path.
+    pub path: String,
+    /// Engine name.
+    pub engine: Option<String>,
+    /// Workflow handler.
+    pub handler: Option<String>,
+    /// Default arguments.
+    pub args: Map<String, Value>,
+    /// 5-field cron schedule.
+    pub schedule: Option<String>,
+    /// Argument schema.
+    pub args_schema: Vec<ArgSchemaEntry>,
+}
+
+/// A workflow source made available locally for one execution.
+#[derive(Debug, Clone)]
+pub struct ResolvedWorkflow {
+    /// The workflow file.
+    pub file: PathBuf,
+    /// What was resolved (the artifact uid and digest for a store source).
+    pub record: ResolvedCodeRecord,
+}
+
+/// Checks a cron schedule has the five fields MLRun's scheduler takes.
+pub fn check_schedule(schedule: &str) -> Result<()> {
+    let fields = schedule.split_whitespace().count();
+    if fields == 5 {
+        Ok(())
+    } else {
+        Err(Error::invalid_with_hint(
+            format!("Wrong number of fields in crontab expression `{schedule}`; got {fields}, expected 5"),
+            "a schedule is `minute hour day-of-month month day-of-week`, e.g. `0 * * * *`",
+        ))
+    }
+}
+
+/// The workflow file name of an artifact must be a single `.py`, `.yaml` or `.yml` file.
+fn check_workflow_file_name(uri: &str, artifact: &Artifact) -> Result<()> {
+    let name = artifact.file_name();
+    let lower = name.to_ascii_lowercase();
+    if ARCHIVE_SUFFIXES.iter().any(|s| lower.ends_with(s)) {
+        return Err(Error::invalid(format!(
+            "Workflow path `{uri}` resolves to the archive `{name}`; workflow code artifacts must be a single .py, .yaml or .yml file"
+        )));
+    }
+    if !WORKFLOW_SUFFIXES.iter().any(|s| lower.ends_with(s)) {
+        return Err(Error::invalid(format!(
+            "Workflow path `{uri}` resolves to `{name}`; workflow code artifacts must be a single .py, .yaml or .yml file"
+        )));
+    }
+    Ok(())
+}
+
+/// Reads and checks the workflow artifact a `store://` path names.
+pub async fn resolve_workflow_artifact(db: &dyn Db, project: &str, path: &str) -> Result<Artifact> {
+    let uri: StoreUri = path.parse()?;
+    let artifact = db.read_artifact(project, &uri).await?;
+    check_role(&artifact, path, CodeType::Workflow, "Workflow path")?;
+    check_workflow_file_name(path, &artifact)?;
+    Ok(artifact)
+}
+
+impl Project {
+    /// Validates a workflow definition and writes it into `project.yaml`, replacing a workflow
+    /// of the same name. A `store://` path is stored exactly as given.
+    pub async fn set_workflow(
+        &mut self,
+        db: &dyn Db,
+        request: SetWorkflowRequest,
+    ) -> Result<WorkflowSpec> {
+        if request.path.is_empty() {
+            return Err(Error::invalid("workflow_path must be provided."));
+        }
+        let engine: Option<EngineKind> = request.engine.as_deref().map(str::parse).transpose()?;
+        if let Some(schedule) = &request.schedule {
+            if engine.is_some_and(EngineKind::is_local_flavour) {
+                return Err(Error::invalid_with_hint(
+                    "'schedule' argument is not supported for 'local' engine.",
+                    "scheduled workflows run on the server: use `--engine remote` or `--engine remote:kfp`",
+                ));
+            }
+            check_schedule(schedule)?;
+        }
+        if is_store_uri(&request.path) {
+            resolve_workflow_artifact(db, self.name(), &request.path).await?;
+        } else {
+            let lower = request.path.to_ascii_lowercase();
+            if !WORKFLOW_SUFFIXES.iter().any(|s| lower.ends_with(s)) {
+                return Err(Error::invalid(format!(
+                    "Invalid workflow path `{}`: expected a store:// workflow artifact or a .py, .yaml or .yml file",
+                    request.path
+                )));
+            }
+            let local = self.source_path(&request.path);
+            if !local.is_file() {
+                return Err(Error::invalid(format!(
+                    "Invalid workflow path `{}`: got a path to a non-existing file (looked for `{}`)",
+                    request.path,
+                    local.display()
+                )));
+            }
+        }
+        let spec = WorkflowSpec {
+            name: request.name.clone(),
+            path: Some(request.path),
+            code: None,
+            engine: engine.map(|e| e.to_string()),
+            args: request.args,
+            args_schema: request
+                .args_schema
+                .iter()
+                .map(|e| serde_json::to_value(e).expect("schema entries serialize"))
+                .collect(),
+            handler: request.handler,
+            schedule: request.schedule,
+            image: None,
+            extra: Default::default(),
+        };
+        let value = serde_json::to_value(&spec).expect("workflow specs serialize");
+        let workflows = &mut self.file.spec.workflows;
+        workflows.retain(|w| w.get("name").and_then(|n| n.as_str()) != Some(request.name.as_str()));
+        workflows.push(value);
+        self.save()?;
+        Ok(spec)
+    }
+
+    /// The project's workflow specs.
+    pub fn workflows(&self) -> Result<Vec<WorkflowSpec>> {
+        self.file
+            .spec
+            .workflows
+            .iter()
+            .map(|w| {
+                serde_json::from_value(w.clone()).map_err(|e| {
+                    Error::invalid(format!("A workflow in `project.yaml` is malformed: {e}"))
+                })
+            })
+            .collect()
+    }
+
+    /// One workflow spec by name.
+    pub fn workflow(&self, name: &str) -> Result<WorkflowSpec> {
+        let workflows = self.workflows()?;
+        let names: Vec<String> = workflows.iter().map(|w| w.name.clone()).collect();
+        workflows
+            .into_iter()
+            .find(|w| w.name == name)
+            .ok_or_else(|| {
+                Error::not_found(format!(
+                    "Workflow `{name}` does not exist in project `{}` (workflows: {})",
+                    self.name(),
+                    if names.is_empty() {
+                        "none".to_string()
+                    } else {
+                        names.join(", ")
+                    }
+                ))
+            })
+    }
+
+    /// Resolves a workflow's source for one execution: a `store://` artifact is read and checked
+    /// now (every run, so a new version is picked up) and fetched through the code cache.
+    pub async fn resolve_workflow(
+        &self,
+        db: &dyn Db,
+        spec: &WorkflowSpec,
+    ) -> Result<ResolvedWorkflow> {
+        let path = spec.path.clone().ok_or_else(|| {
+            Error::invalid(format!(
+                "Workflow `{}` must have code or path properties",
+                spec.name
+            ))
+        })?;
+        if !is_store_uri(&path) {
+            let file = self.source_path(&path);
+            let bytes = std::fs::read(&file).map_err(|e| {
+                Error::io(format!("Failed to read workflow `{}`", file.display()), e)
+            })?;
+            return Ok(ResolvedWorkflow {
+                file,
+                record: ResolvedCodeRecord {
+                    source: path,
+                    uid: None,
+                    digest: format!(
+                        "sha256:{}",
+                        hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes))
+                    ),
+                },
+            });
+        }
+        let artifact = resolve_workflow_artifact(db, self.name(), &path).await?;
+        let code = CodeCache::new(CodeCache::default_root()?)
+            .resolve(&artifact, &DataStore::new())
+            .await?;
+        let file = code.file.ok_or_else(|| {
+            Error::invalid(format!(
+                "Workflow path `{path}` resolved to an archive; expected a single file"
+            ))
+        })?;
+        Ok(ResolvedWorkflow {
+            file,
+            record: ResolvedCodeRecord {
+                source: path,
+                uid: artifact.metadata.uid.clone(),
+                digest: code.digest,
+            },
+        })
+    }
+}

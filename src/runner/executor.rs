@@ -1,0 +1,104 @@
+//! [`RunnerExecutor`]: the local engine's steps, each run as a function run through
+//! `baton runner`, exactly as `baton run-function` runs one.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde_json::{Map, Value};
+
+use crate::db::Db;
+use crate::engines::local::{StepExecutor, StepInvocation, StepOutcome};
+use crate::launcher::{self, RunRequest};
+use crate::model::RunState;
+use crate::project::Project;
+use crate::workflow::StepAction;
+
+/// Executes workflow steps as recorded function runs labelled `workflow=<id>`.
+///
+/// A step whose future is dropped (timeout, terminate) drops its [`launcher::RunHandle`], which
+/// stops the runner; the runner aborts the handler and records the run as `aborted`.
+pub struct RunnerExecutor {
+    project: Project,
+    db: Arc<dyn Db>,
+}
+
+impl RunnerExecutor {
+    /// An executor for the steps of `project`'s workflows.
+    pub fn new(project: Project, db: Arc<dyn Db>) -> Self {
+        RunnerExecutor { project, db }
+    }
+
+    async fn run_function(&self, invocation: &StepInvocation) -> crate::Result<StepOutcome> {
+        let step = &invocation.step;
+        let request = RunRequest {
+            function: step.function.clone(),
+            handler: step.handler.clone(),
+            params: step.params.clone().into_iter().collect(),
+            inputs: step
+                .inputs
+                .iter()
+                .map(|(k, v)| (k.clone(), input_text(v)))
+                .collect(),
+            labels: BTreeMap::from([
+                ("workflow".to_string(), invocation.workflow_id.clone()),
+                ("workflow-step".to_string(), step.name.clone()),
+            ]),
+        };
+        let run = launcher::submit(&self.project, self.db.as_ref(), request).await?;
+        let handle = launcher::start(&self.project, &run)?;
+        let run = handle.wait(self.db.as_ref()).await?;
+        let uid = run.metadata.uid.clone();
+        if run.status.state != RunState::Completed {
+            let error = run
+                .status
+                .error
+                .unwrap_or_else(|| format!("run ended in state `{}`", run.status.state));
+            return Ok(StepOutcome::failed(format!("run `{uid}`: {error}")).with_run_uid(uid));
+        }
+        // MLRun's outputs: results, overridden by artifacts (their target path) of the same key.
+        let mut outputs: Map<String, Value> = run.status.results;
+        for artifact in &run.status.artifacts {
+            if let (Some(key), Some(target)) =
+                (artifact["key"].as_str(), artifact.get("target_path"))
+            {
+                outputs.insert(key.to_string(), target.clone());
+            }
+        }
+        Ok(StepOutcome::succeeded(outputs).with_run_uid(uid))
+    }
+}
+
+/// An input value as the URL or path text a run takes.
+fn input_text(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+#[async_trait]
+impl StepExecutor for RunnerExecutor {
+    async fn execute(&self, invocation: StepInvocation) -> StepOutcome {
+        let result = match invocation.step.action {
+            StepAction::Run => self.run_function(&invocation).await,
+            StepAction::Build => self
+                .project
+                .build_function(self.db.as_ref(), &invocation.step.function, None)
+                .await
+                .map(|out| {
+                    let mut outputs = Map::new();
+                    outputs.insert(
+                        "build_context".into(),
+                        out.dir.to_string_lossy().into_owned().into(),
+                    );
+                    StepOutcome::succeeded(outputs)
+                }),
+            StepAction::Deploy => Ok(StepOutcome::failed(format!(
+                "the local engine cannot deploy function `{}`",
+                invocation.step.function
+            ))),
+        };
+        result.unwrap_or_else(|err| StepOutcome::failed(err.to_string()))
+    }
+}
