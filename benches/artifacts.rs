@@ -3,6 +3,8 @@
 //! Run with `cargo bench --bench artifacts`. Figures are medians of several runs, reported
 //! against a baseline measured in the same run: a plain `fs::copy` of the same archive.
 
+#![allow(clippy::print_stdout)] // a benchmark's report is its output
+
 use std::path::Path;
 use std::time::{Duration, Instant};
 

@@ -358,7 +358,7 @@ fn a_handler_without_colon_is_refused_with_the_rule() {
         ])
         .fails(2);
     assert!(
-        err.contains("Handler `main` is not in `<module>:<function>` form"),
+        err.contains("Handler `main` must have the form `module:function` (required for source `store://my-project/my_func_code`"),
         "{err}"
     );
     assert!(

@@ -10,6 +10,7 @@ use crate::artifact::{check_role, requirements};
 use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::model::{Artifact, CodeType, FunctionEntry, FunctionKind};
+use crate::runner::HandlerRef;
 use crate::uri::{is_store_uri, StoreUri};
 
 /// Archive suffixes accepted as function sources.
@@ -75,7 +76,7 @@ pub fn normalize_function_name(name: &str) -> String {
 
 /// Checks a handler in `<module>:<function>` form, which code resolved at start-up needs: the
 /// handler itself must say which module of the payload to load.
-pub fn check_module_handler(handler: Option<&str>, source: &str) -> Result<(String, String)> {
+pub fn check_module_handler(handler: Option<&str>, source: &str) -> Result<HandlerRef> {
     let hint = "write the handler as `<module>:<function>`, e.g. `my_func:main`: the module is the file's name without `.py` (for an archive, a file inside it, not the archive's name)";
     let Some(handler) = handler else {
         return Err(Error::invalid_with_hint(
@@ -83,20 +84,12 @@ pub fn check_module_handler(handler: Option<&str>, source: &str) -> Result<(Stri
             hint,
         ));
     };
-    match handler.rsplit_once(':') {
-        Some((module, function))
-            if !module.is_empty()
-                && !function.is_empty()
-                && !module.contains(':')
-                && module.split('.').all(|m| !m.is_empty()) =>
-        {
-            Ok((module.to_string(), function.to_string()))
-        }
-        _ => Err(Error::invalid_with_hint(
-            format!("Handler `{handler}` is not in `<module>:<function>` form, which source `{source}` requires"),
-            hint,
-        )),
-    }
+    HandlerRef::parse(handler).map_err(|e| {
+        Error::invalid_with_hint(
+            format!("{e} (required for source `{source}`, whose code is pulled at start-up)"),
+            e.hint().unwrap_or(hint).to_string(),
+        )
+    })
 }
 
 /// Reads the artifact a function's `store://` source names and checks it is function code.
@@ -321,25 +314,17 @@ mod tests {
 
     #[test]
     fn handlers_need_module_and_function() {
+        let h = check_module_handler(Some("pkg.trainer:main"), "s").unwrap();
         assert_eq!(
-            check_module_handler(Some("my_func:main"), "s").unwrap(),
-            ("my_func".to_string(), "main".to_string())
-        );
-        assert_eq!(
-            check_module_handler(Some("pkg.trainer:main"), "s")
-                .unwrap()
-                .0,
-            "pkg.trainer"
+            (h.module.as_str(), h.function.as_str()),
+            ("pkg.trainer", "main")
         );
         for bad in ["main", ":main", "my_func:", "a:b:c", "pkg..x:main"] {
             let err = check_module_handler(Some(bad), "store://p/k").unwrap_err();
-            assert!(
-                err.to_string().contains(&format!(
-                    "Handler `{bad}` is not in `<module>:<function>` form"
-                )),
-                "{err}"
-            );
-            assert!(err.hint().unwrap().contains("my_func:main"));
+            let text = err.to_string();
+            assert!(text.contains(&format!("Handler `{bad}`")), "{text}");
+            assert!(text.contains("required for source `store://p/k`"), "{text}");
+            assert!(err.hint().is_some());
         }
         let err = check_module_handler(None, "store://p/k").unwrap_err();
         assert!(err
