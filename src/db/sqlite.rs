@@ -37,23 +37,24 @@ CREATE TABLE IF NOT EXISTS artifact_tags (
 CREATE TABLE IF NOT EXISTS runs (
     seq      INTEGER PRIMARY KEY AUTOINCREMENT,
     project  TEXT NOT NULL,
-    uid      TEXT NOT NULL,
+    name     TEXT NOT NULL,
     body     TEXT NOT NULL,
-    UNIQUE (project, uid)
+    UNIQUE (project, name)
 );
 CREATE TABLE IF NOT EXISTS workflow_runs (
     seq       INTEGER PRIMARY KEY AUTOINCREMENT,
     project   TEXT NOT NULL,
-    id        TEXT NOT NULL,
+    name      TEXT NOT NULL,
     body      TEXT NOT NULL,
     terminate INTEGER NOT NULL DEFAULT 0,
-    UNIQUE (project, id)
+    UNIQUE (project, name)
 );
 CREATE TABLE IF NOT EXISTS builds (
+    seq      INTEGER PRIMARY KEY AUTOINCREMENT,
     project  TEXT NOT NULL,
-    function TEXT NOT NULL,
+    name     TEXT NOT NULL,
     body     TEXT NOT NULL,
-    PRIMARY KEY (project, function)
+    UNIQUE (project, name)
 );
 ";
 
@@ -107,6 +108,119 @@ impl SqliteDb {
         })
         .await
         .map_err(|e| Error::runtime_from("Database task panicked", e))?
+    }
+}
+
+/// A table of JSON records keyed by project and name, listed newest first.
+#[derive(Debug, Clone, Copy)]
+struct RecordTable {
+    table: &'static str,
+    what: &'static str,
+}
+
+const RUNS: RecordTable = RecordTable {
+    table: "runs",
+    what: "run",
+};
+const BUILDS: RecordTable = RecordTable {
+    table: "builds",
+    what: "build",
+};
+const WORKFLOW_RUNS: RecordTable = RecordTable {
+    table: "workflow_runs",
+    what: "workflow run",
+};
+
+impl SqliteDb {
+    /// Creates or replaces the record `name` of `project`.
+    async fn put_record(
+        &self,
+        t: RecordTable,
+        project: &str,
+        name: &str,
+        body: String,
+    ) -> Result<()> {
+        let (project, name) = (project.to_string(), name.to_string());
+        self.with_conn(move |conn, path| {
+            conn.execute(
+                &format!(
+                    "INSERT INTO {} (project, name, body) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (project, name) DO UPDATE SET body = excluded.body",
+                    t.table
+                ),
+                params![project, name, body],
+            )
+            .map_err(|e| {
+                Error::runtime_from(
+                    format!(
+                        "Database `{}`: failed to store a {}",
+                        path.display(),
+                        t.what
+                    ),
+                    e,
+                )
+            })?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// The record `name` of `project`, if any.
+    async fn get_record<T: serde::de::DeserializeOwned + Send + 'static>(
+        &self,
+        t: RecordTable,
+        project: &str,
+        name: &str,
+    ) -> Result<Option<T>> {
+        let (project, name) = (project.to_string(), name.to_string());
+        self.with_conn(move |conn, path| {
+            let body: Option<String> = conn
+                .query_row(
+                    &format!(
+                        "SELECT body FROM {} WHERE project = ?1 AND name = ?2",
+                        t.table
+                    ),
+                    params![project, name],
+                    |row| row.get(0),
+                )
+                .optional()
+                .map_err(|e| {
+                    Error::runtime_from(
+                        format!("Database `{}`: failed to read a {}", path.display(), t.what),
+                        e,
+                    )
+                })?;
+            body.map(|b| decode(path, &b)).transpose()
+        })
+        .await
+    }
+
+    /// Every record of `project`, newest first.
+    async fn all_records<T: serde::de::DeserializeOwned + Send + 'static>(
+        &self,
+        t: RecordTable,
+        project: &str,
+    ) -> Result<Vec<T>> {
+        let project = project.to_string();
+        self.with_conn(move |conn, path| {
+            let fail = |e| {
+                Error::runtime_from(
+                    format!("Database `{}`: failed to list {}s", path.display(), t.what),
+                    e,
+                )
+            };
+            let mut stmt = conn
+                .prepare(&format!(
+                    "SELECT body FROM {} WHERE project = ?1 ORDER BY seq DESC",
+                    t.table
+                ))
+                .map_err(fail)?;
+            let bodies = stmt
+                .query_map(params![project], |row| row.get::<_, String>(0))
+                .map_err(fail)?;
+            bodies.map(|b| decode(path, &b.map_err(fail)?)).collect()
+        })
+        .await
     }
 }
 
@@ -290,145 +404,55 @@ impl Db for SqliteDb {
     }
 
     async fn store_run(&self, run: &RunObject) -> Result<()> {
-        let project = run.metadata.project.clone();
-        let uid = run.metadata.uid.clone();
-        let body = encode(run);
-        self.with_conn(move |conn, path| {
-            conn.execute(
-                "INSERT INTO runs (project, uid, body) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (project, uid) DO UPDATE SET body = excluded.body",
-                params![project, uid, body],
-            )
-            .map_err(db_error(path, "store a run"))?;
-            Ok(())
-        })
-        .await
+        self.put_record(RUNS, &run.metadata.project, &run.metadata.uid, encode(run))
+            .await
     }
 
     async fn read_run(&self, project: &str, uid: &str) -> Result<RunObject> {
-        let (project, uid) = (project.to_string(), uid.to_string());
-        self.with_conn(move |conn, path| {
-            let body: Option<String> = conn
-                .query_row(
-                    "SELECT body FROM runs WHERE project = ?1 AND uid = ?2",
-                    params![project, uid],
-                    |row| row.get(0),
-                )
-                .optional()
-                .map_err(db_error(path, "read a run"))?;
-            let body = body.ok_or_else(|| {
-                Error::not_found(format!("Run `{uid}` not found in project `{project}`"))
-            })?;
-            decode(path, &body)
+        self.get_record(RUNS, project, uid).await?.ok_or_else(|| {
+            Error::not_found(format!("Run `{uid}` not found in project `{project}`"))
         })
-        .await
     }
 
     async fn list_runs(&self, project: &str, filter: &RunFilter) -> Result<Vec<RunObject>> {
-        let project = project.to_string();
-        let filter = filter.clone();
-        self.with_conn(move |conn, path| {
-            let mut stmt = conn
-                .prepare("SELECT body FROM runs WHERE project = ?1 ORDER BY seq DESC")
-                .map_err(db_error(path, "list runs"))?;
-            let bodies = stmt
-                .query_map(params![project], |row| row.get::<_, String>(0))
-                .map_err(db_error(path, "list runs"))?;
-            let mut runs = Vec::new();
-            for body in bodies {
-                let run: RunObject = decode(path, &body.map_err(db_error(path, "list runs"))?)?;
-                let matches = filter
+        let runs: Vec<RunObject> = self.all_records(RUNS, project).await?;
+        Ok(runs
+            .into_iter()
+            .filter(|run| {
+                filter
                     .labels
                     .iter()
-                    .all(|(k, v)| run.metadata.labels.get(k) == Some(v));
-                if matches {
-                    runs.push(run);
-                }
-            }
-            Ok(runs)
-        })
-        .await
+                    .all(|(k, v)| run.metadata.labels.get(k) == Some(v))
+            })
+            .collect())
     }
 
     async fn store_build(&self, project: &str, function: &str, build: &BuildRecord) -> Result<()> {
-        let (project, function, body) = (project.to_string(), function.to_string(), encode(build));
-        self.with_conn(move |conn, path| {
-            conn.execute(
-                "INSERT INTO builds (project, function, body) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (project, function) DO UPDATE SET body = excluded.body",
-                params![project, function, body],
-            )
-            .map_err(db_error(path, "store a build"))?;
-            Ok(())
-        })
-        .await
+        self.put_record(BUILDS, project, function, encode(build))
+            .await
     }
 
     async fn read_build(&self, project: &str, function: &str) -> Result<Option<BuildRecord>> {
-        let (project, function) = (project.to_string(), function.to_string());
-        self.with_conn(move |conn, path| {
-            let body: Option<String> = conn
-                .query_row(
-                    "SELECT body FROM builds WHERE project = ?1 AND function = ?2",
-                    params![project, function],
-                    |row| row.get(0),
-                )
-                .optional()
-                .map_err(db_error(path, "read a build"))?;
-            body.map(|b| decode(path, &b)).transpose()
-        })
-        .await
+        self.get_record(BUILDS, project, function).await
     }
 
     async fn store_workflow_run(&self, run: &WorkflowRunRecord) -> Result<()> {
-        let (project, id, body) = (run.project.clone(), run.id.clone(), encode(run));
-        self.with_conn(move |conn, path| {
-            conn.execute(
-                "INSERT INTO workflow_runs (project, id, body) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (project, id) DO UPDATE SET body = excluded.body",
-                params![project, id, body],
-            )
-            .map_err(db_error(path, "store a workflow run"))?;
-            Ok(())
-        })
-        .await
+        self.put_record(WORKFLOW_RUNS, &run.project, &run.id, encode(run))
+            .await
     }
 
     async fn read_workflow_run(&self, project: &str, id: &str) -> Result<WorkflowRunRecord> {
-        let (project, id) = (project.to_string(), id.to_string());
-        self.with_conn(move |conn, path| {
-            let body: Option<String> = conn
-                .query_row(
-                    "SELECT body FROM workflow_runs WHERE project = ?1 AND id = ?2",
-                    params![project, id],
-                    |row| row.get(0),
-                )
-                .optional()
-                .map_err(db_error(path, "read a workflow run"))?;
-            let body = body.ok_or_else(|| {
+        self.get_record(WORKFLOW_RUNS, project, id)
+            .await?
+            .ok_or_else(|| {
                 Error::not_found(format!(
                     "Workflow run `{id}` not found in project `{project}`"
                 ))
-            })?;
-            decode(path, &body)
-        })
-        .await
+            })
     }
 
     async fn list_workflow_runs(&self, project: &str) -> Result<Vec<WorkflowRunRecord>> {
-        let project = project.to_string();
-        self.with_conn(move |conn, path| {
-            let mut stmt = conn
-                .prepare("SELECT body FROM workflow_runs WHERE project = ?1 ORDER BY seq DESC")
-                .map_err(db_error(path, "list workflow runs"))?;
-            let bodies = stmt
-                .query_map(params![project], |row| row.get::<_, String>(0))
-                .map_err(db_error(path, "list workflow runs"))?;
-            bodies
-                .map(|b| decode(path, &b.map_err(db_error(path, "list workflow runs"))?))
-                .collect()
-        })
-        .await
+        self.all_records(WORKFLOW_RUNS, project).await
     }
 
     async fn request_workflow_termination(&self, project: &str, id: &str) -> Result<()> {
@@ -436,7 +460,7 @@ impl Db for SqliteDb {
         self.with_conn(move |conn, path| {
             let changed = conn
                 .execute(
-                    "UPDATE workflow_runs SET terminate = 1 WHERE project = ?1 AND id = ?2",
+                    "UPDATE workflow_runs SET terminate = 1 WHERE project = ?1 AND name = ?2",
                     params![project, id],
                 )
                 .map_err(db_error(path, "request a termination"))?;
@@ -455,7 +479,7 @@ impl Db for SqliteDb {
         self.with_conn(move |conn, path| {
             let flag: Option<bool> = conn
                 .query_row(
-                    "SELECT terminate FROM workflow_runs WHERE project = ?1 AND id = ?2",
+                    "SELECT terminate FROM workflow_runs WHERE project = ?1 AND name = ?2",
                     params![project, id],
                     |row| row.get(0),
                 )
