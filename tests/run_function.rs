@@ -653,9 +653,14 @@ fn runs_are_listed_and_fetched_by_uid() {
 }
 
 #[test]
-fn the_run_is_recorded_running_with_its_start_time_before_it_ends() {
+fn ctrl_c_aborts_the_run_kills_the_handler_and_records_it() {
+    use std::os::unix::process::CommandExt;
+
     let p = TestProject::new();
-    p.write("slow.py", "import time, pathlib\n\ndef main():\n    pathlib.Path('started').write_text('x')\n    time.sleep(60)\n");
+    p.write(
+        "slow.py",
+        "import os, time\n\ndef main(pidfile):\n    open(pidfile, 'w').write(str(os.getpid()))\n    time.sleep(60)\n",
+    );
     p.log_code("slow_code", "slow.py", &[]);
     p.baton(&[
         "set-function",
@@ -667,44 +672,52 @@ fn the_run_is_recorded_running_with_its_start_time_before_it_ends() {
         "slow:main",
     ])
     .ok();
+    let pidfile = p.path().join("handler.pid");
+    let param = format!("pidfile={}", pidfile.display());
+    // Its own process group, like a terminal's foreground job.
     let mut child = p
-        .command(&["run-function", "slow", "--json"])
+        .command(&["run-function", "slow", "-p", &param, "--json"])
         .stdout(std::process::Stdio::piped())
+        .process_group(0)
         .spawn()
         .unwrap();
-    // Wait (bounded) until a run is recorded as running.
-    let mut running = None;
-    for _ in 0..300 {
-        let list = p.baton(&["runs", "list", "--json"]).json();
-        if let Some(run) = list
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|r| r["status"]["state"] == "running" && r["status"]["code"].is_object())
+    let mut handler_pid = None;
+    for _ in 0..600 {
+        if let Some(pid) = std::fs::read_to_string(&pidfile)
+            .ok()
+            .and_then(|t| t.parse::<i32>().ok())
         {
-            running = Some(run.clone());
+            handler_pid = Some(pid);
             break;
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    let running = running.expect("the run reached state running");
-    assert!(running["status"]["start_time"].is_string());
-    // Ctrl-C (SIGINT to the CLI and its runner) aborts the run and records it.
-    let uid = running["metadata"]["uid"].as_str().unwrap().to_string();
+    let handler_pid = handler_pid.expect("the handler started");
+    let running = p.baton(&["runs", "list", "--json"]).json();
+    assert_eq!(running[0]["status"]["state"], "running");
+    assert!(running[0]["status"]["start_time"].is_string());
+    assert!(
+        running[0]["status"]["code"]["digest"].is_string(),
+        "code resolved before the handler ran"
+    );
+
+    // Ctrl-C: SIGINT to the foreground group (the CLI and its runner).
     unsafe {
-        libc::kill(child.id() as i32, libc::SIGINT);
-    }
-    let runner_pids = std::process::Command::new("pgrep")
-        .args(["-f", &format!("runner {uid}")])
-        .output()
-        .unwrap();
-    for pid in String::from_utf8_lossy(&runner_pids.stdout).split_whitespace() {
-        unsafe {
-            libc::kill(pid.parse().unwrap(), libc::SIGINT);
-        }
+        libc::kill(-(child.id() as i32), libc::SIGINT);
     }
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(1));
-    let run = p.baton(&["runs", "get", &uid, "--json"]).json();
+    let uid = running[0]["metadata"]["uid"].as_str().unwrap();
+    let run = p.baton(&["runs", "get", uid, "--json"]).json();
     assert_eq!(run["status"]["state"], "aborted");
+    assert!(run["status"]["end_time"].is_string());
+    let mut alive = true;
+    for _ in 0..200 {
+        alive = unsafe { libc::kill(handler_pid, 0) } == 0;
+        if !alive {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    assert!(!alive, "the handler process {handler_pid} was killed");
 }
