@@ -56,6 +56,14 @@ impl Progress {
         }
     }
 
+    /// Redraws the live tree so running steps' durations advance; call it periodically.
+    pub fn tick(&self) {
+        let mut screen = self.screen.lock().unwrap_or_else(|p| p.into_inner());
+        if self.watch && self.live && screen.drawn > 0 {
+            redraw(&mut screen);
+        }
+    }
+
     /// Draws the final state (live mode) once the run is over.
     pub fn finish(&self) {
         if self.watch && self.live {

@@ -219,9 +219,20 @@ pub(crate) async fn run(args: RunArgs, ctx: &Context) -> Result<ExitCode> {
     let cancel = async {
         let _ = tokio::signal::ctrl_c().await;
     };
+    let ticker = tokio::spawn({
+        let progress = progress.clone();
+        async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(250)).await;
+                progress.tick();
+            }
+        }
+    });
     let record = project
         .run_workflow(db.clone(), prepared, &options, progress.clone(), cancel)
-        .await?;
+        .await;
+    ticker.abort();
+    let record = record?;
     progress.finish();
     if args.json {
         ctx.printer.json(&record);
