@@ -301,6 +301,14 @@ fn yaml_workflow_with_params_outputs_when_after_retries_and_timeout() {
         .collect();
     flaky_states.sort();
     assert_eq!(flaky_states, ["completed", "error"]);
+    let completed = step_runs(&p, id)
+        .into_iter()
+        .find(|r| {
+            r["metadata"]["labels"]["workflow-step"] == "flaky"
+                && r["status"]["state"] == "completed"
+        })
+        .unwrap();
+    assert_eq!(flaky["run_uid"], completed["metadata"]["uid"]);
 
     // n = 1: count = 2, the other branch runs.
     let marker = p.path().join("marker-2");
@@ -460,6 +468,8 @@ fn a_step_timeout_fails_the_step_and_stops_its_process() {
         let runs = step_runs(&p, id);
         runs.len() == 1 && runs[0]["status"]["state"] == "aborted"
     });
+    // The step links to that run although the attempt never reported it.
+    assert_eq!(hang["run_uid"], step_runs(&p, id)[0]["metadata"]["uid"]);
 }
 
 #[test]
@@ -491,6 +501,11 @@ fn terminate_cancels_a_running_workflow() {
             _ => false,
         }
     });
+    // While it runs, the record already links the running step to its run.
+    poll("the running step to link its run", || {
+        let live = p.baton(&["workflows", "get", &id, "--json"]).json();
+        step(&live, "hang")["run_uid"].is_string()
+    });
     p.baton(&["workflows", "terminate", &id]).ok();
     let deadline = Instant::now() + Duration::from_secs(20);
     let status = loop {
@@ -513,7 +528,16 @@ fn terminate_cancels_a_running_workflow() {
     let pid = read_pid(&pidfile);
     poll("the terminated handler to exit", || !alive(pid));
     let stored = p.baton(&["workflows", "get", &id, "--json"]).json();
-    assert_eq!(stored["state"], "Canceled");
+    assert_eq!(stored, record);
+    poll("the step run to be recorded aborted", || {
+        let runs = step_runs(&p, &id);
+        runs.len() == 1 && runs[0]["status"]["state"] == "aborted"
+    });
+    assert_eq!(
+        step(&record, "hang")["run_uid"],
+        step_runs(&p, &id)[0]["metadata"]["uid"]
+    );
+    assert_eq!(step(&record, "next")["run_uid"], Value::Null);
     // Terminating an ended run is a no-op that says so.
     let again = p.baton(&["workflows", "terminate", &id]);
     assert_eq!(again.code, 0);
@@ -767,6 +791,9 @@ fn a_new_version_of_the_workflow_artifact_is_picked_up_by_the_next_run() {
     assert_eq!(step(&first, "a")["outputs"]["value"], "one");
 
     // Same key, new content: no set-workflow.
+    let pinned = p.log_code("v_wf", "v.yaml", &["--code-type", "workflow"]);
+    p.baton(&["set-workflow", "--name", "pinned", "--path", &pinned])
+        .ok();
     let v2 = "name: v\nsteps:\n  - {name: a, function: steps, params: {x: two}}\n  - {name: b, function: steps, after: [a]}\n";
     p.write("v.yaml", v2);
     p.log_code("v_wf", "v.yaml", &["--code-type", "workflow"]);
@@ -777,6 +804,11 @@ fn a_new_version_of_the_workflow_artifact_is_picked_up_by_the_next_run() {
     assert_eq!(second["workflow"]["digest"], common::sha256(v2.as_bytes()));
     assert_eq!(step(&second, "a")["outputs"]["value"], "two");
     assert_eq!(second["steps"].as_array().unwrap().len(), 2);
+    // A URI naming one version keeps running that version.
+    let old = run_ok(&p, &["pinned"]);
+    assert_eq!(old["workflow"]["source"], pinned);
+    assert_eq!(old["workflow"]["digest"], common::sha256(v1.as_bytes()));
+    assert_eq!(step(&old, "a")["outputs"]["value"], "one");
 }
 
 /// a -> b (after), a -> c (data), b -> d (after and the condition's data edge, drawn once),
@@ -847,4 +879,88 @@ fn run_refused_after(p: &TestProject, args: &[&str], code: i32) -> String {
     let mut all = vec!["run"];
     all.extend_from_slice(args);
     p.baton(&all).fails(code)
+}
+
+const LONG: &str = "name: long\nparams: [{name: pidfile}]\nsteps:\n  - {name: hang, function: steps, handler: steps:hang, params: {pidfile: '{{args.pidfile}}'}}\n  - {name: next, function: steps, after: [hang]}\n";
+
+#[test]
+fn the_run_timeout_terminates_the_workflow() {
+    let p = project();
+    set_workflow(&p, "long", "long.yaml", LONG, &[]);
+    let pidfile = p.path().join("hang.pid");
+    let (code, record) = run(
+        &p,
+        &[
+            "long",
+            "--timeout",
+            "2s",
+            "-a",
+            &format!("pidfile={}", pidfile.display()),
+        ],
+    );
+    assert_eq!(code, 1, "{record:#}");
+    assert_eq!(record["state"], "Canceled");
+    assert_eq!(record["error"], "the run did not finish within 2s");
+    assert_eq!(step(&record, "hang")["state"], "Canceled");
+    assert_eq!(step(&record, "next")["state"], "Canceled");
+    let pid = read_pid(&pidfile);
+    poll("the handler to exit", || !alive(pid));
+    let id = record["id"].as_str().unwrap();
+    assert_eq!(p.baton(&["workflows", "get", id, "--json"]).json(), record);
+}
+
+#[test]
+fn interrupting_baton_run_cancels_the_workflow() {
+    let p = project();
+    set_workflow(&p, "long", "long.yaml", LONG, &[]);
+    let pidfile = p.path().join("hang.pid");
+    let arg = format!("pidfile={}", pidfile.display());
+    let child = p
+        .command(&["run", "long", "-a", &arg, "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    poll("the handler to start", || pidfile.exists());
+    // SIGINT, as Ctrl-C sends.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let record: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(record["state"], "Canceled");
+    let pid = read_pid(&pidfile);
+    poll("the handler to exit", || !alive(pid));
+}
+
+#[test]
+fn progress_lines_are_printed_unless_no_watch() {
+    let p = project();
+    set_workflow(&p, "fails", "fails.yaml", "name: fails\nsteps:\n  - {name: a, function: steps, handler: steps:boom}\n  - {name: b, function: steps, after: [a]}\n", &[]);
+    let out = p.baton(&["run", "fails"]);
+    assert_eq!(out.code, 1);
+    // stdout holds only the run id; progress and outcome go to stderr.
+    let id = out.stdout.trim();
+    assert_eq!(id.len(), 32, "{}", out.stdout);
+    for line in [
+        "▶ a",
+        "✗ a",
+        "kaboom",
+        "↷ b skipped: upstream step `a` failed",
+    ] {
+        assert!(out.stderr.contains(line), "no `{line}` in {}", out.stderr);
+    }
+    assert!(
+        out.stderr.contains(&format!("Workflow run `{id}` Failed")),
+        "{}",
+        out.stderr
+    );
+    let quiet = p.baton(&["run", "fails", "--no-watch"]);
+    assert_eq!(quiet.code, 1);
+    assert!(!quiet.stderr.contains("▶ a"), "{}", quiet.stderr);
+    assert!(quiet.stderr.contains("Failed"), "{}", quiet.stderr);
 }
