@@ -155,6 +155,8 @@ impl Project {
             }
             other => Arc::new(UnavailableEngine::new(other)),
         };
+        // Taken before the engine starts the first steps, so no step starts before its run.
+        let started = crate::launcher::now();
         let id = engine
             .run(WorkflowRunRequest {
                 project: self.name().to_string(),
@@ -172,7 +174,7 @@ impl Project {
             workflow: prepared.source.record,
             steps: Vec::new(),
             error: None,
-            started: crate::launcher::now(),
+            started,
             finished: None,
         };
         let mut links = StepRunLinks::default();
