@@ -164,6 +164,19 @@ fn python_workflow_feeds_outputs_into_inputs_and_params_and_skips_a_false_condit
     let record = run_ok(&p, &["flow"]);
     assert_eq!(record["engine"], "local");
     assert_eq!(record["workflow"]["source"], uri);
+    // The run's span holds its steps'.
+    for s in record["steps"].as_array().unwrap() {
+        if s["state"] == "Succeeded" {
+            assert!(
+                time(&record["started"]) <= time(&s["started"]),
+                "{record:#}"
+            );
+            assert!(
+                time(&s["finished"]) <= time(&record["finished"]),
+                "{record:#}"
+            );
+        }
+    }
     assert_eq!(
         record["args"],
         json!({"n": 1, "threshold": 100, "label": "default"})
