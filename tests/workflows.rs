@@ -977,3 +977,66 @@ fn progress_lines_are_printed_unless_no_watch() {
     assert!(!quiet.stderr.contains("▶ a"), "{}", quiet.stderr);
     assert!(quiet.stderr.contains("Failed"), "{}", quiet.stderr);
 }
+
+const TWO_HANDLERS: &str = "import mlrun\n\n\ndef kfpipeline(p=1):\n    mlrun.run_function('steps', name='from-kfpipeline', params={'x': p})\n\n\ndef nightly(day: str = 'mon', region='eu'):\n    funcs['steps'].as_step(name='report', params={'x': day + '-' + region})\n";
+
+#[test]
+fn set_workflow_handler_picks_the_pipeline_function() {
+    let p = project();
+    set_workflow(&p, "default", "two.py", TWO_HANDLERS, &[]);
+    let record = run_ok(&p, &["default"]);
+    assert_eq!(step(&record, "from-kfpipeline")["outputs"]["value"], 1);
+    set_workflow(
+        &p,
+        "nightly",
+        "two.py",
+        TWO_HANDLERS,
+        &["--handler", "nightly"],
+    );
+    let record = run_ok(&p, &["nightly", "-a", "day=tue"]);
+    assert_eq!(record["steps"].as_array().unwrap().len(), 1);
+    assert_eq!(step(&record, "report")["outputs"]["value"], "tue-eu");
+    set_workflow(&p, "nope", "two.py", TWO_HANDLERS, &["--handler", "nope"]);
+    let stderr = run_refused_after(&p, &["nope"], 2);
+    assert!(stderr.contains("`nope`"), "{stderr}");
+}
+
+#[test]
+fn an_args_schema_adds_defaults_and_requirements() {
+    let p = project();
+    p.write(
+        "schema.yaml",
+        "- {name: region, type: str, default: us, doc: where}\n- {name: day, type: str, required: true}\n",
+    );
+    set_workflow(
+        &p,
+        "nightly",
+        "two.py",
+        TWO_HANDLERS,
+        &["--handler", "nightly", "--args-schema", "schema.yaml"],
+    );
+    // `day` has a default in the pipeline but the schema requires it.
+    let stderr = run_refused(&p, &["nightly"], 2);
+    assert!(
+        stderr.contains("Workflow argument(s) day are required and were not specified"),
+        "{stderr}"
+    );
+    // The schema's default wins over the pipeline's.
+    let record = run_ok(&p, &["nightly", "-a", "day=wed"]);
+    assert_eq!(record["args"], json!({"region": "us", "day": "wed"}));
+    assert_eq!(step(&record, "report")["outputs"]["value"], "wed-us");
+    // A malformed schema file is refused by set-workflow.
+    p.write("bad-schema.yaml", "name: region\n");
+    let stderr = p
+        .baton(&[
+            "set-workflow",
+            "--name",
+            "x",
+            "--path",
+            "two.py",
+            "--args-schema",
+            "bad-schema.yaml",
+        ])
+        .fails(2);
+    assert!(stderr.contains("bad-schema.yaml"), "{stderr}");
+}
