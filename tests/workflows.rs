@@ -863,7 +863,21 @@ fn workflows_get_returns_the_record_run_printed() {
     let listed = p.baton(&["workflows", "list", "--json"]).json();
     assert_eq!(listed, json!([record.clone()]));
     let table = p.baton(&["workflows", "list"]).ok();
-    assert!(table.contains(id) && table.contains("Succeeded"), "{table}");
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines.len(), 2, "{table}");
+    assert!(lines[1].starts_with(id), "{table}");
+    // Columns line up under their headers.
+    for (header, value) in [
+        ("STATE", "Succeeded"),
+        ("ENGINE", "local"),
+        ("STARTED", record["started"].as_str().unwrap()),
+    ] {
+        assert_eq!(
+            lines[0].find(header),
+            lines[1].find(value),
+            "{header}:\n{table}"
+        );
+    }
     let stderr = p.baton(&["workflows", "get", "nosuch", "--json"]).fails(2);
     assert!(stderr.contains("nosuch"), "{stderr}");
 }
