@@ -265,9 +265,14 @@ pub(crate) async fn workflows(cmd: WorkflowsCommand, ctx: &Context) -> Result<Ex
                     "ID", "NAME", "STATE", "ENGINE"
                 ));
                 for r in &runs {
+                    // `WorkflowState`'s Display ignores width: pad its text instead.
                     ctx.printer.data(format!(
                         "{:<32} {:<16} {:<10} {:<8} {}",
-                        r.id, r.name, r.state, r.engine, r.started
+                        r.id,
+                        r.name,
+                        r.state.to_string(),
+                        r.engine,
+                        r.started
                     ));
                 }
             }
