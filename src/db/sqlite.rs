@@ -41,6 +41,8 @@ CREATE TABLE IF NOT EXISTS runs (
     body     TEXT NOT NULL,
     UNIQUE (project, name)
 );
+CREATE INDEX IF NOT EXISTS runs_by_workflow
+    ON runs (project, json_extract(body, '$.metadata.labels.\"workflow\"'));
 CREATE TABLE IF NOT EXISTS workflow_runs (
     seq       INTEGER PRIMARY KEY AUTOINCREMENT,
     project   TEXT NOT NULL,
@@ -196,12 +198,28 @@ impl SqliteDb {
     }
 
     /// Every record of `project`, newest first.
+    ///
+    /// `labels` filters on `metadata.labels` inside SQLite; a label key that is not a plain name
+    /// is left for the caller to filter.
     async fn all_records<T: serde::de::DeserializeOwned + Send + 'static>(
         &self,
         t: RecordTable,
         project: &str,
+        labels: &[(String, String)],
     ) -> Result<Vec<T>> {
         let project = project.to_string();
+        let mut sql = format!("SELECT body FROM {} WHERE project = ?1", t.table);
+        let mut values = vec![project];
+        for (key, value) in labels {
+            if let Some(path) = label_path(key) {
+                values.push(value.clone());
+                sql.push_str(&format!(
+                    " AND json_extract(body, '{path}') = ?{}",
+                    values.len()
+                ));
+            }
+        }
+        sql.push_str(" ORDER BY seq DESC");
         self.with_conn(move |conn, path| {
             let fail = |e| {
                 Error::runtime_from(
@@ -209,19 +227,25 @@ impl SqliteDb {
                     e,
                 )
             };
-            let mut stmt = conn
-                .prepare(&format!(
-                    "SELECT body FROM {} WHERE project = ?1 ORDER BY seq DESC",
-                    t.table
-                ))
-                .map_err(fail)?;
+            let mut stmt = conn.prepare(&sql).map_err(fail)?;
             let bodies = stmt
-                .query_map(params![project], |row| row.get::<_, String>(0))
+                .query_map(rusqlite::params_from_iter(values.iter()), |row| {
+                    row.get::<_, String>(0)
+                })
                 .map_err(fail)?;
             bodies.map(|b| decode(path, &b.map_err(fail)?)).collect()
         })
         .await
     }
+}
+
+/// The JSON path of a label, for keys made of letters, digits and `-_./` only.
+fn label_path(key: &str) -> Option<String> {
+    let plain = !key.is_empty()
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'));
+    plain.then(|| format!("$.metadata.labels.\"{key}\""))
 }
 
 fn decode<T: serde::de::DeserializeOwned>(path: &Path, body: &str) -> Result<T> {
@@ -415,7 +439,7 @@ impl Db for SqliteDb {
     }
 
     async fn list_runs(&self, project: &str, filter: &RunFilter) -> Result<Vec<RunObject>> {
-        let runs: Vec<RunObject> = self.all_records(RUNS, project).await?;
+        let runs: Vec<RunObject> = self.all_records(RUNS, project, &filter.labels).await?;
         Ok(runs
             .into_iter()
             .filter(|run| {
@@ -452,7 +476,7 @@ impl Db for SqliteDb {
     }
 
     async fn list_workflow_runs(&self, project: &str) -> Result<Vec<WorkflowRunRecord>> {
-        self.all_records(WORKFLOW_RUNS, project).await
+        self.all_records(WORKFLOW_RUNS, project, &[]).await
     }
 
     async fn request_workflow_termination(&self, project: &str, id: &str) -> Result<()> {
