@@ -224,7 +224,10 @@ fn main() {
         }),
         Row::new(
             "b",
-            format!("{} -c pass (bootstrap interpreter)", bootstrap_python.display()),
+            format!(
+                "{} -c pass (bootstrap interpreter)",
+                bootstrap_python.display()
+            ),
             {
                 let py = bootstrap_python.clone();
                 move |_| {
@@ -242,16 +245,20 @@ fn main() {
                 c
             }
         }),
-        Row::new("boot", "real python -u -c <bootstrap> request.json".into(), {
-            let (py, request, code_dir) = (real.clone(), request.clone(), code_dir.clone());
-            move |_| {
-                let mut c = Command::new(&py);
-                c.args(["-u", "-c", BOOTSTRAP])
-                    .arg(&request)
-                    .current_dir(&code_dir);
-                c
-            }
-        }),
+        Row::new(
+            "boot",
+            "real python -u -c <bootstrap> request.json".into(),
+            {
+                let (py, request, code_dir) = (real.clone(), request.clone(), code_dir.clone());
+                move |_| {
+                    let mut c = Command::new(&py);
+                    c.args(["-u", "-c", BOOTSTRAP])
+                        .arg(&request)
+                        .current_dir(&code_dir);
+                    c
+                }
+            },
+        ),
         Row::new("c", "baton --version".into(), |_| {
             let mut c = Command::new(baton_bin());
             c.arg("--version");
@@ -277,15 +284,13 @@ fn main() {
         }),
         Row::new(
             "e",
-            format!(
-                "baton run-function ({})",
-                bootstrap_python.display()
-            ),
+            format!("baton run-function ({})", bootstrap_python.display()),
             {
                 let root = root.clone();
                 move |_| {
                     let mut c = Command::new(baton_bin());
-                    c.args(["run-function", "triv", "--json"]).current_dir(&root);
+                    c.args(["run-function", "triv", "--json"])
+                        .current_dir(&root);
                     c
                 }
             },
@@ -334,7 +339,11 @@ fn main() {
         "run_overhead: `def main(): return 1` from a store:// code artifact, warm cache; \
          median of {runs} interleaved rounds after {WARMUP} warm-up rounds"
     );
-    println!("python3 on PATH: {}; real interpreter: {}", which_python3(), real.display());
+    println!(
+        "python3 on PATH: {}; real interpreter: {}",
+        which_python3(),
+        real.display()
+    );
     println!("{:<7} {:<62} {:>9} {:>8}", "row", "command", "ms", "x (a)");
     for row in &rows {
         let d = m[row.key];
