@@ -259,6 +259,18 @@ fn main() {
                 }
             },
         ),
+        Row::new(
+            "b_nosite",
+            "real python -S -c pass (no site import)".into(),
+            {
+                let py = real.clone();
+                move |_| {
+                    let mut c = Command::new(&py);
+                    c.args(["-S", "-c", "pass"]);
+                    c
+                }
+            },
+        ),
         Row::new("c", "baton --version".into(), |_| {
             let mut c = Command::new(baton_bin());
             c.arg("--version");
@@ -372,6 +384,10 @@ fn main() {
     println!("derived (ms, from the medians above):");
     let lines = [
         ("pyenv shim (a - b_real)", d("a") - d("b_real")),
+        (
+            "site import of this interpreter (b_real - b_nosite)",
+            d("b_real") - d("b_nosite"),
+        ),
         (
             "bootstrap: imports + handler + result file (boot - b_real)",
             d("boot") - d("b_real"),

@@ -160,10 +160,20 @@ struct Breakdown {
     gap: Vec<f64>,
     /// Workflow record started .. first step started, and last step finished .. record finished.
     edges: Vec<f64>,
+    /// The wall time of `baton run` outside the workflow record's started .. finished: process
+    /// start, project and workflow loading, DAG building, printing, the database's checkpoint.
+    outside: Vec<f64>,
 }
 
 impl Breakdown {
-    fn add(&mut self, rt: &tokio::runtime::Runtime, project: &Project, db: &dyn Db, wf: &Value) {
+    fn add(
+        &mut self,
+        rt: &tokio::runtime::Runtime,
+        project: &Project,
+        db: &dyn Db,
+        wf: &Value,
+        wall: Duration,
+    ) {
         assert_eq!(wf["state"], "Succeeded", "{wf}");
         let steps = wf["steps"].as_array().unwrap();
         assert_eq!(steps.len(), STEPS);
@@ -193,6 +203,8 @@ impl Breakdown {
         self.edges.push(
             span(at(&wf["started"]), first.unwrap()) + span(last.unwrap(), at(&wf["finished"])),
         );
+        self.outside
+            .push(ms(wall) - span(at(&wf["started"]), at(&wf["finished"])));
     }
 }
 
@@ -244,7 +256,7 @@ fn main() {
                 row.python.as_deref(),
             );
             row.totals.push(d);
-            row.breakdown.add(&rt, &project, &db, &wf);
+            row.breakdown.add(&rt, &project, &db, &wf, d);
         }
     }
 
@@ -299,8 +311,15 @@ fn main() {
     println!();
     println!("per-step breakdown, medians over all steps of all rounds (ms):");
     println!(
-        "{:<22} {:>8} {:>14} {:>10} {:>13} {:>10} {:>12}",
-        "workflow", "step", "before runner", "in runner", "after runner", "gap", "head+tail"
+        "{:<22} {:>8} {:>14} {:>10} {:>13} {:>10} {:>10} {:>10}",
+        "workflow",
+        "step",
+        "before runner",
+        "in runner",
+        "after runner",
+        "gap",
+        "head+tail",
+        "outside"
     );
     for row in &rows {
         let b = &row.breakdown;
@@ -310,7 +329,7 @@ fn main() {
             format!("{:.3}", median(b.gap.clone()))
         };
         println!(
-            "{:<22} {:>8.1} {:>14.1} {:>10.1} {:>13.1} {:>10} {:>12.1}",
+            "{:<22} {:>8.1} {:>14.1} {:>10.1} {:>13.1} {:>10} {:>10.1} {:>10.1}",
             format!("{} ({})", row.name, interpreter(&row.python)),
             median(b.step.clone()),
             median(b.before_runner.clone()),
@@ -318,6 +337,7 @@ fn main() {
             median(b.after_runner.clone()),
             gap,
             median(b.edges.clone()),
+            median(b.outside.clone()),
         );
     }
     println!(
