@@ -102,7 +102,13 @@ fn runs() -> usize {
         .ok()
         .and_then(|v| v.parse().ok())
         .filter(|&n| n > 0)
-        .unwrap_or(15)
+        .unwrap_or(if benchmarking() { 15 } else { 1 })
+}
+
+/// `cargo bench` passes `--bench`; without it (`cargo test --all-targets`) one round is a smoke
+/// test of the set-up and the checks.
+fn benchmarking() -> bool {
+    std::env::args().any(|a| a == "--bench")
 }
 
 /// The interpreter a `python3` found on PATH really is (a pyenv shim execs another program).
