@@ -1,0 +1,352 @@
+//! A 50-step workflow of trivial Python handlers, end to end through `baton run --json
+//! --no-watch`: a chain (each step after the previous one) and a fan-out (50 independent steps at
+//! the default parallelism, the number of CPUs), against a single `baton run-function` of the
+//! same handler measured in the same run.
+//!
+//! Run with `cargo bench --bench workflow_e2e` (`BATON_BENCH_REPEAT=N` changes the number of
+//! rounds, default 3). Each round runs, in turn: the baseline 3 times, the chain, the fan-out;
+//! once with the interpreter the environment gives (`$BATON_PYTHON`, else `python3`) and once
+//! with `BATON_PYTHON` set to the real interpreter behind `python3` (a pyenv shim costs a lot per
+//! step). Rows are medians over rounds. The per-step breakdown comes from the timestamps the
+//! engine (step started/finished) and the runner (run start_time/end_time) record.
+//!
+//! The dispatcher's own in-process cost per step, without any process, is measured by
+//! `cargo bench --bench dispatcher` (not run here).
+#![allow(clippy::print_stdout)]
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use baton::db::Db;
+use baton::project::Project;
+use chrono::{DateTime, Utc};
+use common::TestProject;
+use serde_json::Value;
+
+const STEPS: usize = 50;
+const BASELINE_PER_ROUND: usize = 3;
+
+fn repeat() -> usize {
+    std::env::var("BATON_BENCH_REPEAT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(if benchmarking() { 3 } else { 1 })
+}
+
+/// `cargo bench` passes `--bench`; without it (`cargo test --all-targets`) one round is a smoke
+/// test of the set-up and the checks.
+fn benchmarking() -> bool {
+    std::env::args().any(|a| a == "--bench")
+}
+
+fn median<T: Copy + PartialOrd>(mut v: Vec<T>) -> T {
+    assert!(!v.is_empty());
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// The interpreter a `python3` found on PATH really is (a pyenv shim execs another program).
+fn real_python() -> PathBuf {
+    let out = Command::new("python3")
+        .args(["-c", "import sys; print(sys.executable)"])
+        .output()
+        .expect("python3 must be on PATH");
+    assert!(out.status.success());
+    PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
+}
+
+/// The graph-form YAML of a 50-step workflow; `chain` makes each step run after the previous.
+fn workflow_yaml(name: &str, chain: bool) -> String {
+    let mut yaml = format!("name: {name}\nsteps:\n");
+    for i in 0..STEPS {
+        yaml.push_str(&format!(
+            "  - name: s{i:02}\n    function: triv\n    handler: triv:main\n"
+        ));
+        if chain && i > 0 {
+            yaml.push_str(&format!("    after: [s{:02}]\n", i - 1));
+        }
+    }
+    yaml
+}
+
+/// A project with the trivial handler as a store:// code artifact (function `triv`) and the two
+/// workflows, `chain` and `fan`, logged as workflow code artifacts.
+fn project() -> TestProject {
+    let p = TestProject::new();
+    p.write("triv.py", "def main():\n    return 1\n");
+    p.log_code("triv_code", "triv.py", &[]);
+    p.baton(&[
+        "set-function",
+        "--name",
+        "triv",
+        "--func",
+        "store://artifacts/my-project/triv_code",
+        "--handler",
+        "triv:main",
+    ])
+    .ok();
+    for (name, chain) in [("chain", true), ("fan", false)] {
+        let file = format!("{name}.yaml");
+        p.write(&file, workflow_yaml(name, chain));
+        let key = format!("{name}_wf");
+        p.log_code(&key, &file, &["--code-type", "workflow"]);
+        p.baton(&[
+            "set-workflow",
+            "--name",
+            name,
+            "--path",
+            &format!("store://artifacts/my-project/{key}"),
+        ])
+        .ok();
+    }
+    p
+}
+
+/// Runs `baton ARGS` in the project (with `BATON_PYTHON` when given), checks it succeeded, and
+/// returns the elapsed time and stdout parsed as JSON.
+fn timed(p: &TestProject, args: &[&str], python: Option<&Path>) -> (Duration, Value) {
+    let mut cmd = p.command(args);
+    if let Some(python) = python {
+        cmd.env("BATON_PYTHON", python);
+    }
+    let start = Instant::now();
+    let out = cmd.output().unwrap();
+    let elapsed = start.elapsed();
+    assert!(
+        out.status.success(),
+        "`baton {}` failed ({})\nstdout: {}\nstderr: {}",
+        args.join(" "),
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "`baton {}` printed no JSON ({e}): {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stdout)
+        )
+    });
+    (elapsed, json)
+}
+
+fn at(v: &Value) -> DateTime<Utc> {
+    v.as_str()
+        .unwrap_or_else(|| panic!("not a timestamp: {v}"))
+        .parse()
+        .unwrap()
+}
+
+fn span(from: DateTime<Utc>, to: DateTime<Utc>) -> f64 {
+    (to - from).num_microseconds().unwrap() as f64 / 1e3
+}
+
+/// Per-step timings of one workflow run, from the engine's and the runner's timestamps (ms).
+#[derive(Default)]
+struct Breakdown {
+    /// Engine: step started .. finished.
+    step: Vec<f64>,
+    /// Step started .. the runner marked its run running (submit, spawn the runner, its
+    /// start-up, database open, run read).
+    before_runner: Vec<f64>,
+    /// The runner's run start_time .. end_time (code cache, Python, bootstrap, handler).
+    in_runner: Vec<f64>,
+    /// The run's end_time .. step finished (runner exit, wait, read the run back).
+    after_runner: Vec<f64>,
+    /// Chain only: previous step finished .. this step started (the dispatcher).
+    gap: Vec<f64>,
+    /// Workflow record started .. first step started, and last step finished .. record finished.
+    edges: Vec<f64>,
+    /// The wall time of `baton run` outside the workflow record's started .. finished: process
+    /// start, project and workflow loading, DAG building, printing, the database's checkpoint.
+    outside: Vec<f64>,
+}
+
+impl Breakdown {
+    fn add(
+        &mut self,
+        rt: &tokio::runtime::Runtime,
+        project: &Project,
+        db: &dyn Db,
+        wf: &Value,
+        wall: Duration,
+    ) {
+        assert_eq!(wf["state"], "Succeeded", "{wf}");
+        let steps = wf["steps"].as_array().unwrap();
+        assert_eq!(steps.len(), STEPS);
+        let mut first = None;
+        let mut last = None;
+        let mut previous_finished: Option<DateTime<Utc>> = None;
+        let chain = wf["name"] == "chain";
+        for step in steps {
+            assert_eq!(step["state"], "Succeeded", "{step}");
+            assert_eq!(step["outputs"]["return"], 1, "{step}");
+            let (started, finished) = (at(&step["started"]), at(&step["finished"]));
+            let uid = step["run_uid"].as_str().unwrap();
+            let run = rt.block_on(db.read_run(project.name(), uid)).unwrap();
+            let run_start: DateTime<Utc> = run.status.start_time.unwrap().parse().unwrap();
+            let run_end: DateTime<Utc> = run.status.end_time.unwrap().parse().unwrap();
+            self.step.push(span(started, finished));
+            self.before_runner.push(span(started, run_start));
+            self.in_runner.push(span(run_start, run_end));
+            self.after_runner.push(span(run_end, finished));
+            if let (true, Some(prev)) = (chain, previous_finished) {
+                self.gap.push(span(prev, started));
+            }
+            previous_finished = Some(finished);
+            first = Some(first.map_or(started, |f: DateTime<Utc>| f.min(started)));
+            last = Some(last.map_or(finished, |l: DateTime<Utc>| l.max(finished)));
+        }
+        self.edges.push(
+            span(at(&wf["started"]), first.unwrap()) + span(last.unwrap(), at(&wf["finished"])),
+        );
+        self.outside
+            .push(ms(wall) - span(at(&wf["started"]), at(&wf["finished"])));
+    }
+}
+
+/// One workflow row: the wall time of `baton run` per round, and its step breakdown.
+struct WorkflowRow {
+    name: &'static str,
+    python: Option<PathBuf>,
+    totals: Vec<Duration>,
+    breakdown: Breakdown,
+}
+
+fn main() {
+    let repeat = repeat();
+    let p = project();
+    let real = real_python();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let project = Project::load(p.path()).unwrap();
+    let db = project.open_db().unwrap();
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+
+    // Warm-up: fills the code cache and the page cache for both interpreters.
+    for python in [None, Some(real.as_path())] {
+        timed(&p, &["run-function", "triv", "--json"], python);
+    }
+
+    let mut baseline: Vec<Vec<Duration>> = vec![Vec::new(), Vec::new()];
+    let mut rows: Vec<WorkflowRow> = [("chain", None), ("fan", None)]
+        .into_iter()
+        .chain([("chain", Some(real.clone())), ("fan", Some(real.clone()))])
+        .map(|(name, python)| WorkflowRow {
+            name,
+            python,
+            totals: Vec::new(),
+            breakdown: Breakdown::default(),
+        })
+        .collect();
+    for _ in 0..repeat {
+        for (i, python) in [None, Some(real.as_path())].into_iter().enumerate() {
+            for _ in 0..BASELINE_PER_ROUND {
+                let (d, run) = timed(&p, &["run-function", "triv", "--json"], python);
+                assert_eq!(run["status"]["state"], "completed", "{run}");
+                baseline[i].push(d);
+            }
+        }
+        for row in &mut rows {
+            let (d, wf) = timed(
+                &p,
+                &["run", row.name, "--json", "--no-watch"],
+                row.python.as_deref(),
+            );
+            row.totals.push(d);
+            row.breakdown.add(&rt, &project, &db, &wf, d);
+        }
+    }
+
+    let interpreter = |python: &Option<PathBuf>| match python {
+        None => std::env::var("BATON_PYTHON")
+            .ok()
+            .filter(|v| !v.is_empty())
+            .unwrap_or_else(|| "python3".into()),
+        Some(_) => "real".into(),
+    };
+    let base = [median(baseline[0].clone()), median(baseline[1].clone())];
+    println!(
+        "workflow_e2e: {STEPS} steps of `def main(): return 1` (store:// code artifact, warm \
+         cache), `baton run --json --no-watch`; parallelism {cpus} (CPUs); median of {repeat} \
+         rounds, baseline median of {}",
+        repeat * BASELINE_PER_ROUND
+    );
+    println!("real interpreter: {}", real.display());
+    println!(
+        "{:<44} {:>9} {:>12} {:>14}",
+        "what", "total ms", "ms per step", "x run-function"
+    );
+    for (i, python) in [None, Some(real.clone())].iter().enumerate() {
+        println!(
+            "{:<44} {:>9.1} {:>12.1} {:>14.2}",
+            format!("baseline: run-function ({})", interpreter(python)),
+            ms(base[i]),
+            ms(base[i]),
+            1.0
+        );
+    }
+    for row in &rows {
+        let total = median(row.totals.clone());
+        let b = base[usize::from(row.python.is_some())];
+        let per_step = total / STEPS as u32;
+        println!(
+            "{:<44} {:>9.1} {:>12.1} {:>14.2}",
+            format!(
+                "{} ({})",
+                if row.name == "chain" {
+                    "chain of 50"
+                } else {
+                    "fan-out of 50"
+                },
+                interpreter(&row.python)
+            ),
+            ms(total),
+            ms(per_step),
+            per_step.as_secs_f64() / b.as_secs_f64()
+        );
+    }
+    println!();
+    println!("per-step breakdown, medians over all steps of all rounds (ms):");
+    println!(
+        "{:<22} {:>8} {:>14} {:>10} {:>13} {:>10} {:>10} {:>10}",
+        "workflow",
+        "step",
+        "before runner",
+        "in runner",
+        "after runner",
+        "gap",
+        "head+tail",
+        "outside"
+    );
+    for row in &rows {
+        let b = &row.breakdown;
+        let gap = if b.gap.is_empty() {
+            "-".to_string()
+        } else {
+            format!("{:.3}", median(b.gap.clone()))
+        };
+        println!(
+            "{:<22} {:>8.1} {:>14.1} {:>10.1} {:>13.1} {:>10} {:>10.1} {:>10.1}",
+            format!("{} ({})", row.name, interpreter(&row.python)),
+            median(b.step.clone()),
+            median(b.before_runner.clone()),
+            median(b.in_runner.clone()),
+            median(b.after_runner.clone()),
+            gap,
+            median(b.edges.clone()),
+            median(b.outside.clone()),
+        );
+    }
+    println!(
+        "dispatcher in-process cost per step: see `cargo bench --bench dispatcher` (microseconds)"
+    );
+}
