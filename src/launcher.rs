@@ -7,7 +7,7 @@
 //! handler's process group and records the run as `aborted`, so nothing is left half-recorded.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 use serde_json::{Map, Value};
@@ -107,8 +107,9 @@ pub struct RunHandle {
     project: String,
 }
 
-/// Starts the runner for a recorded run, its output appended to the run's log.
-pub fn start(project: &Project, run: &RunObject) -> Result<RunHandle> {
+/// Starts the runner for a recorded run, its output appended to the run's log. `python`, when
+/// given, is the interpreter the runner uses (else `BATON_PYTHON`, else `python3`).
+pub fn start(project: &Project, run: &RunObject, python: Option<&Path>) -> Result<RunHandle> {
     let log = log_path(project, &run.metadata.uid);
     if let Some(dir) = log.parent() {
         std::fs::create_dir_all(dir)
@@ -123,7 +124,11 @@ pub fn start(project: &Project, run: &RunObject) -> Result<RunHandle> {
     };
     let exe =
         std::env::current_exe().io_context(|| "Failed to locate the baton executable".into())?;
-    let child = tokio::process::Command::new(exe)
+    let mut command = tokio::process::Command::new(exe);
+    if let Some(python) = python {
+        command.env(crate::workflow::PYTHON_ENV, python);
+    }
+    let child = command
         .arg("-C")
         .arg(project.root())
         .arg("runner")

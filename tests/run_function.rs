@@ -678,6 +678,7 @@ fn ctrl_c_aborts_the_run_kills_the_handler_and_records_it() {
     let mut child = p
         .command(&["run-function", "slow", "-p", &param, "--json"])
         .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
         .process_group(0)
         .spawn()
         .unwrap();

@@ -96,7 +96,7 @@ pub(crate) async fn run_function(args: RunFunctionArgs, ctx: &Context) -> Result
     let run = launcher::submit(&project, &db, request).await?;
     ctx.printer
         .info(format!("Run `{}` started", run.metadata.uid));
-    let handle = launcher::start(&project, &run)?;
+    let handle = launcher::start(&project, &run, None)?;
     let log = log_path(&project, handle.uid());
     let mut tail = LogTail::new(!args.json && !ctx.printer.is_quiet());
     let wait = handle.wait(&db);

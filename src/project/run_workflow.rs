@@ -146,7 +146,8 @@ impl Project {
             Arc::new(FanOut(vec![observer, Arc::new(events_tx)]));
         let engine: Arc<dyn WorkflowEngine> = match prepared.engine {
             EngineKind::Local => {
-                let executor = RunnerExecutor::new(self.clone(), db.clone());
+                let executor =
+                    RunnerExecutor::new(self.clone(), db.clone(), step_interpreter().await);
                 let mut engine = LocalEngine::new(Arc::new(executor)).with_observer(fan_out);
                 if let Some(n) = options.parallelism {
                     engine = engine.with_parallelism(n);
@@ -291,6 +292,20 @@ impl StepRunLinks {
         }
         Ok(changed)
     }
+}
+
+/// The interpreter for every step of a run: `BATON_PYTHON` when set, else the real executable
+/// behind `python3`, resolved once here rather than through a version-manager shim per step. A
+/// failure to resolve leaves each step to find `python3` itself (and report it).
+async fn step_interpreter() -> Option<std::path::PathBuf> {
+    if std::env::var_os(crate::workflow::PYTHON_ENV).is_some_and(|p| !p.is_empty()) {
+        return None;
+    }
+    crate::runner::PythonRunner::from_env()
+        .resolve_executable()
+        .await
+        .inspect_err(|e| tracing::warn!("{e}"))
+        .ok()
 }
 
 /// Sends every event to several observers.

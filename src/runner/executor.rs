@@ -2,6 +2,7 @@
 //! `baton runner`, exactly as `baton run-function` runs one.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -21,12 +22,18 @@ use crate::workflow::StepAction;
 pub struct RunnerExecutor {
     project: Project,
     db: Arc<dyn Db>,
+    python: Option<PathBuf>,
 }
 
 impl RunnerExecutor {
-    /// An executor for the steps of `project`'s workflows.
-    pub fn new(project: Project, db: Arc<dyn Db>) -> Self {
-        RunnerExecutor { project, db }
+    /// An executor for the steps of `project`'s workflows; `python` is the interpreter every
+    /// step's runner uses (else `BATON_PYTHON`, else `python3`).
+    pub fn new(project: Project, db: Arc<dyn Db>, python: Option<PathBuf>) -> Self {
+        RunnerExecutor {
+            project,
+            db,
+            python,
+        }
     }
 
     async fn run_function(&self, invocation: &StepInvocation) -> crate::Result<StepOutcome> {
@@ -46,7 +53,7 @@ impl RunnerExecutor {
             ]),
         };
         let run = launcher::submit(&self.project, self.db.as_ref(), request).await?;
-        let handle = launcher::start(&self.project, &run)?;
+        let handle = launcher::start(&self.project, &run, self.python.as_deref())?;
         let run = handle.wait(self.db.as_ref()).await?;
         let uid = run.metadata.uid.clone();
         if run.status.state != RunState::Completed {

@@ -50,7 +50,7 @@ impl PythonRunner {
 
     /// A runner using `$BATON_PYTHON`, else `python3` from `PATH`.
     pub fn from_env() -> Self {
-        let python = std::env::var_os("BATON_PYTHON")
+        let python = std::env::var_os(crate::workflow::PYTHON_ENV)
             .filter(|p| !p.is_empty())
             .unwrap_or_else(|| OsString::from("python3"));
         PythonRunner::new(python)
@@ -59,6 +59,36 @@ impl PythonRunner {
     /// The interpreter this runner starts.
     pub fn python(&self) -> &Path {
         &self.python
+    }
+
+    /// The real executable behind this runner's interpreter (`sys.executable`), found by
+    /// starting it once. Version managers such as pyenv put a shim on `PATH` that costs more
+    /// than the interpreter itself; a workflow resolves it once and hands every step the real
+    /// executable instead of paying for the shim per step.
+    pub async fn resolve_executable(&self) -> Result<PathBuf> {
+        let output = tokio::process::Command::new(&self.python)
+            .args(["-c", "import sys; sys.stdout.write(sys.executable)"])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .await
+            .map_err(|e| {
+                Error::runtime_from(
+                    format!(
+                        "Failed to start Python `{}` (set BATON_PYTHON)",
+                        self.python.display()
+                    ),
+                    e,
+                )
+            })?;
+        let executable = String::from_utf8_lossy(&output.stdout).trim().to_string();
+        if !output.status.success() || executable.is_empty() {
+            return Err(Error::runtime(format!(
+                "Python `{}` did not report its executable ({})",
+                self.python.display(),
+                output.status
+            )));
+        }
+        Ok(PathBuf::from(executable))
     }
 
     /// Runs the handler `req` names and returns its outcome; the handler's stdout and stderr
