@@ -158,9 +158,7 @@ impl Project {
             extra: Default::default(),
         };
         let value = serde_json::to_value(&entry).expect("function entries serialize");
-        let functions = &mut self.file.spec.functions;
-        functions.retain(|f| f.get("name").and_then(|n| n.as_str()) != Some(name.as_str()));
-        functions.push(value);
+        super::entries::upsert(&mut self.file.spec.functions, &name, value);
         self.save()?;
         Ok(entry)
     }
@@ -194,37 +192,19 @@ impl Project {
 
     /// The project's function definitions.
     pub fn functions(&self) -> Result<Vec<FunctionEntry>> {
-        self.file
-            .spec
-            .functions
-            .iter()
-            .map(|f| {
-                serde_json::from_value(f.clone()).map_err(|e| {
-                    Error::invalid(format!("A function in `project.yaml` is malformed: {e}"))
-                })
-            })
-            .collect()
+        super::entries::decode(&self.file.spec.functions, "function")
     }
 
     /// One function definition by name.
     pub fn function(&self, name: &str) -> Result<FunctionEntry> {
         let wanted = normalize_function_name(name);
-        let functions = self.functions()?;
-        let names: Vec<String> = functions.iter().map(|f| f.name.clone()).collect();
-        functions
-            .into_iter()
-            .find(|f| f.name == wanted)
-            .ok_or_else(|| {
-                Error::not_found(format!(
-                    "Function `{name}` does not exist in project `{}` (functions: {})",
-                    self.name(),
-                    if names.is_empty() {
-                        "none".to_string()
-                    } else {
-                        names.join(", ")
-                    }
-                ))
-            })
+        super::entries::find(
+            self.functions()?,
+            |f| &f.name,
+            &wanted,
+            "Function",
+            self.name(),
+        )
     }
 }
 

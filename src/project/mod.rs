@@ -7,6 +7,7 @@
 use std::path::{Path, PathBuf};
 
 mod build;
+mod entries;
 mod functions;
 mod run_workflow;
 mod source;

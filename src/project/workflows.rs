@@ -145,45 +145,25 @@ impl Project {
             extra: Default::default(),
         };
         let value = serde_json::to_value(&spec).expect("workflow specs serialize");
-        let workflows = &mut self.file.spec.workflows;
-        workflows.retain(|w| w.get("name").and_then(|n| n.as_str()) != Some(request.name.as_str()));
-        workflows.push(value);
+        super::entries::upsert(&mut self.file.spec.workflows, &request.name, value);
         self.save()?;
         Ok(spec)
     }
 
     /// The project's workflow specs.
     pub fn workflows(&self) -> Result<Vec<WorkflowSpec>> {
-        self.file
-            .spec
-            .workflows
-            .iter()
-            .map(|w| {
-                serde_json::from_value(w.clone()).map_err(|e| {
-                    Error::invalid(format!("A workflow in `project.yaml` is malformed: {e}"))
-                })
-            })
-            .collect()
+        super::entries::decode(&self.file.spec.workflows, "workflow")
     }
 
     /// One workflow spec by name.
     pub fn workflow(&self, name: &str) -> Result<WorkflowSpec> {
-        let workflows = self.workflows()?;
-        let names: Vec<String> = workflows.iter().map(|w| w.name.clone()).collect();
-        workflows
-            .into_iter()
-            .find(|w| w.name == name)
-            .ok_or_else(|| {
-                Error::not_found(format!(
-                    "Workflow `{name}` does not exist in project `{}` (workflows: {})",
-                    self.name(),
-                    if names.is_empty() {
-                        "none".to_string()
-                    } else {
-                        names.join(", ")
-                    }
-                ))
-            })
+        super::entries::find(
+            self.workflows()?,
+            |w| &w.name,
+            name,
+            "Workflow",
+            self.name(),
+        )
     }
 
     /// Resolves a workflow's source for one execution: a `store://` artifact is read and checked
