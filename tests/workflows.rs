@@ -1054,3 +1054,53 @@ fn an_args_schema_adds_defaults_and_requirements() {
         .fails(2);
     assert!(stderr.contains("bad-schema.yaml"), "{stderr}");
 }
+
+#[test]
+fn a_run_whose_driver_was_killed_is_reported_failed_not_running_forever() {
+    let p = project();
+    set_workflow(
+        &p,
+        "long",
+        "long.yaml",
+        "name: long\nparams: [{name: pidfile}]\nsteps:\n  - {name: hang, function: steps, handler: steps:hang, params: {pidfile: '{{args.pidfile}}'}}\n",
+        &[],
+    );
+    let pidfile = p.path().join("hang.pid");
+    let arg = format!("pidfile={}", pidfile.display());
+    let mut child = p
+        .command(&["run", "long", "-a", &arg, "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut id = String::new();
+    poll("the workflow to be running", || {
+        let runs = p.baton(&["workflows", "list", "--json"]).json();
+        match runs.as_array().unwrap().first() {
+            Some(r) if r["state"] == "Running" && pidfile.exists() => {
+                id = r["id"].as_str().unwrap().to_string();
+                true
+            }
+            _ => false,
+        }
+    });
+    let record = p.baton(&["workflows", "get", &id, "--json"]).json();
+    assert_eq!(record["driver"]["pid"], child.id());
+    // The driver dies without a chance to record anything.
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let settled = p.baton(&["workflows", "get", &id, "--json"]).json();
+    assert_eq!(settled["state"], "Failed");
+    let error = settled["error"].as_str().unwrap();
+    assert!(
+        error.contains(&format!("pid {}", child.id()))
+            && error.contains("exited before the run finished"),
+        "{error}"
+    );
+    assert!(settled["finished"].is_string());
+    // The orphaned handler is still ours to stop.
+    let pid = read_pid(&pidfile);
+    unsafe {
+        libc::kill(pid, libc::SIGKILL);
+    }
+}

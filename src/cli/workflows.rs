@@ -256,7 +256,7 @@ pub(crate) async fn workflows(cmd: WorkflowsCommand, ctx: &Context) -> Result<Ex
     let db = project.open_db()?;
     match cmd {
         WorkflowsCommand::List { json } => {
-            let runs = db.list_workflow_runs(project.name()).await?;
+            let runs = project.workflow_runs(&db).await?;
             if json {
                 ctx.printer.json(&runs);
             } else {
@@ -278,7 +278,7 @@ pub(crate) async fn workflows(cmd: WorkflowsCommand, ctx: &Context) -> Result<Ex
             }
         }
         WorkflowsCommand::Get { id, json } => {
-            let run = db.read_workflow_run(project.name(), &id).await?;
+            let run = project.workflow_run(&db, &id).await?;
             if json {
                 ctx.printer.json(&run);
             } else {
@@ -287,7 +287,7 @@ pub(crate) async fn workflows(cmd: WorkflowsCommand, ctx: &Context) -> Result<Ex
             }
         }
         WorkflowsCommand::Terminate { id } => {
-            let run = db.read_workflow_run(project.name(), &id).await?;
+            let run = project.workflow_run(&db, &id).await?;
             if run.state.is_terminal() {
                 ctx.printer
                     .info(format!("Workflow run `{id}` already ended ({})", run.state));

@@ -16,7 +16,7 @@ pub use function::{FunctionEntry, FunctionKind};
 pub use project::{ProjectFile, ProjectMetadata, ProjectSpec};
 pub use run::{ResolvedCodeRecord, RunMetadata, RunObject, RunSpec, RunState, RunStatus};
 pub use workflow::WorkflowSpec;
-pub use workflow_run::WorkflowRunRecord;
+pub use workflow_run::{Driver, WorkflowRunRecord};
 
 /// Fields an object does not model, kept verbatim for the round trip.
 pub type Extra = serde_json::Map<String, serde_json::Value>;

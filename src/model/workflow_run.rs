@@ -34,9 +34,67 @@ pub struct WorkflowRunRecord {
     /// When it reached a final state.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finished: Option<String>,
+    /// The process driving the run (the local engine lives in it), so a run whose driver died
+    /// can be told from one still going.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub driver: Option<Driver>,
+}
+
+/// The `baton run` process that drives a workflow run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Driver {
+    /// Its process id.
+    pub pid: u32,
+    /// The host it runs on.
+    pub host: String,
+}
+
+impl Driver {
+    /// This process on this host.
+    pub fn current() -> Self {
+        Driver {
+            pid: std::process::id(),
+            host: host_name(),
+        }
+    }
+
+    /// Whether this driver is known to be gone: it ran on this host and no `baton` process has
+    /// its pid any more. A driver on another host is never declared gone from here.
+    pub fn is_gone(&self) -> bool {
+        if self.host != host_name() {
+            return false;
+        }
+        match std::fs::read(format!("/proc/{}/cmdline", self.pid)) {
+            Ok(cmdline) => !String::from_utf8_lossy(&cmdline).contains("baton"),
+            Err(_) => true,
+        }
+    }
+}
+
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_default()
 }
 
 impl WorkflowRunRecord {
+    /// Marks a run whose driver died while it was running as failed, saying so; returns whether
+    /// the record changed. The steps it had started may have finished on their own: their runs
+    /// (labelled `workflow=<id>`) tell.
+    pub fn settle_if_orphaned(&mut self) -> bool {
+        let orphaned =
+            !self.state.is_terminal() && self.driver.as_ref().is_some_and(Driver::is_gone);
+        if orphaned {
+            let pid = self.driver.as_ref().map_or(0, |d| d.pid);
+            self.state = WorkflowState::Failed;
+            self.error = Some(format!(
+                "the `baton run` process (pid {pid}) driving this run exited before the run finished"
+            ));
+            self.finished = Some(crate::launcher::now());
+        }
+        orphaned
+    }
+
     /// Takes state, steps and error from an engine status snapshot.
     pub fn update(&mut self, status: &WorkflowRunStatus) {
         self.state = status.state;

@@ -17,7 +17,7 @@ use crate::engine::{
 };
 use crate::engines::local::LocalEngine;
 use crate::error::{Error, Result};
-use crate::model::{WorkflowRunRecord, WorkflowSpec};
+use crate::model::{Driver, WorkflowRunRecord, WorkflowSpec};
 use crate::runner::RunnerExecutor;
 use crate::workflow::{
     load_workflow_file, merge_args, ArgSchemaEntry, Dag, DagCheck, LoadOptions, StepAction,
@@ -177,6 +177,7 @@ impl Project {
             error: None,
             started,
             finished: None,
+            driver: Some(Driver::current()),
         };
         let mut links = StepRunLinks::default();
         record.update(&engine.status(&id).await?);
@@ -291,6 +292,28 @@ impl StepRunLinks {
             }
         }
         Ok(changed)
+    }
+}
+
+impl Project {
+    /// A recorded workflow run; a run whose driver died is settled as failed first.
+    pub async fn workflow_run(&self, db: &dyn Db, id: &str) -> Result<WorkflowRunRecord> {
+        let mut run = db.read_workflow_run(self.name(), id).await?;
+        if run.settle_if_orphaned() {
+            db.store_workflow_run(&run).await?;
+        }
+        Ok(run)
+    }
+
+    /// The project's workflow runs, newest first, orphaned ones settled as failed.
+    pub async fn workflow_runs(&self, db: &dyn Db) -> Result<Vec<WorkflowRunRecord>> {
+        let mut runs = db.list_workflow_runs(self.name()).await?;
+        for run in &mut runs {
+            if run.settle_if_orphaned() {
+                db.store_workflow_run(run).await?;
+            }
+        }
+        Ok(runs)
     }
 }
 
