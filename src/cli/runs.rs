@@ -98,7 +98,8 @@ pub(crate) async fn run_function(args: RunFunctionArgs, ctx: &Context) -> Result
         .info(format!("Run `{}` started", run.metadata.uid));
     let handle = launcher::start(&project, &run, None)?;
     let log = log_path(&project, handle.uid());
-    let mut tail = LogTail::new(!args.json && !ctx.printer.is_quiet());
+    let show_log = !args.json && !ctx.printer.is_quiet();
+    let mut tail = LogTail::default();
     let wait = handle.wait(&db);
     tokio::pin!(wait);
     let run = loop {
@@ -109,10 +110,12 @@ pub(crate) async fn run_function(args: RunFunctionArgs, ctx: &Context) -> Result
                 // and records the run; keep waiting for that.
                 ctx.printer.warn("Interrupted; aborting the run");
             }
-            _ = tokio::time::sleep(Duration::from_millis(100)) => tail.pump(&log)?,
+            _ = tokio::time::sleep(Duration::from_millis(100)), if show_log => tail.to_stderr(&log)?,
         }
     };
-    tail.pump(&log)?;
+    if show_log {
+        tail.to_stderr(&log)?;
+    }
     print_outcome(ctx, &run, args.json);
     Ok(if run.status.state == RunState::Completed {
         ExitCode::SUCCESS
@@ -136,23 +139,17 @@ fn print_outcome(ctx: &Context, run: &RunObject, json: bool) {
     }
 }
 
-/// Copies what a log file gained since the last call to stderr.
+/// Reads what a log file gained since the last call.
+#[derive(Default)]
 struct LogTail {
-    enabled: bool,
     offset: u64,
 }
 
 impl LogTail {
-    fn new(enabled: bool) -> Self {
-        LogTail { enabled, offset: 0 }
-    }
-
-    fn pump(&mut self, path: &std::path::Path) -> Result<()> {
-        if !self.enabled {
-            return Ok(());
-        }
+    /// The bytes appended since the last call; `None` when the file does not exist (yet).
+    fn next_chunk(&mut self, path: &std::path::Path) -> Result<Option<Vec<u8>>> {
         let Ok(mut file) = std::fs::File::open(path) else {
-            return Ok(());
+            return Ok(None);
         };
         file.seek(SeekFrom::Start(self.offset))
             .io_context(|| format!("Failed to read `{}`", path.display()))?;
@@ -160,7 +157,14 @@ impl LogTail {
         file.read_to_end(&mut chunk)
             .io_context(|| format!("Failed to read `{}`", path.display()))?;
         self.offset += chunk.len() as u64;
-        let _ = std::io::stderr().write_all(&chunk);
+        Ok(Some(chunk))
+    }
+
+    /// Copies the new bytes to stderr (the live log of `run-function`).
+    fn to_stderr(&mut self, path: &std::path::Path) -> Result<()> {
+        if let Some(chunk) = self.next_chunk(path)? {
+            let _ = std::io::stderr().write_all(&chunk);
+        }
         Ok(())
     }
 }
@@ -220,7 +224,7 @@ pub(crate) async fn run(cmd: RunsCommand, ctx: &Context) -> Result<ExitCode> {
 async fn logs(project: &Project, db: &dyn Db, uid: &str, follow: bool) -> Result<()> {
     db.read_run(project.name(), uid).await?;
     let path = log_path(project, uid);
-    let mut offset = 0u64;
+    let mut tail = LogTail::default();
     let mut out = std::io::stdout().lock();
     loop {
         let ended = !follow
@@ -230,18 +234,16 @@ async fn logs(project: &Project, db: &dyn Db, uid: &str, follow: bool) -> Result
                 .status
                 .state
                 .is_terminal();
-        if let Ok(mut file) = std::fs::File::open(&path) {
-            file.seek(SeekFrom::Start(offset))
-                .io_context(|| format!("Failed to read `{}`", path.display()))?;
-            let mut chunk = Vec::new();
-            file.read_to_end(&mut chunk)
-                .io_context(|| format!("Failed to read `{}`", path.display()))?;
-            offset += chunk.len() as u64;
-            if out.write_all(&chunk).and_then(|_| out.flush()).is_err() {
-                return Ok(()); // a closed pipe ends the output quietly
+        match tail.next_chunk(&path)? {
+            Some(chunk) => {
+                if out.write_all(&chunk).and_then(|_| out.flush()).is_err() {
+                    return Ok(()); // a closed pipe ends the output quietly
+                }
             }
-        } else if !follow {
-            return Err(Error::not_found(format!("Run `{uid}` has no log yet")));
+            None if !follow => {
+                return Err(Error::not_found(format!("Run `{uid}` has no log yet")));
+            }
+            None => {}
         }
         if ended {
             return Ok(());
