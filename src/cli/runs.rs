@@ -110,11 +110,11 @@ pub(crate) async fn run_function(args: RunFunctionArgs, ctx: &Context) -> Result
                 // and records the run; keep waiting for that.
                 ctx.printer.warn("Interrupted; aborting the run");
             }
-            _ = tokio::time::sleep(Duration::from_millis(100)), if show_log => tail.to_stderr(&log)?,
+            _ = tokio::time::sleep(Duration::from_millis(100)), if show_log => tail.copy_to_stderr(&log)?,
         }
     };
     if show_log {
-        tail.to_stderr(&log)?;
+        tail.copy_to_stderr(&log)?;
     }
     print_outcome(ctx, &run, args.json);
     Ok(if run.status.state == RunState::Completed {
@@ -161,7 +161,7 @@ impl LogTail {
     }
 
     /// Copies the new bytes to stderr (the live log of `run-function`).
-    fn to_stderr(&mut self, path: &std::path::Path) -> Result<()> {
+    fn copy_to_stderr(&mut self, path: &std::path::Path) -> Result<()> {
         if let Some(chunk) = self.next_chunk(path)? {
             let _ = std::io::stderr().write_all(&chunk);
         }
@@ -235,11 +235,11 @@ async fn logs(project: &Project, db: &dyn Db, uid: &str, follow: bool) -> Result
                 .state
                 .is_terminal();
         match tail.next_chunk(&path)? {
-            Some(chunk) => {
-                if out.write_all(&chunk).and_then(|_| out.flush()).is_err() {
-                    return Ok(()); // a closed pipe ends the output quietly
-                }
+            // A closed pipe ends the output quietly.
+            Some(chunk) if out.write_all(&chunk).and_then(|_| out.flush()).is_err() => {
+                return Ok(());
             }
+            Some(_) => {}
             None if !follow => {
                 return Err(Error::not_found(format!("Run `{uid}` has no log yet")));
             }
