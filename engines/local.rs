@@ -61,8 +61,8 @@ use crate::error::{Error, Result};
 use crate::workflow::refs;
 use crate::workflow::{Dag, Step};
 
-/// One attempt of one step, as handed to a [`StepExecutor`].
-#[derive(Debug, Clone, PartialEq)]
+/// One attempt of one step, as handed to a [`StepExecutor`]. Only the engine creates them.
+#[derive(Debug, Clone)]
 pub struct StepInvocation {
     /// The run's id.
     pub workflow_id: String,
@@ -74,6 +74,31 @@ pub struct StepInvocation {
     pub attempt: u32,
     /// The run's merged arguments.
     pub args: Map<String, Value>,
+    /// Where [`StepInvocation::report_run`] sends the attempt's run uid (set by the driver).
+    run_reports: Option<mpsc::UnboundedSender<RunReport>>,
+    index: usize,
+}
+
+/// "Attempt `attempt` of step `index` runs as run `run_uid`", sent while the attempt executes.
+struct RunReport {
+    index: usize,
+    attempt: u32,
+    run_uid: String,
+}
+
+impl StepInvocation {
+    /// Reports the run this attempt executes as, as soon as it exists, so the run's status links
+    /// the step to it while it runs and after it is timed out or canceled (an attempt dropped
+    /// then never returns its [`StepOutcome`]).
+    pub fn report_run(&self, run_uid: impl Into<String>) {
+        if let Some(reports) = &self.run_reports {
+            let _ = reports.send(RunReport {
+                index: self.index,
+                attempt: self.attempt,
+                run_uid: run_uid.into(),
+            });
+        }
+    }
 }
 
 /// How an attempt ended.
@@ -130,10 +155,22 @@ pub trait StepExecutor: Send + Sync {
 
 /// What the driver tells the dispatcher.
 enum Input {
+    /// An attempt of a step reported its run.
+    RunStarted(RunReport),
     /// An attempt of step `index` ended.
     Finished { index: usize, outcome: StepOutcome },
     /// The backoff before retrying step `index` elapsed.
     RetryDue(usize),
+}
+
+impl Input {
+    fn name(&self) -> &'static str {
+        match self {
+            Input::RunStarted(_) => "run-started",
+            Input::Finished { .. } => "finished",
+            Input::RetryDue(_) => "retry-due",
+        }
+    }
 }
 
 /// What the dispatcher asks the driver to do.
@@ -338,6 +375,8 @@ impl Dispatcher {
                 step: invocation_step,
                 attempt,
                 args: self.args.clone(),
+                run_reports: None,
+                index: i,
             }),
             timeout: step.timeout,
         });
@@ -345,6 +384,7 @@ impl Dispatcher {
 
     fn handle(&mut self, input: Input, out: &mut Vec<Command>) {
         match input {
+            Input::RunStarted(report) => self.run_started(report),
             Input::Finished { index, outcome } => self.finished(index, outcome, out),
             Input::RetryDue(index) => {
                 if !self.terminated && self.slots[index].state == StepState::Pending {
@@ -354,6 +394,21 @@ impl Dispatcher {
             }
         }
         self.fill(out);
+    }
+
+    fn run_started(&mut self, report: RunReport) {
+        let slot = &mut self.slots[report.index];
+        // Reports race with outcomes: one may arrive after its attempt ended (and is still the
+        // latest attempt's run), but one from an earlier attempt must not replace a later run.
+        if slot.attempts != report.attempt {
+            return;
+        }
+        slot.run_uid = Some(report.run_uid.clone());
+        self.emit(WorkflowEvent::StepRunStarted {
+            name: self.dag.step(report.index).name.clone(),
+            attempt: report.attempt,
+            run_uid: report.run_uid,
+        });
     }
 
     fn finished(&mut self, i: usize, outcome: StepOutcome, out: &mut Vec<Command>) {
@@ -608,15 +663,17 @@ async fn drive(
     let mut timers: FuturesUnordered<RetryTimer> = FuturesUnordered::new();
     let mut commands = Vec::new();
     let mut control_open = true;
+    let (reports_tx, mut reports) = mpsc::unbounded_channel();
     dispatcher.fill(&mut commands);
     loop {
         for command in commands.drain(..) {
             match command {
                 Command::Start {
                     index,
-                    invocation,
+                    mut invocation,
                     timeout,
                 } => {
+                    invocation.run_reports = Some(reports_tx.clone());
                     attempts.spawn(run_attempt(
                         Arc::clone(&executor),
                         index,
@@ -643,6 +700,10 @@ async fn drive(
                 Some(Control::Terminate) | None => {
                     control_open = control_open && message.is_some();
                     if dispatcher.terminate() {
+                        // Runs reported before the terminate still link their steps.
+                        while let Ok(report) = reports.try_recv() {
+                            dispatcher.run_started(report);
+                        }
                         attempts.abort_all();
                         timers.clear();
                         // Wait until every aborted future is dropped; attempts that finished in
@@ -667,9 +728,12 @@ async fn drive(
                 }
             },
             Some(index) = timers.next(), if !timers.is_empty() => Input::RetryDue(index),
+            Some(report) = reports.recv() => Input::RunStarted(report),
         };
+        tracing::trace!(input = input.name(), "dispatcher input");
         dispatcher.handle(input, &mut commands);
     }
+    tracing::trace!("dispatcher done");
     let status = dispatcher.status();
     dispatcher.emit(WorkflowEvent::WorkflowFinished {
         state: status.state,
@@ -859,13 +923,16 @@ impl WorkflowEngine for LocalEngine {
             return Ok(status);
         }
         let (reply, answer) = oneshot::channel();
-        if control.send(Control::Snapshot(reply)).is_ok() {
-            if let Ok(status) = answer.await {
-                return Ok(status);
-            }
+        if control.send(Control::Snapshot(reply)).is_err() {
+            // The loop ended between the two looks: its final status is (about to be) published.
+            return final_status(id, finished).await;
         }
-        // The loop ended between the two looks: its final status is (about to be) published.
-        final_status(id, finished).await
+        // The loop may also end just after the request was queued; the request then goes
+        // unanswered (it can even outlive the loop's receiver), so the final status answers too.
+        tokio::select! {
+            Ok(status) = answer => Ok(status),
+            status = final_status(id, finished) => status,
+        }
     }
 
     async fn wait(

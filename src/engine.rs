@@ -381,6 +381,15 @@ pub enum WorkflowEvent {
         /// Why (a false condition, an upstream step that did not succeed).
         reason: String,
     },
+    /// A running attempt reported the run it executes as.
+    StepRunStarted {
+        /// The step.
+        name: String,
+        /// The attempt number, from 1.
+        attempt: u32,
+        /// The run uid.
+        run_uid: String,
+    },
     /// A step succeeded in an earlier run and is reused by a retry.
     StepReused {
         /// The step.

@@ -179,7 +179,9 @@ impl WorkflowObserver for Progress {
                     screen.rows[i].note = "reused".into();
                     format!("✓ {name} reused")
                 }),
-                WorkflowEvent::WorkflowFinished { .. } => None,
+                WorkflowEvent::StepRunStarted { .. } | WorkflowEvent::WorkflowFinished { .. } => {
+                    None
+                }
             }
         };
         if self.live {

@@ -1,7 +1,6 @@
 //! Running a project workflow: resolve its source now, build the DAG, pick the engine, drive it,
 //! and record every step as it happens.
 
-use std::collections::HashMap;
 use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,10 +9,10 @@ use serde_json::{Map, Value};
 
 use super::workflows::ResolvedWorkflow;
 use super::Project;
-use crate::db::{Db, RunFilter};
+use crate::db::Db;
 use crate::engine::{
-    select_engine, EngineKind, StepState, StepStatus, UnavailableEngine, WorkflowEngine,
-    WorkflowEvent, WorkflowObserver, WorkflowRunId, WorkflowRunRequest,
+    select_engine, EngineKind, UnavailableEngine, WorkflowEngine, WorkflowEvent, WorkflowObserver,
+    WorkflowRunId, WorkflowRunRequest,
 };
 use crate::engines::local::LocalEngine;
 use crate::error::{Error, Result};
@@ -179,7 +178,6 @@ impl Project {
             finished: None,
             driver: Some(Driver::current()),
         };
-        let mut links = StepRunLinks::default();
         record.update(&engine.status(&id).await?);
         db.store_workflow_run(&record).await?;
 
@@ -196,7 +194,6 @@ impl Project {
                 Some((event_id, event)) = events.recv() => {
                     if event_id == id && !matches!(event, WorkflowEvent::WorkflowFinished { .. }) {
                         record.update(&engine.status(&id).await?);
-                        links.link(db.as_ref(), &mut record).await?;
                         db.store_workflow_run(&record).await?;
                     }
                 }
@@ -205,10 +202,6 @@ impl Project {
                     engine.terminate(&id).await?;
                 }
                 _ = poll.tick(), if !terminating => {
-                    // A running attempt's run is recorded shortly after the attempt's event.
-                    if links.link(db.as_ref(), &mut record).await? {
-                        db.store_workflow_run(&record).await?;
-                    }
                     timed_out = deadline.is_some_and(|d| tokio::time::Instant::now() >= d);
                     if timed_out || db.workflow_termination_requested(self.name(), &record.id).await? {
                         terminating = true;
@@ -218,7 +211,6 @@ impl Project {
             }
         };
         record.update(&status);
-        links.link(db.as_ref(), &mut record).await?;
         if let (true, Some(timeout)) = (timed_out, options.timeout) {
             record.error = Some(format!(
                 "the run did not finish within {}",
@@ -227,71 +219,6 @@ impl Project {
         }
         db.store_workflow_run(&record).await?;
         Ok(record)
-    }
-}
-
-/// The function runs of steps whose attempt has not reported its run uid: a running attempt, and
-/// one that timed out or was canceled (its future was dropped before it could report). Each run
-/// was recorded, labelled with the workflow and the step, when it was submitted, so it is found
-/// by label; the newest labelled run is the current attempt's once there is one per attempt.
-#[derive(Default)]
-struct StepRunLinks {
-    /// Step name -> (attempt, run uid) found so far.
-    found: HashMap<String, (u32, String)>,
-}
-
-impl StepRunLinks {
-    /// Whether `step`'s run uid may be missing or belong to an earlier attempt.
-    fn needs_lookup(&self, step: &StepStatus) -> bool {
-        step.attempts > 0
-            && step.state != StepState::Succeeded
-            && self.found.get(&step.name).map(|(a, _)| *a) != Some(step.attempts)
-    }
-
-    /// Looks up what is missing and fills in every known link; `true` when the record changed.
-    async fn link(&mut self, db: &dyn Db, record: &mut WorkflowRunRecord) -> Result<bool> {
-        if record.steps.iter().any(|s| self.needs_lookup(s)) {
-            let filter = RunFilter {
-                labels: vec![("workflow".to_string(), record.id.clone())],
-            };
-            // Newest first: the first run seen per step is its latest attempt.
-            let mut runs: HashMap<String, (usize, String)> = HashMap::new();
-            for run in db.list_runs(&record.project, &filter).await? {
-                if let Some(step) = run.metadata.labels.get("workflow-step") {
-                    let entry = runs
-                        .entry(step.clone())
-                        .or_insert_with(|| (0, run.metadata.uid.clone()));
-                    entry.0 += 1;
-                }
-            }
-            let wanted: Vec<(String, u32)> = record
-                .steps
-                .iter()
-                .filter(|s| self.needs_lookup(s))
-                .map(|s| (s.name.clone(), s.attempts))
-                .collect();
-            for (name, attempts) in wanted {
-                match runs.remove(&name) {
-                    Some((count, uid)) if count == attempts as usize => {
-                        self.found.insert(name, (attempts, uid));
-                    }
-                    _ => {}
-                }
-            }
-        }
-        let mut changed = false;
-        for step in &mut record.steps {
-            if step.state == StepState::Succeeded {
-                continue;
-            }
-            if let Some((attempt, uid)) = self.found.get(&step.name) {
-                if *attempt == step.attempts && step.run_uid.as_ref() != Some(uid) {
-                    step.run_uid = Some(uid.clone());
-                    changed = true;
-                }
-            }
-        }
-        Ok(changed)
     }
 }
 

@@ -53,8 +53,11 @@ impl RunnerExecutor {
             ]),
         };
         let run = launcher::submit(&self.project, self.db.as_ref(), request).await?;
+        invocation.report_run(&run.metadata.uid);
         let handle = launcher::start(&self.project, &run, self.python.as_deref())?;
+        tracing::trace!(step = %step.name, uid = %run.metadata.uid, "runner started");
         let run = handle.wait(self.db.as_ref()).await?;
+        tracing::trace!(step = %step.name, uid = %run.metadata.uid, state = %run.status.state, "runner ended");
         let uid = run.metadata.uid.clone();
         if run.status.state != RunState::Completed {
             let error = run
