@@ -610,3 +610,39 @@ fn mlrun_default_values_do_not_count_as_unsupported_arguments() {
         graph(json!({"name": "main", "steps": [{"name": "a", "function": "a"}]}))
     );
 }
+
+#[test]
+fn a_workflow_that_never_finishes_loading_is_killed_and_named() {
+    let (_dir, path) = write_workflow(
+        "wf.py",
+        "import time\n\ndef pipeline():\n    time.sleep(600)\n",
+    );
+    let mut opts = LoadOptions::new("main");
+    opts.timeout = std::time::Duration::from_millis(1500);
+    let started = std::time::Instant::now();
+    let err = load_workflow_file(&path, &opts).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{err}");
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "workflow `{}` did not finish loading within 1s 500ms",
+            path.display()
+        )
+    );
+    assert!(err.hint().unwrap().contains("must not wait"));
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(60),
+        "killed, not waited out"
+    );
+}
+
+#[test]
+fn a_chatty_workflow_does_not_stall_the_tracer() {
+    // More output than a pipe holds: the tracer's output goes to files, so it cannot block.
+    let (_dir, path) = write_workflow(
+        "wf.py",
+        "import sys\nprint('x' * 1_000_000)\nsys.stderr.write('y' * 1_000_000)\n\ndef pipeline():\n    pass\n",
+    );
+    let graph = load(&path);
+    assert!(graph.steps.is_empty());
+}

@@ -1,6 +1,7 @@
 //! Loading a workflow file into a [`WorkflowGraph`]: pick the loader from the file's extension.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use crate::error::{Error, IoResultExt, Result};
 use crate::workflow::graph::WorkflowGraph;
@@ -19,6 +20,8 @@ pub struct LoadOptions {
     pub python: PathBuf,
     /// The workflow's name, given to the graph (a YAML file's own `name` wins).
     pub name: String,
+    /// How long tracing a Python workflow may take before it is killed (default 60 s).
+    pub timeout: Duration,
 }
 
 impl LoadOptions {
@@ -33,6 +36,7 @@ impl LoadOptions {
             handler: None,
             python,
             name: name.into(),
+            timeout: Duration::from_secs(60),
         }
     }
 

@@ -23,6 +23,7 @@
 
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
@@ -57,27 +58,39 @@ pub(crate) fn load_python_workflow(path: &Path, opts: &LoadOptions) -> Result<Wo
     let scratch = tempfile::tempdir()
         .io_context(|| "cannot create a temporary folder for the workflow tracer".to_string())?;
     let result_path = scratch.path().join("graph.json");
-    let output = Command::new(&opts.python)
-        .arg("-B")
-        .arg("-c")
-        .arg(TRACER)
-        .arg(&absolute)
-        .arg(opts.handler.as_deref().unwrap_or(""))
-        .arg(&opts.name)
-        .arg(&result_path)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| {
-            Error::runtime_from(
-                format!(
-                    "cannot start the Python interpreter `{}` to load workflow `{}`; install \
-                     Python 3 or set `{PYTHON_ENV}` to its path",
-                    opts.python.display(),
-                    path.display()
-                ),
-                e,
-            )
-        })?;
+    let output = run_tracer(
+        Command::new(&opts.python)
+            .arg("-B")
+            .arg("-c")
+            .arg(TRACER)
+            .arg(&absolute)
+            .arg(opts.handler.as_deref().unwrap_or(""))
+            .arg(&opts.name)
+            .arg(&result_path),
+        scratch.path(),
+        opts.timeout,
+    )
+    .map_err(|e| match e {
+        TracerFailure::Start(e) => Error::runtime_from(
+            format!(
+                "cannot start the Python interpreter `{}` to load workflow `{}`; install \
+                 Python 3 or set `{PYTHON_ENV}` to its path",
+                opts.python.display(),
+                path.display()
+            ),
+            e,
+        ),
+        TracerFailure::TimedOut => Error::invalid_with_hint(
+            format!(
+                "workflow `{}` did not finish loading within {}",
+                path.display(),
+                humantime::format_duration(opts.timeout)
+            ),
+            "the pipeline function only describes steps: it must not wait, loop forever or \
+             read input",
+        ),
+        TracerFailure::Io(e) => Error::io("the workflow tracer's output could not be read", e),
+    })?;
     let text = match std::fs::read_to_string(&result_path) {
         Ok(text) if !text.is_empty() => text,
         _ => {
@@ -140,6 +153,55 @@ fn located_error(path: &Path, absolute: &Path, err: TracerError) -> Error {
         Some(hint) => Error::invalid_with_hint(message, hint),
         None => Error::invalid(message),
     }
+}
+
+/// The tracer process's exit status and what it printed.
+struct TracerOutput {
+    status: std::process::ExitStatus,
+    stdout: Vec<u8>,
+    stderr: Vec<u8>,
+}
+
+enum TracerFailure {
+    Start(std::io::Error),
+    TimedOut,
+    Io(std::io::Error),
+}
+
+/// Runs the tracer with its output in files (a chatty workflow cannot fill a pipe and stall
+/// it) and kills it after `timeout`.
+fn run_tracer(
+    command: &mut Command,
+    scratch: &Path,
+    timeout: Duration,
+) -> Result<TracerOutput, TracerFailure> {
+    let stdout_path = scratch.join("stdout");
+    let stderr_path = scratch.join("stderr");
+    let stdout = std::fs::File::create(&stdout_path).map_err(TracerFailure::Io)?;
+    let stderr = std::fs::File::create(&stderr_path).map_err(TracerFailure::Io)?;
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(stdout)
+        .stderr(stderr)
+        .spawn()
+        .map_err(TracerFailure::Start)?;
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        if let Some(status) = child.try_wait().map_err(TracerFailure::Io)? {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(TracerFailure::TimedOut);
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    Ok(TracerOutput {
+        status,
+        stdout: std::fs::read(&stdout_path).map_err(TracerFailure::Io)?,
+        stderr: std::fs::read(&stderr_path).map_err(TracerFailure::Io)?,
+    })
 }
 
 /// The last `max` bytes of `text` (on a character boundary), trimmed.
