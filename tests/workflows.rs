@@ -488,32 +488,7 @@ fn a_step_timeout_fails_the_step_and_stops_its_process() {
 #[test]
 fn terminate_cancels_a_running_workflow() {
     let p = project();
-    set_workflow(
-        &p,
-        "long",
-        "long.yaml",
-        "name: long\nparams: [{name: pidfile}]\nsteps:\n  - {name: hang, function: steps, handler: steps:hang, params: {pidfile: '{{args.pidfile}}'}}\n  - {name: next, function: steps, after: [hang]}\n",
-        &[],
-    );
-    let pidfile = p.path().join("hang.pid");
-    let arg = format!("pidfile={}", pidfile.display());
-    let mut child = p
-        .command(&["run", "long", "-a", &arg, "--json"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut id = String::new();
-    poll("the workflow to be running", || {
-        let runs = p.baton(&["workflows", "list", "--json"]).json();
-        match runs.as_array().unwrap().first() {
-            Some(r) if r["state"] == "Running" && pidfile.exists() => {
-                id = r["id"].as_str().unwrap().to_string();
-                true
-            }
-            _ => false,
-        }
-    });
+    let (mut child, id, pidfile) = start_long_workflow(&p);
     // While it runs, the record already links the running step to its run.
     poll("the running step to link its run", || {
         let live = p.baton(&["workflows", "get", &id, "--json"]).json();
@@ -908,6 +883,33 @@ fn run_refused_after(p: &TestProject, args: &[&str], code: i32) -> String {
     p.baton(&all).fails(code)
 }
 
+/// Starts `baton run long` (a step that hangs, then one after it) in the background and waits
+/// until the run is recorded Running with its handler started; returns the `baton run` child,
+/// the workflow run id and the file holding the handler's pid.
+fn start_long_workflow(p: &TestProject) -> (std::process::Child, String, std::path::PathBuf) {
+    set_workflow(p, "long", "long.yaml", LONG, &[]);
+    let pidfile = p.path().join("hang.pid");
+    let arg = format!("pidfile={}", pidfile.display());
+    let child = p
+        .command(&["run", "long", "-a", &arg, "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut id = String::new();
+    poll("the workflow to be running", || {
+        let runs = p.baton(&["workflows", "list", "--json"]).json();
+        match runs.as_array().unwrap().first() {
+            Some(r) if r["state"] == "Running" && pidfile.exists() => {
+                id = r["id"].as_str().unwrap().to_string();
+                true
+            }
+            _ => false,
+        }
+    });
+    (child, id, pidfile)
+}
+
 const LONG: &str = "name: long\nparams: [{name: pidfile}]\nsteps:\n  - {name: hang, function: steps, handler: steps:hang, params: {pidfile: '{{args.pidfile}}'}}\n  - {name: next, function: steps, after: [hang]}\n";
 
 #[test]
@@ -1058,32 +1060,7 @@ fn an_args_schema_adds_defaults_and_requirements() {
 #[test]
 fn a_run_whose_driver_was_killed_is_reported_failed_not_running_forever() {
     let p = project();
-    set_workflow(
-        &p,
-        "long",
-        "long.yaml",
-        "name: long\nparams: [{name: pidfile}]\nsteps:\n  - {name: hang, function: steps, handler: steps:hang, params: {pidfile: '{{args.pidfile}}'}}\n",
-        &[],
-    );
-    let pidfile = p.path().join("hang.pid");
-    let arg = format!("pidfile={}", pidfile.display());
-    let mut child = p
-        .command(&["run", "long", "-a", &arg, "--json"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut id = String::new();
-    poll("the workflow to be running", || {
-        let runs = p.baton(&["workflows", "list", "--json"]).json();
-        match runs.as_array().unwrap().first() {
-            Some(r) if r["state"] == "Running" && pidfile.exists() => {
-                id = r["id"].as_str().unwrap().to_string();
-                true
-            }
-            _ => false,
-        }
-    });
+    let (mut child, id, pidfile) = start_long_workflow(&p);
     let record = p.baton(&["workflows", "get", &id, "--json"]).json();
     assert_eq!(record["driver"]["pid"], child.id());
     // The driver dies without a chance to record anything.
