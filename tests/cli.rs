@@ -1,0 +1,228 @@
+//! The command line itself: help on every command, the version, logs, and the example project
+//! that README's first command runs.
+
+mod common;
+
+use common::{zip_bytes, TestProject};
+
+/// Every command and subcommand answers `--help` with its usage.
+#[test]
+fn every_command_has_help() {
+    let p = TestProject::empty();
+    let commands: &[&[&str]] = &[
+        &[],
+        &["init"],
+        &["log-code"],
+        &["artifacts"],
+        &["artifacts", "list"],
+        &["artifacts", "get"],
+        &["artifacts", "pull"],
+        &["set-function"],
+        &["functions"],
+        &["functions", "list"],
+        &["functions", "get"],
+        &["run-function"],
+        &["runs"],
+        &["runs", "list"],
+        &["runs", "get"],
+        &["runs", "logs"],
+        &["set-workflow"],
+        &["run"],
+        &["workflows"],
+        &["workflows", "list"],
+        &["workflows", "get"],
+        &["workflows", "terminate"],
+        &["graph"],
+        &["build"],
+    ];
+    for command in commands {
+        let mut args = command.to_vec();
+        args.push("--help");
+        let out = p.baton(&args).ok();
+        assert!(out.contains("Usage: baton"), "{command:?}: {out}");
+    }
+}
+
+#[test]
+fn version_is_printed() {
+    let out = TestProject::empty().baton(&["--version"]).ok();
+    assert_eq!(out.trim(), format!("baton {}", env!("CARGO_PKG_VERSION")));
+}
+
+#[test]
+fn verbose_flags_and_baton_log_turn_on_logs() {
+    let p = TestProject::new();
+    p.write("f.py", "x = 1\n");
+    let uri = p.log_code("k", "f.py", &[]);
+    let quiet = p.baton(&["artifacts", "pull", &uri]);
+    assert!(!quiet.stderr.contains("DEBUG"), "{}", quiet.stderr);
+    let verbose = p.baton(&["-vv", "artifacts", "pull", &uri]);
+    assert!(
+        verbose.stderr.contains("DEBUG") && verbose.stderr.contains("code cache"),
+        "{}",
+        verbose.stderr
+    );
+    let by_env = p
+        .command(&["artifacts", "pull", &uri])
+        .env("BATON_LOG", "debug")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&by_env.stderr);
+    assert!(
+        stderr.contains("DEBUG") && stderr.contains("code cache"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn commands_that_rewrite_an_mlrun_project_keep_its_unknown_fields() {
+    let p = TestProject::empty();
+    p.write(
+        "project.yaml",
+        "kind: project\nmetadata:\n  name: from-mlrun\n  labels:\n    team: ml\nspec:\n  functions: []\n  workflows: []\n  source: git://github.com/x/y\n  params:\n    lr: 0.1\n  artifact_path: v3io:///projects/{{run.project}}/artifacts\nstatus:\n  state: online\n",
+    );
+    p.write("my_func.py", "def main():\n    return 1\n");
+    p.baton(&[
+        "set-function",
+        "--name",
+        "f",
+        "--func",
+        "my_func.py",
+        "--handler",
+        "main",
+    ])
+    .ok();
+    let yaml: serde_yaml::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(p.path().join("project.yaml")).unwrap())
+            .unwrap();
+    assert_eq!(yaml["metadata"]["labels"]["team"], "ml");
+    assert_eq!(yaml["spec"]["source"], "git://github.com/x/y");
+    assert_eq!(yaml["spec"]["params"]["lr"], 0.1);
+    assert_eq!(
+        yaml["spec"]["artifact_path"],
+        "v3io:///projects/{{run.project}}/artifacts"
+    );
+    assert_eq!(yaml["spec"]["functions"][0]["name"], "f");
+}
+
+#[test]
+fn run_function_passes_inputs_relative_to_the_context_folder() {
+    let p = TestProject::new();
+    p.write("data/table.csv", "a,b\n1,2\n3,4\n");
+    p.write(
+        "count.py",
+        "def main(table):\n    return len(open(table.local()).read().splitlines())\n",
+    );
+    p.log_code("count_code", "count.py", &[]);
+    p.baton(&[
+        "set-function",
+        "--name",
+        "count",
+        "--func",
+        "store://my-project/count_code",
+        "--handler",
+        "count:main",
+    ])
+    .ok();
+    let run = p
+        .baton(&[
+            "run-function",
+            "count",
+            "--input",
+            "table=data/table.csv",
+            "--json",
+        ])
+        .json();
+    assert_eq!(run["status"]["state"], "completed", "{run}");
+    assert_eq!(run["status"]["results"]["return"], 3);
+    assert_eq!(run["spec"]["inputs"]["table"], "data/table.csv");
+}
+
+/// README's first command runs `examples/churn`; this runs the same steps with the debug binary.
+#[test]
+fn the_churn_example_runs_end_to_end() {
+    let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/churn");
+    let read = |rel: &str| std::fs::read_to_string(example.join(rel)).unwrap();
+    let p = TestProject::empty();
+    p.baton(&["init", "--name", "churn"]).ok();
+    p.write("src/prep.py", read("src/prep.py"));
+    p.write("src/evaluate.py", read("src/evaluate.py"));
+    p.write("workflow.py", read("workflow.py"));
+    p.write(
+        "trainer.zip",
+        zip_bytes(&[
+            ("trainer.py", &read("src/trainer/trainer.py")),
+            ("utils.py", &read("src/trainer/utils.py")),
+        ]),
+    );
+    p.log_code("prep_code", "src/prep.py", &[]);
+    p.log_code("evaluate_code", "src/evaluate.py", &[]);
+    p.log_code("trainer_code", "trainer.zip", &[]);
+    p.log_code(
+        "churn_workflow",
+        "workflow.py",
+        &["--code-type", "workflow"],
+    );
+    for (name, key, handler) in [
+        ("prep", "prep_code", "prep:main"),
+        ("evaluate", "evaluate_code", "evaluate:pick"),
+        ("trainer", "trainer_code", "trainer:train"),
+    ] {
+        let func = format!("store://artifacts/churn/{key}");
+        p.baton(&[
+            "set-function",
+            "--name",
+            name,
+            "--func",
+            &func,
+            "--handler",
+            handler,
+        ])
+        .ok();
+    }
+    p.baton(&[
+        "set-workflow",
+        "--name",
+        "main",
+        "--path",
+        "store://artifacts/churn/churn_workflow",
+    ])
+    .ok();
+    let record = p.baton(&["run", "main", "--json"]).json();
+    assert_eq!(record["state"], "Succeeded", "{record}");
+    let states: Vec<(String, String)> = record["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["name"].as_str().unwrap().to_string(),
+                s["state"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let expected: Vec<(String, String)> = [
+        "prep",
+        "train-linear",
+        "train-tree",
+        "train-forest",
+        "evaluate",
+        "publish",
+    ]
+    .iter()
+    .map(|n| (n.to_string(), "Succeeded".to_string()))
+    .collect();
+    assert_eq!(states, expected);
+    // A high threshold makes the condition false: publish is skipped.
+    let record = p
+        .baton(&["run", "main", "-a", "threshold=0.99", "--json"])
+        .json();
+    assert_eq!(record["state"], "Succeeded");
+    let publish = record["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "publish")
+        .unwrap();
+    assert_eq!(publish["state"], "Skipped");
+}
