@@ -212,6 +212,18 @@ fn no_source_at_all_is_an_error_listing_the_options() {
 }
 
 #[test]
+fn a_folder_is_refused_with_advice_to_pack_it() {
+    let p = TestProject::new();
+    p.write("pkg/trainer.py", FUNC);
+    let err = p.baton(&["log-code", "k", "--local-path", "pkg"]).fails(2);
+    assert!(
+        err.contains("`pkg` is a folder; a code artifact is one file or one archive"),
+        "{err}"
+    );
+    assert!(err.contains("hint: pack the folder first"), "{err}");
+}
+
+#[test]
 fn a_missing_local_file_is_named() {
     let p = TestProject::new();
     let err = p

@@ -186,6 +186,12 @@ pub async fn log_code_file(
                     "to register an object that is already stored, pass it as --target-path alone",
                 ));
             }
+            if path.is_dir() {
+                return Err(Error::invalid_with_hint(
+                    format!("`{shown}` is a folder; a code artifact is one file or one archive"),
+                    "pack the folder first, e.g. `cd folder && zip -r ../code.zip .`, and log the archive",
+                ));
+            }
             if !path.is_file() {
                 return Err(Error::invalid(format!(
                     "Failed to log an artifact, file does not exist at path `{shown}`"
