@@ -71,7 +71,7 @@ pub(crate) async fn run(cmd: ArtifactsCommand, ctx: &Context) -> Result<ExitCode
                         "{:<24} {:<12} {:<9} {:>10}  {:<20} {}",
                         a.db_key(),
                         &uid[..uid.len().min(12)],
-                        a.code_type(),
+                        a.code_type().as_str(),
                         a.spec.size.map(|s| s.to_string()).unwrap_or_default(),
                         v.tags.join(","),
                         a.store_uri(),

@@ -198,7 +198,7 @@ pub(crate) async fn run(cmd: RunsCommand, ctx: &Context) -> Result<ExitCode> {
                         "{:<32} {:<28} {:<10} {:<27} {}",
                         r.metadata.uid,
                         r.metadata.name,
-                        r.status.state,
+                        r.status.state.as_str(),
                         r.status.start_time.as_deref().unwrap_or("-"),
                         serde_json::Value::Object(r.status.results.clone()),
                     ));

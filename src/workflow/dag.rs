@@ -99,11 +99,17 @@ impl Dag {
                 match &reference {
                     Reference::Arg(arg) => {
                         if !params.contains(arg.as_str()) {
-                            return Err(Error::invalid(format!(
-                                "step `{name}` references unknown workflow argument `{arg}` in \
-                                 `{reference}`; workflow arguments: {}",
-                                list(params.iter().copied())
-                            )));
+                            return Err(Error::invalid_with_hint(
+                                format!(
+                                    "step `{name}` references unknown workflow argument `{arg}` \
+                                     in `{reference}`; workflow arguments: {}",
+                                    list(params.iter().copied())
+                                ),
+                                format!(
+                                    "declare it: a parameter of the pipeline function, or \
+                                     `params: [{{name: {arg}}}]` in a YAML workflow"
+                                ),
+                            ));
                         }
                     }
                     Reference::StepOutput { step: from, key } => {
