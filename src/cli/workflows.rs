@@ -13,7 +13,7 @@ use serde_json::Map;
 use super::progress::Progress;
 use super::Context;
 use crate::db::Db;
-use crate::engine::{EngineKind, WorkflowState};
+use crate::engine::{EngineKind, StepState, WorkflowState};
 use crate::error::{Error, Result};
 use crate::project::{Project, RunWorkflowOptions, SetWorkflowRequest};
 use crate::runner::parse_param;
@@ -241,6 +241,12 @@ pub(crate) async fn run(args: RunArgs, ctx: &Context) -> Result<ExitCode> {
             .info(format!("Workflow run `{}` {}", record.id, record.state));
         if let Some(error) = &record.error {
             ctx.printer.info(format!("error: {error}"));
+        }
+        for step in record.steps.iter().filter(|s| s.state == StepState::Failed) {
+            if let Some(uid) = &step.run_uid {
+                ctx.printer
+                    .info(format!("  logs of `{}`: baton runs logs {uid}", step.name));
+            }
         }
         ctx.printer.data(&record.id);
     }
