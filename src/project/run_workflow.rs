@@ -192,7 +192,14 @@ impl Project {
             tokio::select! {
                 status = &mut wait => break status?,
                 Some((event_id, event)) = events.recv() => {
-                    if event_id == id && !matches!(event, WorkflowEvent::WorkflowFinished { .. }) {
+                    // One snapshot covers every event queued meanwhile.
+                    let mut changed = event_id == id
+                        && !matches!(event, WorkflowEvent::WorkflowFinished { .. });
+                    while let Ok((event_id, event)) = events.try_recv() {
+                        changed |= event_id == id
+                            && !matches!(event, WorkflowEvent::WorkflowFinished { .. });
+                    }
+                    if changed {
                         record.update(&engine.status(&id).await?);
                         db.store_workflow_run(&record).await?;
                     }
