@@ -226,3 +226,74 @@ fn the_churn_example_runs_end_to_end() {
         .unwrap();
     assert_eq!(publish["state"], "Skipped");
 }
+
+/// `baton run` on a terminal redraws a tree of steps in place; `BATON_NO_PROGRESS` (and any
+/// non-terminal stderr) gives plain lines instead. `script` provides the pseudo-terminal.
+#[test]
+fn progress_is_a_tree_redrawn_in_place_on_a_terminal() {
+    let p = TestProject::new();
+    p.write("f.py", "def main(x=1):\n    return x\n");
+    p.log_code("f_code", "f.py", &[]);
+    p.baton(&[
+        "set-function",
+        "--name",
+        "f",
+        "--func",
+        "store://my-project/f_code",
+        "--handler",
+        "f:main",
+    ])
+    .ok();
+    p.write(
+        "w.yaml",
+        "name: w\nsteps:\n  - {name: a, function: f}\n  - {name: b, function: f, after: [a]}\n",
+    );
+    p.baton(&["set-workflow", "--name", "w", "--path", "w.yaml"])
+        .ok();
+    let on_terminal = |no_progress: bool| {
+        let mut cmd = std::process::Command::new("script");
+        cmd.args([
+            "-qec",
+            &format!("{} run w", common::baton_bin()),
+            "/dev/null",
+        ])
+        .current_dir(p.path())
+        .env("BATON_CACHE_DIR", p.cache.path())
+        .env_remove("BATON_NO_PROGRESS");
+        if no_progress {
+            cmd.env("BATON_NO_PROGRESS", "1");
+        }
+        let out = cmd
+            .output()
+            .expect("`script` (util-linux) runs the command on a pseudo-terminal");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        String::from_utf8_lossy(&out.stdout).replace('\r', "")
+    };
+    let live = on_terminal(false);
+    assert!(
+        live.contains("\x1b[2A"),
+        "the two rows are redrawn in place: {live:?}"
+    );
+    // The last drawing: `a` at the root, `b` indented under it, both done.
+    let last: Vec<&str> = live
+        .rsplit("\x1b[2A")
+        .next()
+        .unwrap()
+        .lines()
+        .take(2)
+        .map(|l| l.trim_start_matches("\x1b[2K"))
+        .collect();
+    assert!(last[0].starts_with("✓ a "), "{last:?}");
+    assert!(last[1].starts_with("  ✓ b "), "{last:?}");
+
+    let plain = on_terminal(true);
+    assert!(!plain.contains('\x1b'), "{plain:?}");
+    assert!(
+        plain.contains("▶ a\n") && plain.contains("✓ b"),
+        "{plain:?}"
+    );
+}
