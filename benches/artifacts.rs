@@ -5,13 +5,16 @@
 
 #![allow(clippy::print_stdout)] // a benchmark's report is its output
 
+mod support;
+
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use baton::artifact::{log_code_file, CodeSource, LogCodeRequest};
 use baton::code::CodeCache;
 use baton::datastore::DataStore;
 use baton::project::Project;
+use support::{median, ms};
 
 const ARCHIVE_BYTES: usize = 10 * 1024 * 1024;
 const RUNS: usize = 7;
@@ -42,15 +45,6 @@ fn make_archive(path: &Path) {
             .unwrap();
     }
     tar.into_inner().unwrap().finish().unwrap();
-}
-
-fn median(mut samples: Vec<Duration>) -> Duration {
-    samples.sort();
-    samples[samples.len() / 2]
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
 }
 
 fn main() {

@@ -10,6 +10,9 @@
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+mod support;
+
+use support::{median, ms, real_python, rounds};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -85,40 +88,6 @@ fn check(label: &str, out: &Output) {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-}
-
-fn median(mut samples: Vec<Duration>) -> Duration {
-    assert!(!samples.is_empty());
-    samples.sort();
-    samples[samples.len() / 2]
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
-}
-
-fn runs() -> usize {
-    std::env::var("BATON_BENCH_RUNS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .filter(|&n| n > 0)
-        .unwrap_or(if benchmarking() { 15 } else { 1 })
-}
-
-/// `cargo bench` passes `--bench`; without it (`cargo test --all-targets`) one round is a smoke
-/// test of the set-up and the checks.
-fn benchmarking() -> bool {
-    std::env::args().any(|a| a == "--bench")
-}
-
-/// The interpreter a `python3` found on PATH really is (a pyenv shim execs another program).
-fn real_python() -> PathBuf {
-    let out = Command::new("python3")
-        .args(["-c", "import sys; print(sys.executable)"])
-        .output()
-        .expect("python3 must be on PATH");
-    check("python3 -c 'print(sys.executable)'", &out);
-    PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
 }
 
 /// Where `python3` resolves on PATH, for the table heading.
@@ -201,13 +170,8 @@ fn span_ms(run: &Value, from: &str, to: &str) -> f64 {
     (at(to) - at(from)).num_microseconds().unwrap() as f64 / 1e3
 }
 
-fn median_f64(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
-}
-
 fn main() {
-    let runs = runs();
+    let runs = rounds("BATON_BENCH_RUNS", 15);
     let p = project();
     let root = p.path().to_path_buf();
     let real = real_python();
@@ -378,7 +342,7 @@ fn main() {
     // marked the run running) to end_time (the handler's result is in).
     let inside = |key: &str| {
         let row = rows.iter().find(|r| r.key == key).unwrap();
-        median_f64(
+        median(
             row.outputs
                 .iter()
                 .map(|run| span_ms(run, "start_time", "end_time"))

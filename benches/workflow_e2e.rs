@@ -16,9 +16,11 @@
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+mod support;
+
+use support::{median, ms, real_python, rounds};
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use baton::db::Db;
@@ -29,40 +31,6 @@ use serde_json::Value;
 
 const STEPS: usize = 50;
 const BASELINE_PER_ROUND: usize = 3;
-
-fn repeat() -> usize {
-    std::env::var("BATON_BENCH_REPEAT")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .filter(|&n| n > 0)
-        .unwrap_or(if benchmarking() { 3 } else { 1 })
-}
-
-/// `cargo bench` passes `--bench`; without it (`cargo test --all-targets`) one round is a smoke
-/// test of the set-up and the checks.
-fn benchmarking() -> bool {
-    std::env::args().any(|a| a == "--bench")
-}
-
-fn median<T: Copy + PartialOrd>(mut v: Vec<T>) -> T {
-    assert!(!v.is_empty());
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    v[v.len() / 2]
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
-}
-
-/// The interpreter a `python3` found on PATH really is (a pyenv shim execs another program).
-fn real_python() -> PathBuf {
-    let out = Command::new("python3")
-        .args(["-c", "import sys; print(sys.executable)"])
-        .output()
-        .expect("python3 must be on PATH");
-    assert!(out.status.success());
-    PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
-}
 
 /// The graph-form YAML of a 50-step workflow; `chain` makes each step run after the previous.
 fn workflow_yaml(name: &str, chain: bool) -> String {
@@ -223,7 +191,7 @@ struct WorkflowRow {
 }
 
 fn main() {
-    let repeat = repeat();
+    let repeat = rounds("BATON_BENCH_REPEAT", 3);
     let p = project();
     let real = real_python();
     let rt = tokio::runtime::Runtime::new().unwrap();

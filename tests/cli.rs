@@ -114,16 +114,7 @@ fn run_function_passes_inputs_relative_to_the_context_folder() {
         "def main(table):\n    return len(open(table.local()).read().splitlines())\n",
     );
     p.log_code("count_code", "count.py", &[]);
-    p.baton(&[
-        "set-function",
-        "--name",
-        "count",
-        "--func",
-        "store://my-project/count_code",
-        "--handler",
-        "count:main",
-    ])
-    .ok();
+    p.set_store_function("count", "count_code", "count:main");
     let run = p
         .baton(&[
             "run-function",
@@ -234,16 +225,7 @@ fn progress_is_a_tree_redrawn_in_place_on_a_terminal() {
     let p = TestProject::new();
     p.write("f.py", "def main(x=1):\n    return x\n");
     p.log_code("f_code", "f.py", &[]);
-    p.baton(&[
-        "set-function",
-        "--name",
-        "f",
-        "--func",
-        "store://my-project/f_code",
-        "--handler",
-        "f:main",
-    ])
-    .ok();
+    p.set_store_function("f", "f_code", "f:main");
     p.write(
         "w.yaml",
         "name: w\nsteps:\n  - {name: a, function: f}\n  - {name: b, function: f, after: [a]}\n",

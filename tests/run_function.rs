@@ -15,6 +15,7 @@ fn project_with_function() -> TestProject {
     let p = TestProject::new();
     p.write("my_func.py", MY_FUNC);
     p.log_code("my_func_code", "./my_func.py", &[]);
+    // The long form, so tests can check the URI is stored exactly as given.
     p.baton(&[
         "set-function",
         "--name",
@@ -80,16 +81,7 @@ fn parameters_are_json_typed() {
         "def main(n, x, flag, cfg, s):\n    return {'n': type(n).__name__, 'x': type(x).__name__, 'flag': type(flag).__name__, 'cfg': cfg['a'], 's': s}\n",
     );
     p.log_code("types_code", "types.py", &[]);
-    p.baton(&[
-        "set-function",
-        "--name",
-        "types",
-        "--func",
-        "store://my-project/types_code",
-        "--handler",
-        "types:main",
-    ])
-    .ok();
+    p.set_store_function("types", "types_code", "types:main");
     let (code, run) = run_json(
         &p,
         &[
@@ -123,16 +115,7 @@ fn an_inline_body_artifact_runs_as_a_module_named_after_the_key() {
         "def main():\n    return 'ok'\n",
     ])
     .ok();
-    p.baton(&[
-        "set-function",
-        "--name",
-        "inline",
-        "--func",
-        "store://my-project/inline_code",
-        "--handler",
-        "inline_code:main",
-    ])
-    .ok();
+    p.set_store_function("inline", "inline_code", "inline_code:main");
     let (code, run) = run_json(&p, &["inline"]);
     assert_eq!(code, 0, "{run}");
     assert_eq!(run["status"]["results"]["return"], "ok");
@@ -142,16 +125,7 @@ fn run_archive(name: &str, bytes: Vec<u8>) {
     let p = TestProject::new();
     p.write(name, bytes);
     p.log_code("my_pkg_code", name, &[]);
-    p.baton(&[
-        "set-function",
-        "--name",
-        "trainer",
-        "--func",
-        "store://my-project/my_pkg_code",
-        "--handler",
-        "trainer:main",
-    ])
-    .ok();
+    p.set_store_function("trainer", "my_pkg_code", "trainer:main");
     let (code, run) = run_json(&p, &["trainer", "-p", "lr=0.25"]);
     assert_eq!(code, 0, "{run}");
     assert_eq!(run["status"]["results"]["score"], 0.75);
@@ -181,16 +155,7 @@ fn the_archive_name_is_not_a_module() {
         zip_bytes(&[("trainer.py", TRAINER), ("utils.py", UTILS)]),
     );
     p.log_code("my_pkg_code", "my_pkg.zip", &[]);
-    p.baton(&[
-        "set-function",
-        "--name",
-        "trainer",
-        "--func",
-        "store://my-project/my_pkg_code",
-        "--handler",
-        "my_pkg:main",
-    ])
-    .ok();
+    p.set_store_function("trainer", "my_pkg_code", "my_pkg:main");
     let (code, run) = run_json(&p, &["trainer"]);
     assert_eq!(code, 1);
     assert_eq!(run["status"]["state"], "error");
@@ -210,16 +175,7 @@ fn a_context_handler_logs_results_and_an_artifact() {
         "def main(context, n=2):\n    context.log_result('double', n * 2)\n    context.log_results({'a': 1, 'b': 'x'})\n    context.log_artifact('report', body='hello report', format='txt')\n    context.logger.info('logged %s', n)\n",
     );
     p.log_code("ctx_code", "ctx.py", &[]);
-    p.baton(&[
-        "set-function",
-        "--name",
-        "ctx",
-        "--func",
-        "store://my-project/ctx_code",
-        "--handler",
-        "ctx:main",
-    ])
-    .ok();
+    p.set_store_function("ctx", "ctx_code", "ctx:main");
     let (code, run) = run_json(&p, &["ctx", "-p", "n=4"]);
     assert_eq!(code, 0, "{run}");
     assert_eq!(
@@ -245,16 +201,7 @@ fn a_handler_that_raises_ends_in_error_with_the_traceback_in_the_log() {
         "def main():\n    raise ValueError('bad input 42')\n",
     );
     p.log_code("boom_code", "boom.py", &[]);
-    p.baton(&[
-        "set-function",
-        "--name",
-        "boom",
-        "--func",
-        "store://my-project/boom_code",
-        "--handler",
-        "boom:main",
-    ])
-    .ok();
+    p.set_store_function("boom", "boom_code", "boom:main");
     let (code, run) = run_json(&p, &["boom"]);
     assert_eq!(code, 1);
     assert_eq!(run["status"]["state"], "error");
@@ -662,16 +609,7 @@ fn ctrl_c_aborts_the_run_kills_the_handler_and_records_it() {
         "import os, time\n\ndef main(pidfile):\n    open(pidfile, 'w').write(str(os.getpid()))\n    time.sleep(60)\n",
     );
     p.log_code("slow_code", "slow.py", &[]);
-    p.baton(&[
-        "set-function",
-        "--name",
-        "slow",
-        "--func",
-        "store://my-project/slow_code",
-        "--handler",
-        "slow:main",
-    ])
-    .ok();
+    p.set_store_function("slow", "slow_code", "slow:main");
     let pidfile = p.path().join("handler.pid");
     let param = format!("pidfile={}", pidfile.display());
     // Its own process group, like a terminal's foreground job.

@@ -116,6 +116,22 @@ impl TestProject {
         self.baton(&args).ok().trim().to_string()
     }
 
+    /// `set-function --name NAME --func store://my-project/KEY --handler HANDLER`, asserting
+    /// success.
+    pub fn set_store_function(&self, name: &str, key: &str, handler: &str) {
+        let func = format!("store://my-project/{key}");
+        self.baton(&[
+            "set-function",
+            "--name",
+            name,
+            "--func",
+            &func,
+            "--handler",
+            handler,
+        ])
+        .ok();
+    }
+
     /// `artifacts get URI --json`.
     pub fn artifact(&self, uri: &str) -> serde_json::Value {
         self.baton(&["artifacts", "get", uri, "--json"]).json()

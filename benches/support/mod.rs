@@ -1,0 +1,49 @@
+//! Helpers the benchmarks share: medians, the smoke-test switch, round counts, the real Python.
+
+#![allow(dead_code)] // each bench uses its own subset
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+/// The median of `samples` (the upper one of an even count).
+pub fn median<T: Copy + PartialOrd>(mut samples: Vec<T>) -> T {
+    assert!(!samples.is_empty(), "no samples");
+    samples.sort_by(|a, b| a.partial_cmp(b).expect("samples are comparable"));
+    samples[samples.len() / 2]
+}
+
+/// A duration in milliseconds.
+pub fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// `cargo bench` passes `--bench`; without it (`cargo test --all-targets`) one round is a smoke
+/// test of the set-up and the checks.
+pub fn benchmarking() -> bool {
+    std::env::args().any(|a| a == "--bench")
+}
+
+/// How many rounds to run: `$var` when set to a positive number, else `default` when
+/// benchmarking and 1 for a smoke test.
+pub fn rounds(var: &str, default: usize) -> usize {
+    std::env::var(var)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(if benchmarking() { default } else { 1 })
+}
+
+/// The interpreter a `python3` found on PATH really is (a pyenv shim execs another program).
+pub fn real_python() -> PathBuf {
+    let out = Command::new("python3")
+        .args(["-c", "import sys; print(sys.executable)"])
+        .output()
+        .expect("python3 must be on PATH");
+    assert!(
+        out.status.success(),
+        "python3 -c 'print(sys.executable)' failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
+}
