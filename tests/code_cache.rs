@@ -121,7 +121,9 @@ async fn an_inline_body_is_written_as_the_keys_module() {
         .to_string();
     assert_eq!(
         cold.dir,
-        scene.cache_root().join(format!("code/{hex}-inline-fn.py"))
+        scene
+            .cache_root()
+            .join(format!("code/{hex}-inline-fn.py/tree"))
     );
     assert_eq!(cold.file, Some(cold.dir.join("inline-fn.py")));
     assert_eq!(
@@ -174,7 +176,9 @@ async fn a_single_file_is_cached_under_its_digest_and_name() {
     let hex = hex::encode(Sha256::digest(TRAINER));
     assert_eq!(
         resolved.dir,
-        scene.cache_root().join(format!("code/{hex}-trainer.py"))
+        scene
+            .cache_root()
+            .join(format!("code/{hex}-trainer.py/tree"))
     );
     assert_eq!(resolved.file, Some(resolved.dir.join("trainer.py")));
     assert_eq!(fs::read(resolved.file.unwrap()).unwrap(), TRAINER);
@@ -195,7 +199,10 @@ async fn an_archive_is_extracted_under_its_digest() {
 
     let resolved = scene.resolve(&a).await.unwrap();
     let hex = hex::encode(Sha256::digest(&bytes));
-    assert_eq!(resolved.dir, scene.cache_root().join("code").join(&hex));
+    assert_eq!(
+        resolved.dir,
+        scene.cache_root().join("code").join(&hex).join("tree")
+    );
     assert_eq!(resolved.file, None);
     assert!(resolved.archive);
     assert!(resolved.fetched);
@@ -374,4 +381,53 @@ async fn equal_bytes_under_different_names_each_get_their_file() {
         rb.fetched,
         "the second name must not be mistaken for a hit on the first"
     );
+}
+
+#[tokio::test]
+async fn an_edited_cache_entry_is_fetched_again() {
+    for (name, bytes, module) in [
+        ("pkg.zip", package_zip(), "utils.py"),
+        ("trainer.py", TRAINER.to_vec(), "trainer.py"),
+    ] {
+        let scene = Scene::new();
+        let a = stored("code", &scene.path(&format!("store/{name}")), &bytes);
+        let cold = scene.resolve(&a).await.unwrap();
+        let edited = cold.dir.join(module);
+        fs::write(&edited, "def helper():\n    return 'tampered'\n").unwrap();
+
+        let again = scene.resolve(&a).await.unwrap();
+        assert!(again.fetched, "{name}: an edited entry was served as a hit");
+        assert_eq!(again.dir, cold.dir);
+        let expected = if module == "utils.py" { UTILS } else { TRAINER };
+        assert_eq!(fs::read(&edited).unwrap(), expected, "{name}");
+        // One entry again; the evicted copy is gone.
+        assert_eq!(cache_entries(&scene.cache_root()).len(), 1, "{name}");
+        assert!(!scene.resolve(&a).await.unwrap().fetched, "{name}");
+    }
+}
+
+#[tokio::test]
+async fn a_removed_file_or_an_entry_without_manifest_is_fetched_again() {
+    let scene = Scene::new();
+    let bytes = package_zip();
+    let a = stored("pkg", &scene.path("store/pkg.zip"), &bytes);
+    let cold = scene.resolve(&a).await.unwrap();
+    fs::remove_file(cold.dir.join("pkg/models.py")).unwrap();
+    assert!(scene.resolve(&a).await.unwrap().fetched);
+    assert_eq!(fs::read(cold.dir.join("pkg/models.py")).unwrap(), MODELS);
+
+    // An entry laid out by an older baton (no manifest) is not trusted either.
+    let entry = cold.dir.parent().unwrap();
+    fs::remove_file(entry.join("manifest.json")).unwrap();
+    assert!(scene.resolve(&a).await.unwrap().fetched);
+    assert!(entry.join("manifest.json").is_file());
+}
+
+#[tokio::test]
+async fn files_a_handler_adds_beside_its_code_keep_the_entry_warm() {
+    let scene = Scene::new();
+    let a = stored("pkg", &scene.path("store/pkg.zip"), &package_zip());
+    let cold = scene.resolve(&a).await.unwrap();
+    fs::write(cold.dir.join("output.csv"), "a,b\n").unwrap();
+    assert!(!scene.resolve(&a).await.unwrap().fetched);
 }

@@ -162,3 +162,60 @@ fn pulling_an_unknown_artifact_is_not_found() {
         "{err}"
     );
 }
+
+#[test]
+fn an_edited_cache_entry_is_not_used_by_pull_or_run() {
+    let p = TestProject::new();
+    p.write("my_func.py", "def main():\n    return 'original'\n");
+    let uri = p.log_code("my_func_code", "./my_func.py", &[]);
+    let out = p.baton(&["artifacts", "pull", &uri]).ok();
+    let cached = out.lines().nth(1).unwrap().to_string();
+    std::fs::write(&cached, "def main():\n    return 'tampered'\n").unwrap();
+
+    let again = p.baton(&["artifacts", "pull", &uri]);
+    assert!(again.stderr.contains("Fetched"), "{}", again.stderr);
+    assert_eq!(
+        std::fs::read_to_string(&cached).unwrap(),
+        "def main():\n    return 'original'\n"
+    );
+
+    std::fs::write(&cached, "def main():\n    return 'tampered'\n").unwrap();
+    p.set_store_function("my-func", "my_func_code", "my_func:main");
+    let run = p.baton(&["run-function", "my-func", "--json"]).json();
+    assert_eq!(run["status"]["results"]["return"], "original", "{run}");
+    assert_eq!(
+        run["status"]["code"]["digest"],
+        p.artifact(&uri)["spec"]["digest"]
+    );
+}
+
+#[test]
+fn pull_to_replaces_a_planted_link_instead_of_writing_through_it() {
+    let p = TestProject::new();
+    p.write("f.py", "x = 1\n");
+    let victim = p.write("victim.txt", "precious\n");
+    let uri = p.log_code("f_code", "f.py", &[]);
+    let to = p.path().join("out");
+    std::fs::create_dir(&to).unwrap();
+    std::os::unix::fs::symlink(&victim, to.join("f.py")).unwrap();
+
+    p.baton(&["artifacts", "pull", &uri, "--to", to.to_str().unwrap()])
+        .ok();
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n");
+    assert!(!std::fs::symlink_metadata(to.join("f.py"))
+        .unwrap()
+        .is_symlink());
+    assert_eq!(std::fs::read_to_string(to.join("f.py")).unwrap(), "x = 1\n");
+}
+
+#[test]
+fn pull_to_an_existing_file_is_bad_input() {
+    let p = TestProject::new();
+    p.write("f.py", "x = 1\n");
+    let file = p.write("taken", "");
+    let uri = p.log_code("f_code", "f.py", &[]);
+    let err = p
+        .baton(&["artifacts", "pull", &uri, "--to", file.to_str().unwrap()])
+        .fails(2);
+    assert!(err.contains("exists and is not a folder"), "{err}");
+}

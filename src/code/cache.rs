@@ -8,6 +8,7 @@ use sha2::{Digest, Sha256};
 use tempfile::{NamedTempFile, TempDir};
 
 use super::extract::{detect, extract, ArchiveFormat, ExtractLimits};
+use super::manifest::Manifest;
 use crate::datastore::DataStore;
 use crate::error::{Error, IoResultExt, Result};
 use crate::model::artifact::Artifact;
@@ -93,7 +94,7 @@ impl CodeCache {
             let actual = hex::encode(Sha256::digest(body.as_bytes()));
             check_digest(&uri, "its inline body", expected.as_deref(), &actual)?;
             let entry = code_dir.join(file_entry_name(&actual, &file_name));
-            if entry.is_dir() {
+            if verified_entry(&entry, &uri) {
                 tracing::debug!(%uri, digest = %actual, dir = %entry.display(), "code cache hit (inline)");
                 return Ok(file_result(entry, &file_name, &actual, false));
             }
@@ -102,9 +103,8 @@ impl CodeCache {
             let (dir, name) = (code_dir.clone(), file_name.clone());
             let entry = blocking(move || {
                 ensure_dir(&dir)?;
-                let staged = TempDir::with_prefix_in(".inline-", &dir)
-                    .io_context(|| format!("Failed to create a folder in `{}`", dir.display()))?;
-                let path = staged.path().join(&name);
+                let staged = stage(&dir, ".inline-")?;
+                let path = staged.path().join(TREE).join(&name);
                 std::fs::write(&path, &bytes)
                     .io_context(|| format!("Failed to write `{}`", path.display()))?;
                 publish(staged, &entry)?;
@@ -122,7 +122,7 @@ impl CodeCache {
 
         // With a recorded digest the entry name is known before download: check it first.
         if let Some(hex) = &expected {
-            if let Some(hit) = self.lookup(hex, &file_name) {
+            if let Some(hit) = self.lookup(hex, &file_name, &uri) {
                 tracing::debug!(%uri, digest = %hex, dir = %hit.dir.display(), "code cache hit");
                 return Ok(hit);
             }
@@ -170,7 +170,7 @@ impl CodeCache {
         tracing::debug!(%uri, digest = %hex, dir = %entry.display(), archive, "code cached");
         Ok(if archive {
             ResolvedCode {
-                dir: entry,
+                dir: entry.join(TREE),
                 file: None,
                 digest: format!("sha256:{hex}"),
                 archive: true,
@@ -181,13 +181,14 @@ impl CodeCache {
         })
     }
 
-    /// The cached entry for a payload of digest `hex`, archive or single file.
-    fn lookup(&self, hex: &str, file_name: &str) -> Option<ResolvedCode> {
+    /// The cached entry for a payload of digest `hex`, archive or single file, if it is there
+    /// and unchanged since it was published.
+    fn lookup(&self, hex: &str, file_name: &str, uri: &str) -> Option<ResolvedCode> {
         let code_dir = self.code_dir();
-        let tree = code_dir.join(hex);
-        if tree.is_dir() {
+        let entry = code_dir.join(hex);
+        if verified_entry(&entry, uri) {
             return Some(ResolvedCode {
-                dir: tree,
+                dir: entry.join(TREE),
                 file: None,
                 digest: format!("sha256:{hex}"),
                 archive: true,
@@ -195,10 +196,47 @@ impl CodeCache {
             });
         }
         let entry = code_dir.join(file_entry_name(hex, file_name));
-        entry
-            .is_dir()
-            .then(|| file_result(entry, file_name, hex, false))
+        verified_entry(&entry, uri).then(|| file_result(entry, file_name, hex, false))
     }
+}
+
+/// The folder inside an entry that holds the code; the entry also holds its [`Manifest`].
+const TREE: &str = "tree";
+
+/// The manifest file inside an entry.
+const MANIFEST: &str = "manifest.json";
+
+/// Whether `entry` is a published entry whose files are as they were published. An entry that
+/// was changed (or comes from an older baton, without a manifest) is evicted, so the caller
+/// fetches the payload again; the record of the run then claims a digest that was checked.
+fn verified_entry(entry: &Path, uri: &str) -> bool {
+    if !entry.is_dir() {
+        return false;
+    }
+    let problem = match Manifest::read(&entry.join(MANIFEST)) {
+        None => "it has no readable manifest (cached by an older baton?)".to_string(),
+        Some(manifest) => match manifest.first_change(&entry.join(TREE)) {
+            None => return true,
+            Some(file) => format!("`{}` changed since it was cached", file.display()),
+        },
+    };
+    tracing::warn!("The cached code of `{uri}` cannot be trusted: {problem}; fetching it again");
+    evict(entry);
+    false
+}
+
+/// Moves `entry` out of the way in one step, then deletes it. Losing a race against another
+/// process evicting or republishing the same entry is fine: either way the caller fetches anew.
+fn evict(entry: &Path) {
+    let Some(dir) = entry.parent() else { return };
+    let Ok(trash) = tempfile::Builder::new().prefix(".evict-").tempdir_in(dir) else {
+        return;
+    };
+    let target = trash.path().join("entry");
+    if let Err(e) = std::fs::rename(entry, &target) {
+        tracing::debug!(entry = %entry.display(), "eviction lost a race: {e}");
+    }
+    // Dropping `trash` deletes it with whatever was moved into it.
 }
 
 /// Unpacks (an archive) or moves (a single file) the verified download into a staging folder and
@@ -218,14 +256,14 @@ fn place(
     if entry.is_dir() {
         return Ok(entry);
     }
-    let staged = TempDir::with_prefix_in(".stage-", dir)
-        .io_context(|| format!("Failed to create a folder in `{}`", dir.display()))?;
+    let staged = stage(dir, ".stage-")?;
+    let tree = staged.path().join(TREE);
     match format {
         Some(format) => {
-            extract(download.path(), format, staged.path(), limits)?;
+            extract(download.path(), format, &tree, limits)?;
         }
         None => {
-            let dest = staged.path().join(file_name);
+            let dest = tree.join(file_name);
             download
                 .persist(&dest)
                 .map_err(|e| Error::io(format!("Failed to move `{}`", dest.display()), e.error))?;
@@ -243,9 +281,10 @@ fn file_entry_name(hex: &str, file_name: &str) -> String {
 }
 
 fn file_result(entry: PathBuf, file_name: &str, hex: &str, fetched: bool) -> ResolvedCode {
+    let tree = entry.join(TREE);
     ResolvedCode {
-        file: Some(entry.join(file_name)),
-        dir: entry,
+        file: Some(tree.join(file_name)),
+        dir: tree,
         digest: format!("sha256:{hex}"),
         archive: false,
         fetched,
@@ -336,9 +375,22 @@ fn ensure_dir(dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir).io_context(|| format!("Failed to create `{}`", dir.display()))
 }
 
-/// Renames the staged folder to `entry` in one step, so readers see a whole entry or none. If
-/// another resolver published the same entry first, its copy is kept and ours discarded.
+/// A fresh staging folder in `dir`, with the empty tree the payload goes into.
+fn stage(dir: &Path, prefix: &str) -> Result<TempDir> {
+    let staged = TempDir::with_prefix_in(prefix, dir)
+        .io_context(|| format!("Failed to create a folder in `{}`", dir.display()))?;
+    let tree = staged.path().join(TREE);
+    std::fs::create_dir(&tree).io_context(|| format!("Failed to create `{}`", tree.display()))?;
+    Ok(staged)
+}
+
+/// Writes the staged tree's manifest and renames the staged folder to `entry` in one step, so
+/// readers see a whole entry (tree and manifest) or none. If another resolver published the same
+/// entry first, its copy is kept and ours discarded.
 fn publish(staged: TempDir, entry: &Path) -> Result<()> {
+    let tree = staged.path().join(TREE);
+    set_dir_readable(&tree)?;
+    Manifest::seal(&tree)?.write(&staged.path().join(MANIFEST))?;
     set_dir_readable(staged.path())?;
     match std::fs::rename(staged.path(), entry) {
         Ok(()) => {
@@ -442,13 +494,13 @@ mod tests {
         std::fs::create_dir(&entry).unwrap();
         std::fs::write(entry.join("theirs.py"), "x = 1").unwrap();
 
-        let staged = TempDir::with_prefix_in(".extract-", tmp.path()).unwrap();
-        std::fs::write(staged.path().join("ours.py"), "x = 1").unwrap();
+        let staged = stage(tmp.path(), ".extract-").unwrap();
+        std::fs::write(staged.path().join(TREE).join("ours.py"), "x = 1").unwrap();
         let staged_path = staged.path().to_path_buf();
         publish(staged, &entry).unwrap();
 
         assert!(entry.join("theirs.py").exists());
-        assert!(!entry.join("ours.py").exists());
+        assert!(!entry.join(TREE).exists());
         assert!(!staged_path.exists(), "the losing copy was not discarded");
     }
 
@@ -456,11 +508,12 @@ mod tests {
     fn publishing_a_fresh_entry_moves_the_staged_folder() {
         let tmp = TempDir::new().unwrap();
         let entry = tmp.path().join("abc");
-        let staged = TempDir::with_prefix_in(".extract-", tmp.path()).unwrap();
-        std::fs::write(staged.path().join("ours.py"), "x = 1").unwrap();
+        let staged = stage(tmp.path(), ".extract-").unwrap();
+        std::fs::write(staged.path().join(TREE).join("ours.py"), "x = 1").unwrap();
         let staged_path = staged.path().to_path_buf();
         publish(staged, &entry).unwrap();
-        assert!(entry.join("ours.py").exists());
+        assert!(entry.join(TREE).join("ours.py").exists());
+        assert!(verified_entry(&entry, "store://x"));
         assert!(!staged_path.exists());
     }
 

@@ -5,9 +5,10 @@
 //! [`CodeCache::default_root`]):
 //!
 //! ```text
-//! <root>/code/<sha256 hex>/                       an archive's extracted tree
-//! <root>/code/<sha256 hex>-<file name>/<file name> a single-file payload (or an inline body)
-//! <root>/code/.download-*, .stage-*, .inline-*      work in progress, never read as entries
+//! <root>/code/<sha256 hex>/tree/                       an archive's extracted tree
+//! <root>/code/<sha256 hex>-<file name>/tree/<file name> a single-file payload (or an inline body)
+//! <root>/code/<entry>/manifest.json                      what the tree held when it was published
+//! <root>/code/.download-*, .stage-*, .inline-*, .evict-* work in progress, never read as entries
 //! ```
 //!
 //! Why this shape:
@@ -23,11 +24,16 @@
 //!   or none, a failed download, digest check or extraction leaves nothing behind, and when
 //!   several processes resolve the same digest at once the first rename wins and the others
 //!   discard their copy and use it.
+//! - **Checked on every hit**: a manifest of each file's size, modification time and
+//!   mode is published with the tree; a hit whose files differ (edited by hand, or by a handler
+//!   writing into its own code) is evicted and fetched again, so a run never records a digest
+//!   for code that no longer has it.
 //! - **One extractor** ([`extract()`]) for every archive, refusing anything that could escape the
 //!   entry folder.
 
 mod cache;
 pub mod extract;
+mod manifest;
 mod materialize;
 
 pub use cache::{CodeCache, ResolvedCode, CACHE_DIR_ENV};
