@@ -27,6 +27,7 @@ pub mod engine;
 pub mod engines;
 pub mod error;
 pub mod launcher;
+pub mod logs;
 pub mod model;
 pub mod project;
 pub mod runner;

@@ -1,7 +1,6 @@
 //! `baton run-function`, `baton runs list | get | logs`, and the hidden `baton runner`.
 
 use std::collections::BTreeMap;
-use std::io::{Read, Seek, SeekFrom, Write};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -9,8 +8,9 @@ use clap::{Args, Subcommand};
 
 use super::Context;
 use crate::db::{Db, RunFilter};
-use crate::error::{Error, IoResultExt, Result};
+use crate::error::{Error, Result};
 use crate::launcher::{self, log_path, RunRequest};
+use crate::logs::{Copied, LogTail};
 use crate::model::{RunObject, RunState};
 use crate::project::{EffectiveBuild, Project};
 use crate::runner::{parse_param, run_step};
@@ -139,36 +139,6 @@ fn print_outcome(ctx: &Context, run: &RunObject, json: bool) {
     }
 }
 
-/// Reads what a log file gained since the last call.
-#[derive(Default)]
-struct LogTail {
-    offset: u64,
-}
-
-impl LogTail {
-    /// The bytes appended since the last call; `None` when the file does not exist (yet).
-    fn next_chunk(&mut self, path: &std::path::Path) -> Result<Option<Vec<u8>>> {
-        let Ok(mut file) = std::fs::File::open(path) else {
-            return Ok(None);
-        };
-        file.seek(SeekFrom::Start(self.offset))
-            .io_context(|| format!("Failed to read `{}`", path.display()))?;
-        let mut chunk = Vec::new();
-        file.read_to_end(&mut chunk)
-            .io_context(|| format!("Failed to read `{}`", path.display()))?;
-        self.offset += chunk.len() as u64;
-        Ok(Some(chunk))
-    }
-
-    /// Copies the new bytes to stderr (the live log of `run-function`).
-    fn copy_to_stderr(&mut self, path: &std::path::Path) -> Result<()> {
-        if let Some(chunk) = self.next_chunk(path)? {
-            let _ = std::io::stderr().write_all(&chunk);
-        }
-        Ok(())
-    }
-}
-
 pub(crate) async fn runner(uid: String, ctx: &Context) -> Result<ExitCode> {
     let project = ctx.project()?;
     let db = project.open_db()?;
@@ -234,16 +204,12 @@ async fn logs(project: &Project, db: &dyn Db, uid: &str, follow: bool) -> Result
                 .status
                 .state
                 .is_terminal();
-        match tail.next_chunk(&path)? {
-            // A closed pipe ends the output quietly.
-            Some(chunk) if out.write_all(&chunk).and_then(|_| out.flush()).is_err() => {
-                return Ok(());
-            }
-            Some(_) => {}
-            None if !follow => {
+        match tail.copy_new(&path, &mut out)? {
+            Copied::Closed => return Ok(()),
+            Copied::NoLog if !follow => {
                 return Err(Error::not_found(format!("Run `{uid}` has no log yet")));
             }
-            None => {}
+            Copied::NoLog | Copied::Bytes(_) => {}
         }
         if ended {
             return Ok(());
