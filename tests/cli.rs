@@ -279,3 +279,44 @@ fn progress_is_a_tree_redrawn_in_place_on_a_terminal() {
         "{plain:?}"
     );
 }
+
+#[test]
+fn functions_list_shows_a_function_whose_artifact_is_gone_with_its_problem() {
+    let p = TestProject::new();
+    p.write("f.py", "def main():\n    return 1\n");
+    p.log_code("f_code", "f.py", &[]);
+    p.set_store_function("good", "f_code", "f:main");
+    p.set_store_function("broken", "f_code", "f:main");
+    // A hand edit points `broken` at an artifact that was never logged.
+    let yaml = std::fs::read_to_string(p.path().join("project.yaml")).unwrap();
+    let (head, tail) = yaml.split_at(yaml.find("name: broken").unwrap());
+    let tail = tail.replacen("store://my-project/f_code", "store://my-project/gone", 1);
+    std::fs::write(p.path().join("project.yaml"), format!("{head}{tail}")).unwrap();
+
+    let listed = p.baton(&["functions", "list", "--json"]);
+    assert!(
+        listed.stderr.contains("Function `broken`"),
+        "{}",
+        listed.stderr
+    );
+    let listed = listed.json();
+    let names: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["good", "broken"]);
+    assert!(listed[0].get("problem").is_none(), "{listed}");
+    assert!(
+        listed[1]["problem"].as_str().unwrap().contains("gone"),
+        "{listed}"
+    );
+    let table = p.baton(&["functions", "list"]).ok();
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("broken") && l.contains("unknown")),
+        "{table}"
+    );
+}

@@ -114,7 +114,19 @@ pub(crate) async fn run(cmd: FunctionsCommand, ctx: &Context) -> Result<ExitCode
         FunctionsCommand::List { json } => {
             let mut described = Vec::new();
             for entry in project.functions()? {
-                described.push(describe(&project, &db, &entry).await?);
+                // One broken function (its artifact gone, say) must not hide the others: it is
+                // listed with its problem.
+                described.push(match describe(&project, &db, &entry).await {
+                    Ok(value) => value,
+                    Err(err) => {
+                        ctx.printer
+                            .warn(format!("Function `{}`: {err}", entry.name));
+                        let mut value =
+                            serde_json::to_value(&entry).expect("function entries serialize");
+                        value["problem"] = err.to_string().into();
+                        value
+                    }
+                });
             }
             if json {
                 ctx.printer.json(&described);
@@ -125,7 +137,9 @@ pub(crate) async fn run(cmd: FunctionsCommand, ctx: &Context) -> Result<ExitCode
                 ));
                 for f in &described {
                     let text = |k: &str| f[k].as_str().unwrap_or("").to_string();
-                    let build = if f["build_required"] == true {
+                    let build = if f.get("problem").is_some() {
+                        "unknown"
+                    } else if f["build_required"] == true {
                         "required"
                     } else {
                         "up to date"
