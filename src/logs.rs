@@ -1,10 +1,16 @@
-//! Run logs: reading what a log gained since the last look, in bounded memory.
+//! Run logs: writing a handler's output under a size cap, and reading what a log gained since
+//! the last look, both in bounded memory.
 //!
-//! A run's log is one append-only file that its runner writes. Readers (`runs logs --follow`,
-//! the live log of `run-function`) remember how far they have read and copy only the new bytes,
-//! through a fixed-size buffer, so a log of any size is printed without being held in memory.
+//! A run's log is one append-only file that its runner writes. The handler's output reaches it
+//! through [`copy_capped`], which stops writing at a cap, keeps the last bytes in memory, and
+//! appends them with a note of what was dropped when the output ends: a runaway handler cannot
+//! fill the disk, and the end of its output (the traceback, the last progress line) survives.
+//! Readers (`runs logs --follow`, the live log of `run-function`) remember how far they have read
+//! and copy only the new bytes, through a fixed-size buffer, so a log of any size is printed
+//! without being held in memory.
 
-use std::fs::File;
+use std::collections::VecDeque;
+use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::Path;
 
@@ -12,6 +18,112 @@ use crate::error::{Error, IoResultExt, Result};
 
 /// The size of the buffer a [`LogTail`] copies through.
 const CHUNK: usize = 64 * 1024;
+
+/// The environment variable that sets the cap of a run's log, in bytes.
+pub const LOG_MAX_BYTES_ENV: &str = "BATON_LOG_MAX_BYTES";
+
+/// How much of a handler's output a run's log keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogCap {
+    /// The most bytes of output the log receives, kept tail included.
+    pub max_bytes: u64,
+    /// How many of the last bytes are kept once the cap is reached.
+    pub tail_bytes: usize,
+}
+
+impl Default for LogCap {
+    /// 64 MiB, the last 1 MiB of it kept for the end.
+    fn default() -> Self {
+        LogCap::with_max(64 << 20)
+    }
+}
+
+impl LogCap {
+    /// A cap of `max_bytes`, of which the last sixteenth (at most 1 MiB) is the kept tail.
+    pub fn with_max(max_bytes: u64) -> Self {
+        LogCap {
+            max_bytes,
+            tail_bytes: (max_bytes / 16).min(1 << 20) as usize,
+        }
+    }
+
+    /// The cap from [`LOG_MAX_BYTES_ENV`], else the default; an unreadable value is an error
+    /// naming the variable.
+    pub fn from_env() -> Result<Self> {
+        match std::env::var(LOG_MAX_BYTES_ENV) {
+            Err(_) => Ok(LogCap::default()),
+            Ok(text) => text
+                .trim()
+                .parse::<u64>()
+                .ok()
+                .filter(|n| *n >= 1024)
+                .map(LogCap::with_max)
+                .ok_or_else(|| {
+                    Error::invalid(format!(
+                        "`{LOG_MAX_BYTES_ENV}` must be a number of bytes, at least 1024; got \
+                         `{text}`"
+                    ))
+                }),
+        }
+    }
+
+    /// The bytes written before output starts being dropped.
+    fn head_bytes(&self) -> u64 {
+        self.max_bytes.saturating_sub(self.tail_bytes as u64)
+    }
+}
+
+/// Appends everything `input` yields to the log at `log` (created if missing) until `input`
+/// ends, keeping within `cap`: past the cap, output is dropped except its last
+/// [`LogCap::tail_bytes`], which are appended at the end after a line saying how much was
+/// dropped. Returns the number of bytes dropped.
+pub fn copy_capped(mut input: impl Read, log: &Path, cap: LogCap) -> Result<u64> {
+    let mut file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .io_context(|| format!("Could not open the log `{}`", log.display()))?;
+    let write_error = |e| Error::io(format!("Could not write the log `{}`", log.display()), e);
+    let mut buf = vec![0u8; CHUNK];
+    let mut head_left = cap.head_bytes();
+    let mut tail: VecDeque<u8> = VecDeque::new();
+    let mut seen_past_head = 0u64;
+    loop {
+        let n = match input.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(Error::io("Could not read the handler's output", e)),
+        };
+        let mut chunk = &buf[..n];
+        if head_left > 0 {
+            let take = chunk.len().min(head_left as usize);
+            file.write_all(&chunk[..take]).map_err(write_error)?;
+            head_left -= take as u64;
+            chunk = &chunk[take..];
+        }
+        if !chunk.is_empty() {
+            seen_past_head += chunk.len() as u64;
+            tail.extend(chunk);
+            let excess = tail.len().saturating_sub(cap.tail_bytes);
+            tail.drain(..excess);
+        }
+    }
+    let dropped = seen_past_head - tail.len() as u64;
+    if dropped > 0 {
+        let note = format!(
+            "\n[baton] this log reached its cap of {} bytes ({LOG_MAX_BYTES_ENV}): {dropped} bytes \
+             of output were dropped here; the last {} bytes follow\n",
+            cap.max_bytes,
+            tail.len()
+        );
+        file.write_all(note.as_bytes()).map_err(write_error)?;
+    }
+    let (front, back) = tail.as_slices();
+    file.write_all(front).map_err(write_error)?;
+    file.write_all(back).map_err(write_error)?;
+    Ok(dropped)
+}
 
 /// What one [`LogTail::copy_new`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,6 +184,46 @@ impl LogTail {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn output_under_the_cap_is_copied_whole() {
+        let tmp = tempfile::TempDir::new().unwrap();
+        let log = tmp.path().join("run.log");
+        std::fs::write(&log, "runner line\n").unwrap();
+        let dropped = copy_capped(&b"hello\n"[..], &log, LogCap::with_max(1024)).unwrap();
+        assert_eq!(dropped, 0);
+        assert_eq!(
+            std::fs::read_to_string(&log).unwrap(),
+            "runner line\nhello\n"
+        );
+    }
+
+    #[test]
+    fn output_over_the_cap_keeps_its_head_and_tail_and_says_so() {
+        let tmp = tempfile::TempDir::new().unwrap();
+        let log = tmp.path().join("run.log");
+        let cap = LogCap::with_max(16 * 1024);
+        let lines: String = (0..10_000).map(|i| format!("line {i}\n")).collect();
+        let dropped = copy_capped(lines.as_bytes(), &log, cap).unwrap();
+
+        let written = std::fs::read_to_string(&log).unwrap();
+        let head = cap.max_bytes as usize - cap.tail_bytes;
+        assert_eq!(dropped as usize, lines.len() - cap.max_bytes as usize);
+        assert!(written.starts_with(&lines[..head]));
+        assert!(written.ends_with(&lines[lines.len() - cap.tail_bytes..]));
+        assert!(written.ends_with("line 9999\n"));
+        assert!(
+            written.contains(&format!("{dropped} bytes of output were dropped")),
+            "{written}"
+        );
+        assert!(written.len() < cap.max_bytes as usize + 200);
+    }
+
+    #[test]
+    fn the_kept_tail_is_a_sixteenth_of_the_cap_and_at_most_1_mib() {
+        assert_eq!(LogCap::with_max(1 << 30).tail_bytes, 1 << 20);
+        assert_eq!(LogCap::with_max(16 * 1024).tail_bytes, 1024);
+    }
 
     #[test]
     fn each_call_copies_only_what_the_log_gained() {
