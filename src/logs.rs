@@ -125,6 +125,17 @@ pub fn copy_capped(mut input: impl Read, log: &Path, cap: LogCap) -> Result<u64>
     Ok(dropped)
 }
 
+/// The last `max` bytes of the file at `path` (all of it when shorter), read without loading
+/// the rest.
+pub fn read_tail(path: &Path, max: u64) -> io::Result<Vec<u8>> {
+    let mut file = File::open(path)?;
+    let len = file.metadata()?.len();
+    file.seek(SeekFrom::Start(len.saturating_sub(max)))?;
+    let mut tail = Vec::with_capacity(len.min(max) as usize);
+    file.take(max).read_to_end(&mut tail)?;
+    Ok(tail)
+}
+
 /// What one [`LogTail::copy_new`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Copied {
@@ -223,6 +234,15 @@ mod tests {
     fn the_kept_tail_is_a_sixteenth_of_the_cap_and_at_most_1_mib() {
         assert_eq!(LogCap::with_max(1 << 30).tail_bytes, 1 << 20);
         assert_eq!(LogCap::with_max(16 * 1024).tail_bytes, 1024);
+    }
+
+    #[test]
+    fn a_files_tail_is_its_last_bytes() {
+        let tmp = tempfile::TempDir::new().unwrap();
+        let path = tmp.path().join("out");
+        std::fs::write(&path, "0123456789").unwrap();
+        assert_eq!(read_tail(&path, 4).unwrap(), b"6789");
+        assert_eq!(read_tail(&path, 100).unwrap(), b"0123456789");
     }
 
     #[test]

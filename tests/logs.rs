@@ -60,3 +60,35 @@ fn a_huge_log_is_printed_in_bounded_memory() {
         SIZE >> 20
     );
 }
+
+#[test]
+fn a_workflow_that_prints_a_lot_while_loading_is_traced_in_bounded_memory() {
+    let p = TestProject::new();
+    p.write("f.py", "def main():\n    return 1\n");
+    p.log_code("f_code", "f.py", &[]);
+    p.set_store_function("f", "f_code", "f:main");
+    // 128 MiB on stdout at import time, then an ordinary pipeline.
+    p.write(
+        "wf.py",
+        "import sys\n\
+         chunk = 'x' * (1 << 20)\n\
+         for _ in range(128):\n    sys.stdout.write(chunk)\n\
+         import mlrun\n\
+         def pipeline():\n    mlrun.run_function('f')\n",
+    );
+    p.log_code("wf_code", "wf.py", &["--code-type", "workflow"]);
+    p.baton(&[
+        "set-workflow",
+        "--name",
+        "main",
+        "--path",
+        "store://my-project/wf_code",
+    ])
+    .ok();
+
+    let peak = peak_rss_kib(&p, &["graph", "main"]);
+    assert!(
+        peak < 64 * 1024,
+        "`graph` peaked at {peak} KiB while the workflow printed 128 MiB"
+    );
+}

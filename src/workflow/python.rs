@@ -28,6 +28,7 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 
 use crate::error::{Error, IoResultExt, Result};
+use crate::logs::read_tail;
 use crate::workflow::graph::WorkflowGraph;
 use crate::workflow::load::{LoadOptions, PYTHON_ENV};
 
@@ -155,7 +156,10 @@ fn located_error(path: &Path, absolute: &Path, err: TracerError) -> Error {
     }
 }
 
-/// The tracer process's exit status and what it printed.
+/// How much of the tracer's stdout and stderr is read back.
+const OUTPUT_TAIL_BYTES: u64 = 64 * 1024;
+
+/// The tracer process's exit status and the end of what it printed.
 struct TracerOutput {
     status: std::process::ExitStatus,
     stdout: Vec<u8>,
@@ -197,10 +201,12 @@ fn run_tracer(
         }
         std::thread::sleep(Duration::from_millis(2));
     };
+    // A chatty workflow may print any amount: only the ends are read, which is all a message
+    // or a debug log shows.
     Ok(TracerOutput {
         status,
-        stdout: std::fs::read(&stdout_path).map_err(TracerFailure::Io)?,
-        stderr: std::fs::read(&stderr_path).map_err(TracerFailure::Io)?,
+        stdout: read_tail(&stdout_path, OUTPUT_TAIL_BYTES).map_err(TracerFailure::Io)?,
+        stderr: read_tail(&stderr_path, OUTPUT_TAIL_BYTES).map_err(TracerFailure::Io)?,
     })
 }
 
