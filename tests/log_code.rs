@@ -99,7 +99,11 @@ fn local_path_is_uploaded_to_the_artifact_path_and_recorded() {
     p.write("my_func.py", FUNC);
     let uri = p.log_code("my_func_code", "./my_func.py", &[]);
     let record = p.artifact(&uri);
-    let target = p.path().join(".baton/artifacts/my_func_code.py");
+    let target = p
+        .path()
+        .join(".baton/artifacts/my_func_code")
+        .join(sha256(FUNC.as_bytes()).trim_start_matches("sha256:"))
+        .join("my_func.py");
     assert_eq!(std::fs::read_to_string(&target).unwrap(), FUNC);
     assert_eq!(record["kind"], "code");
     assert_eq!(record["metadata"]["key"], "my_func_code");
@@ -131,11 +135,11 @@ fn archives_keep_all_their_suffixes() {
     assert!(tgz["spec"]["target_path"]
         .as_str()
         .unwrap()
-        .ends_with("/pkg_tgz.tar.gz"));
+        .ends_with("/my_pkg.tar.gz"));
     assert!(zip["spec"]["target_path"]
         .as_str()
         .unwrap()
-        .ends_with("/pkg_zip.zip"));
+        .ends_with("/my_pkg.zip"));
     assert_eq!(tgz["spec"]["language"], "");
 }
 
@@ -369,11 +373,12 @@ fn artifact_path_option_overrides_the_project_default() {
     let custom = p.path().join("custom-artifacts");
     let record =
         p.artifact(&p.log_code("k", "f.py", &["--artifact-path", custom.to_str().unwrap()]));
-    assert_eq!(
-        record["spec"]["target_path"],
-        custom.join("k.py").to_str().unwrap()
-    );
-    assert!(custom.join("k.py").is_file());
+    let target = custom
+        .join("k")
+        .join(sha256(FUNC.as_bytes()).trim_start_matches("sha256:"))
+        .join("f.py");
+    assert_eq!(record["spec"]["target_path"], target.to_str().unwrap());
+    assert!(target.is_file());
 }
 
 #[test]
