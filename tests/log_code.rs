@@ -84,8 +84,8 @@ fn a_project_written_by_mlrun_keeps_unknown_fields() {
     let p = TestProject::empty();
     let original = "kind: project\nmetadata:\n  name: from-mlrun\n  labels:\n    team: ml\nspec:\n  functions: []\n  workflows: []\n  source: git://github.com/x/y\n  params:\n    lr: 0.1\nstatus:\n  state: online\n";
     p.write("project.yaml", original);
-    let project = baton::project::Project::load(p.path()).unwrap();
-    project.save().unwrap();
+    let mut project = baton::project::Project::load(p.path()).unwrap();
+    project.update(|_| ()).unwrap();
     let before: serde_yaml::Value = serde_yaml::from_str(original).unwrap();
     let after: serde_yaml::Value =
         serde_yaml::from_str(&std::fs::read_to_string(p.path().join("project.yaml")).unwrap())

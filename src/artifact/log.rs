@@ -10,7 +10,7 @@ use super::requirements;
 use super::uid::content_uid;
 use crate::datastore::{self, DataStore, PayloadDigest};
 use crate::db::{Db, StoredArtifact};
-use crate::error::{Error, IoResultExt, Result};
+use crate::error::{Error, Result};
 use crate::model::artifact::CODE_KIND;
 use crate::model::{Artifact, ArtifactMetadata, CodeArtifactSpec, CodeType};
 use crate::project::Project;
@@ -99,33 +99,10 @@ fn derive_language(path: Option<&str>) -> Option<String> {
     })
 }
 
-/// Holds an exclusive lock on the project's `.baton/log-code.lock` while alive, so an upload to
-/// an explicit target path and the record that describes it are never interleaved with another
-/// process's: `latest` always describes the bytes at its target.
-struct LogLock(std::fs::File);
-
-impl LogLock {
-    fn acquire(project: &Project) -> Result<LogLock> {
-        let path = project.state_dir().join("log-code.lock");
-        std::fs::create_dir_all(project.state_dir())
-            .io_context(|| format!("Failed to create `{}`", project.state_dir().display()))?;
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .io_context(|| format!("Failed to open `{}`", path.display()))?;
-        file.lock()
-            .io_context(|| format!("Failed to lock `{}`", path.display()))?;
-        Ok(LogLock(file))
-    }
-}
-
-impl Drop for LogLock {
-    fn drop(&mut self) {
-        let _ = self.0.unlock();
-    }
-}
+/// The lock held while a payload is uploaded and its record stored, so an upload to an explicit
+/// target path and the record that describes it are never interleaved with another process's:
+/// `latest` always describes the bytes at its target.
+const LOG_LOCK: &str = "log-code.lock";
 
 /// Logs a code artifact: validates the request, uploads the payload (unless inline or already
 /// in place), records its digest and size, and stores the version.
@@ -271,7 +248,7 @@ pub async fn log_code_file(
     // A new version gets a fresh producer tree; an existing one keeps its own (the db does).
     artifact.metadata.tree = uuid::Uuid::new_v4().simple().to_string();
 
-    let _lock = LogLock::acquire(project)?;
+    let _lock = project.lock_state(LOG_LOCK)?;
     if let Some((target, upload)) = upload {
         // Bytes already in place are not rewritten: the payload keeps its file and its mtime.
         if !store.holds(&target, &payload).await? {
