@@ -367,6 +367,46 @@ fn invalid_inputs_are_invalid_argument_errors_naming_the_value() {
 }
 
 #[test]
+fn overlong_keys_and_file_names_are_refused_when_logging() {
+    let p = TestProject::new();
+    p.write("f.py", FUNC);
+    let huge = "k".repeat(100_000);
+    let err = p.baton(&["log-code", &huge, "--body", FUNC]).fails(2);
+    assert!(
+        err.contains("Field 'artifact.key' is 100000 characters long, above the limit of 128"),
+        "{err}"
+    );
+    assert!(err.len() < 1000, "the error does not quote the whole key");
+    let long = "k".repeat(301);
+    let err = p
+        .baton(&["log-code", &long, "--local-path", "f.py"])
+        .fails(2);
+    assert!(err.contains("above the limit of 128"), "{err}");
+    let err = p
+        .baton(&["log-code", "k", "--local-path", "f.py", "--db-key", &long])
+        .fails(2);
+    assert!(
+        err.contains("Field 'artifact.db_key' is 301 characters"),
+        "{err}"
+    );
+    assert!(p.baton(&["artifacts", "list"]).ok().trim().lines().count() <= 1);
+
+    // A file name the code cache could not hold is refused now, not at pull time.
+    let name = format!("{}.py", "m".repeat(210));
+    p.write(&name, FUNC);
+    let err = p.baton(&["log-code", "k", "--local-path", &name]).fails(2);
+    assert!(
+        err.contains("file name is 213 characters long, above the limit of 200"),
+        "{err}"
+    );
+
+    // At the limit, a key logs, pulls and runs.
+    let key = "k".repeat(128);
+    let uri = p.baton(&["log-code", &key, "--body", FUNC]).ok();
+    p.baton(&["artifacts", "pull", uri.trim()]).ok();
+}
+
+#[test]
 fn artifact_path_option_overrides_the_project_default() {
     let p = TestProject::new();
     p.write("f.py", FUNC);

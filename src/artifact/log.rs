@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 
-use super::names::{validate_key, validate_tag};
+use super::names::{validate_file_name, validate_new_key, validate_tag};
 use super::requirements;
 use super::uid::content_uid;
 use crate::datastore::{self, DataStore, PayloadDigest};
@@ -115,9 +115,9 @@ pub async fn log_code_file(
     store: &DataStore,
     request: LogCodeRequest,
 ) -> Result<StoredArtifact> {
-    validate_key("key", &request.key)?;
+    validate_new_key("key", &request.key)?;
     if let Some(db_key) = &request.db_key {
-        validate_key("db_key", db_key)?;
+        validate_new_key("db_key", db_key)?;
     }
     if let Some(tag) = &request.tag {
         validate_tag(tag)?;
@@ -244,6 +244,7 @@ pub async fn log_code_file(
             .collect(),
         extra: Default::default(),
     };
+    validate_file_name(&artifact.file_name())?;
     artifact.metadata.uid = Some(content_uid(&artifact));
     // A new version gets a fresh producer tree; an existing one keeps its own (the db does).
     artifact.metadata.tree = uuid::Uuid::new_v4().simple().to_string();
