@@ -61,20 +61,28 @@ impl Drop for StateLock {
     }
 }
 
-/// Checks a project name: a DNS-1123 label, as MLRun requires.
-pub fn validate_project_name(name: &str) -> Result<()> {
-    let ok = !name.is_empty()
+/// What a project name must be, as users read it.
+const PROJECT_NAME_RULE: &str =
+    "use lowercase letters, digits and `-` (at most 63, not at the ends)";
+
+/// Whether `name` is a DNS-1123 label, as MLRun requires of project names.
+fn is_valid_project_name(name: &str) -> bool {
+    !name.is_empty()
         && name.len() <= 63
         && name
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !name.starts_with('-')
-        && !name.ends_with('-');
-    if ok {
+        && !name.ends_with('-')
+}
+
+/// Checks a project name: a DNS-1123 label, as MLRun requires.
+pub fn validate_project_name(name: &str) -> Result<()> {
+    if is_valid_project_name(name) {
         Ok(())
     } else {
         Err(Error::invalid_with_hint(
-            format!("Project name `{name}` is malformed: use lowercase letters, digits and `-` (at most 63, not at the ends)"),
+            format!("Project name `{name}` is malformed: {PROJECT_NAME_RULE}"),
             "pass a valid name with `baton init --name my-project`",
         ))
     }
@@ -189,6 +197,17 @@ impl Project {
                 file.kind
             )));
         }
+        let name = &file.metadata.name;
+        if !is_valid_project_name(name) {
+            return Err(Error::invalid_with_hint(
+                format!(
+                    "`{}` has a malformed `metadata.name`: `{}`: {PROJECT_NAME_RULE}",
+                    path.display(),
+                    name.escape_debug()
+                ),
+                "edit `metadata.name` in project.yaml; MLRun requires the same rule",
+            ));
+        }
         Ok(Project {
             root: root.to_path_buf(),
             file,
@@ -211,12 +230,22 @@ impl Project {
     }
 
     /// Writes `project.yaml` atomically (a temporary file renamed over the old one), keeping
-    /// every field baton does not know. Callers hold the project lock.
+    /// every field baton does not know and the file's mode (a new file gets the mode the umask
+    /// gives any new file). Callers hold the project lock.
     fn save(&self) -> Result<()> {
+        use std::os::unix::fs::PermissionsExt;
         let path = self.root.join(PROJECT_FILE);
         let text = serde_yaml::to_string(&self.file).expect("project files always serialize");
-        let mut tmp = tempfile::NamedTempFile::new_in(&self.root)
+        let existing = std::fs::metadata(&path).ok().map(|m| m.permissions());
+        let mut tmp = tempfile::Builder::new()
+            .permissions(std::fs::Permissions::from_mode(0o666))
+            .tempfile_in(&self.root)
             .io_context(|| format!("Failed to write `{}`", path.display()))?;
+        if let Some(permissions) = existing {
+            tmp.as_file()
+                .set_permissions(permissions)
+                .io_context(|| format!("Failed to write `{}`", path.display()))?;
+        }
         std::io::Write::write_all(&mut tmp, text.as_bytes())
             .io_context(|| format!("Failed to write `{}`", path.display()))?;
         tmp.persist(&path)
