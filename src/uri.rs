@@ -85,6 +85,7 @@ fn parse(uri: &str) -> std::result::Result<StoreUri, String> {
     let rest = uri
         .strip_prefix(STORE_SCHEME)
         .ok_or_else(|| format!("it does not start with `{STORE_SCHEME}`"))?;
+    let ends_with_slash = rest.ends_with('/');
     let rest = rest.trim_matches('/');
     let body = match rest.split_once('/') {
         Some((prefix, body)) if ARTIFACT_PREFIXES.contains(&prefix) => body,
@@ -108,6 +109,12 @@ fn parse(uri: &str) -> std::result::Result<StoreUri, String> {
     };
     if project == Some("") {
         return Err("the project is empty".to_string());
+    }
+    // `store://artifacts/p/` names project `p` and no key; a slash after a key is tolerated.
+    if ends_with_slash && project.is_none() && selector_start == body.len() {
+        return Err(format!(
+            "the key is empty (`{body}/` names a project and no key)"
+        ));
     }
 
     // Delimiters come in the order `#`, `:`, `@`, `^`; peel them off from the right.
@@ -235,6 +242,14 @@ mod tests {
             ("store://artifacts/p/k#x", "iteration `x` is not an integer"),
             ("store://artifacts/p/k^", "uid after `^` is empty"),
             ("store://artifacts/p/:v1", "key is empty"),
+            (
+                "store://artifacts/p/",
+                "the key is empty (`p/` names a project and no key)",
+            ),
+            (
+                "store://p/",
+                "the key is empty (`p/` names a project and no key)",
+            ),
             ("store://artifacts/p/bad key", "malformed"),
             ("store://artifacts/p/k:-bad", "malformed"),
             ("store://artifacts//k", "project is empty"),

@@ -84,8 +84,8 @@ fn a_project_written_by_mlrun_keeps_unknown_fields() {
     let p = TestProject::empty();
     let original = "kind: project\nmetadata:\n  name: from-mlrun\n  labels:\n    team: ml\nspec:\n  functions: []\n  workflows: []\n  source: git://github.com/x/y\n  params:\n    lr: 0.1\nstatus:\n  state: online\n";
     p.write("project.yaml", original);
-    let project = baton::project::Project::load(p.path()).unwrap();
-    project.save().unwrap();
+    let mut project = baton::project::Project::load(p.path()).unwrap();
+    project.update(|_| ()).unwrap();
     let before: serde_yaml::Value = serde_yaml::from_str(original).unwrap();
     let after: serde_yaml::Value =
         serde_yaml::from_str(&std::fs::read_to_string(p.path().join("project.yaml")).unwrap())
@@ -99,7 +99,11 @@ fn local_path_is_uploaded_to_the_artifact_path_and_recorded() {
     p.write("my_func.py", FUNC);
     let uri = p.log_code("my_func_code", "./my_func.py", &[]);
     let record = p.artifact(&uri);
-    let target = p.path().join(".baton/artifacts/my_func_code.py");
+    let target = p
+        .path()
+        .join(".baton/artifacts/my_func_code")
+        .join(sha256(FUNC.as_bytes()).trim_start_matches("sha256:"))
+        .join("my_func.py");
     assert_eq!(std::fs::read_to_string(&target).unwrap(), FUNC);
     assert_eq!(record["kind"], "code");
     assert_eq!(record["metadata"]["key"], "my_func_code");
@@ -131,11 +135,11 @@ fn archives_keep_all_their_suffixes() {
     assert!(tgz["spec"]["target_path"]
         .as_str()
         .unwrap()
-        .ends_with("/pkg_tgz.tar.gz"));
+        .ends_with("/my_pkg.tar.gz"));
     assert!(zip["spec"]["target_path"]
         .as_str()
         .unwrap()
-        .ends_with("/pkg_zip.zip"));
+        .ends_with("/my_pkg.zip"));
     assert_eq!(tgz["spec"]["language"], "");
 }
 
@@ -363,17 +367,58 @@ fn invalid_inputs_are_invalid_argument_errors_naming_the_value() {
 }
 
 #[test]
+fn overlong_keys_and_file_names_are_refused_when_logging() {
+    let p = TestProject::new();
+    p.write("f.py", FUNC);
+    let huge = "k".repeat(100_000);
+    let err = p.baton(&["log-code", &huge, "--body", FUNC]).fails(2);
+    assert!(
+        err.contains("Field 'artifact.key' is 100000 characters long, above the limit of 128"),
+        "{err}"
+    );
+    assert!(err.len() < 1000, "the error does not quote the whole key");
+    let long = "k".repeat(301);
+    let err = p
+        .baton(&["log-code", &long, "--local-path", "f.py"])
+        .fails(2);
+    assert!(err.contains("above the limit of 128"), "{err}");
+    let err = p
+        .baton(&["log-code", "k", "--local-path", "f.py", "--db-key", &long])
+        .fails(2);
+    assert!(
+        err.contains("Field 'artifact.db_key' is 301 characters"),
+        "{err}"
+    );
+    assert!(p.baton(&["artifacts", "list"]).ok().trim().lines().count() <= 1);
+
+    // A file name the code cache could not hold is refused now, not at pull time.
+    let name = format!("{}.py", "m".repeat(210));
+    p.write(&name, FUNC);
+    let err = p.baton(&["log-code", "k", "--local-path", &name]).fails(2);
+    assert!(
+        err.contains("file name is 213 characters long, above the limit of 200"),
+        "{err}"
+    );
+
+    // At the limit, a key logs, pulls and runs.
+    let key = "k".repeat(128);
+    let uri = p.baton(&["log-code", &key, "--body", FUNC]).ok();
+    p.baton(&["artifacts", "pull", uri.trim()]).ok();
+}
+
+#[test]
 fn artifact_path_option_overrides_the_project_default() {
     let p = TestProject::new();
     p.write("f.py", FUNC);
     let custom = p.path().join("custom-artifacts");
     let record =
         p.artifact(&p.log_code("k", "f.py", &["--artifact-path", custom.to_str().unwrap()]));
-    assert_eq!(
-        record["spec"]["target_path"],
-        custom.join("k.py").to_str().unwrap()
-    );
-    assert!(custom.join("k.py").is_file());
+    let target = custom
+        .join("k")
+        .join(sha256(FUNC.as_bytes()).trim_start_matches("sha256:"))
+        .join("f.py");
+    assert_eq!(record["spec"]["target_path"], target.to_str().unwrap());
+    assert!(target.is_file());
 }
 
 #[test]

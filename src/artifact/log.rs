@@ -4,15 +4,13 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
-use sha1::Sha1;
-use sha2::{Digest, Sha256};
 
-use super::names::{validate_key, validate_tag};
+use super::names::{validate_file_name, validate_new_key, validate_tag};
 use super::requirements;
 use super::uid::content_uid;
-use crate::datastore::{self, DataStore};
+use crate::datastore::{self, DataStore, PayloadDigest};
 use crate::db::{Db, StoredArtifact};
-use crate::error::{Error, IoResultExt, Result};
+use crate::error::{Error, Result};
 use crate::model::artifact::CODE_KIND;
 use crate::model::{Artifact, ArtifactMetadata, CodeArtifactSpec, CodeType};
 use crate::project::Project;
@@ -101,41 +99,10 @@ fn derive_language(path: Option<&str>) -> Option<String> {
     })
 }
 
-/// sha256 (as `sha256:<hex>`) and sha1 (hex, MLRun's `metadata.hash`) of a payload.
-fn digests(bytes: &[u8]) -> (String, String) {
-    (
-        format!("sha256:{}", hex::encode(Sha256::digest(bytes))),
-        hex::encode(Sha1::digest(bytes)),
-    )
-}
-
-/// Holds an exclusive lock on the project's `.baton/log-code.lock` while alive, so an upload to
-/// a shared target path and the record that describes it are never interleaved with another
-/// process's: `latest` always describes the bytes at the default target.
-struct LogLock(std::fs::File);
-
-impl LogLock {
-    fn acquire(project: &Project) -> Result<LogLock> {
-        let path = project.state_dir().join("log-code.lock");
-        std::fs::create_dir_all(project.state_dir())
-            .io_context(|| format!("Failed to create `{}`", project.state_dir().display()))?;
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .io_context(|| format!("Failed to open `{}`", path.display()))?;
-        file.lock()
-            .io_context(|| format!("Failed to lock `{}`", path.display()))?;
-        Ok(LogLock(file))
-    }
-}
-
-impl Drop for LogLock {
-    fn drop(&mut self) {
-        let _ = self.0.unlock();
-    }
-}
+/// The lock held while a payload is uploaded and its record stored, so an upload to an explicit
+/// target path and the record that describes it are never interleaved with another process's:
+/// `latest` always describes the bytes at its target.
+const LOG_LOCK: &str = "log-code.lock";
 
 /// Logs a code artifact: validates the request, uploads the payload (unless inline or already
 /// in place), records its digest and size, and stores the version.
@@ -148,9 +115,9 @@ pub async fn log_code_file(
     store: &DataStore,
     request: LogCodeRequest,
 ) -> Result<StoredArtifact> {
-    validate_key("key", &request.key)?;
+    validate_new_key("key", &request.key)?;
     if let Some(db_key) = &request.db_key {
-        validate_key("db_key", db_key)?;
+        validate_new_key("db_key", db_key)?;
     }
     if let Some(tag) = &request.tag {
         validate_tag(tag)?;
@@ -176,8 +143,8 @@ pub async fn log_code_file(
         ..CodeArtifactSpec::default()
     };
     // What must be uploaded, and where, once the record is known to be valid.
-    let mut upload: Option<(String, Bytes)> = None;
-    let payload: Bytes = match &request.source {
+    let mut upload: Option<(String, Upload)> = None;
+    let payload: PayloadDigest = match &request.source {
         CodeSource::LocalPath(path) => {
             let shown = path.display().to_string();
             if shown.contains("://") {
@@ -197,26 +164,25 @@ pub async fn log_code_file(
                     "Failed to log an artifact, file does not exist at path `{shown}`"
                 )));
             }
-            let bytes = Bytes::from(
-                tokio::fs::read(path)
+            let digest = {
+                let path = path.clone();
+                tokio::task::spawn_blocking(move || PayloadDigest::of_file(&path))
                     .await
-                    .map_err(|e| Error::io(format!("Failed to read `{shown}`"), e))?,
-            );
+                    .map_err(|e| Error::runtime_from("Hashing the payload failed", e))??
+            };
             let target = match &request.target_path {
                 Some(target) => target.clone(),
-                None => format!(
-                    "{}/{}{}",
-                    project
-                        .resolve_artifact_path(request.artifact_path.as_deref())
-                        .trim_end_matches('/'),
-                    request.key,
-                    suffixes(path)
+                None => default_target(
+                    &project.resolve_artifact_path(request.artifact_path.as_deref()),
+                    &request.key,
+                    &digest,
+                    path,
                 ),
             };
             spec.src_path = Some(shown);
             spec.target_path = Some(target.clone());
-            upload = Some((target, bytes.clone()));
-            bytes
+            upload = Some((target, Upload::File(path.clone())));
+            digest
         }
         CodeSource::Body { text, path } => {
             if text.len() > MAX_INLINE_BODY {
@@ -229,11 +195,11 @@ pub async fn log_code_file(
             match &request.target_path {
                 Some(target) => {
                     spec.target_path = Some(target.clone());
-                    upload = Some((target.clone(), Bytes::from(text.clone())));
+                    upload = Some((target.clone(), Upload::Bytes(Bytes::from(text.clone()))));
                 }
                 None => spec.inline = Some(text.clone()),
             }
-            Bytes::from(text.clone())
+            PayloadDigest::of_bytes(text.as_bytes())
         }
         CodeSource::Existing => {
             let target = request.target_path.clone().ok_or_else(|| {
@@ -242,23 +208,21 @@ pub async fn log_code_file(
                     "pass --local-path FILE, --body TEXT, --body-file FILE or --target-path URL",
                 )
             })?;
-            let bytes = read_existing(store, &target).await?;
+            let digest = store.digest(&target).await?.ok_or_else(|| {
+                Error::not_found(format!(
+                    "Target `{target}` does not exist; upload it first or log it with --local-path"
+                ))
+            })?;
             spec.target_path = Some(target);
-            bytes
+            digest
         }
     };
     spec.language = request
         .language
         .clone()
         .or_else(|| derive_language(spec.src_path.as_deref().or(spec.target_path.as_deref())));
-    let (digest, sha1) = {
-        let payload = payload.clone();
-        tokio::task::spawn_blocking(move || digests(&payload))
-            .await
-            .map_err(|e| Error::runtime_from("Hashing the payload failed", e))?
-    };
-    spec.digest = Some(digest);
-    spec.size = Some(payload.len() as u64);
+    spec.digest = Some(payload.sha256.clone());
+    spec.size = Some(payload.size);
 
     let mut artifact = Artifact {
         kind: CODE_KIND.to_string(),
@@ -269,7 +233,7 @@ pub async fn log_code_file(
             tree: String::new(),
             tag: None,
             uid: None,
-            hash: Some(sha1),
+            hash: Some(payload.sha1.clone()),
             labels: request.labels.clone(),
             updated: Some(chrono::Utc::now().to_rfc3339()),
             extra: Default::default(),
@@ -280,33 +244,47 @@ pub async fn log_code_file(
             .collect(),
         extra: Default::default(),
     };
+    validate_file_name(&artifact.file_name())?;
     artifact.metadata.uid = Some(content_uid(&artifact));
     // A new version gets a fresh producer tree; an existing one keeps its own (the db does).
     artifact.metadata.tree = uuid::Uuid::new_v4().simple().to_string();
 
-    let _lock = LogLock::acquire(project)?;
-    if let Some((target, bytes)) = upload {
-        store.put(&target, bytes).await?;
+    let _lock = project.lock_state(LOG_LOCK)?;
+    if let Some((target, upload)) = upload {
+        // Bytes already in place are not rewritten: the payload keeps its file and its mtime.
+        if !store.holds(&target, &payload).await? {
+            match upload {
+                Upload::File(path) => store.put_file(&target, &path, &payload).await?,
+                Upload::Bytes(bytes) => store.put(&target, bytes).await?,
+            }
+        }
     }
     db.store_artifact(artifact, request.tag.as_deref()).await
 }
 
-/// Reads an object registered in place, so its digest and size can be recorded.
-async fn read_existing(store: &DataStore, target: &str) -> Result<Bytes> {
-    if !store.exists(target).await? {
-        return Err(Error::not_found(format!(
-            "Target `{target}` does not exist; upload it first or log it with --local-path"
-        )));
-    }
-    let tmp = tempfile::NamedTempFile::new()
-        .map_err(|e| Error::io("Failed to create a temporary file", e))?;
-    let mut file = tokio::fs::File::from_std(
-        tmp.reopen()
-            .map_err(|e| Error::io("Failed to open a temporary file", e))?,
-    );
-    store.download(target, &mut file).await?;
-    let bytes = std::fs::read(tmp.path()).map_err(|e| Error::io("Failed to read a download", e))?;
-    Ok(Bytes::from(bytes))
+/// A payload waiting to be uploaded.
+enum Upload {
+    /// A local file, streamed.
+    File(PathBuf),
+    /// A small body held in memory.
+    Bytes(Bytes),
+}
+
+/// The default target of a local file: `<artifact_path>/<key>/<sha256 hex>/<file name>`.
+///
+/// The key keeps different keys apart and the digest keeps the versions of one key apart, so no
+/// upload ever replaces a payload another record points to; the file's own name keeps its
+/// suffix (an archive's format, a module's name) visible.
+fn default_target(artifact_path: &str, key: &str, digest: &PayloadDigest, path: &Path) -> String {
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| format!("{key}{}", suffixes(path)));
+    format!(
+        "{}/{key}/{}/{file_name}",
+        artifact_path.trim_end_matches('/'),
+        digest.sha256_hex()
+    )
 }
 
 #[cfg(test)]

@@ -5,6 +5,14 @@ use crate::error::{Error, Result};
 /// The pattern keys and db keys must match.
 pub const KEY_PATTERN: &str = "^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$";
 
+/// The longest key (or db key) a new artifact may have, in characters. MLRun sets no limit; this
+/// one keeps every name derived from a key (the payload's folder, an inline body's `<key>.py`)
+/// well within the 255 bytes file systems allow and the code cache's file-name limit.
+pub const MAX_KEY_LEN: usize = 128;
+
+/// The longest file name a code artifact may have: the code cache stores the payload under it.
+pub const MAX_FILE_NAME_LEN: usize = 200;
+
 /// The pattern tags must match (at most 63 characters).
 pub const TAG_PATTERN: &str = "^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$";
 
@@ -33,6 +41,35 @@ pub fn validate_key(field: &str, key: &str) -> Result<()> {
     }
 }
 
+/// Checks the key (or db key) of an artifact being logged: [`validate_key`], and at most
+/// [`MAX_KEY_LEN`] characters. Reading older records checks only the pattern.
+pub fn validate_new_key(field: &str, key: &str) -> Result<()> {
+    let len = key.chars().count();
+    if len > MAX_KEY_LEN {
+        return Err(Error::invalid_with_hint(
+            format!(
+                "Field 'artifact.{field}' is {len} characters long, above the limit of {MAX_KEY_LEN}"
+            ),
+            "choose a shorter key; labels and tags can carry the details",
+        ));
+    }
+    validate_key(field, key)
+}
+
+/// Checks the file name a code artifact is stored and pulled under (at most
+/// [`MAX_FILE_NAME_LEN`] characters).
+pub fn validate_file_name(name: &str) -> Result<()> {
+    let len = name.chars().count();
+    if len > MAX_FILE_NAME_LEN {
+        let shown: String = name.chars().take(40).collect();
+        return Err(Error::invalid_with_hint(
+            format!("The code's file name is {len} characters long, above the limit of {MAX_FILE_NAME_LEN} (`{shown}...`)"),
+            "rename the file before logging it",
+        ));
+    }
+    Ok(())
+}
+
 /// Checks a tag: at most 63 characters, alphanumeric at both ends, `-_.` in between.
 pub fn validate_tag(tag: &str) -> Result<()> {
     if tag.len() <= 63 && is_dns_like(tag) {
@@ -57,6 +94,18 @@ mod tests {
             let err = validate_key("key", bad).unwrap_err().to_string();
             assert!(err.contains("Field 'artifact.key' is malformed"), "{err}");
         }
+    }
+
+    #[test]
+    fn new_keys_have_a_length_limit() {
+        validate_new_key("key", &"k".repeat(MAX_KEY_LEN)).unwrap();
+        let err = validate_new_key("db_key", &"k".repeat(MAX_KEY_LEN + 1)).unwrap_err();
+        assert!(err
+            .to_string()
+            .contains("Field 'artifact.db_key' is 129 characters long, above the limit of 128"));
+        validate_key("key", &"k".repeat(1000)).unwrap();
+        validate_file_name(&"f".repeat(MAX_FILE_NAME_LEN)).unwrap();
+        assert!(validate_file_name(&"f".repeat(MAX_FILE_NAME_LEN + 1)).is_err());
     }
 
     #[test]

@@ -158,8 +158,7 @@ impl Project {
             extra: Default::default(),
         };
         let value = serde_json::to_value(&entry).expect("function entries serialize");
-        super::entries::upsert(&mut self.file.spec.functions, &name, value);
-        self.save()?;
+        self.update(|file| super::entries::upsert(&mut file.spec.functions, &name, value))?;
         Ok(entry)
     }
 

@@ -34,6 +34,9 @@ pub const PROJECT_FILE: &str = "project.yaml";
 /// The folder holding baton's embedded state, beside `project.yaml`.
 pub const STATE_DIR: &str = ".baton";
 
+/// The lock file, under `.baton/`, held while `project.yaml` is read, changed and written.
+const PROJECT_LOCK: &str = "project.lock";
+
 /// The default artifact path written by `baton init`, relative to the project folder.
 pub const DEFAULT_ARTIFACT_PATH: &str = ".baton/artifacts";
 
@@ -41,24 +44,45 @@ pub const DEFAULT_ARTIFACT_PATH: &str = ".baton/artifacts";
 #[derive(Debug, Clone)]
 pub struct Project {
     root: PathBuf,
-    /// The parsed `project.yaml`; save it back with [`Project::save`].
+    /// The parsed `project.yaml`; change it on disk with [`Project::update`].
     pub file: ProjectFile,
 }
 
-/// Checks a project name: a DNS-1123 label, as MLRun requires.
-pub fn validate_project_name(name: &str) -> Result<()> {
-    let ok = !name.is_empty()
+/// An exclusive lock on a file under the project's `.baton/`, held until dropped.
+///
+/// Locks are advisory (`flock`), so they bind baton processes to each other; the kernel releases
+/// them when a process dies, so a crash never leaves one behind.
+#[derive(Debug)]
+pub struct StateLock(std::fs::File);
+
+impl Drop for StateLock {
+    fn drop(&mut self) {
+        let _ = self.0.unlock();
+    }
+}
+
+/// What a project name must be, as users read it.
+const PROJECT_NAME_RULE: &str =
+    "use lowercase letters, digits and `-` (at most 63, not at the ends)";
+
+/// Whether `name` is a DNS-1123 label, as MLRun requires of project names.
+fn is_valid_project_name(name: &str) -> bool {
+    !name.is_empty()
         && name.len() <= 63
         && name
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !name.starts_with('-')
-        && !name.ends_with('-');
-    if ok {
+        && !name.ends_with('-')
+}
+
+/// Checks a project name: a DNS-1123 label, as MLRun requires.
+pub fn validate_project_name(name: &str) -> Result<()> {
+    if is_valid_project_name(name) {
         Ok(())
     } else {
         Err(Error::invalid_with_hint(
-            format!("Project name `{name}` is malformed: use lowercase letters, digits and `-` (at most 63, not at the ends)"),
+            format!("Project name `{name}` is malformed: {PROJECT_NAME_RULE}"),
             "pass a valid name with `baton init --name my-project`",
         ))
     }
@@ -101,6 +125,8 @@ impl Project {
         };
         validate_project_name(&name)?;
         let file_path = root.join(PROJECT_FILE);
+        let state = StateDir(root.join(STATE_DIR));
+        let _lock = state.lock(PROJECT_LOCK)?;
         if file_path.exists() {
             return Err(Error::conflict(format!(
                 "`{}` already exists; baton init does not overwrite a project",
@@ -171,19 +197,55 @@ impl Project {
                 file.kind
             )));
         }
+        let name = &file.metadata.name;
+        if !is_valid_project_name(name) {
+            return Err(Error::invalid_with_hint(
+                format!(
+                    "`{}` has a malformed `metadata.name`: `{}`: {PROJECT_NAME_RULE}",
+                    path.display(),
+                    name.escape_debug()
+                ),
+                "edit `metadata.name` in project.yaml; MLRun requires the same rule",
+            ));
+        }
         Ok(Project {
             root: root.to_path_buf(),
             file,
         })
     }
 
+    /// Changes `project.yaml`: under the project lock, re-reads the file (so another process's
+    /// change is kept), applies `change` and writes the result, returning what `change` returned.
+    pub fn update<T>(&mut self, change: impl FnOnce(&mut ProjectFile) -> T) -> Result<T> {
+        let _lock = self.lock_state(PROJECT_LOCK)?;
+        self.file = Project::load(&self.root)?.file;
+        let out = change(&mut self.file);
+        self.save()?;
+        Ok(out)
+    }
+
+    /// Takes the exclusive lock `.baton/<name>`, waiting for another process to release it.
+    pub fn lock_state(&self, name: &str) -> Result<StateLock> {
+        StateDir(self.state_dir()).lock(name)
+    }
+
     /// Writes `project.yaml` atomically (a temporary file renamed over the old one), keeping
-    /// every field baton does not know.
-    pub fn save(&self) -> Result<()> {
+    /// every field baton does not know and the file's mode (a new file gets the mode the umask
+    /// gives any new file). Callers hold the project lock.
+    fn save(&self) -> Result<()> {
+        use std::os::unix::fs::PermissionsExt;
         let path = self.root.join(PROJECT_FILE);
         let text = serde_yaml::to_string(&self.file).expect("project files always serialize");
-        let mut tmp = tempfile::NamedTempFile::new_in(&self.root)
+        let existing = std::fs::metadata(&path).ok().map(|m| m.permissions());
+        let mut tmp = tempfile::Builder::new()
+            .permissions(std::fs::Permissions::from_mode(0o666))
+            .tempfile_in(&self.root)
             .io_context(|| format!("Failed to write `{}`", path.display()))?;
+        if let Some(permissions) = existing {
+            tmp.as_file()
+                .set_permissions(permissions)
+                .io_context(|| format!("Failed to write `{}`", path.display()))?;
+        }
         std::io::Write::write_all(&mut tmp, text.as_bytes())
             .io_context(|| format!("Failed to write `{}`", path.display()))?;
         tmp.persist(&path)
@@ -234,5 +296,29 @@ impl Project {
         } else {
             self.root.join(path).to_string_lossy().into_owned()
         }
+    }
+}
+
+/// The `.baton/` folder of a project, which may not exist yet.
+struct StateDir(PathBuf);
+
+impl StateDir {
+    fn create(&self) -> Result<()> {
+        std::fs::create_dir_all(&self.0)
+            .io_context(|| format!("Failed to create `{}`", self.0.display()))
+    }
+
+    fn lock(&self, name: &str) -> Result<StateLock> {
+        self.create()?;
+        let path = self.0.join(name);
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .io_context(|| format!("Failed to open `{}`", path.display()))?;
+        file.lock()
+            .io_context(|| format!("Failed to lock `{}`", path.display()))?;
+        Ok(StateLock(file))
     }
 }

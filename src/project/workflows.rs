@@ -145,8 +145,7 @@ impl Project {
             extra: Default::default(),
         };
         let value = serde_json::to_value(&spec).expect("workflow specs serialize");
-        super::entries::upsert(&mut self.file.spec.workflows, &request.name, value);
-        self.save()?;
+        self.update(|file| super::entries::upsert(&mut file.spec.workflows, &request.name, value))?;
         Ok(spec)
     }
 
