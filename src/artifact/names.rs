@@ -11,7 +11,7 @@ pub const KEY_PATTERN: &str = "^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$";
 pub const MAX_KEY_LEN: usize = 128;
 
 /// The longest file name a code artifact may have: the code cache stores the payload under it.
-pub const MAX_FILE_NAME_LEN: usize = 200;
+pub use crate::code::MAX_FILE_NAME_LEN;
 
 /// The pattern tags must match (at most 63 characters).
 pub const TAG_PATTERN: &str = "^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$";

@@ -291,6 +291,10 @@ fn file_result(entry: PathBuf, file_name: &str, hex: &str, fetched: bool) -> Res
     }
 }
 
+/// The longest file name a cached single-file payload may have (file systems allow 255 bytes;
+/// the cache adds the digest to it in the entry's name).
+pub const MAX_FILE_NAME_LEN: usize = 200;
+
 /// The artifact's file name, refused if it could address anything but one file in one folder.
 fn safe_file_name(artifact: &Artifact, uri: &str) -> Result<String> {
     let name = artifact.file_name();
@@ -298,7 +302,7 @@ fn safe_file_name(artifact: &Artifact, uri: &str) -> Result<String> {
         || name == "."
         || name == ".."
         || name.contains(['/', '\\', '\0'])
-        || name.len() > 200
+        || name.len() > MAX_FILE_NAME_LEN
     {
         return Err(Error::invalid(format!(
             "Code artifact `{uri}` has an unusable file name `{}`",

@@ -36,6 +36,6 @@ pub mod extract;
 mod manifest;
 mod materialize;
 
-pub use cache::{CodeCache, ResolvedCode, CACHE_DIR_ENV};
+pub use cache::{CodeCache, ResolvedCode, CACHE_DIR_ENV, MAX_FILE_NAME_LEN};
 pub use extract::{detect, extract, ArchiveFormat, ExtractLimits, ExtractStats};
 pub use materialize::copy_tree;
