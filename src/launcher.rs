@@ -114,25 +114,47 @@ pub struct RunHandle {
 
 /// Runners whose handle was dropped while they ran (a canceled step): asked to stop, and kept so
 /// the process that started them can wait until they have recorded their runs and exited.
-static STOPPING: Mutex<Vec<tokio::process::Child>> = Mutex::new(Vec::new());
+static STOPPING: Mutex<Vec<Stopping>> = Mutex::new(Vec::new());
+
+/// A runner asked to stop, and the run it executes.
+#[derive(Debug)]
+struct Stopping {
+    child: tokio::process::Child,
+    project: String,
+    uid: String,
+}
 
 /// Waits until every runner asked to stop by dropping its [`RunHandle`] has exited (each one
 /// kills its handler and records its run first), killing those still running after `grace`.
-/// A process that cancels steps calls this before it exits, so it leaves no runner behind.
-pub async fn reap_stopped_runners(grace: Duration) {
+/// A run its runner left unrecorded (stopped before it could listen for signals) is recorded
+/// `aborted`. A process that cancels steps calls this before it exits, so it leaves no runner
+/// behind and no run `running`.
+pub async fn reap_stopped_runners(db: &dyn Db, grace: Duration) -> Result<()> {
     let deadline = tokio::time::Instant::now() + grace;
     loop {
         let stopping = std::mem::take(&mut *STOPPING.lock().unwrap_or_else(|e| e.into_inner()));
         if stopping.is_empty() {
-            return;
+            return Ok(());
         }
-        for mut child in stopping {
-            if tokio::time::timeout_at(deadline, child.wait())
+        for mut runner in stopping {
+            if tokio::time::timeout_at(deadline, runner.child.wait())
                 .await
                 .is_err()
             {
-                tracing::warn!("a runner did not stop within {grace:?}; killing it");
-                let _ = child.kill().await;
+                tracing::warn!(
+                    "the runner of run `{}` did not stop within {}; killing it",
+                    runner.uid,
+                    humantime::format_duration(grace)
+                );
+                let _ = runner.child.kill().await;
+            }
+            let mut run = db.read_run(&runner.project, &runner.uid).await?;
+            if !run.status.state.is_terminal() {
+                run.status.state = RunState::Aborted;
+                run.status.error = Some("Run aborted before its runner recorded it".into());
+                run.status.end_time = Some(now());
+                run.status.last_update = run.status.end_time.clone();
+                db.update_active_run(&run).await?;
             }
         }
     }
@@ -301,7 +323,11 @@ impl Drop for RunHandle {
                 STOPPING
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
-                    .push(child);
+                    .push(Stopping {
+                        child,
+                        project: std::mem::take(&mut self.project),
+                        uid: std::mem::take(&mut self.uid),
+                    });
             }
         }
     }

@@ -236,7 +236,7 @@ pub(crate) async fn run(args: RunArgs, ctx: &Context) -> Result<ExitCode> {
         .run_workflow(db.clone(), prepared, &options, progress.clone(), cancel)
         .await;
     ticker.abort();
-    crate::launcher::reap_stopped_runners(RUNNER_GRACE).await;
+    crate::launcher::reap_stopped_runners(db.as_ref(), RUNNER_GRACE).await?;
     let record = record?;
     progress.finish();
     if args.json {
