@@ -16,7 +16,6 @@ use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use common::TestProject;
-use serde_json::Value;
 
 const STEPS: &str = "import os, subprocess, time\n\n\ndef work(context, dir, name, seconds=1.0):\n    \"\"\"Starts a grandchild, writes `<pid> <runner pid> <pgid> <grandchild pid>`, sleeps.\"\"\"\n    grandchild = subprocess.Popen(['sleep', '30'])\n    path = os.path.join(dir, name)\n    with open(path + '.tmp', 'w') as out:\n        out.write('%d %d %d %d' % (os.getpid(), os.getppid(), os.getpgrp(), grandchild.pid))\n    os.replace(path + '.tmp', path)\n    time.sleep(seconds)\n    context.log_result('done', name)\n";
 
