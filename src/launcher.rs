@@ -5,10 +5,14 @@
 //! runner is the same program wherever a step runs, so a local run and a step of a workflow go
 //! through the same path. Stopping a run sends the runner SIGTERM; the runner then kills the
 //! handler's process group and records the run as `aborted`, so nothing is left half-recorded.
+//! A runner also gets SIGTERM when the process that started it dies, however it dies.
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::Mutex;
+use std::time::Duration;
 
 use serde_json::{Map, Value};
 
@@ -99,16 +103,98 @@ pub async fn submit(project: &Project, db: &dyn Db, request: RunRequest) -> Resu
 }
 
 /// A running `baton runner` process. Dropping the handle stops the run (SIGTERM to the runner,
-/// which records it as aborted).
+/// which records it as aborted); [`reap_stopped_runners`] then waits for such runners to exit.
 #[derive(Debug)]
 pub struct RunHandle {
-    child: tokio::process::Child,
+    /// `Some` until the handle is dropped.
+    child: Option<tokio::process::Child>,
     uid: String,
     project: String,
 }
 
+/// Runners whose handle was dropped while they ran (a canceled step): asked to stop, and kept so
+/// the process that started them can wait until they have recorded their runs and exited.
+static STOPPING: Mutex<Vec<Stopping>> = Mutex::new(Vec::new());
+
+/// A runner asked to stop, and the run it executes.
+#[derive(Debug)]
+struct Stopping {
+    child: tokio::process::Child,
+    project: String,
+    uid: String,
+}
+
+/// Waits until every runner asked to stop by dropping its [`RunHandle`] has exited (each one
+/// kills its handler and records its run first), killing those still running after `grace`.
+/// A run its runner left unrecorded (stopped before it could listen for signals) is recorded
+/// `aborted`. A process that cancels steps calls this before it exits, so it leaves no runner
+/// behind and no run `running`.
+pub async fn reap_stopped_runners(db: &dyn Db, grace: Duration) -> Result<()> {
+    let deadline = tokio::time::Instant::now() + grace;
+    loop {
+        let stopping = std::mem::take(&mut *STOPPING.lock().unwrap_or_else(|e| e.into_inner()));
+        if stopping.is_empty() {
+            return Ok(());
+        }
+        for mut runner in stopping {
+            if tokio::time::timeout_at(deadline, runner.child.wait())
+                .await
+                .is_err()
+            {
+                tracing::warn!(
+                    "the runner of run `{}` did not stop within {}; killing it",
+                    runner.uid,
+                    humantime::format_duration(grace)
+                );
+                let _ = runner.child.kill().await;
+            }
+            let mut run = db.read_run(&runner.project, &runner.uid).await?;
+            if !run.status.state.is_terminal() {
+                run.status.state = RunState::Aborted;
+                run.status.error = Some("Run aborted before its runner recorded it".into());
+                run.status.end_time = Some(now());
+                run.status.last_update = run.status.end_time.clone();
+                db.update_active_run(&run).await?;
+            }
+        }
+    }
+}
+
+/// A future that resolves when this process receives SIGINT, SIGTERM or SIGHUP. The signals are
+/// caught from this call on (not from the first poll), so none of them can kill the process
+/// before it has recorded what it was doing. Call it inside the tokio runtime.
+pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
+    use tokio::signal::unix::{signal, SignalKind};
+    let streams: Vec<_> = [
+        SignalKind::interrupt(),
+        SignalKind::terminate(),
+        SignalKind::hangup(),
+    ]
+    .into_iter()
+    .filter_map(|kind| {
+        signal(kind)
+            .inspect_err(|e| tracing::warn!("cannot catch signal {}: {e}", kind.as_raw_value()))
+            .ok()
+    })
+    .collect();
+    async move {
+        if streams.is_empty() {
+            return std::future::pending().await;
+        }
+        let each = streams.into_iter().map(|mut stream| {
+            Box::pin(async move {
+                stream.recv().await;
+            })
+        });
+        futures::future::select_all(each).await;
+    }
+}
+
 /// Starts the runner for a recorded run, its output appended to the run's log. `python`, when
 /// given, is the interpreter the runner uses (else `BATON_PYTHON`, else `python3`).
+///
+/// The runner gets SIGTERM when this process dies, even by SIGKILL (Linux's parent-death
+/// signal), so it aborts its handler and records the run instead of running on unowned.
 pub fn start(project: &Project, run: &RunObject, python: Option<&Path>) -> Result<RunHandle> {
     let log = log_path(project, &run.metadata.uid);
     if let Some(dir) = log.parent() {
@@ -128,18 +214,40 @@ pub fn start(project: &Project, run: &RunObject, python: Option<&Path>) -> Resul
     if let Some(python) = python {
         command.env(crate::workflow::PYTHON_ENV, python);
     }
-    let child = command
+    command
         .arg("-C")
         .arg(project.root())
         .arg("runner")
         .arg(&run.metadata.uid)
         .stdin(Stdio::null())
         .stdout(open_log()?)
-        .stderr(open_log()?)
+        .stderr(open_log()?);
+    #[cfg(target_os = "linux")]
+    {
+        // The parent-death signal fires when the *thread* that forked the child ends. Runners
+        // are started from the main thread or a tokio worker, both of which live as long as
+        // this process.
+        let parent = std::process::id() as libc::pid_t;
+        // SAFETY: the closure runs in the forked child before exec and only calls prctl(2) and
+        // getppid(2), which are async-signal-safe.
+        unsafe {
+            command.pre_exec(move || {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) == -1 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                // This process may have died before the prctl: no signal would come then.
+                if libc::getppid() != parent {
+                    return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
+                }
+                Ok(())
+            });
+        }
+    }
+    let child = command
         .spawn()
         .io_context(|| "Failed to start `baton runner`".into())?;
     Ok(RunHandle {
-        child,
+        child: Some(child),
         uid: run.metadata.uid.clone(),
         project: project.name().to_string(),
     })
@@ -153,12 +261,30 @@ impl RunHandle {
 
     /// Waits for the runner to exit and returns the final run record. A runner that died
     /// without recording a final state (killed, crashed) leaves the run in `error`, saying so.
-    pub async fn wait(mut self, db: &dyn Db) -> Result<RunObject> {
-        let status = self
-            .child
-            .wait()
-            .await
-            .io_context(|| format!("Failed to wait for the runner of run `{}`", self.uid))?;
+    pub async fn wait(self, db: &dyn Db) -> Result<RunObject> {
+        self.wait_or_stop(db, std::future::pending()).await
+    }
+
+    /// Like [`RunHandle::wait`], and when `stop` resolves first the runner is asked to stop
+    /// (SIGTERM: it aborts the handler and records the run `aborted`) and still waited for.
+    pub async fn wait_or_stop(
+        mut self,
+        db: &dyn Db,
+        stop: impl Future<Output = ()>,
+    ) -> Result<RunObject> {
+        let mut child = self.child.take().expect("a live handle has its child");
+        tokio::pin!(stop);
+        let mut stopping = false;
+        let status = loop {
+            tokio::select! {
+                status = child.wait() => break status,
+                _ = &mut stop, if !stopping => {
+                    stopping = true;
+                    terminate(&child);
+                }
+            }
+        }
+        .io_context(|| format!("Failed to wait for the runner of run `{}`", self.uid))?;
         let mut run = db.read_run(&self.project, &self.uid).await?;
         if !run.status.state.is_terminal() {
             run.status.state = RunState::Error;
@@ -168,18 +294,21 @@ impl RunHandle {
             ));
             run.status.end_time = Some(now());
             run.status.last_update = run.status.end_time.clone();
-            db.store_run(&run).await?;
+            if !db.update_active_run(&run).await? {
+                run = db.read_run(&self.project, &self.uid).await?;
+            }
         }
         Ok(run)
     }
+}
 
-    /// Asks the runner to stop (SIGTERM); it aborts the handler and records the run `aborted`.
-    pub fn terminate(&self) {
-        if let Some(pid) = self.child.id() {
-            // SAFETY: kill(2) with a pid we spawned and still own (not yet reaped).
-            unsafe {
-                libc::kill(pid as libc::pid_t, libc::SIGTERM);
-            }
+/// Asks a runner to stop (SIGTERM); it aborts the handler and records the run `aborted`.
+fn terminate(child: &tokio::process::Child) {
+    // `id` is `None` once the child is reaped, so the pid cannot be someone else's.
+    if let Some(pid) = child.id() {
+        // SAFETY: kill(2) with a pid we spawned and still own (not yet reaped).
+        unsafe {
+            libc::kill(pid as libc::pid_t, libc::SIGTERM);
         }
     }
 }
@@ -188,8 +317,18 @@ impl Drop for RunHandle {
     fn drop(&mut self) {
         // A handle dropped before the runner exited means the run was cancelled (a workflow
         // timeout, Ctrl-C); `try_wait` reaps it when it already ended.
-        if matches!(self.child.try_wait(), Ok(None)) {
-            self.terminate();
+        if let Some(mut child) = self.child.take() {
+            if matches!(child.try_wait(), Ok(None)) {
+                terminate(&child);
+                STOPPING
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(Stopping {
+                        child,
+                        project: std::mem::take(&mut self.project),
+                        uid: std::mem::take(&mut self.uid),
+                    });
+            }
         }
     }
 }

@@ -660,3 +660,148 @@ fn ctrl_c_aborts_the_run_kills_the_handler_and_records_it() {
     }
     assert!(!alive, "the handler process {handler_pid} was killed");
 }
+
+/// Whether process `pid` still runs (a zombie waiting to be reaped counts as gone).
+fn alive(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the parenthesised command name.
+        Ok(stat) => !stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with(['Z', 'X'])),
+        Err(_) => false,
+    }
+}
+
+/// Waits (at most 20 s) until `check` holds.
+#[track_caller]
+fn poll(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !check() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// The parent of process `pid`, from `/proc/PID/stat`.
+fn parent_of(pid: i32) -> i32 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let (_, rest) = stat.rsplit_once(')').unwrap();
+    rest.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// The `baton-run-*` scratch folders in `dir`.
+fn scratch_folders(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut found: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("baton-run-"))
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+/// A handler that writes its pid and its scratch folder (`<pid> <folder>`) to `pidfile`, then
+/// sleeps.
+const SLOW_REPORTING_SCRATCH: &str = "import os, sys, time\n\ndef main(pidfile):\n    with open(pidfile + '.tmp', 'w') as f:\n        f.write('%d %s' % (os.getpid(), os.path.dirname(sys.argv[1])))\n    os.replace(pidfile + '.tmp', pidfile)\n    time.sleep(60)\n    return 'finished'\n";
+
+#[test]
+fn killing_a_runner_kills_its_handler_and_the_next_run_cleans_its_scratch_folder() {
+    let p = TestProject::new();
+    let tmp = tempfile::TempDir::new().unwrap();
+    p.write("slow.py", SLOW_REPORTING_SCRATCH);
+    p.log_code("slow_code", "slow.py", &[]);
+    p.set_store_function("slow", "slow_code", "slow:main");
+    p.write("quick.py", "def main():\n    return 1\n");
+    p.log_code("quick_code", "quick.py", &[]);
+    p.set_store_function("quick", "quick_code", "quick:main");
+    let pidfile = p.path().join("handler.pid");
+    let param = format!("pidfile={}", pidfile.display());
+    let child = p
+        .command(&["run-function", "slow", "-p", &param, "--json"])
+        .env("TMPDIR", tmp.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    poll("the handler to start", || pidfile.exists());
+    let text = std::fs::read_to_string(&pidfile).unwrap();
+    let (pid, scratch) = text.split_once(' ').unwrap();
+    let handler: i32 = pid.parse().unwrap();
+    let scratch = std::path::PathBuf::from(scratch);
+    let runner = parent_of(handler);
+    assert_ne!(
+        runner,
+        child.id() as i32,
+        "the handler runs under the runner"
+    );
+    unsafe {
+        libc::kill(runner, libc::SIGKILL);
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let run: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(run["status"]["state"], "error");
+    poll("the handler of the killed runner to die", || {
+        !alive(handler)
+    });
+    assert!(
+        !scratch.join("result.json").exists(),
+        "the handler never reported"
+    );
+    // The next run on this machine removes the folder its dead owner left.
+    let (code, _) = {
+        let out = p
+            .command(&["run-function", "quick", "--json"])
+            .env("TMPDIR", tmp.path())
+            .output()
+            .unwrap();
+        (out.status.code(), out)
+    };
+    assert_eq!(code, Some(0));
+    assert!(!scratch.exists(), "{} was left behind", scratch.display());
+    assert_eq!(
+        scratch_folders(tmp.path()),
+        Vec::<std::path::PathBuf>::new()
+    );
+}
+
+#[test]
+fn a_completed_run_leaves_no_process_of_its_handler_behind() {
+    let p = TestProject::new();
+    p.write(
+        "spawner.py",
+        "import os, subprocess, time\n\ndef main(pidfile):\n    child = subprocess.Popen(['sleep', '45'])\n    pid = os.fork()\n    if pid == 0:\n        time.sleep(45)\n        os._exit(0)\n    with open(pidfile, 'w') as f:\n        f.write('%d %d' % (child.pid, pid))\n    return 'started'\n",
+    );
+    p.log_code("spawner_code", "spawner.py", &[]);
+    p.set_store_function("spawner", "spawner_code", "spawner:main");
+    let pidfile = p.path().join("children.pid");
+    let param = format!("pidfile={}", pidfile.display());
+    let (code, run) = run_json(&p, &["spawner", "-p", &param]);
+    assert_eq!(code, 0, "{run:#}");
+    assert_eq!(run["status"]["state"], "completed");
+    let text = std::fs::read_to_string(&pidfile).unwrap();
+    for pid in text.split_whitespace() {
+        let pid: i32 = pid.parse().unwrap();
+        poll("the handler's children to be killed", || !alive(pid));
+    }
+}
+
+#[test]
+fn the_scratch_folder_and_the_request_are_private_to_the_user() {
+    let p = TestProject::new();
+    p.write(
+        "modes.py",
+        "import os, sys\n\ndef main(secret):\n    request = sys.argv[1]\n    folder = os.stat(os.path.dirname(request)).st_mode & 0o777\n    return '%o %o' % (folder, os.stat(request).st_mode & 0o777)\n",
+    );
+    p.log_code("modes_code", "modes.py", &[]);
+    p.set_store_function("modes", "modes_code", "modes:main");
+    let (code, run) = run_json(&p, &["modes", "-p", "secret=hunter2"]);
+    assert_eq!(code, 0, "{run:#}");
+    assert_eq!(run["status"]["results"]["return"], "700 600");
+}

@@ -1081,3 +1081,72 @@ fn a_run_whose_driver_was_killed_is_reported_failed_not_running_forever() {
         libc::kill(pid, libc::SIGKILL);
     }
 }
+
+/// The state of every run of workflow run `id`, by its `workflow-step` label.
+fn step_run_states(p: &TestProject, id: &str) -> Vec<(String, String)> {
+    let mut states: Vec<(String, String)> = step_runs(p, id)
+        .iter()
+        .map(|r| {
+            (
+                r["metadata"]["labels"]["workflow-step"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+                r["status"]["state"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    states.sort();
+    states
+}
+
+#[test]
+fn sigterm_and_sighup_to_baton_run_cancel_the_workflow_like_ctrl_c() {
+    for signal in [libc::SIGTERM, libc::SIGHUP] {
+        let p = project();
+        let (child, id, pidfile) = start_long_workflow(&p);
+        // Only the driver gets the signal (as from `timeout`, systemd or a closed terminal).
+        assert_eq!(unsafe { libc::kill(child.id() as i32, signal) }, 0);
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "signal {signal}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let record: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(record["state"], "Canceled", "signal {signal}: {record:#}");
+        assert_eq!(step(&record, "hang")["state"], "Canceled");
+        assert_eq!(step(&record, "next")["state"], "Canceled");
+        let pid = read_pid(&pidfile);
+        poll("the handler to exit", || !alive(pid));
+        assert_eq!(
+            step_run_states(&p, &id),
+            [("hang".to_string(), "aborted".to_string())],
+            "signal {signal}"
+        );
+        assert_eq!(p.baton(&["workflows", "get", &id, "--json"]).json(), record);
+    }
+}
+
+#[test]
+fn killing_baton_run_with_sigkill_kills_its_steps_and_settles_every_record() {
+    let p = project();
+    let (mut child, id, pidfile) = start_long_workflow(&p);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let pid = read_pid(&pidfile);
+    poll("the handler of the killed driver to exit", || !alive(pid));
+    poll("the step run to be settled", || {
+        step_run_states(&p, &id) == [("hang".to_string(), "aborted".to_string())]
+    });
+    let settled = p.baton(&["workflows", "get", &id, "--json"]).json();
+    assert_eq!(settled["state"], "Failed", "{settled:#}");
+    assert_eq!(step(&settled, "hang")["state"], "Canceled", "{settled:#}");
+    assert_eq!(step(&settled, "next")["state"], "Canceled", "{settled:#}");
+    // Reading again changes nothing.
+    assert_eq!(
+        p.baton(&["workflows", "get", &id, "--json"]).json(),
+        settled
+    );
+}

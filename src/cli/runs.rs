@@ -69,6 +69,7 @@ pub enum RunsCommand {
 }
 
 pub(crate) async fn run_function(args: RunFunctionArgs, ctx: &Context) -> Result<ExitCode> {
+    let stop = launcher::shutdown_signal();
     let project = ctx.project()?;
     let db = project.open_db()?;
     let function = project.function(&args.name)?;
@@ -100,16 +101,16 @@ pub(crate) async fn run_function(args: RunFunctionArgs, ctx: &Context) -> Result
     let log = log_path(&project, handle.uid());
     let show_log = !args.json && !ctx.printer.is_quiet();
     let mut tail = LogTail::default();
-    let wait = handle.wait(&db);
+    // Ctrl-C, SIGTERM or SIGHUP: the runner is asked to stop (it may have got the same signal
+    // from the terminal); it aborts the handler and records the run, and that is waited for.
+    let wait = handle.wait_or_stop(&db, async {
+        stop.await;
+        ctx.printer.warn("Interrupted; aborting the run");
+    });
     tokio::pin!(wait);
     let run = loop {
         tokio::select! {
             run = &mut wait => break run?,
-            _ = tokio::signal::ctrl_c() => {
-                // The runner shares our terminal and got the same SIGINT: it aborts the handler
-                // and records the run; keep waiting for that.
-                ctx.printer.warn("Interrupted; aborting the run");
-            }
             _ = tokio::time::sleep(Duration::from_millis(100)), if show_log => tail.copy_to_stderr(&log)?,
         }
     };

@@ -179,7 +179,14 @@ fn default_workflow(project: &Project) -> Result<String> {
     }
 }
 
+/// How long `baton run` waits, once a run is canceled, for its steps' runners to record their
+/// runs and exit before it kills them.
+const RUNNER_GRACE: Duration = Duration::from_secs(10);
+
 pub(crate) async fn run(args: RunArgs, ctx: &Context) -> Result<ExitCode> {
+    // Caught from now on: Ctrl-C, `kill`, `timeout`, systemd or a closed terminal cancel the run
+    // (every step aborted and recorded) instead of killing this process and orphaning its steps.
+    let cancel = crate::launcher::shutdown_signal();
     let project = ctx.project()?;
     let db = Arc::new(project.open_db()?);
     let name = match args.name {
@@ -216,9 +223,6 @@ pub(crate) async fn run(args: RunArgs, ctx: &Context) -> Result<ExitCode> {
             )
         )
     ));
-    let cancel = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
     let ticker = tokio::spawn({
         let progress = progress.clone();
         async move {
@@ -232,6 +236,7 @@ pub(crate) async fn run(args: RunArgs, ctx: &Context) -> Result<ExitCode> {
         .run_workflow(db.clone(), prepared, &options, progress.clone(), cancel)
         .await;
     ticker.abort();
+    crate::launcher::reap_stopped_runners(db.as_ref(), RUNNER_GRACE).await?;
     let record = record?;
     progress.finish();
     if args.json {

@@ -90,6 +90,12 @@ pub trait Db: Send + Sync {
     /// Creates or replaces a run record (keyed by uid).
     async fn store_run(&self, run: &RunObject) -> Result<()>;
 
+    /// Replaces a run record only while the stored one is not in a terminal state; returns
+    /// whether it did. Every final state goes through this, so whoever settles a run first (its
+    /// runner, the process waiting for the runner, a reader that found the driver dead) wins and
+    /// is never overwritten by a late writer.
+    async fn update_active_run(&self, run: &RunObject) -> Result<bool>;
+
     /// Reads a run; an unknown uid is [`crate::Error::NotFound`].
     async fn read_run(&self, project: &str, uid: &str) -> Result<RunObject>;
 

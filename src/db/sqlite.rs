@@ -432,6 +432,27 @@ impl Db for SqliteDb {
             .await
     }
 
+    async fn update_active_run(&self, run: &RunObject) -> Result<bool> {
+        let (project, uid, body) = (
+            run.metadata.project.clone(),
+            run.metadata.uid.clone(),
+            encode(run),
+        );
+        self.with_conn(move |conn, path| {
+            // One statement, so the check and the write are atomic across processes.
+            let changed = conn
+                .execute(
+                    "UPDATE runs SET body = ?3 WHERE project = ?1 AND name = ?2
+                     AND json_extract(body, '$.status.state')
+                         NOT IN ('completed', 'error', 'aborted')",
+                    params![project, uid, body],
+                )
+                .map_err(db_error(path, "update a run"))?;
+            Ok(changed == 1)
+        })
+        .await
+    }
+
     async fn read_run(&self, project: &str, uid: &str) -> Result<RunObject> {
         self.get_record(RUNS, project, uid).await?.ok_or_else(|| {
             Error::not_found(format!("Run `{uid}` not found in project `{project}`"))

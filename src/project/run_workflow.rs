@@ -9,15 +9,15 @@ use serde_json::{Map, Value};
 
 use super::workflows::ResolvedWorkflow;
 use super::Project;
-use crate::db::Db;
+use crate::db::{Db, RunFilter};
 use crate::engine::{
-    select_engine, EngineKind, UnavailableEngine, WorkflowEngine, WorkflowEvent, WorkflowObserver,
-    WorkflowRunId, WorkflowRunRequest,
+    select_engine, EngineKind, StepState, UnavailableEngine, WorkflowEngine, WorkflowEvent,
+    WorkflowObserver, WorkflowRunId, WorkflowRunRequest,
 };
 use crate::engines::local::LocalEngine;
 use crate::error::{Error, Result};
-use crate::model::{Driver, WorkflowRunRecord, WorkflowSpec};
-use crate::runner::RunnerExecutor;
+use crate::model::{Driver, RunState, WorkflowRunRecord, WorkflowSpec};
+use crate::runner::{step_outputs, RunnerExecutor};
 use crate::workflow::{
     load_workflow_file, merge_args, ArgSchemaEntry, Dag, DagCheck, LoadOptions, StepAction,
 };
@@ -230,24 +230,103 @@ impl Project {
 }
 
 impl Project {
-    /// A recorded workflow run; a run whose driver died is settled as failed first.
+    /// A recorded workflow run; a run whose driver died is settled first (see
+    /// [`Project::settle_orphaned_workflow_run`]).
     pub async fn workflow_run(&self, db: &dyn Db, id: &str) -> Result<WorkflowRunRecord> {
         let mut run = db.read_workflow_run(self.name(), id).await?;
-        if run.settle_if_orphaned() {
+        if self.settle_orphaned_workflow_run(db, &mut run).await? {
             db.store_workflow_run(&run).await?;
         }
         Ok(run)
     }
 
-    /// The project's workflow runs, newest first, orphaned ones settled as failed.
+    /// The project's workflow runs, newest first, orphaned ones settled.
     pub async fn workflow_runs(&self, db: &dyn Db) -> Result<Vec<WorkflowRunRecord>> {
         let mut runs = db.list_workflow_runs(self.name()).await?;
         for run in &mut runs {
-            if run.settle_if_orphaned() {
+            if self.settle_orphaned_workflow_run(db, run).await? {
                 db.store_workflow_run(run).await?;
             }
         }
         Ok(runs)
+    }
+
+    /// Settles a workflow run whose driver died before recording its end: the run is `Failed`,
+    /// its step runs still active are `aborted` (their runners died with the driver, or are
+    /// stopping and lose the race to record), and every unsettled step takes the state its run
+    /// ended in (`Succeeded`, `Failed`, else `Canceled`; a step that never ran is `Canceled`).
+    /// Returns whether the record changed; the caller stores it.
+    pub async fn settle_orphaned_workflow_run(
+        &self,
+        db: &dyn Db,
+        run: &mut WorkflowRunRecord,
+    ) -> Result<bool> {
+        let unsettled =
+            !run.state.is_terminal() || run.steps.iter().any(|s| !s.state.is_terminal());
+        if !unsettled || !run.driver.as_ref().is_some_and(Driver::is_gone) {
+            return Ok(false);
+        }
+        let pid = run.driver.as_ref().map_or(0, |d| d.pid);
+        run.settle_if_orphaned();
+        let filter = RunFilter {
+            labels: vec![("workflow".to_string(), run.id.clone())],
+        };
+        let mut step_runs = db.list_runs(self.name(), &filter).await?;
+        let now = crate::launcher::now();
+        for step_run in step_runs
+            .iter_mut()
+            .filter(|r| !r.status.state.is_terminal())
+        {
+            step_run.status.state = RunState::Aborted;
+            step_run.status.error = Some(format!(
+                "Run aborted: the `baton run` process (pid {pid}) driving workflow run `{}` exited",
+                run.id
+            ));
+            step_run.status.end_time = Some(now.clone());
+            step_run.status.last_update = Some(now.clone());
+            if !db.update_active_run(step_run).await? {
+                // Its runner recorded an end first: that one stands.
+                *step_run = db.read_run(self.name(), &step_run.metadata.uid).await?;
+            }
+        }
+        let finished = chrono::Utc::now();
+        for step in run.steps.iter_mut().filter(|s| !s.state.is_terminal()) {
+            // The run the step linked, else the newest run recorded for it (a run reported after
+            // the last record the driver stored).
+            let step_run = step_runs.iter().find(|r| match &step.run_uid {
+                Some(uid) => &r.metadata.uid == uid,
+                None => r.metadata.labels.get("workflow-step") == Some(&step.name),
+            });
+            let ran = step.state == StepState::Running || step_run.is_some();
+            step.finished = Some(finished);
+            match step_run.map(|r| (r, r.status.state)) {
+                Some((r, RunState::Completed)) => {
+                    step.state = StepState::Succeeded;
+                    step.outputs = step_outputs(r);
+                    step.error = None;
+                }
+                Some((r, RunState::Error)) => {
+                    step.state = StepState::Failed;
+                    step.error = Some(format!(
+                        "run `{}`: {}",
+                        r.metadata.uid,
+                        r.status.error.as_deref().unwrap_or("the run failed")
+                    ));
+                }
+                _ => {
+                    step.state = StepState::Canceled;
+                    step.error = Some(if ran {
+                        format!("canceled while running: the `baton run` process (pid {pid}) driving the workflow exited")
+                    } else {
+                        format!("not run: the `baton run` process (pid {pid}) driving the workflow exited")
+                    });
+                }
+            }
+            if let Some(r) = step_run {
+                step.run_uid = Some(r.metadata.uid.clone());
+            }
+        }
+        Ok(true)
     }
 }
 

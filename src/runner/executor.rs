@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 use crate::db::Db;
 use crate::engines::local::{StepExecutor, StepInvocation, StepOutcome};
 use crate::launcher::{self, RunRequest};
-use crate::model::RunState;
+use crate::model::{RunObject, RunState};
 use crate::project::Project;
 use crate::workflow::StepAction;
 
@@ -66,17 +66,20 @@ impl RunnerExecutor {
                 .unwrap_or_else(|| format!("run ended in state `{}`", run.status.state));
             return Ok(StepOutcome::failed(format!("run `{uid}`: {error}")).with_run_uid(uid));
         }
-        // MLRun's outputs: results, overridden by artifacts (their target path) of the same key.
-        let mut outputs: Map<String, Value> = run.status.results;
-        for artifact in &run.status.artifacts {
-            if let (Some(key), Some(target)) =
-                (artifact["key"].as_str(), artifact.get("target_path"))
-            {
-                outputs.insert(key.to_string(), target.clone());
-            }
-        }
-        Ok(StepOutcome::succeeded(outputs).with_run_uid(uid))
+        Ok(StepOutcome::succeeded(step_outputs(&run)).with_run_uid(uid))
     }
+}
+
+/// The outputs of a step whose run completed, as MLRun gives them: the run's results, overridden
+/// by its artifacts (their target path) of the same key.
+pub(crate) fn step_outputs(run: &RunObject) -> Map<String, Value> {
+    let mut outputs = run.status.results.clone();
+    for artifact in &run.status.artifacts {
+        if let (Some(key), Some(target)) = (artifact["key"].as_str(), artifact.get("target_path")) {
+            outputs.insert(key.to_string(), target.clone());
+        }
+    }
+    outputs
 }
 
 /// An input value as the URL or path text a run takes.

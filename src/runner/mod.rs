@@ -35,6 +35,7 @@ use serde_json::{Map, Value};
 
 use crate::{Error, Result};
 
+pub(crate) use executor::step_outputs;
 pub use executor::RunnerExecutor;
 pub use params::parse_param;
 pub use python::PythonRunner;

@@ -3,6 +3,9 @@
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::fs::{self, OpenOptions};
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 
@@ -106,10 +109,7 @@ impl PythonRunner {
                 code_dir.display()
             )));
         }
-        let scratch = tempfile::Builder::new()
-            .prefix("baton-run-")
-            .tempdir()
-            .io_context(|| "Could not create a temporary folder for the handler run".into())?;
+        let scratch = Scratch::create()?;
         let request_path = scratch.path().join("request.json");
         let result_path = scratch.path().join("result.json");
         let wire = WireRequest {
@@ -127,7 +127,8 @@ impl PythonRunner {
         };
         let body = serde_json::to_vec(&wire)
             .map_err(|e| Error::runtime_from("Could not encode the handler request", e))?;
-        fs::write(&request_path, body)
+        // The request holds every parameter, secrets included: readable by this user only.
+        write_private(&request_path, &body)
             .io_context(|| format!("Could not write `{}`", request_path.display()))?;
 
         let (stdout, stderr) = open_log(log)?;
@@ -142,8 +143,27 @@ impl PythonRunner {
             .stdout(stdout)
             .stderr(stderr)
             .kill_on_drop(true);
-        #[cfg(unix)]
         command.process_group(0);
+        // The handler watches the read end of this pipe and kills its whole group when it
+        // closes: the write end lives only here, so this process's death (even by SIGKILL)
+        // takes the handler and everything it started along.
+        let (watch_read, watch_write) = watch_pipe()?;
+        let inherited = [watch_read.as_raw_fd(), scratch.lock_fd()];
+        command.env("BATON_WATCH_FD", inherited[0].to_string());
+        // SAFETY: the closure runs in the forked child before exec and only calls fcntl(2),
+        // which is async-signal-safe, on descriptors this process owns for the whole spawn.
+        unsafe {
+            command.pre_exec(move || {
+                // Keep the watch pipe and the scratch folder's lock across exec: the lock then
+                // stays held while any process of the run lives.
+                for fd in inherited {
+                    if libc::fcntl(fd, libc::F_SETFD, 0) == -1 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                }
+                Ok(())
+            });
+        }
         let child = command.spawn().map_err(|e| {
             Error::runtime_from(
                 format!(
@@ -154,12 +174,16 @@ impl PythonRunner {
                 e,
             )
         })?;
-        let status = ProcessGroup::new(child).wait().await.map_err(|e| {
-            Error::runtime_from(
-                format!("Lost track of the process of handler `{handler}`"),
-                e,
-            )
-        })?;
+        drop(watch_read);
+        let status = ProcessGroup::new(child, watch_write)
+            .wait()
+            .await
+            .map_err(|e| {
+                Error::runtime_from(
+                    format!("Lost track of the process of handler `{handler}`"),
+                    e,
+                )
+            })?;
 
         let text = match fs::read(&result_path) {
             Ok(text) => text,
@@ -205,24 +229,66 @@ struct ProcessGroup {
     child: Child,
     /// `Some` until the child is reaped; after that the id could belong to someone else.
     pgid: Option<i32>,
+    /// The write end of the handler's watch pipe, closed when the run ends.
+    _watch: OwnedFd,
 }
 
 impl ProcessGroup {
-    fn new(child: Child) -> Self {
+    fn new(child: Child, watch: OwnedFd) -> Self {
         let pgid = child.id().and_then(|id| i32::try_from(id).ok());
-        ProcessGroup { child, pgid }
+        ProcessGroup {
+            child,
+            pgid,
+            _watch: watch,
+        }
     }
 
+    /// Waits for the handler to exit, then kills what it left in its group (a subprocess it
+    /// started, a forked child) before reaping it: a run ends with all of its processes.
     async fn wait(mut self) -> std::io::Result<ExitStatus> {
+        if let Some(pgid) = self.pgid {
+            // Wait without reaping: while the leader is a zombie its id cannot be reused, so
+            // the group kill below reaches only this run's processes.
+            tokio::task::spawn_blocking(move || wait_exited(pgid))
+                .await
+                .map_err(std::io::Error::other)??;
+            // SAFETY: kill(2) has no memory-safety preconditions; the group is ours (above).
+            unsafe {
+                libc::kill(-pgid, libc::SIGKILL);
+            }
+        }
         let status = self.child.wait().await?;
         self.pgid = None;
         Ok(status)
     }
 }
 
+/// Blocks until child `pid` has exited, leaving it to be reaped (`WNOWAIT`).
+fn wait_exited(pid: i32) -> std::io::Result<()> {
+    loop {
+        // SAFETY: `info` is a valid, writable siginfo_t for waitid(2) to fill.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        // SAFETY: waitid(2) on our own child with a valid out-pointer.
+        let rc = unsafe {
+            libc::waitid(
+                libc::P_PID,
+                pid as libc::id_t,
+                &mut info,
+                libc::WEXITED | libc::WNOWAIT,
+            )
+        };
+        if rc == 0 {
+            return Ok(());
+        }
+        let err = std::io::Error::last_os_error();
+        if err.kind() != std::io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+    }
+}
+
 impl Drop for ProcessGroup {
     fn drop(&mut self) {
-        #[cfg(unix)]
         if let Some(pgid) = self.pgid {
             // SAFETY: kill(2) has no memory-safety preconditions. The child is not reaped yet,
             // so its id still names its own process group (spawned with `process_group(0)`).
@@ -232,6 +298,125 @@ impl Drop for ProcessGroup {
         }
         // `kill_on_drop` then kills the leader (if the group kill failed) and tokio reaps it.
     }
+}
+
+/// A pipe whose two ends are closed on exec (the read end is kept for the handler by hand).
+fn watch_pipe() -> Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: pipe2(2) writes two descriptors into the array it is given.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } == -1 {
+        return Err(Error::io(
+            "Could not create the pipe that ties the handler to the runner",
+            std::io::Error::last_os_error(),
+        ));
+    }
+    // SAFETY: pipe2 succeeded, so both descriptors are open and owned by nobody else.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// Writes a file only its owner can read (`0600`).
+fn write_private(path: &Path, body: &[u8]) -> std::io::Result<()> {
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(body)
+}
+
+/// A run's private scratch folder (`$TMPDIR/baton-run-*`, mode `0700`), removed when dropped.
+///
+/// It holds an exclusive lock on its `owner.lock` file (which names the owner's pid) for as
+/// long as a process of the run lives; the handler inherits it. A folder whose lock nobody holds
+/// any more was left by a runner killed before it could remove it, and the next run removes it.
+struct Scratch {
+    dir: tempfile::TempDir,
+    lock: fs::File,
+}
+
+/// The lock file inside a scratch folder.
+const SCRATCH_LOCK: &str = "owner.lock";
+
+/// Scratch folders without a lock file (from before the lock) are removed once this old.
+const LOCKLESS_STALE_AFTER: std::time::Duration = std::time::Duration::from_secs(3600);
+
+impl Scratch {
+    fn create() -> Result<Scratch> {
+        remove_stale_scratch(&std::env::temp_dir());
+        let dir = tempfile::Builder::new()
+            .prefix(SCRATCH_PREFIX)
+            .permissions(fs::Permissions::from_mode(0o700))
+            .tempdir()
+            .io_context(|| "Could not create a temporary folder for the handler run".into())?;
+        let path = dir.path().join(SCRATCH_LOCK);
+        let mut lock = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .io_context(|| format!("Could not create `{}`", path.display()))?;
+        // Locked first, then the pid written: a cleaner that finds the lock free and a pid
+        // inside knows the owner came and went.
+        flock(&lock, libc::LOCK_EX)
+            .and_then(|()| write!(lock, "{}", std::process::id()))
+            .io_context(|| format!("Could not lock `{}`", path.display()))?;
+        Ok(Scratch { dir, lock })
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn lock_fd(&self) -> RawFd {
+        self.lock.as_raw_fd()
+    }
+}
+
+const SCRATCH_PREFIX: &str = "baton-run-";
+
+/// Removes the scratch folders in `tmp` that their owners left behind: no process holds their
+/// lock and it names a pid, or (from before the lock) they have none and are old. Best effort:
+/// a folder that cannot be inspected or removed is left alone.
+fn remove_stale_scratch(tmp: &Path) {
+    let Ok(entries) = fs::read_dir(tmp) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if !entry
+            .file_name()
+            .to_string_lossy()
+            .starts_with(SCRATCH_PREFIX)
+        {
+            continue;
+        }
+        let dir = entry.path();
+        let stale = match fs::File::open(dir.join(SCRATCH_LOCK)) {
+            Ok(mut lock) => {
+                let mut owner = String::new();
+                flock(&lock, libc::LOCK_EX | libc::LOCK_NB).is_ok()
+                    && lock.read_to_string(&mut owner).is_ok()
+                    && !owner.trim().is_empty()
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t.elapsed().is_ok_and(|age| age > LOCKLESS_STALE_AFTER)),
+            Err(_) => false,
+        };
+        if stale {
+            tracing::debug!(folder = %dir.display(), "removing a stale scratch folder");
+            let _ = fs::remove_dir_all(&dir);
+        }
+    }
+}
+
+/// flock(2) on an open file.
+fn flock(file: &fs::File, operation: libc::c_int) -> std::io::Result<()> {
+    // SAFETY: flock(2) on a descriptor `file` keeps open for the duration of the call.
+    if unsafe { libc::flock(file.as_raw_fd(), operation) } == -1 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 fn open_log(log: &Path) -> Result<(fs::File, fs::File)> {

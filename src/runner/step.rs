@@ -4,34 +4,41 @@
 //! function's code. The runner reads the run record, resolves the function's source through the
 //! database (a `store://` artifact, a local archive or a `.py` file) into the code cache, runs
 //! the handler through [`PythonRunner`], and records state, results, artifacts and the exact
-//! code version it used. SIGTERM or SIGINT abort the handler and record the run as `aborted`.
+//! code version it used. SIGTERM, SIGINT or SIGHUP abort the handler and record the run as
+//! `aborted`; the runner gets SIGTERM when the process that started it dies, even by SIGKILL.
 
 use std::path::Path;
 
 use super::{ContextSettings, HandlerRequest, PythonRunner, RunState as HandlerState};
 use crate::db::Db;
 use crate::error::{Error, Result};
-use crate::launcher::{log_path, now};
+use crate::launcher::{log_path, now, shutdown_signal};
 use crate::model::{RunObject, RunState};
 use crate::project::Project;
 
 /// Executes the recorded run `uid` and returns its final record.
+///
+/// Every state change is conditional ([`Db::update_active_run`]): a run settled meanwhile by
+/// someone else (the process that started this runner found it dead, or a reader found the
+/// workflow's driver dead) keeps that record, and this runner stops.
 pub async fn run_step(project: &Project, db: &dyn Db, uid: &str) -> Result<RunObject> {
+    // Listen first, so a signal from here on aborts the run instead of killing the runner
+    // before it can record anything.
+    let shutdown = shutdown_signal();
     let mut run = db.read_run(project.name(), uid).await?;
     if run.status.state.is_terminal() {
-        return Err(Error::conflict(format!(
-            "Run `{uid}` already ended in state `{}`",
-            run.status.state
-        )));
+        return Err(already_ended(&run));
     }
     run.status.state = RunState::Running;
     run.status.start_time = Some(now());
     run.status.last_update = run.status.start_time.clone();
-    db.store_run(&run).await?;
+    if !db.update_active_run(&run).await? {
+        return Err(already_ended(&db.read_run(project.name(), uid).await?));
+    }
 
     let outcome = tokio::select! {
         outcome = execute(project, db, &mut run) => Some(outcome),
-        _ = shutdown_signal() => None,
+        _ = shutdown => None,
     };
     match outcome {
         Some(Ok(handler)) => {
@@ -60,8 +67,18 @@ pub async fn run_step(project: &Project, db: &dyn Db, uid: &str) -> Result<RunOb
     }
     run.status.end_time = Some(now());
     run.status.last_update = run.status.end_time.clone();
-    db.store_run(&run).await?;
+    if !db.update_active_run(&run).await? {
+        // Settled by someone else first: theirs is the record.
+        return db.read_run(project.name(), uid).await;
+    }
     Ok(run)
+}
+
+fn already_ended(run: &RunObject) -> Error {
+    Error::conflict(format!(
+        "Run `{}` already ended in state `{}`",
+        run.metadata.uid, run.status.state
+    ))
 }
 
 /// An error with its causes, on one line, for the run record.
@@ -73,21 +90,6 @@ fn error_chain(err: &Error) -> String {
         source = cause.source();
     }
     text
-}
-
-/// Resolves when the process receives SIGTERM or SIGINT.
-async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
-    }
 }
 
 async fn execute(
@@ -124,7 +126,11 @@ async fn execute(
         _ => handler,
     };
     run.status.code = Some(code.record.clone());
-    db.store_run(run).await?;
+    if !db.update_active_run(run).await? {
+        return Err(already_ended(
+            &db.read_run(project.name(), &run.metadata.uid).await?,
+        ));
+    }
 
     let output = run
         .spec

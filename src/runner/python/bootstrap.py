@@ -542,7 +542,33 @@ def _write_result(path, result):
     os.replace(temporary, path)
 
 
+def _die_with_runner():
+    """Kills this run's whole process group (the handler and whatever it started) as soon as the
+    runner that started it is gone, even by SIGKILL: the runner holds the write end of the pipe
+    whose read end `BATON_WATCH_FD` names, and the kernel closes it when the runner dies."""
+    fd = os.environ.pop("BATON_WATCH_FD", None)
+    if fd is None:
+        return
+    fd = int(fd)
+    os.set_inheritable(fd, False)
+    signal = _stdlib("signal")
+
+    def watch():
+        while True:
+            try:
+                if not os.read(fd, 1):
+                    break
+            except InterruptedError:
+                continue
+            except OSError:
+                return
+        os.killpg(os.getpgrp(), signal.SIGKILL)
+
+    _stdlib("threading").Thread(target=watch, name="baton-runner-watch", daemon=True).start()
+
+
 def main():
+    _die_with_runner()
     if len(sys.argv) > 1:
         with open(sys.argv[1], encoding="utf-8") as f:
             request = json.load(f)
