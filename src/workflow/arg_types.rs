@@ -96,11 +96,7 @@ impl ArgType {
                     "workflow argument `{name}` is declared `{self}`, and `{shown}` is not {}",
                     self.noun()
                 ),
-                format!(
-                    "pass a {} value: `-a {name}={}`",
-                    self.noun(),
-                    self.example()
-                ),
+                format!("pass {}: `-a {name}={}`", self.noun(), self.example()),
             )
         };
         let original = value.clone();
