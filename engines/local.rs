@@ -20,6 +20,7 @@
 //! Running  --(attempt succeeded)-------------------------------------> Succeeded
 //! Running  --(attempt failed or timed out, retries left)--> Pending --(backoff)--> Running
 //! Running  --(attempt failed or timed out, no retries left)----------> Failed
+//! Running  --(attempt failed, not retryable)-------------------------> Failed
 //! Pending | Running --(Terminate)------------------------------------> Canceled
 //! Succeeded | Failed | Skipped | Canceled --(anything)--> unchanged
 //! ```
@@ -112,6 +113,10 @@ pub struct StepOutcome {
     pub run_uid: Option<String>,
     /// Why the attempt failed.
     pub error: Option<String>,
+    /// Whether another attempt could end differently; `false` for a failure no retry can fix
+    /// (the handler's module or function is missing, its parameters do not bind), which is then
+    /// not retried whatever the step's retry policy says.
+    pub retryable: bool,
 }
 
 impl StepOutcome {
@@ -122,6 +127,7 @@ impl StepOutcome {
             outputs,
             run_uid: None,
             error: None,
+            retryable: true,
         }
     }
 
@@ -132,7 +138,14 @@ impl StepOutcome {
             outputs: Map::new(),
             run_uid: None,
             error: Some(error.into()),
+            retryable: true,
         }
+    }
+
+    /// The same outcome, marked as one that no retry can change.
+    pub fn not_retryable(mut self) -> Self {
+        self.retryable = false;
+        self
     }
 
     /// The same outcome with a run uid.
@@ -422,6 +435,7 @@ impl Dispatcher {
                 .clone()
                 .unwrap_or_else(|| "the step failed without an error message".to_owned())
         });
+        let retryable = outcome.retryable;
         let slot = &mut self.slots[i];
         let attempt = slot.attempts;
         if outcome.run_uid.is_some() {
@@ -450,6 +464,9 @@ impl Dispatcher {
         }
         let error = error.expect("a failed attempt has an error");
         match &step.retries {
+            Some(policy) if attempt <= policy.limit && !retryable => {
+                self.fail(i, format!("{error} (not retried: a retry cannot fix this)"));
+            }
             Some(policy) if attempt <= policy.limit && !self.terminated => {
                 let slot = &mut self.slots[i];
                 slot.state = StepState::Pending;

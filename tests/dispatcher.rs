@@ -29,6 +29,8 @@ enum Act {
     Succeed(Value),
     /// Fail with this error.
     Fail(&'static str),
+    /// Fail with this error, which no retry can fix.
+    FailForGood(&'static str),
     /// Succeed after this much (virtual) time.
     SucceedAfter(Duration),
     /// Never finish (until the future is dropped).
@@ -144,6 +146,7 @@ impl StepExecutor for Scripted {
         let outcome = match act {
             Act::Succeed(outputs) => StepOutcome::succeeded(outputs.as_object().unwrap().clone()),
             Act::Fail(error) => StepOutcome::failed(error),
+            Act::FailForGood(error) => StepOutcome::failed(error).not_retryable(),
             Act::SucceedAfter(d) => {
                 tokio::time::sleep(d).await;
                 StepOutcome::succeeded(Map::new())
@@ -449,6 +452,40 @@ async fn retries_run_out() {
     assert_eq!(status.state, WorkflowState::Failed);
     assert_eq!(status.step("a").unwrap().attempts, 2);
     assert_eq!(status.error.as_deref(), Some("step `a` failed: two"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failure_no_retry_can_fix_is_not_retried() {
+    let exec = Arc::new(Scripted::default().on("a", 1, Act::FailForGood("no such function")));
+    let status = run(
+        &engine(&exec, 2),
+        request(
+            dag("{name: w, steps: [{name: a, function: f, retries: {limit: 100, backoff: 0s}}]}"),
+            json!({}),
+        ),
+    )
+    .await;
+    assert_eq!(status.state, WorkflowState::Failed);
+    assert_eq!(exec.order(), ["a"]);
+    assert_eq!(status.step("a").unwrap().attempts, 1);
+    assert_eq!(
+        status.error.as_deref(),
+        Some("step `a` failed: no such function (not retried: a retry cannot fix this)")
+    );
+}
+
+#[test]
+fn a_retry_limit_above_the_cap_is_refused_naming_the_step() {
+    let graph = serde_yaml::from_str(
+        "{name: w, steps: [{name: a, function: f, retries: {limit: 4294967295, backoff: 0s}}]}",
+    )
+    .unwrap();
+    let err = Dag::build(graph, &DagCheck::default()).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidArgument);
+    assert_eq!(
+        err.to_string(),
+        "step `a` asks for 4294967295 retries; at most 100 are allowed"
+    );
 }
 
 #[tokio::test(start_paused = true)]

@@ -97,7 +97,7 @@ async fn single_file_handler_gets_a_typed_param() {
         "def main(x):\n    assert isinstance(x, int), type(x)\n    return x * 2\n",
     );
     let out = fx
-        .call("my_func:main", json!({"x": parse_param("21")}))
+        .call("my_func:main", json!({"x": parse_param("21").unwrap()}))
         .await;
     completed(&out, &fx.log_text());
     assert_eq!(out.results["return"], json!(42));
@@ -663,6 +663,56 @@ fn parse_param_types_cli_values() {
         ("s3://bucket/key", json!("s3://bucket/key")),
     ];
     for (text, expected) in cases {
-        assert_eq!(&parse_param(text), expected, "parse_param({text:?})");
+        assert_eq!(
+            &parse_param(text).unwrap(),
+            expected,
+            "parse_param({text:?})"
+        );
     }
+}
+
+#[tokio::test]
+async fn failures_no_retry_can_fix_are_classified_as_config() {
+    use baton::model::run::FailureKind;
+    let fx = Fixture::new();
+    fx.write(
+        "steps.py",
+        "def needs(x):\n    return x\n\ndef boom():\n    raise ValueError('no')\n",
+    );
+    for (handler, kind) in [
+        ("missing:main", FailureKind::Config),
+        ("steps:absent", FailureKind::Config),
+        ("steps:needs", FailureKind::Config),
+        ("steps:boom", FailureKind::Handler),
+    ] {
+        let out = fx.call(handler, json!({})).await;
+        error_of(&out);
+        assert_eq!(out.failure_kind, Some(kind), "{handler}: {out:?}");
+    }
+    let out = fx.call("steps:needs", json!({"x": 1})).await;
+    assert_eq!(out.failure_kind, None, "{out:?}");
+}
+
+#[tokio::test]
+async fn results_json_cannot_hold_exactly_become_text_with_a_warning() {
+    let fx = Fixture::new();
+    fx.write(
+        "big.py",
+        "def main(context):\n    context.log_result('ok', 2**64 - 1)\n    context.log_result('neg', -2**63)\n    context.log_result('big', 2**64)\n    return {'huge': 10**5000}\n",
+    );
+    let out = fx.call("big:main", json!({})).await;
+    completed(&out, &fx.log_text());
+    assert_eq!(out.results["ok"], json!(u64::MAX));
+    assert_eq!(out.results["neg"], json!(i64::MIN));
+    assert_eq!(out.results["big"], json!("18446744073709551616"));
+    let huge = out.results["return"]["huge"].as_str().unwrap();
+    assert!(
+        huge.starts_with("1000") || huge.starts_with("<int"),
+        "{huge}"
+    );
+    let log = fx.log_text();
+    assert!(
+        log.contains("result 'big'") && log.contains("64-bit"),
+        "{log}"
+    );
 }

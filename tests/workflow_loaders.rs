@@ -55,7 +55,7 @@ fn mlrun_workflow_becomes_the_whole_graph() {
         "name": "main",
         "params": [
             {"name": "source_url"},
-            {"name": "rows_min", "default": 10},
+            {"name": "rows_min", "default": 10, "type": "int"},
             {"name": "mode", "default": "fast"},
             {"name": "opt", "default": null},
         ],
@@ -116,7 +116,7 @@ fn explicit_handler_is_called() {
         got,
         graph(json!({
             "name": "nightly-run",
-            "params": [{"name": "day", "default": "mon"}],
+            "params": [{"name": "day", "default": "mon", "type": "str"}],
             "steps": [{"name": "report", "function": "report", "params": {"day": "{{args.day}}"}}],
         }))
     );
@@ -528,7 +528,7 @@ fn other_supported_forms_and_helper_modules() {
         got,
         graph(json!({
             "name": "main",
-            "params": [{"name": "data"}, {"name": "slow", "default": 1.5}],
+            "params": [{"name": "data"}, {"name": "slow", "default": 1.5, "type": "float"}],
             "steps": [
                 {"name": "prep-step", "function": "prep", "handler": "prep:main",
                  "outputs": ["out"]},
@@ -645,4 +645,53 @@ fn a_chatty_workflow_does_not_stall_the_tracer() {
     );
     let graph = load(&path);
     assert!(graph.steps.is_empty());
+}
+
+#[test]
+fn annotations_become_parameter_types() {
+    let (_dir, path) = write_workflow(
+        "wf.py",
+        r#"
+import typing
+import mlrun
+def pipeline(threshold: float = 0.5, n: int = 1, name: str = "x", opt: typing.Optional[int] = None, tags: list = [], plain=3):
+    mlrun.run_function("train", params={"t": threshold, "n": n, "name": name, "opt": opt, "tags": tags, "plain": plain})
+"#,
+    );
+    let params = serde_json::to_value(load(&path).params).unwrap();
+    assert_eq!(
+        params,
+        json!([
+            {"name": "threshold", "default": 0.5, "type": "float"},
+            {"name": "n", "default": 1, "type": "int"},
+            {"name": "name", "default": "x", "type": "str"},
+            {"name": "opt", "default": null, "type": "Optional[int]"},
+            {"name": "tags", "default": [], "type": "list"},
+            {"name": "plain", "default": 3},
+        ])
+    );
+    let (_dir, path) = write_workflow(
+        "wf.yaml",
+        "params: [{name: t, type: float, default: 1}]\nsteps: [{name: a, function: f}]\n",
+    );
+    assert_eq!(load(&path).params[0].kind.as_deref(), Some("float"));
+}
+
+#[test]
+fn an_empty_step_name_is_refused_naming_the_file() {
+    let (_dir, path) = write_workflow(
+        "wf.yaml",
+        "steps: [{name: a, function: f}, {name: ' ', function: f}]\n",
+    );
+    let err = load_workflow_file(&path, &LoadOptions::new("main")).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidArgument);
+    assert_eq!(
+        err.to_string(),
+        format!("workflow `{}`: step 2 has an empty name", path.display())
+    );
+    assert_python_error(
+        "import mlrun\ndef pipeline():\n    mlrun.run_function('f', name='')\n    mlrun.run_function('f', name=' ')\n",
+        4,
+        "step name ' ' is blank",
+    );
 }

@@ -13,7 +13,7 @@ use crate::launcher::{self, log_path, RunRequest};
 use crate::logs::{Copied, LogTail};
 use crate::model::{RunObject, RunState};
 use crate::project::{EffectiveBuild, Project};
-use crate::runner::{parse_param, run_step};
+use crate::runner::{parse_params, run_step};
 
 /// Arguments of `baton run-function`.
 #[derive(Debug, Args)]
@@ -86,11 +86,7 @@ pub(crate) async fn run_function(args: RunFunctionArgs, ctx: &Context) -> Result
     let request = RunRequest {
         function: args.name,
         handler: args.handler,
-        params: args
-            .params
-            .into_iter()
-            .map(|(k, v)| (k, parse_param(&v)))
-            .collect(),
+        params: parse_params(args.params)?,
         inputs: args.inputs.into_iter().collect::<BTreeMap<_, _>>(),
         labels: BTreeMap::new(),
     };

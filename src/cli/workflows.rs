@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, Subcommand, ValueEnum};
-use serde_json::Map;
 
 use super::progress::Progress;
 use super::Context;
@@ -16,7 +15,7 @@ use crate::db::Db;
 use crate::engine::{EngineKind, StepState, WorkflowState};
 use crate::error::{Error, Result};
 use crate::project::{Project, RunWorkflowOptions, SetWorkflowRequest};
-use crate::runner::parse_param;
+use crate::runner::parse_params;
 use crate::workflow::{ArgSchemaEntry, Dag};
 
 /// Arguments of `baton set-workflow`.
@@ -80,6 +79,9 @@ pub struct RunArgs {
     /// Print the final workflow run as JSON
     #[arg(long)]
     json: bool,
+    /// Run even when an argument is not declared by the workflow (a warning instead of an error)
+    #[arg(long)]
+    allow_extra_args: bool,
 }
 
 /// The `workflows` command group.
@@ -125,12 +127,6 @@ pub struct GraphArgs {
     format: GraphFormat,
 }
 
-fn typed_args(args: Vec<(String, String)>) -> Map<String, serde_json::Value> {
-    args.into_iter()
-        .map(|(k, v)| (k, parse_param(&v)))
-        .collect()
-}
-
 pub(crate) async fn set_workflow(args: SetWorkflowArgs, ctx: &Context) -> Result<ExitCode> {
     let mut project = ctx.project()?;
     let db = project.open_db()?;
@@ -152,7 +148,7 @@ pub(crate) async fn set_workflow(args: SetWorkflowArgs, ctx: &Context) -> Result
                 path: args.path,
                 engine: args.engine,
                 handler: args.handler,
-                args: typed_args(args.args),
+                args: parse_params(args.args)?,
                 schedule: args.schedule,
                 args_schema,
             },
@@ -194,7 +190,7 @@ pub(crate) async fn run(args: RunArgs, ctx: &Context) -> Result<ExitCode> {
         None => default_workflow(&project)?,
     };
     let options = RunWorkflowOptions {
-        args: typed_args(args.args),
+        args: parse_params(args.args)?,
         engine: args
             .engine
             .as_deref()
@@ -203,6 +199,7 @@ pub(crate) async fn run(args: RunArgs, ctx: &Context) -> Result<ExitCode> {
         local: args.local,
         parallelism: args.parallelism,
         timeout: args.timeout,
+        allow_extra_args: args.allow_extra_args,
     };
     let prepared = project
         .prepare_workflow(db.as_ref(), &name, &options)

@@ -78,6 +78,9 @@ pub struct RunStatus {
     /// The error message of a failed run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// What kind of failure ended a failed run, when the runner could tell.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure_kind: Option<FailureKind>,
     /// When the runner started (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_time: Option<String>,
@@ -105,6 +108,24 @@ pub struct ResolvedCodeRecord {
     pub uid: Option<String>,
     /// `sha256:<hex>` of the payload.
     pub digest: String,
+}
+
+/// What kind of failure ended a run: whether running it again could change the outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FailureKind {
+    /// The run cannot start or be called as configured (its handler's module or function is
+    /// missing, its parameters do not bind, its function has no source): a retry cannot help.
+    Config,
+    /// The handler ran and failed (it raised or exited): a retry may succeed.
+    Handler,
+}
+
+impl FailureKind {
+    /// Whether running again could give another outcome.
+    pub fn is_retryable(self) -> bool {
+        self == FailureKind::Handler
+    }
 }
 
 /// Run lifecycle states (MLRun's names).

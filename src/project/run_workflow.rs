@@ -35,6 +35,9 @@ pub struct RunWorkflowOptions {
     pub parallelism: Option<NonZeroUsize>,
     /// Give up waiting after this long (the run is then terminated).
     pub timeout: Option<Duration>,
+    /// Let arguments the workflow does not declare through, with a warning, instead of refusing
+    /// the run.
+    pub allow_extra_args: bool,
 }
 
 /// A workflow ready to run: its source resolved, its graph checked, its arguments merged.
@@ -84,7 +87,7 @@ impl Project {
             })?;
         let mut given = spec.args.clone();
         given.extend(options.args.clone());
-        let args = merge_args(dag.params(), &schema, &given)?;
+        let args = merge_args(dag.params(), &schema, &given, options.allow_extra_args)?;
         if engine == EngineKind::Local {
             if let Some(step) = dag.steps().iter().find(|s| s.action == StepAction::Deploy) {
                 return Err(Error::bad_request(format!(

@@ -64,7 +64,11 @@ impl RunnerExecutor {
                 .status
                 .error
                 .unwrap_or_else(|| format!("run ended in state `{}`", run.status.state));
-            return Ok(StepOutcome::failed(format!("run `{uid}`: {error}")).with_run_uid(uid));
+            let outcome = StepOutcome::failed(format!("run `{uid}`: {error}")).with_run_uid(uid);
+            return Ok(match run.status.failure_kind {
+                Some(kind) if !kind.is_retryable() => outcome.not_retryable(),
+                _ => outcome,
+            });
         }
         Ok(StepOutcome::succeeded(step_outputs(&run)).with_run_uid(uid))
     }
@@ -110,8 +114,15 @@ impl StepExecutor for RunnerExecutor {
             StepAction::Deploy => Ok(StepOutcome::failed(format!(
                 "the local engine cannot deploy function `{}`",
                 invocation.step.function
-            ))),
+            ))
+            .not_retryable()),
         };
-        result.unwrap_or_else(|err| StepOutcome::failed(err.to_string()))
+        result.unwrap_or_else(|err| {
+            let outcome = StepOutcome::failed(err.to_string());
+            match super::failure_kind_of(&err) {
+                Some(kind) if !kind.is_retryable() => outcome.not_retryable(),
+                _ => outcome,
+            }
+        })
     }
 }

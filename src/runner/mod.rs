@@ -33,11 +33,13 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::error::ErrorKind;
+use crate::model::run::FailureKind;
 use crate::{Error, Result};
 
 pub(crate) use executor::step_outputs;
 pub use executor::RunnerExecutor;
-pub use params::parse_param;
+pub use params::{parse_param, parse_params, MAX_VALUE_DEPTH};
 pub use python::PythonRunner;
 pub use step::run_step;
 
@@ -120,6 +122,22 @@ pub struct HandlerOutcome {
     /// Why the run failed, when `state` is [`RunState::Error`].
     #[serde(default)]
     pub error: Option<String>,
+    /// What kind of failure it was, when `state` is [`RunState::Error`]: the bootstrap reports
+    /// [`FailureKind::Config`] for a handler that cannot be found or called as configured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure_kind: Option<FailureKind>,
+}
+
+/// The failure kind of an error the runner met before or around the handler: a malformed
+/// request or something that does not exist ([`ErrorKind::InvalidArgument`],
+/// [`ErrorKind::NotFound`], [`ErrorKind::BadRequest`]) fails the same way on every attempt.
+pub(crate) fn failure_kind_of(err: &Error) -> Option<FailureKind> {
+    match err.kind() {
+        ErrorKind::InvalidArgument | ErrorKind::NotFound | ErrorKind::BadRequest => {
+            Some(FailureKind::Config)
+        }
+        _ => None,
+    }
 }
 
 /// A parsed `module:function` handler name.

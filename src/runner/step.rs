@@ -53,11 +53,13 @@ pub async fn run_step(project: &Project, db: &dyn Db, uid: &str) -> Result<RunOb
                 .map(|a| serde_json::to_value(a).expect("artifacts serialize"))
                 .collect();
             run.status.error = handler.error;
+            run.status.failure_kind = handler.failure_kind;
         }
         Some(Err(err)) => {
             tracing::error!("{err}");
             run.status.state = RunState::Error;
             run.status.error = Some(error_chain(&err));
+            run.status.failure_kind = super::failure_kind_of(&err);
         }
         None => {
             tracing::warn!("run `{uid}` aborted by a signal");

@@ -3,9 +3,10 @@
 //! Edges come from two places: a step's explicit `after` list, and every
 //! `{{steps.X.outputs.K}}` reference in its params, inputs and `when` condition (data edges).
 //! [`Dag::build`] is the one place a graph is checked, and every error names the step to fix:
-//! duplicate names, unknown steps, unknown functions, references to outputs a step does not
-//! declare, unknown `{{args.x}}` parameters, and cycles (with the path). An engine can therefore
-//! trust a [`Dag`]: every reference resolves, and a topological order exists.
+//! duplicate names, retry limits above the cap, unknown steps, unknown functions, references to
+//! outputs a step does not declare, unknown `{{args.x}}` parameters, and cycles (with the path).
+//! An engine can therefore trust a [`Dag`]: every reference resolves, and a topological order
+//! exists.
 //!
 //! Node `i` of the petgraph graph is step `i` of the workflow (declaration order), so indexes are
 //! plain `usize` and cheap to keep in per-step tables.
@@ -18,7 +19,8 @@ use petgraph::Direction;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::graph::{Step, WorkflowGraph, WorkflowParam};
+use super::arg_types::ArgType;
+use super::graph::{RetryPolicy, Step, WorkflowGraph, WorkflowParam};
 use super::refs::{self, Reference};
 use crate::error::{Error, Result};
 
@@ -76,6 +78,17 @@ impl Dag {
         let mut edges: Vec<(usize, usize)> = Vec::new();
         for (i, step) in steps.iter().enumerate() {
             let name = &step.name;
+            if let Some(policy) = step
+                .retries
+                .as_ref()
+                .filter(|p| p.limit > RetryPolicy::MAX_LIMIT)
+            {
+                return Err(Error::invalid(format!(
+                    "step `{name}` asks for {} retries; at most {} are allowed",
+                    policy.limit,
+                    RetryPolicy::MAX_LIMIT
+                )));
+            }
             if let Some(known) = &check.known_functions {
                 if !known.contains(&step.function) {
                     return Err(Error::invalid(format!(
@@ -300,7 +313,8 @@ fn topological_order(graph: &DiGraph<(), ()>, steps: &[Step]) -> Result<Vec<usiz
 pub struct ArgSchemaEntry {
     /// The argument's name.
     pub name: String,
-    /// Its declared type (`str`, `int`, ...); informative only, never checked (as in MLRun).
+    /// Its declared type (`str`, `int`, ...). Unlike MLRun, given values are coerced to it, or
+    /// refused (see [`merge_args`]).
     #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
     pub kind: Option<String>,
     /// Its default; an absent default inserts `null`, as MLRun does.
@@ -317,20 +331,28 @@ pub struct ArgSchemaEntry {
     pub extra: Map<String, Value>,
 }
 
-/// The arguments a run starts with, following MLRun's `WorkflowSpec.merge_args`.
+/// The arguments a run starts with, following MLRun's `WorkflowSpec.merge_args`, with types
+/// checked.
 ///
 /// 1. Each `schema` entry contributes its default (`null` when it has none); a `required` entry
 ///    must be given by the caller even when it has a default (MLRun's rule).
 /// 2. Each graph parameter not set by then contributes its default; one without a default is
 ///    required.
-/// 3. `given` overrides everything and satisfies requirements.
+/// 3. `given` overrides everything and satisfies requirements. A given value is coerced to its
+///    argument's declared type: the schema's `type`, else the parameter's, else the type of its
+///    default (`-a threshold=1` is `1.0` for a float; `-a zip=01234` stays text for a str).
 ///
-/// Requirements left over are an [`Error::InvalidArgument`]: "Workflow argument(s) a,b are
-/// required and were not specified". Types and choices are not checked (MLRun does not either).
+/// Errors are [`Error::InvalidArgument`]s: requirements left over ("Workflow argument(s) a,b are
+/// required and were not specified"), a value that is not of its declared type (naming the
+/// argument and the type), and a given argument that neither the schema nor the graph declares
+/// (listing the declared ones). With `allow_extra` an undeclared argument is only a warning and
+/// is passed on as given. MLRun checks none of these; a value of the wrong type silently turns a
+/// condition into a string comparison.
 pub fn merge_args(
     params: &[WorkflowParam],
     schema: &[ArgSchemaEntry],
     given: &Map<String, Value>,
+    allow_extra: bool,
 ) -> Result<Map<String, Value>> {
     let mut merged = Map::new();
     let mut required: Vec<&str> = Vec::new();
@@ -356,8 +378,53 @@ pub fn merge_args(
             None => required.push(&param.name),
         }
     }
+    let mut undeclared: Vec<&str> = Vec::new();
     for (key, value) in given {
-        merged.insert(key.clone(), value.clone());
+        let value = match declared_type(key, params, schema) {
+            Some(Declared::Typed(ty)) => ty.coerce(key, value.clone())?,
+            Some(Declared::Untyped) => value.clone(),
+            None => {
+                undeclared.push(key);
+                value.clone()
+            }
+        };
+        merged.insert(key.clone(), value);
+    }
+    if !undeclared.is_empty() {
+        let names: Vec<String> = undeclared.iter().map(|k| format!("`{k}`")).collect();
+        let (noun, verb) = if names.len() == 1 {
+            ("argument", "is")
+        } else {
+            ("arguments", "are")
+        };
+        if allow_extra {
+            tracing::warn!(
+                "workflow {noun} {} {verb} not declared by the workflow; passed on as given \
+                 (--allow-extra-args)",
+                names.join(", ")
+            );
+        } else {
+            let mut declared: Vec<&str> = Vec::new();
+            for name in schema
+                .iter()
+                .map(|e| e.name.as_str())
+                .chain(params.iter().map(|p| p.name.as_str()))
+            {
+                if !declared.contains(&name) {
+                    declared.push(name);
+                }
+            }
+            return Err(Error::invalid_with_hint(
+                format!(
+                    "workflow {noun} {} {verb} not declared; declared arguments: {}",
+                    names.join(", "),
+                    list(declared)
+                ),
+                "check the spelling; declare it (a parameter of the pipeline function, \
+                 `params: [{name: ...}]` in a YAML workflow, or an `--args-schema` entry); or \
+                 pass `--allow-extra-args` to run with it anyway",
+            ));
+        }
     }
     let mut missing: Vec<&str> = Vec::new();
     for name in required {
@@ -372,6 +439,37 @@ pub fn merge_args(
         )));
     }
     Ok(merged)
+}
+
+/// Whether an argument is declared, and with what checkable type.
+enum Declared {
+    Typed(ArgType),
+    Untyped,
+}
+
+/// The declared type of argument `name`: the schema's `type`, else the parameter's, else the type
+/// of a default (the schema's first); `None` when neither the schema nor the graph declares it.
+fn declared_type(
+    name: &str,
+    params: &[WorkflowParam],
+    schema: &[ArgSchemaEntry],
+) -> Option<Declared> {
+    let entry = schema.iter().find(|e| e.name == name);
+    let param = params.iter().find(|p| p.name == name);
+    if entry.is_none() && param.is_none() {
+        return None;
+    }
+    let explicit = entry
+        .and_then(|e| e.kind.as_deref())
+        .or_else(|| param.and_then(|p| p.kind.as_deref()));
+    let ty = match explicit {
+        Some(text) => ArgType::parse(text),
+        None => entry
+            .and_then(|e| e.default.as_ref())
+            .or_else(|| param.and_then(|p| p.default.as_ref()))
+            .and_then(ArgType::of),
+    };
+    Some(ty.map_or(Declared::Untyped, Declared::Typed))
 }
 
 #[cfg(test)]
@@ -533,6 +631,19 @@ steps:
     }
 
     #[test]
+    fn a_retry_limit_above_the_cap_is_refused() {
+        assert_eq!(
+            err("{name: w, steps: [{name: a, function: f, retries: {limit: 101}}]}"),
+            "step `a` asks for 101 retries; at most 100 are allowed"
+        );
+        assert!(Dag::build(
+            graph("{name: w, steps: [{name: a, function: f, retries: {limit: 100}}]}"),
+            &DagCheck::default()
+        )
+        .is_ok());
+    }
+
+    #[test]
     fn long_chain_builds_without_recursion() {
         let steps: Vec<Step> = (0..20_000)
             .map(|i| {
@@ -575,6 +686,7 @@ steps:
                 {"name": "x", "required": true}
             ])),
             &given,
+            true,
         )
         .unwrap();
         assert_eq!(
@@ -584,11 +696,52 @@ steps:
     }
 
     #[test]
+    fn merge_args_coerces_to_declared_types_and_refuses_the_rest() {
+        let params = params(json!([
+            {"name": "f", "type": "float", "default": 0.5},
+            {"name": "by_default", "default": 3},
+            {"name": "zip", "type": "Optional[str]"},
+            {"name": "flags", "type": "List[str]", "default": []},
+            {"name": "any"}
+        ]));
+        let schema = schema(json!([{"name": "on", "type": "Boolean", "default": false}]));
+        let given = json!({"f": 1, "by_default": "7", "zip": 1234, "flags": "[\"a\"]", "on": "True", "any": "x"});
+        let merged = merge_args(&params, &schema, given.as_object().unwrap(), false).unwrap();
+        assert_eq!(
+            Value::Object(merged),
+            json!({"on": true, "f": 1.0, "by_default": 7, "zip": "1234", "flags": ["a"], "any": "x"})
+        );
+        let refuse = |given: Value| {
+            merge_args(&params, &schema, given.as_object().unwrap(), false)
+                .unwrap_err()
+                .to_string()
+        };
+        assert_eq!(
+            refuse(json!({"f": "abc", "any": 1})),
+            "workflow argument `f` is declared `float`, and `abc` is not a number"
+        );
+        assert_eq!(
+            refuse(json!({"by_default": 2.5, "any": 1})),
+            "workflow argument `by_default` is declared `int`, and `2.5` is not an integer"
+        );
+        assert_eq!(
+            refuse(json!({"on": 1, "any": 1})),
+            "workflow argument `on` is declared `bool`, and `1` is not a boolean"
+        );
+        assert_eq!(
+            refuse(json!({"nope": 1, "also": 2, "any": 1})),
+            "workflow arguments `nope`, `also` are not declared; declared arguments: on, f, \
+             by_default, zip, flags, any"
+        );
+    }
+
+    #[test]
     fn merge_args_reports_missing_required() {
         let e = merge_args(
             &params(json!([{"name": "a"}, {"name": "p", "default": 1}])),
             &schema(json!([{"name": "b", "default": 3, "required": true}, {"name": "c", "required": false}])),
             &Map::new(),
+            false,
         )
         .unwrap_err();
         assert_eq!(

@@ -2,7 +2,7 @@
 //!
 //! ```yaml
 //! name: main
-//! params: [{name: p1, default: 5}]
+//! params: [{name: p1, default: 5, type: int}]
 //! steps:
 //!   - name: prep
 //!     function: my-func
@@ -53,6 +53,10 @@ pub struct WorkflowParam {
         skip_serializing_if = "Option::is_none"
     )]
     pub default: Option<Value>,
+    /// Its declared type (`int`, `float`, `str`, `bool`, `list`, `dict`): a Python annotation, or
+    /// `type:` in a YAML workflow. Given values are coerced to it (see [`crate::workflow::merge_args`]).
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
 }
 
 /// Deserializes a present field as `Some`, even when it is `null` (a missing one stays `None`).
@@ -105,11 +109,19 @@ pub struct Step {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RetryPolicy {
-    /// Extra attempts after the first failure.
+    /// Extra attempts after the first failure, at most [`RetryPolicy::MAX_LIMIT`] (checked by
+    /// [`crate::workflow::Dag::build`]).
     pub limit: u32,
     /// Pause before each retry (`5s`).
     #[serde(default, with = "duration_text")]
     pub backoff: Duration,
+}
+
+impl RetryPolicy {
+    /// The most retries a step may ask for. A larger limit is refused rather than clamped, so a
+    /// typo (or `2**32-1`) is fixed where it was written instead of quietly meaning something
+    /// else; a hundred attempts are already far more than a transient failure needs.
+    pub const MAX_LIMIT: u32 = 100;
 }
 
 /// What a step does.

@@ -48,7 +48,8 @@ impl LoadOptions {
 }
 
 /// Loads the workflow at `path`: `.py` through the Python tracer, `.yaml`/`.yml` as the graph
-/// form. The result is not validated beyond what loading needs (see the DAG for that).
+/// form. The result is not validated beyond what loading needs (see the DAG for that), and
+/// every step having a name.
 pub fn load_workflow_file(path: &Path, opts: &LoadOptions) -> Result<WorkflowGraph> {
     let extension = path
         .extension()
@@ -68,5 +69,16 @@ pub fn load_workflow_file(path: &Path, opts: &LoadOptions) -> Result<WorkflowGra
         }
     };
     std::fs::metadata(path).io_context(|| format!("cannot read workflow `{}`", path.display()))?;
-    load(path, opts)
+    let graph = load(path, opts)?;
+    if let Some(i) = graph.steps.iter().position(|s| s.name.trim().is_empty()) {
+        return Err(Error::invalid_with_hint(
+            format!(
+                "workflow `{}`: step {} has an empty name",
+                path.display(),
+                i + 1
+            ),
+            "give every step a unique, non-empty `name`",
+        ));
+    }
+    Ok(graph)
 }

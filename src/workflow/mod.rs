@@ -1,5 +1,6 @@
 //! Workflows: loading a workflow source into a [`WorkflowGraph`], and checking it.
 
+mod arg_types;
 pub mod dag;
 pub mod graph;
 pub mod load;

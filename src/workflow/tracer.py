@@ -368,9 +368,18 @@ def function_name(value, call):
 
 
 def add_step(function, action, bound, default_name):
+    # `name=""` is MLRun's own default ("not given"): the step is named after its function.
     name = bound.get("name") or default_name
     if not isinstance(name, str) or "{{" in name:
         refuse("step name `%s` (names are fixed strings, not pipeline placeholders)" % (name,))
+    if not name.strip():
+        file, line = user_location()
+        err = WorkflowError("step name %r is blank" % name,
+                            "give the step a name, or leave `name=` out to name it after its "
+                            "function", file, line)
+        if not FIRST_REFUSAL:
+            FIRST_REFUSAL.append(err)
+        raise err
     record = {"name": unique_step_name(name), "function": function}
     handler = bound.get("handler")
     if handler:
@@ -666,6 +675,19 @@ def call_user(function, label, args=(), kwargs=None):
         raise WorkflowError("workflow `%s` raised %s" % (label, describe(exc)), None, file, line)
 
 
+def annotation_name(annotation):
+    """A parameter's annotation as a type name (`float`, `Optional[int]`), or None. Classes give
+    their name; `from __future__ import annotations` already gives text; `typing` forms give
+    their text without the `typing.` prefix."""
+    if annotation is inspect.Parameter.empty or annotation is None:
+        return None
+    if isinstance(annotation, str):
+        return annotation
+    if isinstance(annotation, type) and not getattr(annotation, "__args__", None):
+        return annotation.__name__
+    return str(annotation).replace("typing.", "")
+
+
 def pipeline_params(handler, function):
     try:
         signature = inspect.signature(function)
@@ -677,6 +699,9 @@ def pipeline_params(handler, function):
             continue
         placeholder = Placeholder("{{args.%s}}" % parameter.name)
         entry = {"name": parameter.name}
+        annotation = annotation_name(parameter.annotation)
+        if annotation:
+            entry["type"] = annotation
         if parameter.default is not parameter.empty:
             try:
                 entry["default"] = to_json_value(parameter.default,

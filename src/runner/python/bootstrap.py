@@ -7,7 +7,9 @@ step, later a warm process that forks per step) without touching anything outsid
   {"protocol": 1, "code_dir", "module", "function", "params", "inputs", "context": {"uid",
   "name", "project", "artifact_path", "labels"}, "result_path"}
 - out: one JSON result written to `result_path` (atomically; never to stdout, which belongs to
-  the user's code): {"state": "completed" | "error", "results", "artifacts", "error"}
+  the user's code): {"state": "completed" | "error", "results", "artifacts", "error",
+  "failure_kind"}; a failed run's `failure_kind` is "config" when no retry can change it (see
+  `ConfigError`), else "handler"
 - logs: whatever the handler prints, plus tracebacks, go to this process's stdout and stderr.
 
 Standard library only: the bootstrap runs in whatever interpreter the user's image provides.
@@ -55,6 +57,12 @@ class HandlerError(Exception):
     """A failure whose message is the whole story (no traceback needed in the log)."""
 
 
+class ConfigError(HandlerError):
+    """A handler that cannot be found or called as configured (module or function missing,
+    parameters that do not bind): running it again cannot change the outcome, so the result says
+    `"failure_kind": "config"` and the dispatcher does not retry it."""
+
+
 def _warn(message):
     sys.stderr.write("[baton] " + message + "\n")
 
@@ -63,18 +71,66 @@ def _warn(message):
 # Results
 
 
-def _cast_result(value):
+# What baton's JSON holds exactly: 64-bit integers (signed, or unsigned up to 2**64-1) and values
+# nested at most this deep (`MAX_VALUE_DEPTH` in `src/runner/params.rs`; run records are read back
+# with serde_json, which stops at 128 levels).
+_INT_MIN, _INT_MAX = -(2**63), 2**64 - 1
+_MAX_DEPTH = 100
+
+
+def _text_of(value):
+    """`str(value)`, or a description when even that fails (an int past Python's digit limit)."""
+    try:
+        return str(value)
+    except Exception as err:
+        return "<{} that cannot be written as text: {}>".format(type(value).__name__, err)
+
+
+class _TooDeep(Exception):
+    """Raised by `_cast_result` at a container nested deeper than `_MAX_DEPTH`."""
+
+
+def _cast_value(value, lossy=None):
     """Make a value JSON-safe the way MLRun's `_cast_result` does: scalars kept, containers
-    recursed, anything else `str()`. Non-finite floats become strings because JSON has none."""
-    if value is None or isinstance(value, (bool, int, str)):
+    recursed, anything else `str()`. What baton's JSON cannot hold exactly becomes a string too,
+    so nothing changes silently: non-finite floats, integers outside 64 bits (a double would drop
+    digits), and a value nested deeper than `_MAX_DEPTH` (as a whole). Each of these is noted in
+    `lossy`."""
+    try:
+        return _cast_result(value, 0, lossy)
+    except _TooDeep:
+        if lossy is not None:
+            lossy.append("a value nested deeper than {} levels".format(_MAX_DEPTH))
+        return _deep_text(value)
+
+
+def _cast_result(value, depth, lossy):
+    """`_cast_value` below `depth` levels of containers; raises `_TooDeep`."""
+    if value is None or isinstance(value, (bool, str)):
         return value
+    if isinstance(value, int):
+        if _INT_MIN <= value <= _INT_MAX:
+            return value
+        if lossy is not None:
+            lossy.append("an integer outside the 64-bit range")
+        return _text_of(value)
     if isinstance(value, float):
         return value if value == value and value not in (float("inf"), float("-inf")) else str(value)
+    if isinstance(value, (list, tuple, dict)) and depth >= _MAX_DEPTH:
+        raise _TooDeep()
     if isinstance(value, (list, tuple)):
-        return [_cast_result(v) for v in value]
+        return [_cast_result(v, depth + 1, lossy) for v in value]
     if isinstance(value, dict):
-        return {str(k): _cast_result(v) for k, v in value.items()}
-    return str(value)
+        return {str(k): _cast_result(v, depth + 1, lossy) for k, v in value.items()}
+    return _text_of(value)
+
+
+def _deep_text(value):
+    """The text of a deeply nested value, without recursing as deep as it goes."""
+    try:
+        return json.dumps(value, default=str)
+    except (RecursionError, TypeError, ValueError):
+        return _text_of(value)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -209,7 +265,13 @@ class Context:
 
     def log_result(self, key, value, commit=False):
         """Record one result, cast like MLRun (scalars kept, containers recursed, else str)."""
-        self._results[str(key)] = _cast_result(value)
+        lossy = []
+        self._results[str(key)] = _cast_value(value, lossy)
+        if lossy:
+            _warn(
+                "result '{}' holds {}, which JSON cannot carry exactly; it is recorded as "
+                "text".format(key, " and ".join(sorted(set(lossy))))
+            )
 
     def log_results(self, results, commit=False):
         """Record every key/value of a dict."""
@@ -245,7 +307,7 @@ class Context:
             if isinstance(body, str):
                 body = body.encode("utf-8")
             elif not isinstance(body, (bytes, bytearray)):
-                body = json.dumps(_cast_result(body)).encode("utf-8")
+                body = json.dumps(_cast_value(body)).encode("utf-8")
             with open(target, "wb") as out:
                 out.write(body)
         else:
@@ -335,7 +397,7 @@ def _load_module(code_dir, module):
     path, is_package = _module_file(code_dir, module)
     if path is None:
         available = _payload_modules(code_dir)
-        raise HandlerError(
+        raise ConfigError(
             "Module '{}' not found in the code folder '{}'; it contains: {}".format(
                 module, code_dir, ", ".join(available) if available else "no Python modules"
             )
@@ -380,7 +442,7 @@ def _find_function(mod, module, function):
     fn = getattr(mod, function, None)
     if fn is None or not callable(fn):
         public = _public_callables(mod)
-        raise HandlerError(
+        raise ConfigError(
             "Function '{}' not found in module '{}' ({}); its public callables: {}".format(
                 function,
                 module,
@@ -431,13 +493,13 @@ def _bind(fn, function, context, params, inputs):
             continue
         else:
             given = sorted(set(params) | set(inputs))
-            raise HandlerError(
+            raise ConfigError(
                 "Handler '{}' needs a value for parameter '{}': pass it as a param or an input "
                 "(given: {})".format(function, name, ", ".join(given) if given else "none")
             )
         if param.kind == param.POSITIONAL_ONLY:
             if positional_gap:
-                raise HandlerError(
+                raise ConfigError(
                     "Handler '{}': positional-only parameter '{}' follows one left to its "
                     "default; give both".format(function, name)
                 )
@@ -465,7 +527,7 @@ def _call(fn, function, args, kwargs):
     if inspect.iscoroutine(value):
         value = _stdlib("asyncio").run(value)
     if inspect.isgenerator(value) or inspect.isasyncgen(value):
-        raise HandlerError(
+        raise ConfigError(
             "Handler '{}' returned a generator, which a job cannot run: return the result "
             "instead of yielding it".format(function)
         )
@@ -486,9 +548,10 @@ def _truthy(value):
 def run_request(request):
     """Run the handler a request names and return the result dict. Never raises."""
     context = None
+    failure_kind = "handler"
     try:
         if request.get("protocol") != PROTOCOL:
-            raise HandlerError(
+            raise ConfigError(
                 "Request protocol {!r} is not {} (runner and bootstrap disagree)".format(
                     request.get("protocol"), PROTOCOL
                 )
@@ -513,6 +576,8 @@ def run_request(request):
         if _truthy(value):
             context.log_result("return", value)
         return dict(state="completed", error=None, **context._report())
+    except ConfigError as err:
+        message, failure_kind = str(err), "config"
     except HandlerError as err:
         message = str(err)
     except SystemExit as err:
@@ -526,7 +591,7 @@ def run_request(request):
         message = "{}: {}".format(type(err).__name__, err)
     _warn("error: " + message)
     report = context._report() if context else {"results": {}, "artifacts": []}
-    return dict(state="error", error=message, **report)
+    return dict(state="error", error=message, failure_kind=failure_kind, **report)
 
 
 def _write_result(path, result):
