@@ -92,3 +92,52 @@ fn a_workflow_that_prints_a_lot_while_loading_is_traced_in_bounded_memory() {
         "`graph` peaked at {peak} KiB while the workflow printed 128 MiB"
     );
 }
+
+#[test]
+fn a_run_log_is_capped_keeping_the_end_of_the_output() {
+    let p = TestProject::new();
+    p.write(
+        "chatty.py",
+        "import sys\n\
+         def main():\n\
+         \x20   for i in range(100_000):\n\
+         \x20       print(f'line {i:06d} of the output')\n\
+         \x20   print('THE END', file=sys.stderr)\n\
+         \x20   return 'done'\n",
+    );
+    p.log_code("chatty_code", "chatty.py", &[]);
+    p.set_store_function("chatty", "chatty_code", "chatty:main");
+    let out = p
+        .command(&["run-function", "chatty", "--json"])
+        .env("BATON_LOG_MAX_BYTES", "65536")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let run: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(run["status"]["results"]["return"], "done");
+
+    let uid = run["metadata"]["uid"].as_str().unwrap();
+    let log = std::fs::read_to_string(p.path().join(format!(".baton/logs/{uid}.log"))).unwrap();
+    // The handler printed about 2.7 MB; the log keeps the cap plus the runner's own lines.
+    assert!(
+        log.len() < 65536 + 4096,
+        "the log holds {} bytes",
+        log.len()
+    );
+    assert!(
+        log.contains("line 000000 of the output"),
+        "the head is kept"
+    );
+    assert!(
+        log.contains("bytes of output were dropped"),
+        "the cut is said"
+    );
+    assert!(
+        log.contains("line 099999 of the output\nTHE END"),
+        "the tail is kept"
+    );
+}

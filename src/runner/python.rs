@@ -15,6 +15,7 @@ use tokio::process::{Child, Command};
 
 use super::{ContextSettings, HandlerOutcome, HandlerRef, HandlerRequest};
 use crate::error::IoResultExt;
+use crate::logs::{copy_capped, LogCap};
 use crate::{Error, Result};
 
 /// The bootstrap, shipped inside the binary so a runner needs nothing but an interpreter.
@@ -131,7 +132,12 @@ impl PythonRunner {
         write_private(&request_path, &body)
             .io_context(|| format!("Could not write `{}`", request_path.display()))?;
 
-        let (stdout, stderr) = open_log(log)?;
+        let cap = LogCap::from_env()?;
+        let (output, stdout) = std::io::pipe()
+            .io_context(|| "Could not create a pipe for the handler's output".into())?;
+        let stderr = stdout
+            .try_clone()
+            .io_context(|| "Could not create a pipe for the handler's output".into())?;
         let mut command = Command::new(&self.python);
         command
             .arg("-u") // unbuffered, so stdout and stderr land in the log in the order written
@@ -174,7 +180,11 @@ impl PythonRunner {
                 e,
             )
         })?;
+        // The command holds the pipe's write ends: drop them, so the copy sees the end of the
+        // output once every process of the handler's group is gone.
+        drop(command);
         drop(watch_read);
+        let copied = spawn_log_copy(output, log, cap)?;
         let status = ProcessGroup::new(child, watch_write)
             .wait()
             .await
@@ -184,6 +194,7 @@ impl PythonRunner {
                     e,
                 )
             })?;
+        finish_log_copy(copied).await;
 
         let text = match fs::read(&result_path) {
             Ok(text) => text,
@@ -419,23 +430,49 @@ fn flock(file: &fs::File, operation: libc::c_int) -> std::io::Result<()> {
     Ok(())
 }
 
-fn open_log(log: &Path) -> Result<(fs::File, fs::File)> {
+/// Copies the handler's output (one pipe for stdout and stderr, so the log keeps the order it
+/// was written in) into `log` under `cap`, on a thread of its own. The thread ends when every
+/// process holding the pipe is gone.
+fn spawn_log_copy(
+    output: std::io::PipeReader,
+    log: &Path,
+    cap: LogCap,
+) -> Result<tokio::sync::oneshot::Receiver<Result<u64>>> {
     if let Some(parent) = log.parent().filter(|p| !p.as_os_str().is_empty()) {
         fs::create_dir_all(parent)
             .io_context(|| format!("Could not create the log folder `{}`", parent.display()))?;
     }
-    // One open file description in append mode shared by stdout and stderr: every write lands
-    // at the end, in the order the handler made it, with nothing buffered on the Rust side.
-    let file = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log)
-        .io_context(|| format!("Could not open the log `{}`", log.display()))?;
-    let copy = file
-        .try_clone()
-        .io_context(|| format!("Could not open the log `{}`", log.display()))?;
-    Ok((file, copy))
+    let (done, copied) = tokio::sync::oneshot::channel();
+    let log = log.to_path_buf();
+    std::thread::Builder::new()
+        .name("baton-log".into())
+        .spawn(move || {
+            let _ = done.send(copy_capped(output, &log, cap));
+        })
+        .io_context(|| "Could not start the log copy".into())?;
+    Ok(copied)
 }
+
+/// Waits for the log copy to drain what the handler wrote. A process that left the handler's
+/// group (`setsid`) may keep the pipe open: after [`LOG_DRAIN_GRACE`] the run goes on without
+/// the rest of its output.
+async fn finish_log_copy(copied: tokio::sync::oneshot::Receiver<Result<u64>>) {
+    match tokio::time::timeout(LOG_DRAIN_GRACE, copied).await {
+        Ok(Ok(Ok(0))) => {}
+        Ok(Ok(Ok(dropped))) => {
+            tracing::warn!("the handler's output reached the log's cap: {dropped} bytes dropped")
+        }
+        Ok(Ok(Err(err))) => tracing::warn!("the handler's output was not all logged: {err}"),
+        Ok(Err(_)) => tracing::warn!("the log copy stopped early"),
+        Err(_) => tracing::warn!(
+            "a process that left the handler's process group still holds its output open; \
+             the run's log may miss its last lines"
+        ),
+    }
+}
+
+/// How long a finished handler's output may take to drain into the log.
+const LOG_DRAIN_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 
 fn absolute(path: &Path) -> Result<PathBuf> {
     if path.as_os_str().is_empty() {
