@@ -14,6 +14,7 @@ def huge(context):
     for _ in range(200):
         deep = [deep]
     context.log_result("deep", deep)
+    context.log_result("surrogate", "a\ud800b")
     return 2
 
 
@@ -61,6 +62,7 @@ fn a_result_json_cannot_hold_becomes_text_and_the_other_results_are_kept() {
     assert_eq!(results["n"], json!(format!("1{}", "0".repeat(400))));
     let deep = results["deep"].as_str().expect("a too deep value is text");
     assert!(deep.starts_with("[[[["), "{deep}");
+    assert_eq!(results["surrogate"], "a\\ud800b");
     let uid = run["metadata"]["uid"].as_str().unwrap();
     let log = p.baton(&["runs", "logs", uid]).ok();
     assert!(log.contains("'n'") && log.contains("'deep'"), "{log}");

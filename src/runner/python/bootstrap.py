@@ -106,8 +106,10 @@ def _cast_value(value, lossy=None):
 
 def _cast_result(value, depth, lossy):
     """`_cast_value` below `depth` levels of containers; raises `_TooDeep`."""
-    if value is None or isinstance(value, (bool, str)):
+    if value is None or isinstance(value, bool):
         return value
+    if isinstance(value, str):
+        return _utf8(value, lossy)
     if isinstance(value, int):
         if _INT_MIN <= value <= _INT_MAX:
             return value
@@ -121,8 +123,19 @@ def _cast_result(value, depth, lossy):
     if isinstance(value, (list, tuple)):
         return [_cast_result(v, depth + 1, lossy) for v in value]
     if isinstance(value, dict):
-        return {str(k): _cast_result(v, depth + 1, lossy) for k, v in value.items()}
-    return _text_of(value)
+        return {_utf8(str(k), lossy): _cast_result(v, depth + 1, lossy) for k, v in value.items()}
+    return _utf8(_text_of(value), lossy)
+
+
+def _utf8(text, lossy):
+    """`text`, with lone surrogates (which UTF-8 and so JSON cannot hold) written as escapes."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        if lossy is not None:
+            lossy.append("a string with a lone surrogate")
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _deep_text(value):
