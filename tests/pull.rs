@@ -219,3 +219,35 @@ fn pull_to_an_existing_file_is_bad_input() {
         .fails(2);
     assert!(err.contains("exists and is not a folder"), "{err}");
 }
+
+#[test]
+fn errors_name_the_artifact_uri_not_the_cache_folder() {
+    let p = TestProject::new();
+    let cache = p.cache.path().to_str().unwrap().to_string();
+
+    // A handler whose module is not in the artifact.
+    p.write("f.py", "def main():\n    return 1\n");
+    p.log_code("f_code", "f.py", &[]);
+    p.set_store_function("f", "f_code", "f:main");
+    let run: serde_json::Value = serde_json::from_str(
+        &p.baton(&["run-function", "f", "--handler", "nope:main", "--json"])
+            .stdout,
+    )
+    .unwrap();
+    let error = run["status"]["error"].as_str().unwrap();
+    assert!(error.contains("store://my-project/f_code"), "{error}");
+    assert!(!error.contains(&cache), "{error}");
+
+    // A workflow artifact that fails to load.
+    p.write(
+        "wf.py",
+        "import mlrun\ndef pipeline():\n    mlrun.no_such_call()\n",
+    );
+    p.log_code("wf_code", "wf.py", &["--code-type", "workflow"]);
+    let uri = "store://my-project/wf_code";
+    p.baton(&["set-workflow", "--name", "main", "--path", uri])
+        .ok();
+    let err = p.baton(&["graph", "main"]).fails(2);
+    assert!(err.contains(&format!("workflow `{uri}` line 3")), "{err}");
+    assert!(!err.contains(&cache), "{err}");
+}

@@ -57,6 +57,7 @@ impl Fixture {
                 artifact_path: self.dir.path().join("artifacts"),
                 labels: BTreeMap::from([("owner".to_owned(), "ana".to_owned())]),
             },
+            code_source: None,
         }
     }
 

@@ -113,7 +113,8 @@ impl Project {
         spec: &WorkflowSpec,
     ) -> Result<(ResolvedWorkflow, Dag)> {
         let source = self.resolve_workflow(db, spec).await?;
-        let mut load = LoadOptions::new(spec.name.clone());
+        let mut load =
+            LoadOptions::new(spec.name.clone()).with_source(source.record.source.clone());
         if let Some(handler) = &spec.handler {
             load = load.with_handler(handler.clone());
         }

@@ -60,6 +60,9 @@ pub struct HandlerRequest {
     pub inputs: BTreeMap<String, String>,
     /// What the handler's `context` object reports.
     pub context: ContextSettings,
+    /// What the user calls the code (the function's source, such as a `store://` URI), named
+    /// in messages instead of the cache folder it was fetched to; `None` names the folder.
+    pub code_source: Option<String>,
 }
 
 /// The run identity and destinations exposed to the handler through its `context` object.

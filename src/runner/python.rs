@@ -116,6 +116,7 @@ impl PythonRunner {
         let wire = WireRequest {
             protocol: PROTOCOL,
             code_dir: &code_dir,
+            code_source: req.code_source.as_deref(),
             module: &handler.module,
             function: &handler.function,
             params: &req.params,
@@ -226,6 +227,8 @@ impl PythonRunner {
 struct WireRequest<'a> {
     protocol: u32,
     code_dir: &'a Path,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    code_source: Option<&'a str>,
     module: &'a str,
     function: &'a str,
     params: &'a Map<String, Value>,

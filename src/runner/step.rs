@@ -141,6 +141,7 @@ async fn execute(
         .unwrap_or_else(|| project.resolve_artifact_path(None));
     let request = HandlerRequest {
         code_dir: code.dir,
+        code_source: Some(source.clone()),
         handler,
         params: run.spec.parameters.clone(),
         inputs: run.spec.inputs.clone(),

@@ -22,6 +22,9 @@ pub struct LoadOptions {
     pub name: String,
     /// How long tracing a Python workflow may take before it is killed (default 60 s).
     pub timeout: Duration,
+    /// What the user calls the file (the `store://` URI of a workflow artifact), used in
+    /// messages instead of the path it was fetched to; `None` names the path.
+    pub source: Option<String>,
 }
 
 impl LoadOptions {
@@ -37,6 +40,21 @@ impl LoadOptions {
             python,
             name: name.into(),
             timeout: Duration::from_secs(60),
+            source: None,
+        }
+    }
+
+    /// The same options naming the file `source` in messages (see [`LoadOptions::source`]).
+    pub fn with_source(mut self, source: impl Into<String>) -> Self {
+        self.source = Some(source.into());
+        self
+    }
+
+    /// How messages name the workflow file at `path`.
+    pub(crate) fn label(&self, path: &Path) -> String {
+        match &self.source {
+            Some(source) => source.clone(),
+            None => path.display().to_string(),
         }
     }
 
@@ -62,19 +80,20 @@ pub fn load_workflow_file(path: &Path, opts: &LoadOptions) -> Result<WorkflowGra
             return Err(Error::invalid_with_hint(
                 format!(
                     "cannot load workflow `{}`: unknown file type",
-                    path.display()
+                    opts.label(path)
                 ),
                 "a workflow file ends in `.py`, `.yaml` or `.yml`",
             ))
         }
     };
-    std::fs::metadata(path).io_context(|| format!("cannot read workflow `{}`", path.display()))?;
+    std::fs::metadata(path)
+        .io_context(|| format!("cannot read workflow `{}`", opts.label(path)))?;
     let graph = load(path, opts)?;
     if let Some(i) = graph.steps.iter().position(|s| s.name.trim().is_empty()) {
         return Err(Error::invalid_with_hint(
             format!(
                 "workflow `{}`: step {} has an empty name",
-                path.display(),
+                opts.label(path),
                 i + 1
             ),
             "give every step a unique, non-empty `name`",

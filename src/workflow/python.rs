@@ -54,8 +54,9 @@ struct TracerError {
 
 /// Traces the Python workflow at `path` into a graph named `opts.name`.
 pub(crate) fn load_python_workflow(path: &Path, opts: &LoadOptions) -> Result<WorkflowGraph> {
+    let label = opts.label(path);
     let absolute = std::path::absolute(path)
-        .io_context(|| format!("cannot resolve workflow path `{}`", path.display()))?;
+        .io_context(|| format!("cannot resolve workflow path `{}`", label))?;
     let scratch = tempfile::tempdir()
         .io_context(|| "cannot create a temporary folder for the workflow tracer".to_string())?;
     let result_path = scratch.path().join("graph.json");
@@ -77,14 +78,14 @@ pub(crate) fn load_python_workflow(path: &Path, opts: &LoadOptions) -> Result<Wo
                 "cannot start the Python interpreter `{}` to load workflow `{}`; install \
                  Python 3 or set `{PYTHON_ENV}` to its path",
                 opts.python.display(),
-                path.display()
+                label
             ),
             e,
         ),
         TracerFailure::TimedOut => Error::invalid_with_hint(
             format!(
                 "workflow `{}` did not finish loading within {}",
-                path.display(),
+                label,
                 humantime::format_duration(opts.timeout)
             ),
             "the pipeline function only describes steps: it must not wait, loop forever or \
@@ -101,24 +102,21 @@ pub(crate) fn load_python_workflow(path: &Path, opts: &LoadOptions) -> Result<Wo
                  it Python 3 (set `{PYTHON_ENV}`)? stderr: {}",
                 opts.python.display(),
                 output.status,
-                path.display(),
+                label,
                 tail(&stderr, 2000)
             )));
         }
     };
     if !output.stdout.is_empty() {
         tracing::debug!(
-            workflow = %path.display(),
+            workflow = %label,
             stdout = %String::from_utf8_lossy(&output.stdout),
             "output of the workflow file while tracing"
         );
     }
     let result: TracerResult = serde_json::from_str(&text).map_err(|e| {
         Error::runtime_from(
-            format!(
-                "unreadable result from the workflow tracer for `{}`",
-                path.display()
-            ),
+            format!("unreadable result from the workflow tracer for `{}`", label),
             e,
         )
     })?;
@@ -128,26 +126,23 @@ pub(crate) fn load_python_workflow(path: &Path, opts: &LoadOptions) -> Result<Wo
         TracerResult::Graph(graph) => serde_json::from_value(graph).map_err(|e| {
             Error::invalid(format!(
                 "workflow `{}`: the traced graph is invalid: {e}",
-                path.display()
+                label
             ))
         }),
-        TracerResult::Error(err) => Err(located_error(path, &absolute, err)),
+        TracerResult::Error(err) => Err(located_error(&label, &absolute, err)),
     }
 }
 
 /// Turns the shim's error into an InvalidArgument naming the workflow file and the line.
-fn located_error(path: &Path, absolute: &Path, err: TracerError) -> Error {
+fn located_error(label: &str, absolute: &Path, err: TracerError) -> Error {
     let place = match (err.file, err.line) {
         (Some(file), Some(line)) if Path::new(&file) == absolute => {
-            format!("workflow `{}` line {line}", path.display())
+            format!("workflow `{}` line {line}", label)
         }
         (Some(file), Some(line)) => {
-            format!(
-                "`{file}` line {line} (loading workflow `{}`)",
-                path.display()
-            )
+            format!("`{file}` line {line} (loading workflow `{}`)", label)
         }
-        _ => format!("workflow `{}`", path.display()),
+        _ => format!("workflow `{}`", label),
     };
     let message = format!("{place}: {}", err.message);
     match err.hint {

@@ -26,7 +26,7 @@ struct YamlWorkflow {
 /// Reads and parses the YAML workflow at `path`.
 pub(crate) fn load_yaml_workflow(path: &Path, opts: &LoadOptions) -> Result<WorkflowGraph> {
     let text = std::fs::read_to_string(path)
-        .io_context(|| format!("cannot read workflow `{}`", path.display()))?;
+        .io_context(|| format!("cannot read workflow `{}`", opts.label(path)))?;
     parse_yaml_workflow(&text, path, opts)
 }
 
@@ -38,7 +38,7 @@ pub(crate) fn parse_yaml_workflow(
 ) -> Result<WorkflowGraph> {
     if text.trim().is_empty() {
         return Err(Error::invalid_with_hint(
-            format!("workflow `{}` is empty", path.display()),
+            format!("workflow `{}` is empty", opts.label(path)),
             "a YAML workflow needs at least `steps:`",
         ));
     }
@@ -51,7 +51,7 @@ pub(crate) fn parse_yaml_workflow(
             _ => String::new(),
         };
         Error::invalid_with_hint(
-            format!("invalid workflow `{}`: {e}{place}", path.display()),
+            format!("invalid workflow `{}`: {e}{place}", opts.label(path)),
             "fix the field at that place; a workflow has `name`, `params` and `steps`, and a step \
              has `name`, `function`, `handler`, `params`, `inputs`, `outputs`, `after`, `when`, \
              `retries`, `timeout` and `action`",

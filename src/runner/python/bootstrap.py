@@ -4,8 +4,9 @@ Protocol (version 1), kept small so the transport can change (today a fresh `pyt
 step, later a warm process that forks per step) without touching anything outside the runner:
 
 - in: one JSON request, read from the file named by argv[1] (or from stdin when there is none):
-  {"protocol": 1, "code_dir", "module", "function", "params", "inputs", "context": {"uid",
-  "name", "project", "artifact_path", "labels"}, "result_path"}
+  {"protocol": 1, "code_dir", "code_source" (optional: what messages call the code, such as
+  its store:// URI), "module", "function", "params", "inputs", "context": {"uid", "name",
+  "project", "artifact_path", "labels"}, "result_path"}
 - out: one JSON result written to `result_path` (atomically; never to stdout, which belongs to
   the user's code): {"state": "completed" | "error", "results", "artifacts", "error",
   "failure_kind"}; a failed run's `failure_kind` is "config" when no retry can change it (see
@@ -406,13 +407,18 @@ def _inside(path, folder):
         return False
 
 
-def _load_module(code_dir, module):
+def _load_module(code_dir, module, code_source=None):
     path, is_package = _module_file(code_dir, module)
     if path is None:
         available = _payload_modules(code_dir)
+        where = (
+            "the code of '{}'".format(code_source)
+            if code_source
+            else "the code folder '{}'".format(code_dir)
+        )
         raise ConfigError(
-            "Module '{}' not found in the code folder '{}'; it contains: {}".format(
-                module, code_dir, ", ".join(available) if available else "no Python modules"
+            "Module '{}' not found in {}; it contains: {}".format(
+                module, where, ", ".join(available) if available else "no Python modules"
             )
         )
     top = module.split(".")[0]
@@ -582,7 +588,7 @@ def run_request(request):
             sys.path.remove(code_dir)
         sys.path.insert(0, code_dir)
 
-        mod = _load_module(code_dir, module)
+        mod = _load_module(code_dir, module, request.get("code_source"))
         fn = _find_function(mod, module, function)
         args, kwargs = _bind(fn, function, context, params, inputs)
         value = _call(fn, function, args, kwargs)
