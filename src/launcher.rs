@@ -119,9 +119,33 @@ static STOPPING: Mutex<Vec<Stopping>> = Mutex::new(Vec::new());
 /// A runner asked to stop, and the run it executes.
 #[derive(Debug)]
 struct Stopping {
-    child: tokio::process::Child,
+    /// Reaps the runner as soon as it exits, so cancelled steps leave no zombie behind.
+    exited: tokio::task::JoinHandle<()>,
+    /// Tells the reaping task to kill the runner (it did not stop in time).
+    kill: tokio::sync::oneshot::Sender<()>,
     project: String,
     uid: String,
+}
+
+impl Stopping {
+    /// Hands `child`, already asked to stop, to a task that reaps it when it exits.
+    fn watch(mut child: tokio::process::Child, project: String, uid: String) -> Stopping {
+        let (kill, killed) = tokio::sync::oneshot::channel();
+        let exited = tokio::spawn(async move {
+            tokio::select! {
+                _ = child.wait() => {}
+                Ok(()) = killed => {
+                    let _ = child.kill().await;
+                }
+            }
+        });
+        Stopping {
+            exited,
+            kill,
+            project,
+            uid,
+        }
+    }
 }
 
 /// Waits until every runner asked to stop by dropping its [`RunHandle`] has exited (each one
@@ -137,7 +161,7 @@ pub async fn reap_stopped_runners(db: &dyn Db, grace: Duration) -> Result<()> {
             return Ok(());
         }
         for mut runner in stopping {
-            if tokio::time::timeout_at(deadline, runner.child.wait())
+            if tokio::time::timeout_at(deadline, &mut runner.exited)
                 .await
                 .is_err()
             {
@@ -146,7 +170,8 @@ pub async fn reap_stopped_runners(db: &dyn Db, grace: Duration) -> Result<()> {
                     runner.uid,
                     humantime::format_duration(grace)
                 );
-                let _ = runner.child.kill().await;
+                let _ = runner.kill.send(());
+                let _ = runner.exited.await;
             }
             let mut run = db.read_run(&runner.project, &runner.uid).await?;
             if !run.status.state.is_terminal() {
@@ -272,19 +297,24 @@ impl RunHandle {
         db: &dyn Db,
         stop: impl Future<Output = ()>,
     ) -> Result<RunObject> {
-        let mut child = self.child.take().expect("a live handle has its child");
         tokio::pin!(stop);
         let mut stopping = false;
+        // The child stays in the handle while it runs: if this future is dropped (a step's
+        // timeout, a terminate), dropping the handle stops the runner.
+        let child = self.child.as_mut().expect("a live handle has its child");
         let status = loop {
             tokio::select! {
                 status = child.wait() => break status,
                 _ = &mut stop, if !stopping => {
                     stopping = true;
-                    terminate(&child);
+                    terminate(child);
                 }
             }
-        }
-        .io_context(|| format!("Failed to wait for the runner of run `{}`", self.uid))?;
+        };
+        // The runner exited (or cannot be waited for): nothing is left for `Drop` to stop.
+        self.child = None;
+        let status =
+            status.io_context(|| format!("Failed to wait for the runner of run `{}`", self.uid))?;
         let mut run = db.read_run(&self.project, &self.uid).await?;
         if !run.status.state.is_terminal() {
             run.status.state = RunState::Error;
@@ -320,14 +350,19 @@ impl Drop for RunHandle {
         if let Some(mut child) = self.child.take() {
             if matches!(child.try_wait(), Ok(None)) {
                 terminate(&child);
+                if tokio::runtime::Handle::try_current().is_err() {
+                    // No runtime to wait on it: the runner still stops and records its run.
+                    return;
+                }
+                let stopping = Stopping::watch(
+                    child,
+                    std::mem::take(&mut self.project),
+                    std::mem::take(&mut self.uid),
+                );
                 STOPPING
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
-                    .push(Stopping {
-                        child,
-                        project: std::mem::take(&mut self.project),
-                        uid: std::mem::take(&mut self.uid),
-                    });
+                    .push(stopping);
             }
         }
     }

@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -483,6 +483,81 @@ fn a_step_timeout_fails_the_step_and_stops_its_process() {
     });
     // The step links to that run although the attempt never reported it.
     assert_eq!(hang["run_uid"], step_runs(&p, id)[0]["metadata"]["uid"]);
+}
+
+/// A child process killed when the test ends, passed or failed.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The children of process `pid` that exited and were not reaped (zombies).
+fn zombie_children(pid: u32) -> Vec<i32> {
+    let mut children = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let path = task.unwrap().path().join("children");
+        let listed = std::fs::read_to_string(path).unwrap_or_default();
+        children.extend(listed.split_whitespace().map(|c| c.parse::<i32>().unwrap()));
+    }
+    children.retain(|child| !alive(*child) && Path::new(&format!("/proc/{child}")).exists());
+    children
+}
+
+#[test]
+fn runners_of_timed_out_steps_are_reaped_while_the_workflow_goes_on() {
+    let p = project();
+    set_workflow(
+        &p,
+        "gated",
+        "gated.yaml",
+        "name: gated\nparams: [{name: pids}, {name: gate}]\nsteps:\n  \
+         - {name: t1, function: steps, handler: steps:hang, params: {pidfile: '{{args.pids}}-1'}, timeout: 1s}\n  \
+         - {name: t2, function: steps, handler: steps:hang, params: {pidfile: '{{args.pids}}-2'}, timeout: 1s}\n  \
+         - {name: gate, function: steps, handler: steps:wait_for, params: {path: '{{args.gate}}'}}\n",
+        &[],
+    );
+    let (pids, gate) = (p.path().join("hang.pid"), p.path().join("gate"));
+    let mut child = KillOnDrop(
+        p.command(&[
+            "run",
+            "gated",
+            "--parallelism",
+            "3",
+            "-a",
+            &format!("pids={}", pids.display()),
+            "-a",
+            &format!("gate={}", gate.display()),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap(),
+    );
+    for n in [1, 2] {
+        let pidfile = PathBuf::from(format!("{}-{n}", pids.display()));
+        poll("a timed-out step's handler to start", || pidfile.exists());
+        let pid = read_pid(&pidfile);
+        poll("a timed-out step's handler to exit", || !alive(pid));
+    }
+    // Both runners stopped while the gate step still runs: none may linger as a zombie.
+    poll("the stopped runners to be reaped", || {
+        zombie_children(child.0.id()).is_empty()
+    });
+    assert!(
+        child.0.try_wait().unwrap().is_none(),
+        "the workflow ended early"
+    );
+    std::fs::write(&gate, "open").unwrap();
+    let status = child.0.wait().unwrap();
+    assert_eq!(
+        status.code(),
+        Some(1),
+        "the timed-out steps fail the workflow"
+    );
 }
 
 #[test]
