@@ -78,14 +78,43 @@ fn db_error(path: &Path, what: &'static str) -> impl FnOnce(rusqlite::Error) -> 
     move |e| Error::runtime_from(format!("Database `{path}`: failed to {what}"), e)
 }
 
+/// Puts the database in WAL mode. The mode is stored in the file, so this is a read once it is
+/// set; switching it can meet SQLITE_BUSY without waiting on the busy handler (another process
+/// opening the same fresh file), so a busy switch is retried for a while.
+fn enable_wal(conn: &Connection) -> rusqlite::Result<()> {
+    let mode = |conn: &Connection| -> rusqlite::Result<String> {
+        conn.pragma_query_value(None, "journal_mode", |row| row.get(0))
+    };
+    let mut delay = Duration::from_millis(1);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let result = mode(conn).and_then(|current| {
+            if current.eq_ignore_ascii_case("wal") {
+                Ok(())
+            } else {
+                conn.pragma_update(None, "journal_mode", "WAL")
+            }
+        });
+        match result {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::DatabaseBusy
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(delay);
+                delay = (delay * 2).min(Duration::from_millis(100));
+            }
+            other => return other,
+        }
+    }
+}
+
 impl SqliteDb {
     /// Opens (creating if needed) the database file at `path`.
     pub fn open(path: &Path) -> Result<Self> {
         let conn = Connection::open(path).map_err(db_error(path, "open"))?;
         conn.busy_timeout(Duration::from_secs(60))
             .map_err(db_error(path, "configure"))?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(db_error(path, "enable WAL"))?;
+        enable_wal(&conn).map_err(db_error(path, "enable WAL"))?;
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(db_error(path, "configure"))?;
         conn.execute_batch(SCHEMA)
