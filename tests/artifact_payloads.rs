@@ -6,7 +6,7 @@ mod common;
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 
-use common::{sha256, TestProject};
+use common::{peak_rss, sha256, TestProject};
 
 /// The payload file a record's `target_path` names.
 fn target_of(p: &TestProject, uri: &str) -> PathBuf {
@@ -116,25 +116,6 @@ fn relogging_identical_content_does_not_rewrite_the_payload() {
         after.ino(),
         "the explicit target was replaced"
     );
-}
-
-/// Runs `cmd` and returns its exit code and peak resident set size in bytes, measured by the
-/// kernel for that one child.
-#[allow(clippy::zombie_processes)] // reaped by `wait4`, which also reports its peak RSS
-fn peak_rss(mut cmd: std::process::Command) -> (i32, u64) {
-    let child = cmd
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let pid = child.id() as libc::pid_t;
-    let mut status = 0;
-    // SAFETY: an all-zero rusage is valid; wait4 fills it for our own child.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    let reaped = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    assert_eq!(reaped, pid);
-    assert!(libc::WIFEXITED(status), "status {status}");
-    (libc::WEXITSTATUS(status), usage.ru_maxrss as u64 * 1024)
 }
 
 #[test]

@@ -13,9 +13,9 @@ mod common;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::TestProject;
+use common::{alive, poll, stat_fields, TestProject};
 
 const STEPS: &str = "import os, subprocess, time\n\n\ndef work(context, dir, name, seconds=1.0):\n    \"\"\"Starts a grandchild, writes `<pid> <runner pid> <pgid> <grandchild pid>`, sleeps.\"\"\"\n    grandchild = subprocess.Popen(['sleep', '30'])\n    path = os.path.join(dir, name)\n    with open(path + '.tmp', 'w') as out:\n        out.write('%d %d %d %d' % (os.getpid(), os.getppid(), os.getpgrp(), grandchild.pid))\n    os.replace(path + '.tmp', path)\n    time.sleep(seconds)\n    context.log_result('done', name)\n";
 
@@ -76,28 +76,6 @@ fn project() -> TestProject {
     ])
     .ok();
     p
-}
-
-/// Waits (at most 30 s) until `check` holds.
-#[track_caller]
-fn poll(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !check() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// `/proc/PID/stat` after the command name: state, ppid, pgrp, ...
-fn stat_fields(pid: i32) -> Option<Vec<String>> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let (_, rest) = stat.rsplit_once(')')?;
-    Some(rest.split_whitespace().map(str::to_string).collect())
-}
-
-/// Whether process `pid` still runs (a zombie waiting to be reaped counts as gone).
-fn alive(pid: i32) -> bool {
-    stat_fields(pid).is_some_and(|f| !matches!(f[0].as_str(), "Z" | "X"))
 }
 
 /// The live (not zombie) processes whose process group is `pgid`, from `/proc`.

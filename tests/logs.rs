@@ -2,37 +2,7 @@
 
 mod common;
 
-use std::process::Command;
-
-use common::{baton_bin, TestProject};
-
-/// The peak resident memory, in KiB, of `baton ARGS` run in `p` with its output discarded
-/// (measured by a Python parent through `getrusage`, so nothing else pollutes the figure).
-fn peak_rss_kib(p: &TestProject, args: &[&str]) -> u64 {
-    let probe = "import resource, subprocess, sys\n\
-                 done = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL)\n\
-                 assert done.returncode == 0, done.returncode\n\
-                 print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)";
-    let out = Command::new("python3")
-        .arg("-c")
-        .arg(probe)
-        .arg(baton_bin())
-        .args(args)
-        .current_dir(p.path())
-        .env("BATON_CACHE_DIR", p.cache.path())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap()
-}
+use common::{peak_rss, TestProject};
 
 #[test]
 fn a_huge_log_is_printed_in_bounded_memory() {
@@ -53,10 +23,11 @@ fn a_huge_log_is_printed_in_bounded_memory() {
         .set_len(SIZE)
         .unwrap();
 
-    let peak = peak_rss_kib(&p, &["runs", "logs", uid]);
+    let (code, peak) = peak_rss(p.command(&["runs", "logs", uid]));
+    assert_eq!(code, 0);
     assert!(
-        peak * 1024 < SIZE / 4,
-        "`runs logs` peaked at {peak} KiB for a {} MiB log",
+        peak < SIZE / 4,
+        "`runs logs` peaked at {peak} bytes for a {} MiB log",
         SIZE >> 20
     );
 }
@@ -86,10 +57,11 @@ fn a_workflow_that_prints_a_lot_while_loading_is_traced_in_bounded_memory() {
     ])
     .ok();
 
-    let peak = peak_rss_kib(&p, &["graph", "main"]);
+    let (code, peak) = peak_rss(p.command(&["graph", "main"]));
+    assert_eq!(code, 0);
     assert!(
-        peak < 64 * 1024,
-        "`graph` peaked at {peak} KiB while the workflow printed 128 MiB"
+        peak < 64 << 20,
+        "`graph` peaked at {peak} bytes while the workflow printed 128 MiB"
     );
 }
 

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{tar_gz_bytes, zip_bytes, TestProject};
+use common::{alive, poll, tar_gz_bytes, zip_bytes, TestProject};
 use serde_json::{json, Value};
 
 const MY_FUNC: &str = "def main(p1):\n    print('p1 is', p1)\n    return p1 * 2\n";
@@ -659,30 +659,6 @@ fn ctrl_c_aborts_the_run_kills_the_handler_and_records_it() {
         std::thread::sleep(std::time::Duration::from_millis(25));
     }
     assert!(!alive, "the handler process {handler_pid} was killed");
-}
-
-/// Whether process `pid` still runs (a zombie waiting to be reaped counts as gone).
-fn alive(pid: i32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        // The state follows the parenthesised command name.
-        Ok(stat) => !stat
-            .rsplit_once(')')
-            .is_some_and(|(_, rest)| rest.trim_start().starts_with(['Z', 'X'])),
-        Err(_) => false,
-    }
-}
-
-/// Waits (at most 20 s) until `check` holds.
-#[track_caller]
-fn poll(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while !check() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
 }
 
 /// The parent of process `pid`, from `/proc/PID/stat`.

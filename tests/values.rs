@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::TestProject;
+use common::{step, TestProject};
 use serde_json::{json, Value};
 
 const VALUES_PY: &str = r#"
@@ -182,16 +182,6 @@ fn run_workflow(p: &TestProject, args: &[&str]) -> (i32, Value, String) {
     let out = p.baton(&all);
     let record = serde_json::from_str(&out.stdout).unwrap_or(Value::Null);
     (out.code, record, out.stderr)
-}
-
-/// The step called `name` of a workflow run record.
-fn step<'a>(record: &'a Value, name: &str) -> &'a Value {
-    record["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["name"] == name)
-        .unwrap_or_else(|| panic!("no step `{name}` in {record:#}"))
 }
 
 /// The results of the run a step of `record` recorded.

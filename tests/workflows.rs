@@ -9,7 +9,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, FixedOffset};
-use common::{zip_bytes, TestProject};
+use common::{alive, poll, step, zip_bytes, TestProject};
 use serde_json::{json, Value};
 
 const STEPS: &str = include_str!("fixtures/cli_workflows/steps.py");
@@ -80,17 +80,6 @@ fn run_refused(p: &TestProject, args: &[&str], code: i32) -> String {
     stderr
 }
 
-/// The step named `name` of a workflow run record.
-#[track_caller]
-fn step<'a>(record: &'a Value, name: &str) -> &'a Value {
-    record["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["name"] == name)
-        .unwrap_or_else(|| panic!("no step `{name}` in {record:#}"))
-}
-
 fn time(value: &Value) -> DateTime<FixedOffset> {
     DateTime::parse_from_rfc3339(
         value
@@ -122,27 +111,6 @@ fn intervals(p: &TestProject, id: &str) -> Vec<(DateTime<FixedOffset>, DateTime<
         .collect();
     all.sort();
     all
-}
-
-/// Waits (at most 20 s) until `check` holds.
-#[track_caller]
-fn poll(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !check() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// Whether process `pid` still runs (a zombie waiting to be reaped counts as gone).
-fn alive(pid: i32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        // The state follows the parenthesised command name.
-        Ok(stat) => !stat
-            .rsplit_once(')')
-            .is_some_and(|(_, rest)| rest.trim_start().starts_with(['Z', 'X'])),
-        Err(_) => false,
-    }
 }
 
 fn read_pid(path: &Path) -> i32 {

@@ -1,7 +1,7 @@
 //! The digest-keyed code cache: resolve a code artifact to a folder on this machine.
 
 use std::ffi::OsString;
-use std::io::{self, Read, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
@@ -362,16 +362,8 @@ fn sha256_file(path: &Path) -> Result<String> {
     let mut file =
         std::fs::File::open(path).io_context(|| format!("Failed to open `{}`", path.display()))?;
     let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        let n = match file.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(Error::io(format!("Failed to read `{}`", path.display()), e)),
-        };
-        hasher.write_all(&buf[..n]).expect("hashing cannot fail");
-    }
+    io::copy(&mut file, &mut hasher)
+        .io_context(|| format!("Failed to read `{}`", path.display()))?;
     Ok(hex::encode(hasher.finalize()))
 }
 

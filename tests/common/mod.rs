@@ -173,3 +173,59 @@ pub fn sha256(bytes: &[u8]) -> String {
     use sha2::Digest;
     format!("sha256:{}", hex::encode(sha2::Sha256::digest(bytes)))
 }
+
+/// Waits (at most 30 s) until `check` holds, failing the test with `what` otherwise.
+#[track_caller]
+pub fn poll(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !check() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// `/proc/PID/stat` after the command name: state, ppid, pgrp, ...
+pub fn stat_fields(pid: i32) -> Option<Vec<String>> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = stat.rsplit_once(')')?;
+    Some(rest.split_whitespace().map(str::to_string).collect())
+}
+
+/// Whether process `pid` still runs (a zombie waiting to be reaped counts as gone).
+pub fn alive(pid: i32) -> bool {
+    stat_fields(pid).is_some_and(|f| !matches!(f[0].as_str(), "Z" | "X"))
+}
+
+/// Runs `cmd` with its output discarded and returns its exit code and peak resident set size in
+/// bytes, measured by the kernel for that one child.
+#[allow(clippy::zombie_processes)] // reaped by `wait4`, which also reports its peak RSS
+pub fn peak_rss(mut cmd: Command) -> (i32, u64) {
+    let child = cmd
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is valid; wait4 fills it for our own child.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: wait4 on our own unreaped child, with valid out-pointers.
+    let reaped = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    assert_eq!(reaped, pid);
+    assert!(libc::WIFEXITED(status), "status {status}");
+    (libc::WEXITSTATUS(status), usage.ru_maxrss as u64 * 1024)
+}
+
+/// The step called `name` of a workflow run record.
+#[track_caller]
+pub fn step<'a>(record: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    record["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == name)
+        .unwrap_or_else(|| panic!("no step `{name}` in {record:#}"))
+}
