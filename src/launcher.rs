@@ -19,9 +19,8 @@ use serde_json::{Map, Value};
 use crate::db::Db;
 use crate::error::{IoResultExt, Result};
 use crate::model::{RunMetadata, RunObject, RunSpec, RunState, RunStatus};
-use crate::project::{
-    check_module_handler, resolve_function_artifact, source_kind, Project, SourceKind,
-};
+use crate::project::{check_module_handler, Project};
+use crate::uri::{source_kind, SourceKind};
 
 /// What to run.
 #[derive(Debug, Clone, Default)]
@@ -53,18 +52,12 @@ pub fn now() -> String {
 /// A `store://` source is checked again here (it must still exist and be function code), the
 /// same check MLRun's server repeats when a run is submitted; its code is not fetched.
 pub async fn submit(project: &Project, db: &dyn Db, request: RunRequest) -> Result<RunObject> {
-    let function = project.function(&request.function)?;
+    let snapshot = project.snapshot_function(db, &request.function).await?;
+    let function = &snapshot.function;
     let source = function.url.clone().unwrap_or_default();
     let handler = request.handler.clone().or(function.handler.clone());
-    match source_kind(&source)? {
-        SourceKind::Store => {
-            check_module_handler(handler.as_deref(), &source)?;
-            resolve_function_artifact(db, project.name(), &source).await?;
-        }
-        SourceKind::Archive => {
-            check_module_handler(handler.as_deref(), &source)?;
-        }
-        SourceKind::PythonFile => {}
+    if source_kind(&source)? != SourceKind::PythonFile {
+        check_module_handler(handler.as_deref(), &source)?;
     }
     let uid = uuid::Uuid::new_v4().simple().to_string();
     let handler_name = handler
@@ -89,6 +82,7 @@ pub async fn submit(project: &Project, db: &dyn Db, request: RunRequest) -> Resu
             parameters: request.params,
             inputs: request.inputs,
             output_path: Some(output_path),
+            function_snapshot: Some(snapshot.clone()),
             extra: Default::default(),
         },
         status: RunStatus {
@@ -240,10 +234,14 @@ pub fn start(project: &Project, run: &RunObject, python: Option<&Path>) -> Resul
         command.env(crate::workflow::PYTHON_ENV, python);
     }
     command
-        .arg("-C")
-        .arg(project.root())
         .arg("runner")
         .arg(&run.metadata.uid)
+        .arg("--project")
+        .arg(project.name())
+        .arg("--db")
+        .arg(project.db_path())
+        .arg("--log")
+        .arg(&log)
         .stdin(Stdio::null())
         .stdout(open_log()?)
         .stderr(open_log()?);

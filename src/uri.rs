@@ -49,6 +49,38 @@ pub fn is_store_uri(s: &str) -> bool {
     s.starts_with(STORE_SCHEME)
 }
 
+/// The suffixes of archive sources a function may name by path or URL.
+const ARCHIVE_SUFFIXES: [&str; 4] = [".zip", ".tar.gz", ".tgz", ".tar"];
+
+/// The kind of a function source string.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceKind {
+    /// A `store://` code artifact.
+    Store,
+    /// A single Python file.
+    PythonFile,
+    /// A `.zip`/`.tar.gz`/`.tgz`/`.tar` archive path or URL.
+    Archive,
+}
+
+/// Classifies a function source, refusing anything else with the list of accepted forms.
+pub fn source_kind(func: &str) -> Result<SourceKind> {
+    if is_store_uri(func) {
+        Ok(SourceKind::Store)
+    } else if func.to_ascii_lowercase().ends_with(".py") {
+        Ok(SourceKind::PythonFile)
+    } else if ARCHIVE_SUFFIXES
+        .iter()
+        .any(|s| func.to_ascii_lowercase().ends_with(s))
+    {
+        Ok(SourceKind::Archive)
+    } else {
+        Err(Error::invalid(format!(
+            "Unsupported function source `{func}`: expected a store:// URI, a .py file, or an archive (.zip, .tar.gz, .tgz, .tar)"
+        )))
+    }
+}
+
 impl StoreUri {
     /// A URI naming the latest version of `key` in `project`.
     pub fn latest(project: impl Into<String>, key: impl Into<String>) -> Self {

@@ -781,3 +781,58 @@ fn the_scratch_folder_and_the_request_are_private_to_the_user() {
     assert_eq!(code, 0, "{run:#}");
     assert_eq!(run["status"]["results"]["return"], "700 600");
 }
+
+#[test]
+fn a_recorded_run_is_executed_by_a_runner_started_outside_the_project() {
+    let p = project_with_function();
+    // Record the run the way `run-function` does, without starting it.
+    let project = baton::project::Project::load(p.path()).unwrap();
+    let db = project.open_db().unwrap();
+    let request = baton::launcher::RunRequest {
+        function: "my-func".into(),
+        params: serde_json::Map::from_iter([("p1".to_string(), json!(21))]),
+        ..Default::default()
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let run = rt
+        .block_on(baton::launcher::submit(&project, &db, request))
+        .unwrap();
+    let uid = run.metadata.uid.clone();
+    let snapshot = &run.spec.function_snapshot.as_ref().unwrap();
+    assert!(
+        snapshot.pinned.is_some(),
+        "the store source is pinned at submit"
+    );
+    drop((db, project));
+
+    // A later edit of project.yaml must not change what this run executes.
+    let yaml = std::fs::read_to_string(p.path().join("project.yaml")).unwrap();
+    std::fs::write(
+        p.path().join("project.yaml"),
+        yaml.replace("my_func:main", "nope:main"),
+    )
+    .unwrap();
+
+    let elsewhere = tempfile::TempDir::new().unwrap();
+    let db_path = p.path().join(".baton/baton.db");
+    let out = std::process::Command::new(common::baton_bin())
+        .args(["runner", &uid, "--project", "my-project", "--db"])
+        .arg(&db_path)
+        .current_dir(elsewhere.path())
+        .env("BATON_CACHE_DIR", p.cache.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let run = p.baton(&["runs", "get", &uid, "--json"]).json();
+    assert_eq!(run["status"]["state"], "completed", "{run:#}");
+    assert_eq!(run["status"]["results"]["return"], 42);
+    // Nothing was written where the runner was started.
+    assert_eq!(std::fs::read_dir(elsewhere.path()).unwrap().count(), 0);
+    // The log went beside the database.
+    let log = std::fs::read_to_string(p.path().join(format!(".baton/logs/{uid}.log"))).unwrap();
+    assert!(log.contains("p1 is 21"), "{log}");
+}

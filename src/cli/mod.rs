@@ -83,10 +83,7 @@ enum Command {
     Build(build::BuildArgs),
     /// Execute one recorded run (started by baton itself; not for direct use)
     #[command(hide = true)]
-    Runner {
-        /// The run's uid
-        uid: String,
-    },
+    Runner(runs::RunnerArgs),
 }
 
 /// What the commands share: where they run and how they print.
@@ -197,6 +194,6 @@ async fn run(command: Command, ctx: &Context) -> Result<ExitCode> {
         Command::Run(args) => workflows::run(*args, ctx).await,
         Command::Workflows(cmd) => workflows::workflows(cmd, ctx).await,
         Command::Graph(args) => workflows::graph(args, ctx).await,
-        Command::Runner { uid } => runs::runner(uid, ctx).await,
+        Command::Runner(args) => runs::runner(args, ctx).await,
     }
 }

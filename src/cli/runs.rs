@@ -1,19 +1,21 @@
 //! `baton run-function`, `baton runs list | get | logs`, and the hidden `baton runner`.
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
 
 use super::Context;
+use crate::db::SqliteDb;
 use crate::db::{Db, RunFilter};
 use crate::error::{Error, Result};
 use crate::launcher::{self, log_path, RunRequest};
 use crate::logs::{Copied, LogTail};
 use crate::model::{RunObject, RunState};
 use crate::project::{EffectiveBuild, Project};
-use crate::runner::{parse_params, run_step};
+use crate::runner::{parse_params, run_step, CodeSources, PythonRunner, StepEnv};
 
 /// Arguments of `baton run-function`.
 #[derive(Debug, Args)]
@@ -136,10 +138,49 @@ fn print_outcome(ctx: &Context, run: &RunObject, json: bool) {
     }
 }
 
-pub(crate) async fn runner(uid: String, ctx: &Context) -> Result<ExitCode> {
-    let project = ctx.project()?;
-    let db = project.open_db()?;
-    let run = run_step(&project, &db, &uid).await?;
+/// Arguments of the hidden `baton runner`. Started with `--project` and `--db`, it needs no
+/// project folder: the run record holds everything else.
+#[derive(Debug, Args)]
+pub struct RunnerArgs {
+    /// The run's uid
+    uid: String,
+    /// The run's project (default: the project found from the folder)
+    #[arg(long, requires = "db")]
+    project: Option<String>,
+    /// The database holding the run (default: the project's `.baton/baton.db`)
+    #[arg(long, value_name = "FILE", requires = "project")]
+    db: Option<PathBuf>,
+    /// The run's log file (default: `logs/UID.log` beside the database)
+    #[arg(long, value_name = "FILE")]
+    log: Option<PathBuf>,
+}
+
+pub(crate) async fn runner(args: RunnerArgs, ctx: &Context) -> Result<ExitCode> {
+    // Listen first, so a signal from here on aborts the run instead of killing the runner
+    // before it can record anything.
+    let cancel = launcher::shutdown_signal();
+    let (db, project, default_log) = match (args.db, args.project) {
+        (Some(path), Some(project)) => {
+            let logs = path.parent().unwrap_or(Path::new(".")).join("logs");
+            (
+                SqliteDb::open(&path)?,
+                project,
+                logs.join(format!("{}.log", args.uid)),
+            )
+        }
+        _ => {
+            let project = ctx.project()?;
+            let log = log_path(&project, &args.uid);
+            (project.open_db()?, project.name().to_string(), log)
+        }
+    };
+    let log = args.log.unwrap_or(default_log);
+    let env = StepEnv {
+        code: CodeSources::from_env()?,
+        python: PythonRunner::from_env(),
+        log,
+    };
+    let run = run_step(&db, &project, &args.uid, &env, cancel).await?;
     Ok(if run.status.state == RunState::Completed {
         ExitCode::SUCCESS
     } else {

@@ -14,7 +14,9 @@ pub mod workflow_run;
 pub use artifact::{Artifact, ArtifactMetadata, CodeArtifactSpec, CodeType};
 pub use function::{FunctionEntry, FunctionKind};
 pub use project::{ProjectFile, ProjectMetadata, ProjectSpec};
-pub use run::{ResolvedCodeRecord, RunMetadata, RunObject, RunSpec, RunState, RunStatus};
+pub use run::{
+    FunctionSnapshot, ResolvedCodeRecord, RunMetadata, RunObject, RunSpec, RunState, RunStatus,
+};
 pub use workflow::WorkflowSpec;
 pub use workflow_run::{Driver, WorkflowRunRecord};
 

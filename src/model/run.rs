@@ -6,7 +6,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::Extra;
+use super::{Extra, FunctionEntry};
 
 /// One execution of a function.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -59,6 +59,10 @@ pub struct RunSpec {
     /// Where the run writes artifacts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output_path: Option<String>,
+    /// The function as it was when the run was submitted, with its code pinned: all a runner
+    /// needs besides the database, the datastore and the code cache.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub function_snapshot: Option<FunctionSnapshot>,
     /// Unknown spec fields.
     #[serde(flatten)]
     pub extra: Extra,
@@ -96,6 +100,21 @@ pub struct RunStatus {
     /// Unknown status fields.
     #[serde(flatten)]
     pub extra: Extra,
+}
+
+/// The function a run executes, frozen at submit so the run does not depend on the project
+/// folder (or a later edit of `project.yaml`) when its runner starts, wherever that is.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FunctionSnapshot {
+    /// The function's definition (name, kind, image, handler, requirements, source as given in
+    /// `url`, unknown fields such as `env`).
+    pub function: FunctionEntry,
+    /// Where the runner reads the code: the `store://` URI pinned to the artifact version that
+    /// was current at submit (`^uid`), or the absolute path of a file or archive source.
+    pub code_location: String,
+    /// For a `store://` source, the artifact uid and payload digest pinned at submit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pinned: Option<ResolvedCodeRecord>,
 }
 
 /// The exact code a run used.

@@ -12,6 +12,7 @@ use super::{EffectiveBuild, Project};
 use crate::code::copy_tree;
 use crate::db::{BuildRecord, Db};
 use crate::error::{Error, IoResultExt, Result};
+use crate::runner::CodeSources;
 
 /// Where in the image code pulled at build time goes (MLRun's default code folder).
 pub const IMAGE_CODE_DIR: &str = "/home/mlrun_code";
@@ -59,7 +60,10 @@ impl Project {
         let source = entry.url.clone().unwrap_or_default();
         let code_included = !build.load_source_on_run && !source.is_empty();
         if code_included {
-            let code = self.resolve_source(db, &source).await?;
+            let snapshot = self.snapshot_function(db, &entry.name).await?;
+            let code = CodeSources::from_env()?
+                .resolve(db, self.name(), &snapshot)
+                .await?;
             let target = dir.join("code");
             if code.file_stem.is_some() {
                 let file = self.source_path(&source);

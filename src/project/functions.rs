@@ -9,12 +9,11 @@ use super::Project;
 use crate::artifact::{check_role, requirements};
 use crate::db::Db;
 use crate::error::{Error, Result};
-use crate::model::{Artifact, CodeType, FunctionEntry, FunctionKind};
+use crate::model::{
+    Artifact, CodeType, FunctionEntry, FunctionKind, FunctionSnapshot, ResolvedCodeRecord,
+};
 use crate::runner::HandlerRef;
-use crate::uri::{is_store_uri, StoreUri};
-
-/// Archive suffixes accepted as function sources.
-const ARCHIVE_SUFFIXES: [&str; 4] = [".zip", ".tar.gz", ".tgz", ".tar"];
+use crate::uri::{is_store_uri, source_kind, SourceKind, StoreUri};
 
 /// The base image a build starts from when the function names none.
 pub const DEFAULT_BASE_IMAGE: &str = "python:3.11-slim";
@@ -38,35 +37,6 @@ pub struct SetFunctionRequest {
     pub load_source_on_run: Option<bool>,
     /// Function tag.
     pub tag: Option<String>,
-}
-
-/// The kind of a function source string.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SourceKind {
-    /// A `store://` code artifact.
-    Store,
-    /// A single Python file.
-    PythonFile,
-    /// A `.zip`/`.tar.gz`/`.tgz`/`.tar` archive path or URL.
-    Archive,
-}
-
-/// Classifies a function source, refusing anything else with the list of accepted forms.
-pub fn source_kind(func: &str) -> Result<SourceKind> {
-    if is_store_uri(func) {
-        Ok(SourceKind::Store)
-    } else if func.to_ascii_lowercase().ends_with(".py") {
-        Ok(SourceKind::PythonFile)
-    } else if ARCHIVE_SUFFIXES
-        .iter()
-        .any(|s| func.to_ascii_lowercase().ends_with(s))
-    {
-        Ok(SourceKind::Archive)
-    } else {
-        Err(Error::invalid(format!(
-            "Unsupported function source `{func}`: expected a store:// URI, a .py file, or an archive (.zip, .tar.gz, .tgz, .tar)"
-        )))
-    }
 }
 
 /// MLRun's function name normalisation: lowercase, `_` becomes `-`.
@@ -177,6 +147,36 @@ impl Project {
                 path.display()
             )))
         }
+    }
+
+    /// Freezes function `name` for a run: its definition, and where its code is, as a runner
+    /// anywhere can find it. A `store://` source is resolved now (it must exist and be function
+    /// code) and pinned to that version; a path source becomes an absolute path. The code
+    /// itself is not fetched.
+    pub async fn snapshot_function(&self, db: &dyn Db, name: &str) -> Result<FunctionSnapshot> {
+        let function = self.function(name)?;
+        let source = function.url.clone().unwrap_or_default();
+        let (code_location, pinned) = match source_kind(&source)? {
+            SourceKind::Store => {
+                let artifact = resolve_function_artifact(db, self.name(), &source).await?;
+                let digest = artifact.spec.digest.clone().unwrap_or_default();
+                let pinned = ResolvedCodeRecord {
+                    source: source.clone(),
+                    uid: artifact.metadata.uid.clone(),
+                    digest,
+                };
+                (artifact.store_uri().to_string(), Some(pinned))
+            }
+            SourceKind::PythonFile | SourceKind::Archive => (
+                self.source_path(&source).to_string_lossy().into_owned(),
+                None,
+            ),
+        };
+        Ok(FunctionSnapshot {
+            function,
+            code_location,
+            pinned,
+        })
     }
 
     /// The local file a path source names, relative to the project folder.

@@ -10,16 +10,14 @@ mod build;
 mod entries;
 mod functions;
 mod run_workflow;
-mod source;
 mod workflows;
 
 pub use build::{BuildOutput, IMAGE_CODE_DIR};
 pub use functions::{
-    check_module_handler, normalize_function_name, resolve_function_artifact, source_kind,
-    EffectiveBuild, SetFunctionRequest, SourceKind, DEFAULT_BASE_IMAGE,
+    check_module_handler, normalize_function_name, resolve_function_artifact, EffectiveBuild,
+    SetFunctionRequest, DEFAULT_BASE_IMAGE,
 };
 pub use run_workflow::{PreparedWorkflow, RunWorkflowOptions};
-pub use source::ResolvedSource;
 pub use workflows::{
     check_schedule, resolve_workflow_artifact, ResolvedWorkflow, SetWorkflowRequest,
 };
@@ -277,7 +275,12 @@ impl Project {
     /// Opens the embedded database, creating `.baton/` when a project came from MLRun.
     pub fn open_db(&self) -> Result<SqliteDb> {
         self.ensure_state_dir()?;
-        SqliteDb::open(&self.state_dir().join("baton.db"))
+        SqliteDb::open(&self.db_path())
+    }
+
+    /// The embedded database file, `.baton/baton.db`.
+    pub fn db_path(&self) -> PathBuf {
+        self.state_dir().join("baton.db")
     }
 
     /// Resolves an artifact path (the project's default when `None`): `{{project}}`,

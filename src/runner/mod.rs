@@ -23,6 +23,7 @@
 mod executor;
 mod params;
 mod python;
+mod source;
 mod step;
 
 use std::collections::BTreeMap;
@@ -41,7 +42,8 @@ pub(crate) use executor::step_outputs;
 pub use executor::RunnerExecutor;
 pub use params::{parse_param, parse_params, MAX_VALUE_DEPTH};
 pub use python::PythonRunner;
-pub use step::run_step;
+pub use source::{CodeSources, ResolvedSource};
+pub use step::{run_step, StepEnv};
 
 /// Everything needed to run one handler. Paths may be relative: they are taken against the
 /// caller's current directory, not the code folder the handler runs in.

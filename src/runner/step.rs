@@ -1,31 +1,46 @@
 //! `baton runner UID`: execute one recorded run, resolving its code at start-up.
 //!
 //! This is the "pull at runtime" half of the spec: nothing before this point has downloaded the
-//! function's code. The runner reads the run record, resolves the function's source through the
-//! database (a `store://` artifact, a local archive or a `.py` file) into the code cache, runs
-//! the handler through [`PythonRunner`], and records state, results, artifacts and the exact
-//! code version it used. SIGTERM, SIGINT or SIGHUP abort the handler and record the run as
-//! `aborted`; the runner gets SIGTERM when the process that started it dies, even by SIGKILL.
+//! function's code. The runner reads the run record, resolves the code its function snapshot
+//! pins (a `store://` artifact version, a local archive or a `.py` file) into the code cache,
+//! runs the handler through [`PythonRunner`], and records state, results, artifacts and the
+//! exact code version it used. It needs the database, the datastore and the cache, never the
+//! project folder. When `cancel` resolves (the CLI passes SIGTERM, SIGINT or SIGHUP) the handler
+//! is aborted and the run recorded `aborted`.
 
-use std::path::Path;
+use std::future::Future;
+use std::path::{Path, PathBuf};
 
-use super::{ContextSettings, HandlerRequest, PythonRunner, RunState as HandlerState};
+use super::{CodeSources, ContextSettings, HandlerRequest, PythonRunner, RunState as HandlerState};
 use crate::db::Db;
 use crate::error::{Error, Result};
-use crate::launcher::{log_path, now, shutdown_signal};
+use crate::launcher::now;
 use crate::model::{RunObject, RunState};
-use crate::project::Project;
+
+/// Where a runner finds what a run needs besides its record.
+#[derive(Debug, Clone)]
+pub struct StepEnv {
+    /// The datastore and the code cache.
+    pub code: CodeSources,
+    /// The interpreter that runs handlers.
+    pub python: PythonRunner,
+    /// The run's log file: the handler's output is appended to it.
+    pub log: PathBuf,
+}
 
 /// Executes the recorded run `uid` and returns its final record.
 ///
 /// Every state change is conditional ([`Db::update_active_run`]): a run settled meanwhile by
 /// someone else (the process that started this runner found it dead, or a reader found the
 /// workflow's driver dead) keeps that record, and this runner stops.
-pub async fn run_step(project: &Project, db: &dyn Db, uid: &str) -> Result<RunObject> {
-    // Listen first, so a signal from here on aborts the run instead of killing the runner
-    // before it can record anything.
-    let shutdown = shutdown_signal();
-    let mut run = db.read_run(project.name(), uid).await?;
+pub async fn run_step(
+    db: &dyn Db,
+    project: &str,
+    uid: &str,
+    env: &StepEnv,
+    cancel: impl Future<Output = ()>,
+) -> Result<RunObject> {
+    let mut run = db.read_run(project, uid).await?;
     if run.status.state.is_terminal() {
         return Err(already_ended(&run));
     }
@@ -33,12 +48,12 @@ pub async fn run_step(project: &Project, db: &dyn Db, uid: &str) -> Result<RunOb
     run.status.start_time = Some(now());
     run.status.last_update = run.status.start_time.clone();
     if !db.update_active_run(&run).await? {
-        return Err(already_ended(&db.read_run(project.name(), uid).await?));
+        return Err(already_ended(&db.read_run(project, uid).await?));
     }
 
     let outcome = tokio::select! {
-        outcome = execute(project, db, &mut run) => Some(outcome),
-        _ = shutdown => None,
+        outcome = execute(db, env, &mut run) => Some(outcome),
+        _ = cancel => None,
     };
     match outcome {
         Some(Ok(handler)) => {
@@ -62,7 +77,7 @@ pub async fn run_step(project: &Project, db: &dyn Db, uid: &str) -> Result<RunOb
             run.status.failure_kind = super::failure_kind_of(&err);
         }
         None => {
-            tracing::warn!("run `{uid}` aborted by a signal");
+            tracing::warn!("run `{uid}` aborted");
             run.status.state = RunState::Aborted;
             run.status.error = Some("Run aborted".into());
         }
@@ -71,7 +86,7 @@ pub async fn run_step(project: &Project, db: &dyn Db, uid: &str) -> Result<RunOb
     run.status.last_update = run.status.end_time.clone();
     if !db.update_active_run(&run).await? {
         // Settled by someone else first: theirs is the record.
-        return db.read_run(project.name(), uid).await;
+        return db.read_run(project, uid).await;
     }
     Ok(run)
 }
@@ -94,54 +109,49 @@ fn error_chain(err: &Error) -> String {
     text
 }
 
-async fn execute(
-    project: &Project,
-    db: &dyn Db,
-    run: &mut RunObject,
-) -> Result<super::HandlerOutcome> {
-    let function_name = run
-        .spec
-        .function
-        .rsplit('/')
-        .next()
-        .unwrap_or(&run.spec.function)
-        .to_string();
-    let function = project.function(&function_name)?;
-    let source = function.url.clone().ok_or_else(|| {
+async fn execute(db: &dyn Db, env: &StepEnv, run: &mut RunObject) -> Result<super::HandlerOutcome> {
+    let snapshot = run.spec.function_snapshot.clone().ok_or_else(|| {
         Error::invalid(format!(
-            "Function `{function_name}` has no source (`url`) to run"
+            "Run `{}` has no function snapshot (it was recorded by an older baton); submit it \
+             again",
+            run.metadata.uid
         ))
     })?;
+    let function = &snapshot.function;
     let handler = run
         .spec
         .handler
         .clone()
         .or(function.handler.clone())
         .ok_or_else(|| {
-            Error::invalid(format!("No handler given for function `{function_name}`"))
+            Error::invalid(format!("No handler given for function `{}`", function.name))
         })?;
-    let code = project.resolve_source(db, &source).await?;
-    tracing::info!(source = %source, digest = %code.record.digest, dir = %code.dir.display(), "code resolved");
+    let code = env
+        .code
+        .resolve(db, &run.metadata.project, &snapshot)
+        .await?;
+    tracing::info!(source = %code.record.source, digest = %code.record.digest, dir = %code.dir.display(), "code resolved");
     // A bare function name of a `.py` source runs from that file.
     let handler = match (&code.file_stem, handler.contains(':')) {
         (Some(stem), false) => format!("{stem}:{handler}"),
         _ => handler,
     };
-    run.status.code = Some(code.record.clone());
+    let code_source = code.record.source.clone();
+    run.status.code = Some(code.record);
     if !db.update_active_run(run).await? {
         return Err(already_ended(
-            &db.read_run(project.name(), &run.metadata.uid).await?,
+            &db.read_run(&run.metadata.project, &run.metadata.uid)
+                .await?,
         ));
     }
 
-    let output = run
-        .spec
-        .output_path
-        .clone()
-        .unwrap_or_else(|| project.resolve_artifact_path(None));
+    let output =
+        run.spec.output_path.clone().ok_or_else(|| {
+            Error::invalid(format!("Run `{}` has no output path", run.metadata.uid))
+        })?;
     let request = HandlerRequest {
         code_dir: code.dir,
-        code_source: Some(source.clone()),
+        code_source: Some(code_source),
         handler,
         params: run.spec.parameters.clone(),
         inputs: run.spec.inputs.clone(),
@@ -153,7 +163,5 @@ async fn execute(
             labels: run.metadata.labels.clone(),
         },
     };
-    PythonRunner::from_env()
-        .run(&request, &log_path(project, &run.metadata.uid))
-        .await
+    env.python.run(&request, &env.log).await
 }
