@@ -75,7 +75,7 @@ fn main() {
                     LogCodeRequest::new(format!("pkg{i}"), CodeSource::LocalPath(archive.clone()));
                 let start = Instant::now();
                 let stored = rt
-                    .block_on(log_code_file(&project, &db, &store, request))
+                    .block_on(log_code_file(&project.log_scope(), &db, &store, request))
                     .unwrap();
                 let elapsed = start.elapsed();
                 uri = stored.artifact.store_uri().to_string();

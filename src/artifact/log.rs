@@ -13,7 +13,6 @@ use crate::db::{Db, StoredArtifact};
 use crate::error::{Error, Result};
 use crate::model::artifact::CODE_KIND;
 use crate::model::{Artifact, ArtifactMetadata, CodeArtifactSpec, CodeType};
-use crate::project::Project;
 
 /// The largest inline body kept in a database record.
 pub const MAX_INLINE_BODY: usize = 1024 * 1024;
@@ -99,10 +98,26 @@ fn derive_language(path: Option<&str>) -> Option<String> {
     })
 }
 
-/// The lock held while a payload is uploaded and its record stored, so an upload to an explicit
-/// target path and the record that describes it are never interleaved with another process's:
-/// `latest` always describes the bytes at its target.
-const LOG_LOCK: &str = "log-code.lock";
+/// Where an artifact is logged: its project, the artifact path a payload without a target goes
+/// under, and the lock that keeps an upload and its record together.
+pub struct LogScope<'a> {
+    /// The project's name.
+    pub project: &'a str,
+    /// The artifact path to use when the request names none, resolved (an absolute path or a
+    /// URL); a request's own `artifact_path` must be resolved by the caller the same way.
+    pub artifact_path: String,
+    /// Held while a payload is uploaded and its record stored.
+    pub lock: &'a dyn UploadLock,
+}
+
+/// Serialises uploads with their records, so an upload to an explicit target path and the record
+/// that describes it are never interleaved with another writer's: `latest` always describes the
+/// bytes at its target. A project folder implements it with a file lock; a server may use a
+/// mutex.
+pub trait UploadLock: Send + Sync {
+    /// Waits for the lock; it is held until the returned guard is dropped.
+    fn acquire(&self) -> Result<Box<dyn Send>>;
+}
 
 /// Logs a code artifact: validates the request, uploads the payload (unless inline or already
 /// in place), records its digest and size, and stores the version.
@@ -110,7 +125,7 @@ const LOG_LOCK: &str = "log-code.lock";
 /// Identical content gives the identical uid and adds no version; `latest` and the given tag
 /// move to the stored version either way.
 pub async fn log_code_file(
-    project: &Project,
+    scope: &LogScope<'_>,
     db: &dyn Db,
     store: &DataStore,
     request: LogCodeRequest,
@@ -173,7 +188,10 @@ pub async fn log_code_file(
             let target = match &request.target_path {
                 Some(target) => target.clone(),
                 None => default_target(
-                    &project.resolve_artifact_path(request.artifact_path.as_deref()),
+                    request
+                        .artifact_path
+                        .as_deref()
+                        .unwrap_or(&scope.artifact_path),
                     &request.key,
                     &digest,
                     path,
@@ -228,7 +246,7 @@ pub async fn log_code_file(
         kind: CODE_KIND.to_string(),
         metadata: ArtifactMetadata {
             key: request.key.clone(),
-            project: project.name().to_string(),
+            project: scope.project.to_string(),
             iter: 0,
             tree: String::new(),
             tag: None,
@@ -249,7 +267,7 @@ pub async fn log_code_file(
     // A new version gets a fresh producer tree; an existing one keeps its own (the db does).
     artifact.metadata.tree = uuid::Uuid::new_v4().simple().to_string();
 
-    let _lock = project.lock_state(LOG_LOCK)?;
+    let _lock = scope.lock.acquire()?;
     if let Some((target, upload)) = upload {
         // Bytes already in place are not rewritten: the payload keeps its file and its mtime.
         if !store.holds(&target, &payload).await? {

@@ -6,6 +6,6 @@ pub mod requirements;
 mod role;
 mod uid;
 
-pub use log::{log_code_file, CodeSource, LogCodeRequest, MAX_INLINE_BODY};
+pub use log::{log_code_file, CodeSource, LogCodeRequest, LogScope, UploadLock, MAX_INLINE_BODY};
 pub use role::check_role;
 pub use uid::content_uid;

@@ -91,12 +91,14 @@ pub(crate) async fn run(args: LogCodeArgs, ctx: &Context) -> Result<ExitCode> {
         requirements: args.requirements,
         tag: args.tag,
         labels: args.labels.into_iter().collect::<BTreeMap<_, _>>(),
-        artifact_path: args.artifact_path,
+        artifact_path: args
+            .artifact_path
+            .map(|path| project.resolve_artifact_path(Some(&path))),
         db_key: args.db_key,
         ..LogCodeRequest::new(args.key, source)
     };
     let db = project.open_db()?;
-    let stored = log_code_file(&project, &db, &DataStore::new(), request).await?;
+    let stored = log_code_file(&project.log_scope(), &db, &DataStore::new(), request).await?;
     if args.json {
         ctx.printer.json(&stored.artifact);
     } else {

@@ -22,6 +22,7 @@ pub use workflows::{
     check_schedule, resolve_workflow_artifact, ResolvedWorkflow, SetWorkflowRequest,
 };
 
+use crate::artifact::{LogScope, UploadLock};
 use crate::db::SqliteDb;
 use crate::error::{Error, IoResultExt, Result};
 use crate::model::{ProjectFile, ProjectMetadata, ProjectSpec};
@@ -222,6 +223,16 @@ impl Project {
         Ok(out)
     }
 
+    /// Where `log-code` logs into this project: its name, its resolved default artifact path,
+    /// and the project's upload lock.
+    pub fn log_scope(&self) -> LogScope<'_> {
+        LogScope {
+            project: self.name(),
+            artifact_path: self.resolve_artifact_path(None),
+            lock: self,
+        }
+    }
+
     /// Takes the exclusive lock `.baton/<name>`, waiting for another process to release it.
     pub fn lock_state(&self, name: &str) -> Result<StateLock> {
         StateDir(self.state_dir()).lock(name)
@@ -323,5 +334,13 @@ impl StateDir {
         file.lock()
             .io_context(|| format!("Failed to lock `{}`", path.display()))?;
         Ok(StateLock(file))
+    }
+}
+
+/// Uploads into a project folder are serialised by the file lock `.baton/log-code.lock`, which
+/// holds across processes.
+impl UploadLock for Project {
+    fn acquire(&self) -> Result<Box<dyn Send>> {
+        Ok(Box::new(self.lock_state("log-code.lock")?))
     }
 }

@@ -9,8 +9,10 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::artifact::names::{validate_key, validate_tag};
+pub mod names;
+
 use crate::error::{Error, Result};
+use names::{validate_key, validate_tag};
 
 /// The scheme every store URI starts with (case-sensitive).
 pub const STORE_SCHEME: &str = "store://";
