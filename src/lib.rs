@@ -31,6 +31,7 @@ pub mod logs;
 pub mod model;
 pub mod project;
 pub mod runner;
+pub mod service;
 pub mod uri;
 pub mod workflow;
 

@@ -12,9 +12,27 @@
 use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::error::{Error, IoResultExt, Result};
+
+/// Where run logs live: one append-only file per run, `<dir>/<uid>.log`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogStore {
+    dir: PathBuf,
+}
+
+impl LogStore {
+    /// A store keeping its logs in `dir` (created when a log is first written).
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        LogStore { dir: dir.into() }
+    }
+
+    /// The log file of run `uid`.
+    pub fn path(&self, uid: &str) -> PathBuf {
+        self.dir.join(format!("{uid}.log"))
+    }
+}
 
 /// The size of the buffer a [`LogTail`] copies through.
 const CHUNK: usize = 64 * 1024;

@@ -1,0 +1,72 @@
+//! The service: one core that the CLI (and the coming server) call.
+//!
+//! A [`Baton`] holds the parts a request needs, built once and injected: the project (its
+//! definition and home), the metadata database behind the [`Db`] trait, where code comes from
+//! ([`CodeSources`]: the datastore and the digest cache), and the [`LogStore`]. Each method is
+//! one use case (log a code artifact, describe a function, run a function, follow a log, pull
+//! code, ...) and returns plain data; printing and exit codes stay with the caller, so a CLI
+//! command is parse, one call, print.
+
+mod artifacts;
+mod functions;
+mod runs;
+
+use std::sync::Arc;
+
+use crate::db::Db;
+use crate::error::Result;
+use crate::logs::LogStore;
+use crate::project::Project;
+use crate::runner::CodeSources;
+
+pub use artifacts::PulledCode;
+pub use functions::FunctionDescription;
+pub use runs::SubmittedRun;
+
+/// The core of baton for one project: see the module docs.
+pub struct Baton {
+    project: Project,
+    db: Arc<dyn Db>,
+    code: CodeSources,
+    logs: LogStore,
+}
+
+impl Baton {
+    /// The service over a project on the embedded default: its SQLite database and log folder
+    /// in `.baton/`, and the code cache from the environment.
+    pub fn open(project: Project) -> Result<Baton> {
+        let db = Arc::new(project.open_db()?);
+        let logs = LogStore::new(project.state_dir().join("logs"));
+        Ok(Baton {
+            project,
+            db,
+            code: CodeSources::from_env()?,
+            logs,
+        })
+    }
+
+    /// The project this service serves.
+    pub fn project(&self) -> &Project {
+        &self.project
+    }
+
+    /// The metadata database.
+    pub fn db(&self) -> &dyn Db {
+        self.db.as_ref()
+    }
+
+    /// The database, shareable with tasks that outlive a call.
+    pub fn shared_db(&self) -> Arc<dyn Db> {
+        self.db.clone()
+    }
+
+    /// Where code is fetched from and cached.
+    pub fn code(&self) -> &CodeSources {
+        &self.code
+    }
+
+    /// Where run logs are kept.
+    pub fn logs(&self) -> &LogStore {
+        &self.logs
+    }
+}

@@ -1,0 +1,74 @@
+//! Function runs: submit and start them, read them, follow their logs.
+
+use std::io::Write;
+use std::time::Duration;
+
+use super::Baton;
+use crate::db::RunFilter;
+use crate::error::{Error, Result};
+use crate::launcher::{self, RunHandle, RunRequest};
+use crate::logs::{Copied, LogTail};
+use crate::model::RunObject;
+
+/// A run recorded and ready to start, with what the caller should tell the user about it.
+#[derive(Debug, Clone)]
+pub struct SubmittedRun {
+    /// The run record, in state `created`.
+    pub run: RunObject,
+    /// Whether the function's build configuration changed since its last build (or it was
+    /// never built): the run goes ahead, but the image it would run in is stale.
+    pub build_required: bool,
+}
+
+/// How often a followed log is checked for new bytes.
+const FOLLOW_INTERVAL: Duration = Duration::from_millis(200);
+
+impl Baton {
+    /// Validates and records a run of a project function (see [`launcher::submit`]), and says
+    /// whether the function needs a build.
+    pub async fn submit_run(&self, request: RunRequest) -> Result<SubmittedRun> {
+        let build_required = self.build_required(&request.function).await?;
+        let run = launcher::submit(&self.project, self.db.as_ref(), request).await?;
+        Ok(SubmittedRun {
+            run,
+            build_required,
+        })
+    }
+
+    /// Starts the runner of a recorded run; it resolves the run's code when it starts.
+    pub fn start_run(&self, run: &RunObject) -> Result<RunHandle> {
+        launcher::start(&self.project, run, None)
+    }
+
+    /// The project's runs matching `filter`, newest first.
+    pub async fn runs(&self, filter: &RunFilter) -> Result<Vec<RunObject>> {
+        self.db.list_runs(self.project.name(), filter).await
+    }
+
+    /// Run `uid`.
+    pub async fn run(&self, uid: &str) -> Result<RunObject> {
+        self.db.read_run(self.project.name(), uid).await
+    }
+
+    /// Copies run `uid`'s log to `out`; with `follow`, keeps copying until the run has ended and
+    /// its log is drained. A closed `out` (a pipe whose reader left) ends the copy quietly.
+    pub async fn copy_log(&self, uid: &str, out: &mut impl Write, follow: bool) -> Result<()> {
+        self.run(uid).await?;
+        let path = self.logs.path(uid);
+        let mut tail = LogTail::default();
+        loop {
+            let ended = !follow || self.run(uid).await?.status.state.is_terminal();
+            match tail.copy_new(&path, out)? {
+                Copied::Closed => return Ok(()),
+                Copied::NoLog if !follow => {
+                    return Err(Error::not_found(format!("Run `{uid}` has no log yet")));
+                }
+                Copied::NoLog | Copied::Bytes(_) => {}
+            }
+            if ended {
+                return Ok(());
+            }
+            tokio::time::sleep(FOLLOW_INTERVAL).await;
+        }
+    }
+}
