@@ -4,7 +4,8 @@
 //!
 //! Snapshots must not depend on the machine or the moment: the project and cache folders become
 //! `[PROJECT]` and `[CACHE]`, and [`redact`] replaces times, uids and hashes with placeholders
-//! as wide as the values, so the table columns around them line up as they did on the terminal. Help is rendered at a fixed width (`COLUMNS`).
+//! as wide as the values, so the table columns around them line up as they did on the terminal.
+//! Help is rendered at a fixed width (`COLUMNS`).
 //!
 //! To review a change: `INSTA_UPDATE=always cargo test --test snapshots`, then `git diff
 //! tests/snapshots` (or `cargo insta review`, with cargo-insta installed). Under `CI=true` a
