@@ -389,16 +389,62 @@ fn a_failing_step_fails_the_run_skips_dependents_and_spares_independent_branches
 
 const FAN_OUT: &str = "name: fan\nparams: [{name: s, default: 1.5}]\nsteps:\n  - {name: s1, function: steps, handler: steps:sleep, params: {seconds: '{{args.s}}'}}\n  - {name: s2, function: steps, handler: steps:sleep, params: {seconds: '{{args.s}}'}}\n  - {name: s3, function: steps, handler: steps:sleep, params: {seconds: '{{args.s}}'}}\n";
 
+/// Three steps that each wait (at most `args.wait` seconds) until all three have started.
+const BARRIER: &str = "name: barrier\nparams: [{name: dir}, {name: wait, default: 60}]\nsteps:\n  - {name: b1, function: steps, handler: steps:barrier, params: {folder: '{{args.dir}}', name: b1, parties: 3, seconds: '{{args.wait}}'}}\n  - {name: b2, function: steps, handler: steps:barrier, params: {folder: '{{args.dir}}', name: b2, parties: 3, seconds: '{{args.wait}}'}}\n  - {name: b3, function: steps, handler: steps:barrier, params: {folder: '{{args.dir}}', name: b3, parties: 3, seconds: '{{args.wait}}'}}\n";
+
+/// A fresh, empty folder for the barrier's "started" files.
+fn barrier_dir(p: &TestProject) -> String {
+    let dir = p.path().join("barrier");
+    std::fs::create_dir(&dir).unwrap();
+    dir.to_str().unwrap().to_string()
+}
+
+/// Concurrency without a timing assumption: no step of the barrier can finish before all three
+/// have started, so the run succeeds only if the three ran at once.
 #[test]
-fn parallel_steps_overlap_with_parallelism_three() {
+fn parallel_steps_meet_at_a_barrier_with_parallelism_three() {
     let p = project();
-    set_workflow(&p, "fan", "fan.yaml", FAN_OUT, &[]);
-    let record = run_ok(&p, &["fan", "--parallelism", "3"]);
+    set_workflow(&p, "barrier", "barrier.yaml", BARRIER, &[]);
+    let dir = barrier_dir(&p);
+    let record = run_ok(
+        &p,
+        &["barrier", "--parallelism", "3", "-a", &format!("dir={dir}")],
+    );
+    for name in ["b1", "b2", "b3"] {
+        assert_eq!(step(&record, name)["state"], "Succeeded", "{record:#}");
+    }
     let spans = intervals(&p, record["id"].as_str().unwrap());
     assert_eq!(spans.len(), 3);
     let max_start = spans.iter().map(|s| s.0).max().unwrap();
     let min_end = spans.iter().map(|s| s.1).min().unwrap();
     assert!(max_start < min_end, "all three ran at once: {spans:?}");
+}
+
+/// The barrier is a real check: with two slots for three parties it can never be met, so the
+/// first step to give up fails the run.
+#[test]
+fn barrier_is_never_met_with_fewer_slots_than_parties() {
+    let p = project();
+    set_workflow(&p, "barrier", "barrier.yaml", BARRIER, &[]);
+    let dir = barrier_dir(&p);
+    let (code, record) = run(
+        &p,
+        &[
+            "barrier",
+            "--parallelism",
+            "2",
+            "-a",
+            &format!("dir={dir}"),
+            "-a",
+            "wait=1",
+        ],
+    );
+    assert_eq!(code, 1, "{record:#}");
+    assert_eq!(record["state"], "Failed", "{record:#}");
+    assert!(
+        record.to_string().contains("of 3 started within"),
+        "{record:#}"
+    );
 }
 
 #[test]

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::Subcommand;
 
+use super::table::Table;
 use super::Context;
 use crate::code::{copy_tree, CodeCache};
 use crate::datastore::DataStore;
@@ -60,23 +61,21 @@ pub(crate) async fn run(cmd: ArtifactsCommand, ctx: &Context) -> Result<ExitCode
                     .collect();
                 ctx.printer.json(&records);
             } else {
-                ctx.printer.data(format!(
-                    "{:<24} {:<12} {:<9} {:>10}  {:<20} URI",
-                    "KEY", "UID", "CODE_TYPE", "SIZE", "TAGS"
-                ));
+                let mut table =
+                    Table::new(&["KEY", "UID", "CODE_TYPE", "SIZE", "TAGS", "URI"]).align_right(3);
                 for v in &versions {
                     let a = &v.artifact;
                     let uid = a.metadata.uid.as_deref().unwrap_or("");
-                    ctx.printer.data(format!(
-                        "{:<24} {:<12} {:<9} {:>10}  {:<20} {}",
-                        a.db_key(),
-                        &uid[..uid.len().min(12)],
-                        a.code_type().as_str(),
+                    table.row([
+                        a.db_key().to_string(),
+                        uid[..uid.len().min(12)].to_string(),
+                        a.code_type().as_str().to_string(),
                         a.spec.size.map(|s| s.to_string()).unwrap_or_default(),
                         v.tags.join(","),
-                        a.store_uri(),
-                    ));
+                        a.store_uri().to_string(),
+                    ]);
                 }
+                ctx.printer.data(table);
             }
         }
         ArtifactsCommand::Get { uri, json } => {

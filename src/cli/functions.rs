@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 
+use super::table::Table;
 use super::Context;
 use crate::error::Result;
 use crate::project::{EffectiveBuild, SetFunctionRequest};
@@ -131,10 +132,7 @@ pub(crate) async fn run(cmd: FunctionsCommand, ctx: &Context) -> Result<ExitCode
             if json {
                 ctx.printer.json(&described);
             } else {
-                ctx.printer.data(format!(
-                    "{:<20} {:<12} {:<24} {:<14} SOURCE",
-                    "NAME", "KIND", "HANDLER", "BUILD"
-                ));
+                let mut table = Table::new(&["NAME", "KIND", "HANDLER", "BUILD", "SOURCE"]);
                 for f in &described {
                     let text = |k: &str| f[k].as_str().unwrap_or("").to_string();
                     let build = if f.get("problem").is_some() {
@@ -144,15 +142,15 @@ pub(crate) async fn run(cmd: FunctionsCommand, ctx: &Context) -> Result<ExitCode
                     } else {
                         "up to date"
                     };
-                    ctx.printer.data(format!(
-                        "{:<20} {:<12} {:<24} {:<14} {}",
+                    table.row([
                         text("name"),
                         text("kind"),
                         text("handler"),
-                        build,
-                        text("url")
-                    ));
+                        build.to_string(),
+                        text("url"),
+                    ]);
                 }
+                ctx.printer.data(table);
             }
         }
         FunctionsCommand::Get { name, json } => {

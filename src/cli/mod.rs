@@ -13,6 +13,7 @@ mod log_code;
 mod printer;
 mod progress;
 mod runs;
+mod table;
 mod workflows;
 
 use std::path::PathBuf;

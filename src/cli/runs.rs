@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand};
 
+use super::table::Table;
 use super::Context;
 use crate::db::SqliteDb;
 use crate::db::{Db, RunFilter};
@@ -197,20 +198,17 @@ pub(crate) async fn run(cmd: RunsCommand, ctx: &Context) -> Result<ExitCode> {
             if json {
                 ctx.printer.json(&runs);
             } else {
-                ctx.printer.data(format!(
-                    "{:<32} {:<28} {:<10} {:<27} RESULTS",
-                    "UID", "NAME", "STATE", "STARTED"
-                ));
+                let mut table = Table::new(&["UID", "NAME", "STATE", "STARTED", "RESULTS"]);
                 for r in &runs {
-                    ctx.printer.data(format!(
-                        "{:<32} {:<28} {:<10} {:<27} {}",
-                        r.metadata.uid,
-                        r.metadata.name,
-                        r.status.state.as_str(),
-                        r.status.start_time.as_deref().unwrap_or("-"),
-                        serde_json::Value::Object(r.status.results.clone()),
-                    ));
+                    table.row([
+                        r.metadata.uid.clone(),
+                        r.metadata.name.clone(),
+                        r.status.state.as_str().to_string(),
+                        r.status.start_time.as_deref().unwrap_or("-").to_string(),
+                        serde_json::Value::Object(r.status.results.clone()).to_string(),
+                    ]);
                 }
+                ctx.printer.data(table);
             }
         }
         RunsCommand::Get { uid, json } => {

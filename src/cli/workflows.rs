@@ -10,6 +10,7 @@ use std::time::Duration;
 use clap::{Args, Subcommand, ValueEnum};
 
 use super::progress::Progress;
+use super::table::Table;
 use super::Context;
 use crate::db::Db;
 use crate::engine::{EngineKind, StepState, WorkflowState};
@@ -268,21 +269,17 @@ pub(crate) async fn workflows(cmd: WorkflowsCommand, ctx: &Context) -> Result<Ex
             if json {
                 ctx.printer.json(&runs);
             } else {
-                ctx.printer.data(format!(
-                    "{:<32} {:<16} {:<10} {:<8} STARTED",
-                    "ID", "NAME", "STATE", "ENGINE"
-                ));
+                let mut table = Table::new(&["ID", "NAME", "STATE", "ENGINE", "STARTED"]);
                 for r in &runs {
-                    // `WorkflowState`'s Display ignores width: pad its text instead.
-                    ctx.printer.data(format!(
-                        "{:<32} {:<16} {:<10} {:<8} {}",
-                        r.id,
-                        r.name,
+                    table.row([
+                        r.id.to_string(),
+                        r.name.to_string(),
                         r.state.to_string(),
-                        r.engine,
-                        r.started
-                    ));
+                        r.engine.to_string(),
+                        r.started.to_string(),
+                    ]);
                 }
+                ctx.printer.data(table);
             }
         }
         WorkflowsCommand::Get { id, json } => {

@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use croner::parser::{CronParser, Seconds, Year};
 use serde_json::{Map, Value};
 
 use super::Project;
@@ -49,17 +50,72 @@ pub struct ResolvedWorkflow {
     pub record: ResolvedCodeRecord,
 }
 
-/// Checks a cron schedule has the five fields MLRun's scheduler takes.
+/// The five crontab fields MLRun's scheduler takes, in order, with the values each accepts.
+const CRON_FIELDS: [(&str, &str); 5] = [
+    ("minute", "0-59"),
+    ("hour", "0-23"),
+    ("day-of-month", "1-31"),
+    ("month", "1-12 or jan-dec"),
+    ("day-of-week", "0-7 or sun-sat"),
+];
+
+/// Checks a cron schedule the way MLRun's scheduler parses it: exactly five crontab fields
+/// (`ScheduleCronTrigger.from_crontab`), each within its range.
+///
+/// `@hourly`-style macros are refused, as MLRun refuses them (one field, not five); the hint
+/// gives the five-field equivalent. The error names the first field that is out of range.
 pub fn check_schedule(schedule: &str) -> Result<()> {
-    let fields = schedule.split_whitespace().count();
-    if fields == 5 {
-        Ok(())
-    } else {
-        Err(Error::invalid_with_hint(
-            format!("Wrong number of fields in crontab expression `{schedule}`; got {fields}, expected 5"),
-            "a schedule is `minute hour day-of-month month day-of-week`, e.g. `0 * * * *`",
-        ))
+    let fields: Vec<&str> = schedule.split_whitespace().collect();
+    if fields.len() != 5 {
+        let hint = match macro_equivalent(schedule.trim()) {
+            Some(cron) => format!("MLRun takes no `@` macros: write `{cron}` instead"),
+            None => "a schedule is `minute hour day-of-month month day-of-week`, e.g. `0 * * * *`"
+                .to_string(),
+        };
+        return Err(Error::invalid_with_hint(
+            format!(
+                "Wrong number of fields in crontab expression `{schedule}`; got {}, expected 5",
+                fields.len()
+            ),
+            hint,
+        ));
     }
+    let parser = CronParser::builder()
+        .seconds(Seconds::Disallowed)
+        .year(Year::Disallowed)
+        .build();
+    let Err(whole) = parser.parse(schedule) else {
+        return Ok(());
+    };
+    // croner does not say which field failed: parse each one alone, the others left as `*`.
+    for (index, (name, range)) in CRON_FIELDS.iter().enumerate() {
+        let mut alone = ["*"; 5];
+        alone[index] = fields[index];
+        if parser.parse(&alone.join(" ")).is_err() {
+            return Err(Error::invalid_with_hint(
+                format!(
+                    "Invalid {name} `{}` in crontab expression `{schedule}`; expected {range}",
+                    fields[index]
+                ),
+                "each field is a value, a range `a-b`, a list `a,b` or a step `*/n`",
+            ));
+        }
+    }
+    Err(Error::invalid(format!(
+        "Invalid crontab expression `{schedule}`: {whole}"
+    )))
+}
+
+/// The five-field crontab an `@` macro stands for.
+fn macro_equivalent(schedule: &str) -> Option<&'static str> {
+    Some(match schedule.to_ascii_lowercase().as_str() {
+        "@yearly" | "@annually" => "0 0 1 1 *",
+        "@monthly" => "0 0 1 * *",
+        "@weekly" => "0 0 * * 0",
+        "@daily" | "@midnight" => "0 0 * * *",
+        "@hourly" => "0 * * * *",
+        _ => return None,
+    })
 }
 
 /// The workflow file name of an artifact must be a single `.py`, `.yaml` or `.yml` file.
@@ -212,5 +268,74 @@ impl Project {
                 digest: code.digest,
             },
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One row per rule: what MLRun's `from_crontab` accepts passes; anything else is refused
+    /// with a message naming the field (or the field count) and quoting the expression.
+    #[test]
+    fn check_schedule_accepts_five_field_crontab_and_names_the_bad_field() {
+        for ok in [
+            "0 * * * *",
+            "*/15 9-17 * * 1-5",
+            "0 0 1,15 * *",
+            "30 2 * jan-mar sun",
+            "0 0 * * 7",
+            "  0   *  * * *  ",
+        ] {
+            assert!(check_schedule(ok).is_ok(), "`{ok}` was refused");
+        }
+        let refused = [
+            (
+                "0 99 * * *",
+                "Invalid hour `99` in crontab expression `0 99 * * *`; expected 0-23",
+            ),
+            ("60 * * * *", "Invalid minute `60`"),
+            ("0 0 32 * *", "Invalid day-of-month `32`"),
+            ("0 0 0 * *", "Invalid day-of-month `0`"),
+            ("0 0 * 13 *", "Invalid month `13`"),
+            ("0 0 * * 8", "Invalid day-of-week `8`"),
+            ("x * * * *", "Invalid minute `x`"),
+            ("0 5-2x * * *", "Invalid hour `5-2x`"),
+            (
+                "0 * * *",
+                "Wrong number of fields in crontab expression `0 * * *`; got 4, expected 5",
+            ),
+            ("0 0 * * * *", "got 6, expected 5"),
+            ("", "got 0, expected 5"),
+            (
+                "@hourly",
+                "Wrong number of fields in crontab expression `@hourly`; got 1",
+            ),
+        ];
+        for (bad, message) in refused {
+            let err = check_schedule(bad).unwrap_err();
+            assert!(err.to_string().contains(message), "`{bad}`: {err}");
+            assert!(err.hint().is_some(), "`{bad}` has no hint");
+        }
+    }
+
+    /// MLRun takes no `@` macros; the hint gives the five fields to write instead.
+    #[test]
+    fn check_schedule_hints_the_crontab_for_a_macro() {
+        for (macro_, cron) in [
+            ("@hourly", "0 * * * *"),
+            ("@daily", "0 0 * * *"),
+            ("@WEEKLY", "0 0 * * 0"),
+            ("@monthly", "0 0 1 * *"),
+            ("@yearly", "0 0 1 1 *"),
+        ] {
+            let err = check_schedule(macro_).unwrap_err();
+            assert!(
+                err.hint().unwrap().contains(&format!("write `{cron}`")),
+                "{macro_}: {:?}",
+                err.hint()
+            );
+            assert!(check_schedule(cron).is_ok(), "{cron}");
+        }
     }
 }
