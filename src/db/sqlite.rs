@@ -138,7 +138,7 @@ impl SqliteDb {
             f(&mut conn, &path)
         })
         .await
-        .map_err(|e| Error::runtime_from("Database task panicked", e))?
+        .map_err(|e| Error::internal_from("The database task panicked", e))?
     }
 }
 

@@ -121,7 +121,7 @@ impl Project {
         let file = source.file.clone();
         let graph = tokio::task::spawn_blocking(move || load_workflow_file(&file, &load))
             .await
-            .map_err(|e| Error::runtime_from("Loading the workflow failed", e))??;
+            .map_err(|e| Error::internal_from("Loading the workflow failed", e))??;
         let functions = self.functions()?.into_iter().map(|f| f.name).collect();
         let dag = Dag::build(
             graph,
