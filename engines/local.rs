@@ -903,7 +903,7 @@ impl LocalEngine {
 }
 
 fn dispatcher_gone(id: &WorkflowRunId) -> Error {
-    Error::runtime(format!(
+    Error::internal(format!(
         "the dispatcher of workflow run `{id}` stopped unexpectedly"
     ))
 }

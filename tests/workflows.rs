@@ -1152,10 +1152,17 @@ fn a_run_whose_driver_was_killed_is_reported_failed_not_running_forever() {
     let (mut child, id, pidfile) = start_long_workflow(&p);
     let record = p.baton(&["workflows", "get", &id, "--json"]).json();
     assert_eq!(record["driver"]["pid"], child.id());
-    // The driver dies without a chance to record anything.
+    // The driver dies without a chance to record anything; its lease expires unrenewed.
     child.kill().unwrap();
     child.wait().unwrap();
-    let settled = p.baton(&["workflows", "get", &id, "--json"]).json();
+    let mut settled = Value::Null;
+    poll(
+        "the run to be settled once the driver's lease expires",
+        || {
+            settled = p.baton(&["workflows", "get", &id, "--json"]).json();
+            settled["state"] != "Running"
+        },
+    );
     assert_eq!(settled["state"], "Failed");
     let error = settled["error"].as_str().unwrap();
     assert!(
@@ -1229,7 +1236,14 @@ fn killing_baton_run_with_sigkill_kills_its_steps_and_settles_every_record() {
     poll("the step run to be settled", || {
         step_run_states(&p, &id) == [("hang".to_string(), "aborted".to_string())]
     });
-    let settled = p.baton(&["workflows", "get", &id, "--json"]).json();
+    let mut settled = Value::Null;
+    poll(
+        "the run to be settled once the driver's lease expires",
+        || {
+            settled = p.baton(&["workflows", "get", &id, "--json"]).json();
+            settled["state"] != "Running"
+        },
+    );
     assert_eq!(settled["state"], "Failed", "{settled:#}");
     assert_eq!(step(&settled, "hang")["state"], "Canceled", "{settled:#}");
     assert_eq!(step(&settled, "next")["state"], "Canceled", "{settled:#}");

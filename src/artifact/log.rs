@@ -183,7 +183,7 @@ pub async fn log_code_file(
                 let path = path.clone();
                 tokio::task::spawn_blocking(move || PayloadDigest::of_file(&path))
                     .await
-                    .map_err(|e| Error::runtime_from("Hashing the payload failed", e))??
+                    .map_err(|e| Error::internal_from("Hashing the payload failed", e))??
             };
             let target = match &request.target_path {
                 Some(target) => target.clone(),
@@ -205,9 +205,10 @@ pub async fn log_code_file(
         CodeSource::Body { text, path } => {
             if text.len() > MAX_INLINE_BODY {
                 return Err(Error::bad_request(format!(
-                    "The body of the artifact is {} bytes, above the {MAX_INLINE_BODY}-byte limit for inline bodies; log the file with --local-path instead",
+                    "The body of the artifact is {} bytes, above the {MAX_INLINE_BODY}-byte limit for inline bodies",
                     text.len()
-                )));
+                ))
+                .with_hint("log the file with --local-path instead"));
             }
             spec.src_path = path.as_ref().map(|p| p.display().to_string());
             match &request.target_path {

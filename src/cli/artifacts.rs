@@ -118,7 +118,7 @@ pub(crate) async fn run(cmd: ArtifactsCommand, ctx: &Context) -> Result<ExitCode
                         move || copy_tree(&from, &to)
                     })
                     .await
-                    .map_err(|e| crate::Error::runtime_from("Copying the code failed", e))??;
+                    .map_err(|e| crate::Error::internal_from("Copying the code failed", e))??;
                     to
                 }
                 None => code.dir.clone(),

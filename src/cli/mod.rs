@@ -23,7 +23,7 @@ use clap::{Parser, Subcommand};
 
 pub use printer::Printer;
 
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, Result};
 use crate::project::Project;
 
 /// baton: run MLRun-style workflows whose functions and workflows are versioned code artifacts.
@@ -118,10 +118,7 @@ fn init_tracing(verbose: u8) {
 
 /// The exit code of a failed command.
 fn exit_code(err: &Error) -> u8 {
-    match err.kind() {
-        ErrorKind::Runtime => 1,
-        _ => 2,
-    }
+    err.kind().exit_code()
 }
 
 /// Parses `key=value` arguments (`-p`, `-a`, `--label`, `--input`).

@@ -444,7 +444,7 @@ fn set_readable(_file: &Path) -> Result<()> {
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
     tokio::task::spawn_blocking(f)
         .await
-        .map_err(|e| Error::runtime_from("A code cache task failed", e))?
+        .map_err(|e| Error::internal_from("A code cache task failed", e))?
 }
 
 #[cfg(test)]

@@ -184,10 +184,10 @@ fn extract_zip(x: &mut Extractor, file: File) -> Result<()> {
     const S_IFIFO: u32 = 0o010_000;
 
     let mut zip = zip::ZipArchive::new(BufReader::new(file)).map_err(|e| {
-        Error::invalid(format!(
-            "`{}` is not a readable zip archive: {e}",
-            x.archive.display()
-        ))
+        Error::invalid_from(
+            format!("`{}` is not a readable zip archive", x.archive.display()),
+            e,
+        )
     })?;
     for index in 0..zip.len() {
         let member = zip.name_for_index(index).unwrap_or("?").to_string();
@@ -396,11 +396,14 @@ impl<'a> Extractor<'a> {
                 "Refusing to extract archive `{}`: {limit}",
                 self.archive.display()
             )),
-            None => Error::invalid(format!(
-                "Failed to read member `{}` of archive `{}`: {e}",
-                name.escape_debug(),
-                self.archive.display()
-            )),
+            None => Error::invalid_from(
+                format!(
+                    "Failed to read member `{}` of archive `{}`",
+                    name.escape_debug(),
+                    self.archive.display()
+                ),
+                e,
+            ),
         }
     }
 

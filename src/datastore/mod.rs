@@ -138,8 +138,9 @@ impl DataStore {
 
     fn locate(&self, url: &str) -> Result<Location> {
         if let Some(path) = local_path(url) {
-            let path = ObjectPath::from_absolute_path(&path)
-                .map_err(|e| Error::invalid(format!("`{url}` is not a usable local path: {e}")))?;
+            let path = ObjectPath::from_absolute_path(&path).map_err(|e| {
+                Error::invalid_from(format!("`{url}` is not a usable local path"), e)
+            })?;
             return Ok(Location {
                 store: self.local.clone(),
                 path,
@@ -199,11 +200,12 @@ impl DataStore {
         if &actual != expected {
             let _ = writer.abort().await;
             return Err(Error::conflict(format!(
-                "`{}` changed while it was being uploaded (digest `{}`, then `{}`); log it again once it stops changing",
+                "`{}` changed while it was being uploaded (digest `{}`, then `{}`)",
                 source.display(),
                 expected.sha256,
                 actual.sha256
-            )));
+            ))
+            .with_hint("log it again once it stops changing"));
         }
         writer.finish().await.map_err(upload_error)?;
         Ok(())

@@ -6,6 +6,9 @@
 
 mod sqlite;
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use async_trait::async_trait;
 
 pub use sqlite::SqliteDb;
@@ -118,9 +121,108 @@ pub trait Db: Send + Sync {
     /// Lists a project's workflow runs, newest first.
     async fn list_workflow_runs(&self, project: &str) -> Result<Vec<WorkflowRunRecord>>;
 
-    /// Asks whoever drives the run to terminate it (the process running it polls this).
+    /// Asks the engine that owns the run to terminate it: this is the only way to reach a run
+    /// driven by another process (the driver polls [`Db::workflow_termination_requested`]), so
+    /// an HTTP implementation delivers it to the server that drives the run. An unknown id is
+    /// [`crate::Error::NotFound`]; asking twice is the same as asking once.
     async fn request_workflow_termination(&self, project: &str, id: &str) -> Result<()>;
 
     /// Whether termination of the run was requested.
     async fn workflow_termination_requested(&self, project: &str, id: &str) -> Result<bool>;
+
+    /// Takes the heartbeat lease `name` for `owner` until `ttl` from now; returns whether it
+    /// did. It does when nobody holds the lease, when its holder let it expire, or when `owner`
+    /// already holds it (which renews it). A lease says "someone is still working on this":
+    /// the holder renews it well within `ttl` ([`Db::renew_lease`], [`Heartbeat`]) and
+    /// releases it when done, so a holder that died is noticed once `ttl` has passed, on any
+    /// host that shares the database.
+    async fn acquire_lease(&self, name: &str, owner: &str, ttl: Duration) -> Result<bool>;
+
+    /// Extends `owner`'s lease `name` until `ttl` from now; returns false when `owner` no
+    /// longer holds it (released, taken by another, or expired: once expired, a reader may
+    /// already have acted on the holder's death, so the lease is not extended).
+    async fn renew_lease(&self, name: &str, owner: &str, ttl: Duration) -> Result<bool>;
+
+    /// Gives up `owner`'s lease `name`; releasing a lease one does not hold does nothing.
+    async fn release_lease(&self, name: &str, owner: &str) -> Result<()>;
+
+    /// Whether someone holds the lease `name` and it has not expired.
+    async fn lease_alive(&self, name: &str) -> Result<bool>;
+}
+
+/// A lease held and renewed in the background: [`Heartbeat::start`] takes it, a task renews it
+/// every `every`, and [`Heartbeat::release`] gives it up. Dropping a heartbeat without releasing
+/// stops the renewals, so the lease expires after its `ttl`, as it would if the process died.
+pub struct Heartbeat {
+    db: Arc<dyn Db>,
+    name: String,
+    owner: String,
+    renewals: tokio::task::JoinHandle<()>,
+}
+
+impl Heartbeat {
+    /// Takes lease `name` for a new owner id (unique to this heartbeat) until `ttl` from now
+    /// and renews it every `every` (which must be well below `ttl`). A lease held by someone
+    /// else is [`crate::Error::Conflict`].
+    pub async fn start(
+        db: Arc<dyn Db>,
+        name: &str,
+        ttl: Duration,
+        every: Duration,
+    ) -> Result<Self> {
+        let owner = format!("{}:{}", std::process::id(), uuid::Uuid::new_v4().simple());
+        if !db.acquire_lease(name, &owner, ttl).await? {
+            return Err(crate::Error::conflict(format!(
+                "Lease `{name}` is held by another process"
+            )));
+        }
+        let renewals = tokio::spawn({
+            let (db, name, owner) = (db.clone(), name.to_string(), owner.clone());
+            async move {
+                let mut tick = tokio::time::interval(every);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                tick.tick().await;
+                loop {
+                    tick.tick().await;
+                    match db.renew_lease(&name, &owner, ttl).await {
+                        Ok(true) => {}
+                        Ok(false) => {
+                            tracing::warn!("lost lease `{name}`: it expired before it was renewed");
+                            return;
+                        }
+                        Err(e) => tracing::warn!("failed to renew lease `{name}`: {}", e.chain()),
+                    }
+                }
+            }
+        });
+        Ok(Heartbeat {
+            db,
+            name: name.to_string(),
+            owner,
+            renewals,
+        })
+    }
+
+    /// The owner id this heartbeat holds its lease as.
+    pub fn owner(&self) -> &str {
+        &self.owner
+    }
+
+    /// Stops renewing and gives the lease up.
+    pub async fn release(self) -> Result<()> {
+        self.renewals.abort();
+        self.db.release_lease(&self.name, &self.owner).await
+    }
+}
+
+impl Drop for Heartbeat {
+    fn drop(&mut self) {
+        self.renewals.abort();
+    }
+}
+
+impl std::fmt::Debug for Heartbeat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Heartbeat({} as {})", self.name, self.owner)
+    }
 }

@@ -1,22 +1,43 @@
-//! The embedded database: one SQLite file, WAL mode, one connection per handle.
+//! The embedded database: one SQLite file in WAL mode, one writer connection and a few readers
+//! per handle.
 //!
 //! Several `baton` processes may write at once (parallel `log-code` runs, runners reporting
-//! state), so every write is one `BEGIN IMMEDIATE` transaction and the busy timeout is long
-//! enough to queue behind the others instead of failing.
+//! state), so every write is one `BEGIN IMMEDIATE` transaction or one statement, and the busy
+//! timeout is long enough to queue behind the others instead of failing.
+//!
+//! # Why a writer and a free list of readers
+//!
+//! SQLite allows one writer at a time per file; in WAL mode readers never wait for it. A handle
+//! therefore keeps one writer connection behind a mutex (writers of this process queue there
+//! rather than in SQLite's busy handler) and hands each read a read-only connection from a
+//! free list, opening one when the list is empty and keeping at most [`IDLE_READERS`]. Every
+//! call runs in `spawn_blocking`, so the number of readers open at once is bounded by tokio's
+//! blocking pool. A pool crate (r2d2 and `r2d2_sqlite`) would add a crate, its own threads and
+//! timeouts for what is a `Vec` of connections here.
+//!
+//! # Schema
+//!
+//! The schema is a list of migrations ([`rusqlite_migration`], version kept in `PRAGMA
+//! user_version`). Migration 1 is the schema baton wrote before migrations existed, with `IF NOT
+//! EXISTS` everywhere, so such a database (user version 0, tables present) upgrades in place.
+//! Migrations run under an exclusive lock on a file next to the database, so processes opening
+//! a database at once never apply one twice.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
-use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
+use rusqlite_migration::{Migrations, M};
 
 use super::{ArtifactFilter, ArtifactVersion, BuildRecord, Db, RunFilter, StoredArtifact, LATEST};
 use crate::error::{Error, Result};
 use crate::model::{Artifact, RunObject, WorkflowRunRecord};
 use crate::uri::StoreUri;
 
-const SCHEMA: &str = "
+/// Migration 1: the schema as it was before migrations (so it must never change).
+const SCHEMA_V1: &str = "
 CREATE TABLE IF NOT EXISTS artifacts (
     seq      INTEGER PRIMARY KEY AUTOINCREMENT,
     project  TEXT NOT NULL,
@@ -60,10 +81,29 @@ CREATE TABLE IF NOT EXISTS builds (
 );
 ";
 
+/// Migration 2: heartbeat leases (see [`Db::acquire_lease`]); `expires_ms` is Unix time in
+/// milliseconds by the clock of the process that wrote it.
+const SCHEMA_V2_LEASES: &str = "
+CREATE TABLE leases (
+    name       TEXT PRIMARY KEY,
+    owner      TEXT NOT NULL,
+    expires_ms INTEGER NOT NULL
+);
+";
+
+/// The schema, oldest migration first. Append; never edit a migration that has shipped.
+fn migrations() -> Migrations<'static> {
+    Migrations::new(vec![M::up(SCHEMA_V1), M::up(SCHEMA_V2_LEASES)])
+}
+
+/// Read-only connections kept open for reuse per handle.
+pub const IDLE_READERS: usize = 4;
+
 /// The SQLite implementation of [`Db`].
 #[derive(Clone)]
 pub struct SqliteDb {
-    conn: Arc<Mutex<Connection>>,
+    writer: Arc<Mutex<Connection>>,
+    readers: Arc<Mutex<Vec<Connection>>>,
     path: PathBuf,
 }
 
@@ -109,37 +149,119 @@ fn enable_wal(conn: &Connection) -> rusqlite::Result<()> {
 }
 
 impl SqliteDb {
-    /// Opens (creating if needed) the database file at `path`.
+    /// Opens (creating if needed) the database file at `path`, bringing its schema up to date.
+    ///
+    /// This blocks (a fresh file may wait for other processes to switch it to WAL or migrate
+    /// it); from async code, call it in `spawn_blocking`.
     pub fn open(path: &Path) -> Result<Self> {
-        let conn = Connection::open(path).map_err(db_error(path, "open"))?;
+        let mut conn = Connection::open(path).map_err(db_error(path, "open"))?;
         conn.busy_timeout(Duration::from_secs(60))
             .map_err(db_error(path, "configure"))?;
         enable_wal(&conn).map_err(db_error(path, "enable WAL"))?;
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(db_error(path, "configure"))?;
-        conn.execute_batch(SCHEMA)
-            .map_err(db_error(path, "create the schema"))?;
+        migrate(&mut conn, path)?;
         Ok(SqliteDb {
-            conn: Arc::new(Mutex::new(conn)),
+            writer: Arc::new(Mutex::new(conn)),
+            readers: Arc::new(Mutex::new(Vec::new())),
             path: path.to_path_buf(),
         })
     }
 
-    /// Runs `f` on the connection in a blocking task.
-    async fn with_conn<T, F>(&self, f: F) -> Result<T>
+    /// Runs `f` on the writer connection in a blocking task.
+    async fn write<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection, &Path) -> Result<T> + Send + 'static,
     {
-        let conn = self.conn.clone();
+        let conn = self.writer.clone();
         let path = self.path.clone();
         tokio::task::spawn_blocking(move || {
             let mut conn = conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
             f(&mut conn, &path)
         })
         .await
-        .map_err(|e| Error::runtime_from("Database task panicked", e))?
+        .map_err(|e| Error::internal_from("The database task panicked", e))?
     }
+
+    /// Runs `f` on a read-only connection in a blocking task; it sees the last committed state
+    /// and never waits for a writer.
+    async fn read<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection, &Path) -> Result<T> + Send + 'static,
+    {
+        let readers = self.readers.clone();
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || {
+            let idle = readers
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .pop();
+            let conn = match idle {
+                Some(conn) => conn,
+                None => open_reader(&path)?,
+            };
+            let result = f(&conn, &path);
+            let mut idle = readers
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            if idle.len() < IDLE_READERS {
+                idle.push(conn);
+            }
+            result
+        })
+        .await
+        .map_err(|e| Error::internal_from("The database task panicked", e))?
+    }
+}
+
+/// A read-only connection to the (already created and migrated) database at `path`.
+fn open_reader(path: &Path) -> Result<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(db_error(path, "open for reading"))?;
+    // A reader waits only while a crashed writer's WAL is recovered.
+    conn.busy_timeout(Duration::from_secs(60))
+        .map_err(db_error(path, "configure"))?;
+    Ok(conn)
+}
+
+/// Brings the schema up to date. Other processes may open the same file at once; the version
+/// is read before the migration's transaction starts, so migrations run under an exclusive lock
+/// on `<database>.migrate.lock`, taken only when a migration is pending.
+fn migrate(conn: &mut Connection, path: &Path) -> Result<()> {
+    let migrations = migrations();
+    let migrate_error = |e| {
+        Error::runtime_from(
+            format!(
+                "Database `{}`: failed to migrate the schema",
+                path.display()
+            ),
+            e,
+        )
+    };
+    if migrations.pending_migrations(conn).map_err(migrate_error)? == 0 {
+        return Ok(());
+    }
+    let mut lock_path = path.as_os_str().to_owned();
+    lock_path.push(".migrate.lock");
+    let lock_path = PathBuf::from(lock_path);
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| Error::io(format!("Failed to open `{}`", lock_path.display()), e))?;
+    lock.lock()
+        .map_err(|e| Error::io(format!("Failed to lock `{}`", lock_path.display()), e))?;
+    conn.set_transaction_behavior(TransactionBehavior::Immediate);
+    // Read the version again under the lock: another process may have migrated meanwhile.
+    let result = migrations.to_latest(conn).map_err(migrate_error);
+    conn.set_transaction_behavior(TransactionBehavior::Deferred);
+    result
 }
 
 /// A table of JSON records keyed by project and name, listed newest first.
@@ -172,7 +294,7 @@ impl SqliteDb {
         body: String,
     ) -> Result<()> {
         let (project, name) = (project.to_string(), name.to_string());
-        self.with_conn(move |conn, path| {
+        self.write(move |conn, path| {
             conn.execute(
                 &format!(
                     "INSERT INTO {} (project, name, body) VALUES (?1, ?2, ?3)
@@ -204,7 +326,7 @@ impl SqliteDb {
         name: &str,
     ) -> Result<Option<T>> {
         let (project, name) = (project.to_string(), name.to_string());
-        self.with_conn(move |conn, path| {
+        self.read(move |conn, path| {
             let body: Option<String> = conn
                 .query_row(
                     &format!(
@@ -249,7 +371,7 @@ impl SqliteDb {
             }
         }
         sql.push_str(" ORDER BY seq DESC");
-        self.with_conn(move |conn, path| {
+        self.read(move |conn, path| {
             let fail = |e| {
                 Error::runtime_from(
                     format!("Database `{}`: failed to list {}s", path.display(), t.what),
@@ -304,7 +426,7 @@ impl Db for SqliteDb {
         tag: Option<&str>,
     ) -> Result<StoredArtifact> {
         let tag = tag.map(str::to_string);
-        self.with_conn(move |conn, path| {
+        self.write(move |conn, path| {
             let mut artifact = artifact;
             let uid = artifact
                 .metadata
@@ -368,7 +490,7 @@ impl Db for SqliteDb {
     async fn read_artifact(&self, project: &str, uri: &StoreUri) -> Result<Artifact> {
         let project = uri.project_or(project).to_string();
         let uri = uri.clone();
-        self.with_conn(move |conn, path| {
+        self.read(move |conn, path| {
             let tag = uri.tag.clone().unwrap_or_else(|| LATEST.to_string());
             let mut sql = String::from(
                 "SELECT a.body FROM artifacts a WHERE a.project = ?1 AND a.key = ?2",
@@ -424,7 +546,7 @@ impl Db for SqliteDb {
     ) -> Result<Vec<ArtifactVersion>> {
         let project = project.to_string();
         let filter = filter.clone();
-        self.with_conn(move |conn, path| {
+        self.read(move |conn, path| {
             let mut stmt = conn
                 .prepare(
                     "SELECT a.body,
@@ -467,7 +589,7 @@ impl Db for SqliteDb {
             run.metadata.uid.clone(),
             encode(run),
         );
-        self.with_conn(move |conn, path| {
+        self.write(move |conn, path| {
             // One statement, so the check and the write are atomic across processes.
             let changed = conn
                 .execute(
@@ -531,7 +653,7 @@ impl Db for SqliteDb {
 
     async fn request_workflow_termination(&self, project: &str, id: &str) -> Result<()> {
         let (project, id) = (project.to_string(), id.to_string());
-        self.with_conn(move |conn, path| {
+        self.write(move |conn, path| {
             let changed = conn
                 .execute(
                     "UPDATE workflow_runs SET terminate = 1 WHERE project = ?1 AND name = ?2",
@@ -550,7 +672,7 @@ impl Db for SqliteDb {
 
     async fn workflow_termination_requested(&self, project: &str, id: &str) -> Result<bool> {
         let (project, id) = (project.to_string(), id.to_string());
-        self.with_conn(move |conn, path| {
+        self.read(move |conn, path| {
             let flag: Option<bool> = conn
                 .query_row(
                     "SELECT terminate FROM workflow_runs WHERE project = ?1 AND name = ?2",
@@ -563,4 +685,73 @@ impl Db for SqliteDb {
         })
         .await
     }
+
+    async fn acquire_lease(&self, name: &str, owner: &str, ttl: Duration) -> Result<bool> {
+        let (name, owner) = (name.to_string(), owner.to_string());
+        self.write(move |conn, path| {
+            let now = unix_ms(SystemTime::now());
+            // One statement: take a free or expired lease, or extend our own.
+            let changed = conn
+                .execute(
+                    "INSERT INTO leases (name, owner, expires_ms) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, expires_ms = excluded.expires_ms
+                     WHERE leases.owner = excluded.owner OR leases.expires_ms <= ?4",
+                    params![name, owner, now.saturating_add(millis(ttl)), now],
+                )
+                .map_err(db_error(path, "acquire a lease"))?;
+            Ok(changed == 1)
+        })
+        .await
+    }
+
+    async fn renew_lease(&self, name: &str, owner: &str, ttl: Duration) -> Result<bool> {
+        let (name, owner) = (name.to_string(), owner.to_string());
+        self.write(move |conn, path| {
+            let now = unix_ms(SystemTime::now());
+            let changed = conn
+                .execute(
+                    "UPDATE leases SET expires_ms = ?3
+                     WHERE name = ?1 AND owner = ?2 AND expires_ms > ?4",
+                    params![name, owner, now.saturating_add(millis(ttl)), now],
+                )
+                .map_err(db_error(path, "renew a lease"))?;
+            Ok(changed == 1)
+        })
+        .await
+    }
+
+    async fn release_lease(&self, name: &str, owner: &str) -> Result<()> {
+        let (name, owner) = (name.to_string(), owner.to_string());
+        self.write(move |conn, path| {
+            conn.execute(
+                "DELETE FROM leases WHERE name = ?1 AND owner = ?2",
+                params![name, owner],
+            )
+            .map_err(db_error(path, "release a lease"))?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn lease_alive(&self, name: &str) -> Result<bool> {
+        let name = name.to_string();
+        self.read(move |conn, path| {
+            conn.query_row(
+                "SELECT EXISTS (SELECT 1 FROM leases WHERE name = ?1 AND expires_ms > ?2)",
+                params![name, unix_ms(SystemTime::now())],
+                |row| row.get(0),
+            )
+            .map_err(db_error(path, "read a lease"))
+        })
+        .await
+    }
+}
+
+/// Milliseconds since the Unix epoch (0 for a clock set before it).
+fn unix_ms(t: SystemTime) -> i64 {
+    t.duration_since(UNIX_EPOCH).map_or(0, millis)
+}
+
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }

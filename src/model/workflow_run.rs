@@ -34,13 +34,14 @@ pub struct WorkflowRunRecord {
     /// When it reached a final state.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finished: Option<String>,
-    /// The process driving the run (the local engine lives in it), so a run whose driver died
-    /// can be told from one still going.
+    /// The process driving the run (the local engine lives in it). While it runs it holds the
+    /// lease [`WorkflowRunRecord::driver_lease`], so a run whose driver died can be told from
+    /// one still going, from any host sharing the database.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub driver: Option<Driver>,
 }
 
-/// The `baton run` process that drives a workflow run.
+/// The `baton run` process that drives a workflow run (for people: liveness is its lease's).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Driver {
     /// Its process id.
@@ -57,18 +58,6 @@ impl Driver {
             host: host_name(),
         }
     }
-
-    /// Whether this driver is known to be gone: it ran on this host and no `baton` process has
-    /// its pid any more. A driver on another host is never declared gone from here.
-    pub fn is_gone(&self) -> bool {
-        if self.host != host_name() {
-            return false;
-        }
-        match std::fs::read(format!("/proc/{}/cmdline", self.pid)) {
-            Ok(cmdline) => !String::from_utf8_lossy(&cmdline).contains("baton"),
-            Err(_) => true,
-        }
-    }
 }
 
 fn host_name() -> String {
@@ -78,12 +67,16 @@ fn host_name() -> String {
 }
 
 impl WorkflowRunRecord {
-    /// Marks a run whose driver died while it was running as failed, saying so; returns whether
-    /// the record changed. The steps it had started may have finished on their own: their runs
-    /// (labelled `workflow=<id>`) tell.
-    pub fn settle_if_orphaned(&mut self) -> bool {
-        let orphaned =
-            !self.state.is_terminal() && self.driver.as_ref().is_some_and(Driver::is_gone);
+    /// The name of the lease the run's driver holds while it drives the run.
+    pub fn driver_lease(&self) -> String {
+        format!("workflow-run/{}/{}", self.project, self.id)
+    }
+
+    /// Marks a run whose driver died (its lease expired) while it was running as failed, saying
+    /// so; returns whether the record changed. The steps it had started may have finished on
+    /// their own: their runs (labelled `workflow=<id>`) tell.
+    pub fn settle_orphaned(&mut self) -> bool {
+        let orphaned = !self.state.is_terminal() && self.driver.is_some();
         if orphaned {
             let pid = self.driver.as_ref().map_or(0, |d| d.pid);
             self.state = WorkflowState::Failed;

@@ -173,9 +173,10 @@ impl Project {
             dir = d.parent();
         }
         Err(Error::not_found(format!(
-            "No `{PROJECT_FILE}` found in `{}` or any parent folder; run `baton init` to create a project",
+            "No `{PROJECT_FILE}` found in `{}` or any parent folder",
             start.display()
-        )))
+        ))
+        .with_hint("run `baton init` to create a project"))
     }
 
     /// Loads the project whose `project.yaml` is in `root`.
@@ -184,10 +185,10 @@ impl Project {
         let text = std::fs::read_to_string(&path)
             .io_context(|| format!("Failed to read `{}`", path.display()))?;
         let file: ProjectFile = serde_yaml::from_str(&text).map_err(|e| {
-            Error::invalid(format!(
-                "`{}` is not a valid project file: {e}",
-                path.display()
-            ))
+            Error::invalid_from(
+                format!("`{}` is not a valid project file", path.display()),
+                e,
+            )
         })?;
         if file.kind != "project" {
             return Err(Error::invalid(format!(

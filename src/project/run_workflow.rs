@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 
 use super::workflows::ResolvedWorkflow;
 use super::Project;
-use crate::db::{Db, RunFilter};
+use crate::db::{Db, Heartbeat, RunFilter};
 use crate::engine::{
     select_engine, EngineKind, StepState, UnavailableEngine, WorkflowEngine, WorkflowEvent,
     WorkflowObserver, WorkflowRunId, WorkflowRunRequest,
@@ -21,6 +21,14 @@ use crate::runner::{step_outputs, RunnerExecutor};
 use crate::workflow::{
     load_workflow_file, merge_args, ArgSchemaEntry, Dag, DagCheck, LoadOptions, StepAction,
 };
+
+/// How long a workflow run's driver lease lasts without renewal: a driver killed outright is
+/// noticed this long after its last renewal.
+const DRIVER_LEASE_TTL: Duration = Duration::from_secs(10);
+
+/// How often the driver renews its lease: a few renewals fit in one TTL, so a late one (a busy
+/// machine, a slow write) does not declare a live driver dead.
+const DRIVER_LEASE_RENEWAL: Duration = Duration::from_secs(2);
 
 /// How to run a workflow.
 #[derive(Debug, Clone, Default)]
@@ -121,7 +129,7 @@ impl Project {
         let file = source.file.clone();
         let graph = tokio::task::spawn_blocking(move || load_workflow_file(&file, &load))
             .await
-            .map_err(|e| Error::runtime_from("Loading the workflow failed", e))??;
+            .map_err(|e| Error::internal_from("Loading the workflow failed", e))??;
         let functions = self.functions()?.into_iter().map(|f| f.name).collect();
         let dag = Dag::build(
             graph,
@@ -182,6 +190,15 @@ impl Project {
             finished: None,
             driver: Some(Driver::current()),
         };
+        // Held from before the first record until after the last: a reader that finds it
+        // expired settles the run as orphaned.
+        let lease = Heartbeat::start(
+            db.clone(),
+            &record.driver_lease(),
+            DRIVER_LEASE_TTL,
+            DRIVER_LEASE_RENEWAL,
+        )
+        .await?;
         record.update(&engine.status(&id).await?);
         db.store_workflow_run(&record).await?;
 
@@ -229,6 +246,7 @@ impl Project {
             ));
         }
         db.store_workflow_run(&record).await?;
+        lease.release().await?;
         Ok(record)
     }
 }
@@ -267,11 +285,11 @@ impl Project {
     ) -> Result<bool> {
         let unsettled =
             !run.state.is_terminal() || run.steps.iter().any(|s| !s.state.is_terminal());
-        if !unsettled || !run.driver.as_ref().is_some_and(Driver::is_gone) {
+        if !unsettled || run.driver.is_none() || db.lease_alive(&run.driver_lease()).await? {
             return Ok(false);
         }
         let pid = run.driver.as_ref().map_or(0, |d| d.pid);
-        run.settle_if_orphaned();
+        run.settle_orphaned();
         let filter = RunFilter {
             labels: vec![("workflow".to_string(), run.id.clone())],
         };
