@@ -7,11 +7,9 @@ use clap::Subcommand;
 
 use super::table::Table;
 use super::Context;
-use crate::code::{copy_tree, CodeCache};
-use crate::datastore::DataStore;
-use crate::db::{ArtifactFilter, Db};
+use crate::db::ArtifactFilter;
 use crate::error::Result;
-use crate::uri::StoreUri;
+use crate::service::PulledCode;
 
 /// The `artifacts` command group.
 #[derive(Debug, Subcommand)]
@@ -47,12 +45,11 @@ pub enum ArtifactsCommand {
 }
 
 pub(crate) async fn run(cmd: ArtifactsCommand, ctx: &Context) -> Result<ExitCode> {
-    let project = ctx.project()?;
-    let db = project.open_db()?;
+    let baton = ctx.baton()?;
     match cmd {
         ArtifactsCommand::List { key, tag, json } => {
-            let versions = db
-                .list_artifacts(project.name(), &ArtifactFilter { key, tag })
+            let versions = baton
+                .artifact_versions(&ArtifactFilter { key, tag })
                 .await?;
             if json {
                 let records: Vec<_> = versions
@@ -79,8 +76,7 @@ pub(crate) async fn run(cmd: ArtifactsCommand, ctx: &Context) -> Result<ExitCode
             }
         }
         ArtifactsCommand::Get { uri, json } => {
-            let uri: StoreUri = uri.parse()?;
-            let artifact = db.read_artifact(project.name(), &uri).await?;
+            let artifact = baton.artifact(&uri).await?;
             if json {
                 ctx.printer.json(&artifact);
             } else {
@@ -89,10 +85,11 @@ pub(crate) async fn run(cmd: ArtifactsCommand, ctx: &Context) -> Result<ExitCode
             }
         }
         ArtifactsCommand::Pull { uri, to } => {
-            let parsed: StoreUri = uri.parse()?;
-            let artifact = db.read_artifact(project.name(), &parsed).await?;
-            let cache = CodeCache::new(CodeCache::default_root()?);
-            let code = cache.resolve(&artifact, &DataStore::new()).await?;
+            let PulledCode {
+                artifact,
+                code,
+                dir,
+            } = baton.pull(&uri, to.as_deref()).await?;
             ctx.printer.info(format!(
                 "{} `{}` ({}, {})",
                 if code.fetched {
@@ -108,21 +105,6 @@ pub(crate) async fn run(cmd: ArtifactsCommand, ctx: &Context) -> Result<ExitCode
                 },
                 code.digest
             ));
-            let dir = match to {
-                Some(to) => {
-                    let to = std::path::absolute(&to).map_err(|e| {
-                        crate::Error::io(format!("Failed to resolve `{}`", to.display()), e)
-                    })?;
-                    tokio::task::spawn_blocking({
-                        let (from, to) = (code.dir.clone(), to.clone());
-                        move || copy_tree(&from, &to)
-                    })
-                    .await
-                    .map_err(|e| crate::Error::internal_from("Copying the code failed", e))??;
-                    to
-                }
-                None => code.dir.clone(),
-            };
             ctx.printer.data(dir.display());
             if let Some(file) = &code.file {
                 ctx.printer

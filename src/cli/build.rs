@@ -19,10 +19,9 @@ pub struct BuildArgs {
 }
 
 pub(crate) async fn run(args: BuildArgs, ctx: &Context) -> Result<ExitCode> {
-    let project = ctx.project()?;
-    let db = project.open_db()?;
-    let out = project
-        .build_function(&db, &args.name, args.output.as_deref())
+    let out = ctx
+        .baton()?
+        .build_function(&args.name, args.output.as_deref())
         .await?;
     ctx.printer.info(format!(
         "Wrote the build context of `{}` ({}; config {})",

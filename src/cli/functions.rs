@@ -7,7 +7,7 @@ use clap::{Args, Subcommand};
 use super::table::Table;
 use super::Context;
 use crate::error::Result;
-use crate::project::{EffectiveBuild, SetFunctionRequest};
+use crate::project::SetFunctionRequest;
 
 /// Arguments of `baton set-function`.
 #[derive(Debug, Args)]
@@ -65,97 +65,67 @@ pub enum FunctionsCommand {
 }
 
 pub(crate) async fn set_function(args: SetFunctionArgs, ctx: &Context) -> Result<ExitCode> {
-    let mut project = ctx.project()?;
-    let db = project.open_db()?;
+    let mut baton = ctx.baton()?;
     let load_source_on_run = match (args.load_source_on_run, args.no_load_source_on_run) {
         (true, _) => Some(true),
         (_, true) => Some(false),
         _ => None,
     };
-    let entry = project
-        .set_function(
-            &db,
-            SetFunctionRequest {
-                name: args.name,
-                func: args.func,
-                kind: Some(args.kind),
-                handler: args.handler,
-                image: args.image,
-                requirements: args.requirements,
-                load_source_on_run,
-                tag: args.tag,
-            },
-        )
+    let entry = baton
+        .set_function(SetFunctionRequest {
+            name: args.name,
+            func: args.func,
+            kind: Some(args.kind),
+            handler: args.handler,
+            image: args.image,
+            requirements: args.requirements,
+            load_source_on_run,
+            tag: args.tag,
+        })
         .await?;
     ctx.printer.info(format!("Set function `{}`", entry.name));
     ctx.printer.data(&entry.name);
     Ok(ExitCode::SUCCESS)
 }
 
-/// A function with its effective build, as `functions get --json` prints it.
-async fn describe(
-    project: &crate::project::Project,
-    db: &crate::db::SqliteDb,
-    entry: &crate::model::FunctionEntry,
-) -> Result<serde_json::Value> {
-    let build = EffectiveBuild::resolve(db, project, entry).await?;
-    let build_required = build
-        .build_required(db, project.name(), &entry.name)
-        .await?;
-    let mut value = serde_json::to_value(entry).expect("function entries serialize");
-    value["effective_build"] = serde_json::to_value(&build).expect("builds serialize");
-    value["build_required"] = build_required.into();
-    Ok(value)
-}
-
 pub(crate) async fn run(cmd: FunctionsCommand, ctx: &Context) -> Result<ExitCode> {
-    let project = ctx.project()?;
-    let db = project.open_db()?;
+    let baton = ctx.baton()?;
     match cmd {
         FunctionsCommand::List { json } => {
-            let mut described = Vec::new();
-            for entry in project.functions()? {
-                // One broken function (its artifact gone, say) must not hide the others: it is
-                // listed with its problem.
-                described.push(match describe(&project, &db, &entry).await {
-                    Ok(value) => value,
-                    Err(err) => {
-                        ctx.printer
-                            .warn(format!("Function `{}`: {err}", entry.name));
-                        let mut value =
-                            serde_json::to_value(&entry).expect("function entries serialize");
-                        value["problem"] = err.to_string().into();
-                        value
-                    }
-                });
+            let described = baton.list_functions().await?;
+            for problem in described
+                .iter()
+                .filter_map(|f| Some((f, f.problem.as_ref()?)))
+            {
+                ctx.printer.warn(format!(
+                    "Function `{}`: {}",
+                    problem.0.entry.name, problem.1
+                ));
             }
             if json {
                 ctx.printer.json(&described);
             } else {
                 let mut table = Table::new(&["NAME", "KIND", "HANDLER", "BUILD", "SOURCE"]);
                 for f in &described {
-                    let text = |k: &str| f[k].as_str().unwrap_or("").to_string();
-                    let build = if f.get("problem").is_some() {
-                        "unknown"
-                    } else if f["build_required"] == true {
-                        "required"
-                    } else {
-                        "up to date"
+                    let text = |v: &Option<String>| v.clone().unwrap_or_default();
+                    let build = match (&f.problem, f.build_required) {
+                        (Some(_), _) => "unknown",
+                        (None, Some(true)) => "required",
+                        (None, _) => "up to date",
                     };
                     table.row([
-                        text("name"),
-                        text("kind"),
-                        text("handler"),
+                        f.entry.name.clone(),
+                        text(&f.entry.kind),
+                        text(&f.entry.handler),
                         build.to_string(),
-                        text("url"),
+                        text(&f.entry.url),
                     ]);
                 }
                 ctx.printer.data(table);
             }
         }
         FunctionsCommand::Get { name, json } => {
-            let entry = project.function(&name)?;
-            let described = describe(&project, &db, &entry).await?;
+            let described = baton.describe_function(&name).await?;
             if json {
                 ctx.printer.json(&described);
             } else {

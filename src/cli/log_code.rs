@@ -7,8 +7,7 @@ use std::process::ExitCode;
 use clap::Args;
 
 use super::Context;
-use crate::artifact::{log_code_file, CodeSource, LogCodeRequest};
-use crate::datastore::DataStore;
+use crate::artifact::{CodeSource, LogCodeRequest};
 use crate::error::{Error, Result};
 
 /// Arguments of `baton log-code`.
@@ -60,7 +59,7 @@ pub struct LogCodeArgs {
 }
 
 pub(crate) async fn run(args: LogCodeArgs, ctx: &Context) -> Result<ExitCode> {
-    let project = ctx.project()?;
+    let baton = ctx.baton()?;
     let source = if let Some(path) = args.local_path {
         CodeSource::LocalPath(path)
     } else if let Some(text) = args.body {
@@ -91,14 +90,11 @@ pub(crate) async fn run(args: LogCodeArgs, ctx: &Context) -> Result<ExitCode> {
         requirements: args.requirements,
         tag: args.tag,
         labels: args.labels.into_iter().collect::<BTreeMap<_, _>>(),
-        artifact_path: args
-            .artifact_path
-            .map(|path| project.resolve_artifact_path(Some(&path))),
+        artifact_path: args.artifact_path,
         db_key: args.db_key,
         ..LogCodeRequest::new(args.key, source)
     };
-    let db = project.open_db()?;
-    let stored = log_code_file(&project.log_scope(), &db, &DataStore::new(), request).await?;
+    let stored = baton.log_code(request).await?;
     if args.json {
         ctx.printer.json(&stored.artifact);
     } else {

@@ -25,6 +25,7 @@ pub use printer::Printer;
 
 use crate::error::{Error, Result};
 use crate::project::Project;
+use crate::service::Baton;
 
 /// baton: run MLRun-style workflows whose functions and workflows are versioned code artifacts.
 #[derive(Debug, Parser)]
@@ -97,6 +98,11 @@ impl Context {
     /// The project containing the context folder.
     pub fn project(&self) -> Result<Project> {
         Project::discover(&self.dir)
+    }
+
+    /// The service over that project.
+    pub fn baton(&self) -> Result<Baton> {
+        Baton::open(self.project()?)
     }
 }
 

@@ -9,13 +9,12 @@ use clap::{Args, Subcommand};
 
 use super::table::Table;
 use super::Context;
+use crate::db::RunFilter;
 use crate::db::SqliteDb;
-use crate::db::{Db, RunFilter};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::launcher::{self, log_path, RunRequest};
-use crate::logs::{Copied, LogTail};
+use crate::logs::LogTail;
 use crate::model::{RunObject, RunState};
-use crate::project::{EffectiveBuild, Project};
 use crate::runner::{parse_params, run_step, CodeSources, PythonRunner, StepEnv};
 
 /// Arguments of `baton run-function`.
@@ -73,19 +72,7 @@ pub enum RunsCommand {
 
 pub(crate) async fn run_function(args: RunFunctionArgs, ctx: &Context) -> Result<ExitCode> {
     let stop = launcher::shutdown_signal();
-    let project = ctx.project()?;
-    let db = project.open_db()?;
-    let function = project.function(&args.name)?;
-    let build = EffectiveBuild::resolve(&db, &project, &function).await?;
-    if build
-        .build_required(&db, project.name(), &function.name)
-        .await?
-    {
-        ctx.printer.warn(format!(
-            "Function `{}` requires a build (its build configuration changed or it was never built); run `baton build {}`",
-            function.name, function.name
-        ));
-    }
+    let baton = ctx.baton()?;
     let request = RunRequest {
         function: args.name,
         handler: args.handler,
@@ -93,16 +80,29 @@ pub(crate) async fn run_function(args: RunFunctionArgs, ctx: &Context) -> Result
         inputs: args.inputs.into_iter().collect::<BTreeMap<_, _>>(),
         labels: BTreeMap::new(),
     };
-    let run = launcher::submit(&project, &db, request).await?;
+    let submitted = baton.submit_run(request).await?;
+    let run = submitted.run;
+    if submitted.build_required {
+        let name = &run
+            .spec
+            .function_snapshot
+            .as_ref()
+            .expect("submitted runs have one")
+            .function
+            .name;
+        ctx.printer.warn(format!(
+            "Function `{name}` requires a build (its build configuration changed or it was never built); run `baton build {name}`"
+        ));
+    }
     ctx.printer
         .info(format!("Run `{}` started", run.metadata.uid));
-    let handle = launcher::start(&project, &run, None)?;
-    let log = log_path(&project, handle.uid());
+    let handle = baton.start_run(&run)?;
+    let log = baton.logs().path(handle.uid());
     let show_log = !args.json && !ctx.printer.is_quiet();
     let mut tail = LogTail::default();
     // Ctrl-C, SIGTERM or SIGHUP: the runner is asked to stop (it may have got the same signal
     // from the terminal); it aborts the handler and records the run, and that is waited for.
-    let wait = handle.wait_or_stop(&db, async {
+    let wait = handle.wait_or_stop(baton.db(), async {
         stop.await;
         ctx.printer.warn("Interrupted; aborting the run");
     });
@@ -190,11 +190,10 @@ pub(crate) async fn runner(args: RunnerArgs, ctx: &Context) -> Result<ExitCode> 
 }
 
 pub(crate) async fn run(cmd: RunsCommand, ctx: &Context) -> Result<ExitCode> {
-    let project = ctx.project()?;
-    let db = project.open_db()?;
+    let baton = ctx.baton()?;
     match cmd {
         RunsCommand::List { labels, json } => {
-            let runs = db.list_runs(project.name(), &RunFilter { labels }).await?;
+            let runs = baton.runs(&RunFilter { labels }).await?;
             if json {
                 ctx.printer.json(&runs);
             } else {
@@ -212,7 +211,7 @@ pub(crate) async fn run(cmd: RunsCommand, ctx: &Context) -> Result<ExitCode> {
             }
         }
         RunsCommand::Get { uid, json } => {
-            let run = db.read_run(project.name(), &uid).await?;
+            let run = baton.run(&uid).await?;
             if json {
                 ctx.printer.json(&run);
             } else {
@@ -220,36 +219,11 @@ pub(crate) async fn run(cmd: RunsCommand, ctx: &Context) -> Result<ExitCode> {
                     .data(serde_yaml::to_string(&run).expect("runs serialize"));
             }
         }
-        RunsCommand::Logs { uid, follow } => logs(&project, &db, &uid, follow).await?,
+        RunsCommand::Logs { uid, follow } => {
+            baton
+                .copy_log(&uid, &mut std::io::stdout().lock(), follow)
+                .await?
+        }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// Prints a run's log; with `follow`, keeps printing until the run has ended and the log is
-/// drained.
-async fn logs(project: &Project, db: &dyn Db, uid: &str, follow: bool) -> Result<()> {
-    db.read_run(project.name(), uid).await?;
-    let path = log_path(project, uid);
-    let mut tail = LogTail::default();
-    let mut out = std::io::stdout().lock();
-    loop {
-        let ended = !follow
-            || db
-                .read_run(project.name(), uid)
-                .await?
-                .status
-                .state
-                .is_terminal();
-        match tail.copy_new(&path, &mut out)? {
-            Copied::Closed => return Ok(()),
-            Copied::NoLog if !follow => {
-                return Err(Error::not_found(format!("Run `{uid}` has no log yet")));
-            }
-            Copied::NoLog | Copied::Bytes(_) => {}
-        }
-        if ended {
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }

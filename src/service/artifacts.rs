@@ -60,7 +60,7 @@ impl Baton {
                 let (from, dest) = (code.dir.clone(), to.clone());
                 tokio::task::spawn_blocking(move || copy_tree(&from, &dest))
                     .await
-                    .map_err(|e| Error::runtime_from("Copying the code failed", e))??;
+                    .map_err(|e| Error::internal_from("Copying the code failed", e))??;
                 to
             }
             None => code.dir.clone(),
