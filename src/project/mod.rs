@@ -5,11 +5,13 @@
 //! Commands find the project like git finds a repository: from the given folder upwards.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 mod build;
 mod entries;
 mod functions;
 mod run_workflow;
+mod store;
 mod workflows;
 
 pub use build::{BuildOutput, IMAGE_CODE_DIR};
@@ -18,6 +20,8 @@ pub use functions::{
     SetFunctionRequest, DEFAULT_BASE_IMAGE,
 };
 pub use run_workflow::{PreparedWorkflow, RunWorkflowOptions};
+use store::StateDir;
+pub use store::{ProjectStore, ProjectYaml, StateLock};
 pub use workflows::{
     check_schedule, resolve_workflow_artifact, ResolvedWorkflow, SetWorkflowRequest,
 };
@@ -33,31 +37,16 @@ pub const PROJECT_FILE: &str = "project.yaml";
 /// The folder holding baton's embedded state, beside `project.yaml`.
 pub const STATE_DIR: &str = ".baton";
 
-/// The lock file, under `.baton/`, held while `project.yaml` is read, changed and written.
-const PROJECT_LOCK: &str = "project.lock";
-
 /// The default artifact path written by `baton init`, relative to the project folder.
 pub const DEFAULT_ARTIFACT_PATH: &str = ".baton/artifacts";
 
-/// A loaded project: its folder and its `project.yaml`.
+/// A loaded project: its home folder and its definition, read from its [`ProjectStore`].
 #[derive(Debug, Clone)]
 pub struct Project {
     root: PathBuf,
-    /// The parsed `project.yaml`; change it on disk with [`Project::update`].
+    /// The definition as last read; change it in the store with [`Project::update`].
     pub file: ProjectFile,
-}
-
-/// An exclusive lock on a file under the project's `.baton/`, held until dropped.
-///
-/// Locks are advisory (`flock`), so they bind baton processes to each other; the kernel releases
-/// them when a process dies, so a crash never leaves one behind.
-#[derive(Debug)]
-pub struct StateLock(std::fs::File);
-
-impl Drop for StateLock {
-    fn drop(&mut self) {
-        let _ = self.0.unlock();
-    }
+    store: Arc<dyn ProjectStore>,
 }
 
 /// What a project name must be, as users read it.
@@ -123,23 +112,16 @@ impl Project {
             None => name_from_folder(&root),
         };
         validate_project_name(&name)?;
-        let file_path = root.join(PROJECT_FILE);
-        let state = StateDir(root.join(STATE_DIR));
-        let _lock = state.lock(PROJECT_LOCK)?;
-        if file_path.exists() {
-            return Err(Error::conflict(format!(
-                "`{}` already exists; baton init does not overwrite a project",
-                file_path.display()
-            )));
-        }
         let mut metadata = crate::model::Extra::new();
         metadata.insert("created".into(), chrono::Utc::now().to_rfc3339().into());
         let mut spec_extra = crate::model::Extra::new();
         spec_extra.insert("desired_state".into(), "online".into());
         let mut status = crate::model::Extra::new();
         status.insert("state".into(), "online".into());
+        let store = ProjectYaml::new(&root);
         let project = Project {
             root,
+            store: Arc::new(store.clone()),
             file: ProjectFile {
                 kind: "project".into(),
                 metadata: ProjectMetadata {
@@ -155,8 +137,8 @@ impl Project {
                 extra: Default::default(),
             },
         };
+        store.create(&project.file)?;
         project.ensure_state_dir()?;
-        project.save()?;
         Ok(project)
     }
 
@@ -181,47 +163,30 @@ impl Project {
 
     /// Loads the project whose `project.yaml` is in `root`.
     pub fn load(root: &Path) -> Result<Project> {
-        let path = root.join(PROJECT_FILE);
-        let text = std::fs::read_to_string(&path)
-            .io_context(|| format!("Failed to read `{}`", path.display()))?;
-        let file: ProjectFile = serde_yaml::from_str(&text).map_err(|e| {
-            Error::invalid_from(
-                format!("`{}` is not a valid project file", path.display()),
-                e,
-            )
-        })?;
-        if file.kind != "project" {
-            return Err(Error::invalid(format!(
-                "`{}` has kind `{}`; expected `project`",
-                path.display(),
-                file.kind
-            )));
-        }
-        let name = &file.metadata.name;
-        if !is_valid_project_name(name) {
-            return Err(Error::invalid_with_hint(
-                format!(
-                    "`{}` has a malformed `metadata.name`: `{}`: {PROJECT_NAME_RULE}",
-                    path.display(),
-                    name.escape_debug()
-                ),
-                "edit `metadata.name` in project.yaml; MLRun requires the same rule",
-            ));
-        }
+        Project::open(root, Arc::new(ProjectYaml::new(root)))
+    }
+
+    /// The project at home folder `root` whose definition is kept in `store`.
+    pub fn open(root: &Path, store: Arc<dyn ProjectStore>) -> Result<Project> {
         Ok(Project {
             root: root.to_path_buf(),
-            file,
+            file: store.load()?,
+            store,
         })
     }
 
-    /// Changes `project.yaml`: under the project lock, re-reads the file (so another process's
-    /// change is kept), applies `change` and writes the result, returning what `change` returned.
+    /// Changes the stored definition: under the store's lock, re-reads it (so another
+    /// process's change is kept), applies `change` and stores the result, returning what
+    /// `change` returned.
     pub fn update<T>(&mut self, change: impl FnOnce(&mut ProjectFile) -> T) -> Result<T> {
-        let _lock = self.lock_state(PROJECT_LOCK)?;
-        self.file = Project::load(&self.root)?.file;
-        let out = change(&mut self.file);
-        self.save()?;
-        Ok(out)
+        let mut change = Some(change);
+        let mut out = None;
+        self.file = self.store.update(&mut |file| {
+            if let Some(change) = change.take() {
+                out = Some(change(file));
+            }
+        })?;
+        Ok(out.expect("the store applies the change once"))
     }
 
     /// Where `log-code` logs into this project: its name, its resolved default artifact path,
@@ -236,31 +201,7 @@ impl Project {
 
     /// Takes the exclusive lock `.baton/<name>`, waiting for another process to release it.
     pub fn lock_state(&self, name: &str) -> Result<StateLock> {
-        StateDir(self.state_dir()).lock(name)
-    }
-
-    /// Writes `project.yaml` atomically (a temporary file renamed over the old one), keeping
-    /// every field baton does not know and the file's mode (a new file gets the mode the umask
-    /// gives any new file). Callers hold the project lock.
-    fn save(&self) -> Result<()> {
-        use std::os::unix::fs::PermissionsExt;
-        let path = self.root.join(PROJECT_FILE);
-        let text = serde_yaml::to_string(&self.file).expect("project files always serialize");
-        let existing = std::fs::metadata(&path).ok().map(|m| m.permissions());
-        let mut tmp = tempfile::Builder::new()
-            .permissions(std::fs::Permissions::from_mode(0o666))
-            .tempfile_in(&self.root)
-            .io_context(|| format!("Failed to write `{}`", path.display()))?;
-        if let Some(permissions) = existing {
-            tmp.as_file()
-                .set_permissions(permissions)
-                .io_context(|| format!("Failed to write `{}`", path.display()))?;
-        }
-        std::io::Write::write_all(&mut tmp, text.as_bytes())
-            .io_context(|| format!("Failed to write `{}`", path.display()))?;
-        tmp.persist(&path)
-            .map_err(|e| Error::io(format!("Failed to write `{}`", path.display()), e.error))?;
-        Ok(())
+        StateDir::of(&self.root).lock(name)
     }
 
     /// The project's name.
@@ -311,30 +252,6 @@ impl Project {
         } else {
             self.root.join(path).to_string_lossy().into_owned()
         }
-    }
-}
-
-/// The `.baton/` folder of a project, which may not exist yet.
-struct StateDir(PathBuf);
-
-impl StateDir {
-    fn create(&self) -> Result<()> {
-        std::fs::create_dir_all(&self.0)
-            .io_context(|| format!("Failed to create `{}`", self.0.display()))
-    }
-
-    fn lock(&self, name: &str) -> Result<StateLock> {
-        self.create()?;
-        let path = self.0.join(name);
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .io_context(|| format!("Failed to open `{}`", path.display()))?;
-        file.lock()
-            .io_context(|| format!("Failed to lock `{}`", path.display()))?;
-        Ok(StateLock(file))
     }
 }
 
