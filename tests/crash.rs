@@ -275,3 +275,55 @@ fn killing_a_runner_with_any_signal_leaves_no_process_and_agreeing_records() {
 fn killing_a_handler_with_any_signal_leaves_no_process_and_agreeing_records() {
     crash(Target::Handler, 0x5eed_0003);
 }
+
+#[test]
+fn a_run_whose_caller_and_runner_are_both_killed_is_settled_not_left_running() {
+    let p = project();
+    let dir = tempfile::TempDir::new().unwrap();
+    let arg = format!("dir={}", dir.path().display());
+    let mut caller = p
+        .command(&[
+            "run-function",
+            "steps",
+            "-p",
+            &arg,
+            "-p",
+            "name=solo",
+            "-p",
+            "seconds=60",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        // Its own group, as a shell job: `run-function` and its runner share it.
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    poll("the handler to start", || {
+        step_pids(dir.path(), "solo").is_some()
+    });
+    let [handler, runner, _, grandchild] = step_pids(dir.path(), "solo").unwrap();
+    let uid = p.baton(&["runs", "list", "--json"]).json()[0]["metadata"]["uid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // SAFETY: kill(2) on the process group this test created.
+    unsafe { libc::kill(-(caller.id() as i32), libc::SIGKILL) };
+    caller.wait().unwrap();
+    poll("the runner, the handler and its child to die", || {
+        !alive(runner) && !alive(handler) && !alive(grandchild)
+    });
+    // Nobody is left to record the run: its runner's lease runs out and a reader settles it.
+    poll("the run to be settled", || {
+        p.baton(&["runs", "get", &uid, "--json"]).json()["status"]["state"] != "running"
+    });
+    let run = p.baton(&["runs", "get", &uid, "--json"]).json();
+    assert_eq!(run["status"]["state"], "error", "{run:#}");
+    assert!(
+        run["status"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("runner stopped"),
+        "{run:#}"
+    );
+    integrity_check(&p);
+}

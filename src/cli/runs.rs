@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
@@ -181,7 +182,7 @@ pub(crate) async fn runner(args: RunnerArgs, ctx: &Context) -> Result<ExitCode> 
         python: PythonRunner::from_env(),
         log,
     };
-    let run = run_step(&db, &project, &args.uid, &env, cancel).await?;
+    let run = run_step(Arc::new(db), &project, &args.uid, &env, cancel).await?;
     Ok(if run.status.state == RunState::Completed {
         ExitCode::SUCCESS
     } else {

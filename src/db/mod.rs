@@ -150,6 +150,14 @@ pub trait Db: Send + Sync {
     async fn lease_alive(&self, name: &str) -> Result<bool>;
 }
 
+/// How long a heartbeat lease of a run's driver or runner lasts without renewal: one killed
+/// outright is noticed this long after its last renewal.
+pub const LEASE_TTL: Duration = Duration::from_secs(10);
+
+/// How often a driver or a runner renews its lease: a few renewals fit in one [`LEASE_TTL`], so
+/// a late one (a busy machine, a slow write) does not declare a live holder dead.
+pub const LEASE_RENEWAL: Duration = Duration::from_secs(2);
+
 /// A lease held and renewed in the background: [`Heartbeat::start`] takes it, a task renews it
 /// every `every`, and [`Heartbeat::release`] gives it up. Dropping a heartbeat without releasing
 /// stops the renewals, so the lease expires after its `ttl`, as it would if the process died.

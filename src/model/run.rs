@@ -140,6 +140,14 @@ pub enum FailureKind {
     Handler,
 }
 
+impl RunObject {
+    /// The name of the heartbeat lease the run's runner holds while it runs: a `running` run
+    /// whose lease expired lost its runner (killed with the process that started it).
+    pub fn runner_lease(&self) -> String {
+        format!("run/{}/{}", self.metadata.project, self.metadata.uid)
+    }
+}
+
 impl FailureKind {
     /// Whether running again could give another outcome.
     pub fn is_retryable(self) -> bool {

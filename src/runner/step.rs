@@ -10,9 +10,10 @@
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use super::{CodeSources, ContextSettings, HandlerRequest, PythonRunner, RunState as HandlerState};
-use crate::db::Db;
+use crate::db::{Db, Heartbeat, LEASE_RENEWAL, LEASE_TTL};
 use crate::error::{Error, Result};
 use crate::launcher::now;
 use crate::model::{RunObject, RunState};
@@ -33,17 +34,35 @@ pub struct StepEnv {
 /// Every state change is conditional ([`Db::update_active_run`]): a run settled meanwhile by
 /// someone else (the process that started this runner found it dead, or a reader found the
 /// workflow's driver dead) keeps that record, and this runner stops.
+///
+/// While it runs, the runner holds the run's heartbeat lease ([`RunObject::runner_lease`]), so a
+/// reader can settle a `running` run whose runner was killed outright.
 pub async fn run_step(
-    db: &dyn Db,
+    db: Arc<dyn Db>,
     project: &str,
     uid: &str,
     env: &StepEnv,
     cancel: impl Future<Output = ()>,
 ) -> Result<RunObject> {
-    let mut run = db.read_run(project, uid).await?;
+    let run = db.read_run(project, uid).await?;
     if run.status.state.is_terminal() {
         return Err(already_ended(&run));
     }
+    let lease = Heartbeat::start(db.clone(), &run.runner_lease(), LEASE_TTL, LEASE_RENEWAL).await?;
+    let run = drive(db.as_ref(), run, env, cancel).await;
+    lease.release().await?;
+    run
+}
+
+/// [`run_step`] once the lease is held.
+async fn drive(
+    db: &dyn Db,
+    mut run: RunObject,
+    env: &StepEnv,
+    cancel: impl Future<Output = ()>,
+) -> Result<RunObject> {
+    let (project, uid) = (run.metadata.project.clone(), run.metadata.uid.clone());
+    let (project, uid) = (project.as_str(), uid.as_str());
     run.status.state = RunState::Running;
     run.status.start_time = Some(now());
     run.status.last_update = run.status.start_time.clone();

@@ -8,7 +8,7 @@ use crate::db::RunFilter;
 use crate::error::{Error, Result};
 use crate::launcher::{self, RunHandle, RunRequest};
 use crate::logs::{Copied, LogTail};
-use crate::model::RunObject;
+use crate::model::{RunObject, RunState};
 
 /// A run recorded and ready to start, with what the caller should tell the user about it.
 #[derive(Debug, Clone)]
@@ -40,14 +40,46 @@ impl Baton {
         launcher::start(&self.project, run, None)
     }
 
-    /// The project's runs matching `filter`, newest first.
+    /// The project's runs matching `filter`, newest first; runs whose runner died are settled
+    /// (see [`Baton::run`]).
     pub async fn runs(&self, filter: &RunFilter) -> Result<Vec<RunObject>> {
-        self.db.list_runs(self.project.name(), filter).await
+        let mut runs = Vec::new();
+        for run in self.db.list_runs(self.project.name(), filter).await? {
+            runs.push(self.settle_if_orphaned(run).await?);
+        }
+        Ok(runs)
     }
 
-    /// Run `uid`.
+    /// Run `uid`. A `running` run whose runner's lease expired lost its runner (it was killed
+    /// outright, with the process that started it): it is recorded `error` now, so no run stays
+    /// `running` forever.
     pub async fn run(&self, uid: &str) -> Result<RunObject> {
-        self.db.read_run(self.project.name(), uid).await
+        let run = self.db.read_run(self.project.name(), uid).await?;
+        self.settle_if_orphaned(run).await
+    }
+
+    async fn settle_if_orphaned(&self, run: RunObject) -> Result<RunObject> {
+        if run.status.state != RunState::Running || self.db.lease_alive(&run.runner_lease()).await?
+        {
+            return Ok(run);
+        }
+        let mut settled = run.clone();
+        settled.status.state = RunState::Error;
+        settled.status.error = Some(
+            "The run's runner stopped without recording an outcome (it was killed, with the \
+             process that started it?)"
+                .into(),
+        );
+        settled.status.end_time = Some(launcher::now());
+        settled.status.last_update = settled.status.end_time.clone();
+        // Conditional: a runner that recorded its outcome first keeps it.
+        if self.db.update_active_run(&settled).await? {
+            Ok(settled)
+        } else {
+            self.db
+                .read_run(&run.metadata.project, &run.metadata.uid)
+                .await
+        }
     }
 
     /// Copies run `uid`'s log to `out`; with `follow`, keeps copying until the run has ended and
