@@ -11,8 +11,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use baton::engine::{StepExecutor, StepInvocation, StepOutcome};
 use baton::engine::{WorkflowEngineExt, WorkflowRunRequest, WorkflowState};
-use baton::engines::local::{LocalEngine, StepExecutor, StepInvocation, StepOutcome};
+use baton::engines::local::LocalEngine;
 use baton::workflow::{Dag, DagCheck, Step, WorkflowGraph};
 use serde_json::{json, Map};
 

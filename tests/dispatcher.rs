@@ -11,11 +11,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use baton::engine::{StepExecutor, StepInvocation, StepOutcome};
 use baton::engine::{
     StepState, WorkflowEngine, WorkflowEngineExt, WorkflowEvent, WorkflowRunId, WorkflowRunRequest,
     WorkflowRunStatus, WorkflowState,
 };
-use baton::engines::local::{LocalEngine, StepExecutor, StepInvocation, StepOutcome};
+use baton::engines::local::LocalEngine;
 use baton::error::ErrorKind;
 use baton::workflow::{Dag, DagCheck};
 use serde_json::{json, Map, Value};

@@ -10,6 +10,7 @@ pub mod project;
 pub mod run;
 pub mod workflow;
 pub mod workflow_run;
+pub mod workflow_status;
 
 pub use artifact::{Artifact, ArtifactMetadata, CodeArtifactSpec, CodeType};
 pub use function::{FunctionEntry, FunctionKind};
@@ -17,6 +18,12 @@ pub use project::{ProjectFile, ProjectMetadata, ProjectSpec};
 pub use run::{ResolvedCodeRecord, RunMetadata, RunObject, RunSpec, RunState, RunStatus};
 pub use workflow::WorkflowSpec;
 pub use workflow_run::{Driver, WorkflowRunRecord};
+pub use workflow_status::{StepState, StepStatus, WorkflowRunId, WorkflowRunStatus, WorkflowState};
 
 /// Fields an object does not model, kept verbatim for the round trip.
 pub type Extra = serde_json::Map<String, serde_json::Value>;
+
+/// The current time as RFC 3339 (with microseconds), the format of every timestamp in run records.
+pub fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::ResolvedCodeRecord;
-use crate::engine::{StepStatus, WorkflowRunStatus, WorkflowState};
+use super::{StepStatus, WorkflowRunStatus, WorkflowState};
 
 /// A workflow run: what ran, on which engine, from which exact workflow source, and how each
 /// step went. Each step's function run is a separate run record labelled `workflow=<id>`.
@@ -90,7 +90,7 @@ impl WorkflowRunRecord {
             self.error = Some(format!(
                 "the `baton run` process (pid {pid}) driving this run exited before the run finished"
             ));
-            self.finished = Some(crate::launcher::now());
+            self.finished = Some(super::now());
         }
         orphaned
     }
@@ -101,7 +101,7 @@ impl WorkflowRunRecord {
         self.steps = status.steps.clone();
         self.error = status.error.clone();
         if status.state.is_terminal() && self.finished.is_none() {
-            self.finished = Some(crate::launcher::now());
+            self.finished = Some(super::now());
         }
     }
 }

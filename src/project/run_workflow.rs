@@ -160,7 +160,7 @@ impl Project {
             other => Arc::new(UnavailableEngine::new(other)),
         };
         // Taken before the engine starts the first steps, so no step starts before its run.
-        let started = crate::launcher::now();
+        let started = crate::model::now();
         let id = engine
             .run(WorkflowRunRequest {
                 project: self.name().to_string(),
@@ -276,7 +276,7 @@ impl Project {
             labels: vec![("workflow".to_string(), run.id.clone())],
         };
         let mut step_runs = db.list_runs(self.name(), &filter).await?;
-        let now = crate::launcher::now();
+        let now = crate::model::now();
         for step_run in step_runs
             .iter_mut()
             .filter(|r| !r.status.state.is_terminal())

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use serde_json::{Map, Value};
 
 use crate::db::Db;
-use crate::engines::local::{StepExecutor, StepInvocation, StepOutcome};
+use crate::engine::{StepExecutor, StepInvocation, StepOutcome};
 use crate::launcher::{self, RunRequest};
 use crate::model::{RunObject, RunState};
 use crate::project::Project;
