@@ -4,11 +4,12 @@
 //! It lives here, beside the engine trait, so that executors (the runner's `RunnerExecutor`, a
 //! test executor) depend on the engine contract only, never on an engine implementation.
 
+use std::collections::BTreeMap;
+
 use async_trait::async_trait;
 use serde_json::{Map, Value};
 use tokio::sync::mpsc;
 
-use crate::model::StepState;
 use crate::workflow::Step;
 
 /// One attempt of one step, as handed to a [`StepExecutor`]. Only the engine creates them.
@@ -24,6 +25,8 @@ pub struct StepInvocation {
     pub attempt: u32,
     /// The run's merged arguments.
     pub args: Map<String, Value>,
+    /// The run's labels ([`super::RunOptions::labels`]), for what the executor records.
+    pub labels: BTreeMap<String, String>,
     /// Where [`StepInvocation::report_run`] sends the attempt's run uid (set by the driver).
     pub(crate) run_reports: Option<mpsc::UnboundedSender<RunReport>>,
     pub(crate) index: usize,
@@ -51,56 +54,73 @@ impl StepInvocation {
     }
 }
 
-/// How an attempt ended.
+/// How an attempt ended: it ran, so it either succeeded or failed (a step that did not run is
+/// the engine's business, never an executor's).
 #[derive(Debug, Clone, PartialEq)]
-pub struct StepOutcome {
-    /// [`StepState::Succeeded`], or anything else for a failed attempt.
-    pub state: StepState,
-    /// The outputs of a succeeded attempt (referenced downstream as `{{steps.X.outputs.K}}`).
-    pub outputs: Map<String, Value>,
-    /// The run uid the attempt recorded, if any.
-    pub run_uid: Option<String>,
-    /// Why the attempt failed.
-    pub error: Option<String>,
-    /// Whether another attempt could end differently; `false` for a failure no retry can fix
-    /// (the handler's module or function is missing, its parameters do not bind), which is then
-    /// not retried whatever the step's retry policy says.
-    pub retryable: bool,
+pub enum StepOutcome {
+    /// The attempt succeeded.
+    Succeeded {
+        /// Its outputs (referenced downstream as `{{steps.X.outputs.K}}`).
+        outputs: Map<String, Value>,
+        /// The run uid the attempt recorded, if any.
+        run_uid: Option<String>,
+    },
+    /// The attempt failed.
+    Failed {
+        /// Why.
+        error: String,
+        /// The run uid the attempt recorded, if any.
+        run_uid: Option<String>,
+        /// Whether another attempt could end differently; `false` for a failure no retry can
+        /// fix (the handler's module or function is missing, its parameters do not bind), which
+        /// is then not retried whatever the step's retry policy says.
+        retryable: bool,
+    },
 }
 
 impl StepOutcome {
     /// A succeeded attempt with these outputs.
     pub fn succeeded(outputs: Map<String, Value>) -> Self {
-        StepOutcome {
-            state: StepState::Succeeded,
+        StepOutcome::Succeeded {
             outputs,
             run_uid: None,
-            error: None,
-            retryable: true,
         }
     }
 
     /// A failed attempt.
     pub fn failed(error: impl Into<String>) -> Self {
-        StepOutcome {
-            state: StepState::Failed,
-            outputs: Map::new(),
+        StepOutcome::Failed {
+            error: error.into(),
             run_uid: None,
-            error: Some(error.into()),
             retryable: true,
         }
     }
 
-    /// The same outcome, marked as one that no retry can change.
+    /// The same outcome, marked as one that no retry can change (a success is left alone).
     pub fn not_retryable(mut self) -> Self {
-        self.retryable = false;
+        if let StepOutcome::Failed { retryable, .. } = &mut self {
+            *retryable = false;
+        }
         self
     }
 
     /// The same outcome with a run uid.
-    pub fn with_run_uid(mut self, run_uid: impl Into<String>) -> Self {
-        self.run_uid = Some(run_uid.into());
+    pub fn with_run_uid(mut self, uid: impl Into<String>) -> Self {
+        match &mut self {
+            StepOutcome::Succeeded { run_uid, .. } | StepOutcome::Failed { run_uid, .. } => {
+                *run_uid = Some(uid.into());
+            }
+        }
         self
+    }
+
+    /// The run uid the attempt recorded, if any.
+    pub fn run_uid(&self) -> Option<&str> {
+        match self {
+            StepOutcome::Succeeded { run_uid, .. } | StepOutcome::Failed { run_uid, .. } => {
+                run_uid.as_deref()
+            }
+        }
     }
 }
 

@@ -18,7 +18,10 @@ pub use project::{ProjectFile, ProjectMetadata, ProjectSpec};
 pub use run::{ResolvedCodeRecord, RunMetadata, RunObject, RunSpec, RunState, RunStatus};
 pub use workflow::WorkflowSpec;
 pub use workflow_run::{Driver, WorkflowRunRecord};
-pub use workflow_status::{StepState, StepStatus, WorkflowRunId, WorkflowRunStatus, WorkflowState};
+pub use workflow_status::{
+    AttemptResult, StepRef, StepState, StepStatus, WorkflowEvent, WorkflowEventKind, WorkflowRunId,
+    WorkflowRunStatus, WorkflowState,
+};
 
 /// Fields an object does not model, kept verbatim for the round trip.
 pub type Extra = serde_json::Map<String, serde_json::Value>;

@@ -38,6 +38,13 @@ pub struct WorkflowRunRecord {
     /// can be told from one still going.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub driver: Option<Driver>,
+    /// The workflow graph that ran (its JSON form), so the run can be retried exactly by
+    /// another process.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub graph: Option<Value>,
+    /// The run this one retries, if it is a retry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_of: Option<String>,
 }
 
 /// The `baton run` process that drives a workflow run.
@@ -93,6 +100,19 @@ impl WorkflowRunRecord {
             self.finished = Some(super::now());
         }
         orphaned
+    }
+
+    /// The engine status this record holds (what a retry continues).
+    pub fn status(&self) -> WorkflowRunStatus {
+        WorkflowRunStatus {
+            id: self.id.clone().into(),
+            name: self.name.clone(),
+            state: self.state,
+            steps: self.steps.clone(),
+            error: self.error.clone(),
+            started: None,
+            finished: None,
+        }
     }
 
     /// Takes state, steps and error from an engine status snapshot.

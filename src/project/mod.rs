@@ -18,7 +18,7 @@ pub use functions::{
     check_module_handler, normalize_function_name, resolve_function_artifact, source_kind,
     EffectiveBuild, SetFunctionRequest, SourceKind, DEFAULT_BASE_IMAGE,
 };
-pub use run_workflow::{PreparedWorkflow, RunWorkflowOptions};
+pub use run_workflow::{PreparedWorkflow, RunWorkflowOptions, WorkflowRunHandle};
 pub use source::ResolvedSource;
 pub use workflows::{
     check_schedule, resolve_workflow_artifact, ResolvedWorkflow, SetWorkflowRequest,
