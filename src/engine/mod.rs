@@ -30,6 +30,8 @@ use serde_json::{Map, Value};
 use crate::error::{Error, Result};
 use crate::workflow::Dag;
 
+#[doc(hidden)]
+pub mod conformance;
 mod executor;
 pub mod feed;
 
