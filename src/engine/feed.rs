@@ -73,7 +73,14 @@ impl RunPublisher {
     /// Folds `event` into the status and sends it to every subscriber.
     pub fn publish(&self, event: WorkflowEvent) {
         let mut subscribers = lock(&self.subscribers);
-        self.status.send_modify(|status| status.apply(&event));
+        // Every event changes the value in place (a `borrow` sees it at once), but only a change
+        // of the run's state wakes the watchers (`wait`): waking them per step event would cost
+        // more than dispatching the step. Followers of steps subscribe to the events.
+        self.status.send_if_modified(|status| {
+            let before = status.state;
+            status.apply(&event);
+            status.state != before
+        });
         let last = matches!(event.kind, WorkflowEventKind::WorkflowFinished { .. });
         subscribers.retain(|s| s.send(event.clone()).is_ok());
         if last {
