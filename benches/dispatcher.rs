@@ -11,8 +11,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use baton::engine::{WorkflowEngineExt, WorkflowRunRequest, WorkflowState};
-use baton::engines::local::{LocalEngine, StepExecutor, StepInvocation, StepOutcome};
+use baton::engine::{RunOptions, WorkflowEngineExt, WorkflowRunRequest, WorkflowState};
+use baton::engine::{StepExecutor, StepInvocation, StepOutcome};
+use baton::engines::local::LocalEngine;
 use baton::workflow::{Dag, DagCheck, Step, WorkflowGraph};
 use serde_json::{json, Map};
 
@@ -148,8 +149,11 @@ fn main() {
         let dag = dag.expect("built");
         let edges = dag.graph().edge_count();
         for parallelism in [cpus, STEPS] {
-            let engine = LocalEngine::new(Arc::new(NoOp))
-                .with_parallelism(NonZeroUsize::new(parallelism).expect("non-zero"));
+            let engine = LocalEngine::new(Arc::new(NoOp));
+            let options = RunOptions {
+                parallelism: Some(NonZeroUsize::new(parallelism).expect("non-zero")),
+                ..RunOptions::default()
+            };
             let elapsed = best(|| {
                 let request = WorkflowRunRequest {
                     project: "bench".into(),
@@ -158,7 +162,10 @@ fn main() {
                 };
                 runtime.block_on(async {
                     let start = Instant::now();
-                    let status = engine.run_and_wait(request).await.expect("a run");
+                    let status = engine
+                        .run_and_wait(request, options.clone())
+                        .await
+                        .expect("a run");
                     let elapsed = start.elapsed();
                     assert_eq!(status.state, WorkflowState::Succeeded);
                     elapsed

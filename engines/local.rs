@@ -4,9 +4,14 @@
 //!
 //! A run is one task. Its `Dispatcher` owns the DAG's step table and is only touched between
 //! `await`s, one input at a time (as sdk-core's `workflow_stream.rs`: nothing async happens while
-//! state is mutated). Inputs are `Finished` (an attempt ended), `RetryDue` (a backoff elapsed) and
-//! `Terminate`; the dispatcher answers with commands (`Start` step X, `RetryAfter` a delay), which
-//! the driver loop carries out by spawning one task per attempt.
+//! state is mutated). Inputs are `Finished` (an attempt ended), `RetryDue` (a backoff elapsed),
+//! `RunStarted` (an attempt reported its run), and the run's `Terminate` and `Timeout`; the
+//! dispatcher answers with commands (`Start` step X, `RetryAfter` a delay), which the driver
+//! loop carries out by spawning one task per attempt.
+//!
+//! Every change of state is an event published on the run's [`feed`](crate::engine::feed): the
+//! status that [`WorkflowEngine::status`] and [`WorkflowEngine::wait`] read is the fold of those
+//! events, on a `watch` channel, so reading a status never asks the dispatch loop anything.
 //!
 //! Each step keeps a count of unfinished predecessors; when a step settles, only its successors
 //! are visited. Dispatching a whole workflow is therefore O(steps + edges), with no rescans.
@@ -21,7 +26,7 @@
 //! Running  --(attempt failed or timed out, retries left)--> Pending --(backoff)--> Running
 //! Running  --(attempt failed or timed out, no retries left)----------> Failed
 //! Running  --(attempt failed, not retryable)-------------------------> Failed
-//! Pending | Running --(Terminate)------------------------------------> Canceled
+//! Pending | Running --(Terminate | run Timeout)----------------------> Canceled
 //! Succeeded | Failed | Skipped | Canceled --(anything)--> unchanged
 //! ```
 //!
@@ -33,9 +38,10 @@
 //!
 //! # Cancellation
 //!
-//! An attempt is cancelled by dropping its future: on timeout (the attempt fails with "timed out
-//! after 10m") and on terminate. Executors must therefore release what they hold on drop (a
-//! subprocess executor kills its child in `Drop`).
+//! An attempt is cancelled by dropping its future: on a step's timeout (the attempt fails with
+//! "timed out after 10m"), and on terminate or the run's timeout (the run goes `Canceling`, then
+//! `Canceled`). Executors must therefore release what they hold on drop (a subprocess executor
+//! kills its child in `Drop`).
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
@@ -47,124 +53,20 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::Utc;
 use futures::stream::FuturesUnordered;
 use futures::{FutureExt, StreamExt};
 use serde_json::{Map, Value};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
+use crate::engine::feed::{run_feed, RunFeed, RunPublisher};
 use crate::engine::{
-    EngineKind, StepState, StepStatus, WorkflowEngine, WorkflowEvent, WorkflowObserver,
-    WorkflowRunId, WorkflowRunRequest, WorkflowRunStatus, WorkflowState,
+    check_retryable, AttemptResult, EngineKind, RunOptions, RunReport, StepExecutor,
+    StepInvocation, StepOutcome, StepRef, StepState, Subscription, WorkflowEngine, WorkflowEvent,
+    WorkflowEventKind, WorkflowRunId, WorkflowRunRequest, WorkflowRunStatus, WorkflowState,
 };
 use crate::error::{Error, Result};
-use crate::workflow::refs;
-use crate::workflow::{Dag, Step};
-
-/// One attempt of one step, as handed to a [`StepExecutor`]. Only the engine creates them.
-#[derive(Debug, Clone)]
-pub struct StepInvocation {
-    /// The run's id.
-    pub workflow_id: String,
-    /// The project the workflow belongs to.
-    pub project: String,
-    /// The step, with `{{...}}` references in its params and inputs already substituted.
-    pub step: Step,
-    /// The attempt number, from 1.
-    pub attempt: u32,
-    /// The run's merged arguments.
-    pub args: Map<String, Value>,
-    /// Where [`StepInvocation::report_run`] sends the attempt's run uid (set by the driver).
-    run_reports: Option<mpsc::UnboundedSender<RunReport>>,
-    index: usize,
-}
-
-/// "Attempt `attempt` of step `index` runs as run `run_uid`", sent while the attempt executes.
-struct RunReport {
-    index: usize,
-    attempt: u32,
-    run_uid: String,
-}
-
-impl StepInvocation {
-    /// Reports the run this attempt executes as, as soon as it exists, so the run's status links
-    /// the step to it while it runs and after it is timed out or canceled (an attempt dropped
-    /// then never returns its [`StepOutcome`]).
-    pub fn report_run(&self, run_uid: impl Into<String>) {
-        if let Some(reports) = &self.run_reports {
-            let _ = reports.send(RunReport {
-                index: self.index,
-                attempt: self.attempt,
-                run_uid: run_uid.into(),
-            });
-        }
-    }
-}
-
-/// How an attempt ended.
-#[derive(Debug, Clone, PartialEq)]
-pub struct StepOutcome {
-    /// [`StepState::Succeeded`], or anything else for a failed attempt.
-    pub state: StepState,
-    /// The outputs of a succeeded attempt (referenced downstream as `{{steps.X.outputs.K}}`).
-    pub outputs: Map<String, Value>,
-    /// The run uid the attempt recorded, if any.
-    pub run_uid: Option<String>,
-    /// Why the attempt failed.
-    pub error: Option<String>,
-    /// Whether another attempt could end differently; `false` for a failure no retry can fix
-    /// (the handler's module or function is missing, its parameters do not bind), which is then
-    /// not retried whatever the step's retry policy says.
-    pub retryable: bool,
-}
-
-impl StepOutcome {
-    /// A succeeded attempt with these outputs.
-    pub fn succeeded(outputs: Map<String, Value>) -> Self {
-        StepOutcome {
-            state: StepState::Succeeded,
-            outputs,
-            run_uid: None,
-            error: None,
-            retryable: true,
-        }
-    }
-
-    /// A failed attempt.
-    pub fn failed(error: impl Into<String>) -> Self {
-        StepOutcome {
-            state: StepState::Failed,
-            outputs: Map::new(),
-            run_uid: None,
-            error: Some(error.into()),
-            retryable: true,
-        }
-    }
-
-    /// The same outcome, marked as one that no retry can change.
-    pub fn not_retryable(mut self) -> Self {
-        self.retryable = false;
-        self
-    }
-
-    /// The same outcome with a run uid.
-    pub fn with_run_uid(mut self, run_uid: impl Into<String>) -> Self {
-        self.run_uid = Some(run_uid.into());
-        self
-    }
-}
-
-/// Executes one attempt of one step; the seam between the dispatcher and whatever runs code.
-///
-/// The dispatcher cancels an attempt by dropping the returned future (timeout, terminate), so an
-/// implementation must stop its work on drop (e.g. kill its subprocess). A panic is caught and
-/// counts as a failed attempt.
-#[async_trait]
-pub trait StepExecutor: Send + Sync {
-    /// Runs `step` to completion and reports how it ended.
-    async fn execute(&self, step: StepInvocation) -> StepOutcome;
-}
+use crate::workflow::{refs, Dag, StepAction};
 
 /// What the driver tells the dispatcher.
 enum Input {
@@ -198,15 +100,12 @@ enum Command {
     RetryAfter { index: usize, delay: Duration },
 }
 
-/// The per-step row of the dispatcher's table.
+/// The per-step row of the dispatcher's table: what its rules need. Everything reported (times,
+/// errors, run uids) lives in the published status.
 #[derive(Debug, Clone)]
 struct Slot {
     state: StepState,
     attempts: u32,
-    started: Option<chrono::DateTime<Utc>>,
-    finished: Option<chrono::DateTime<Utc>>,
-    run_uid: Option<String>,
-    error: Option<String>,
     /// Predecessors not yet settled.
     remaining: usize,
     /// Why the step cannot run: the first upstream step that did not succeed.
@@ -220,7 +119,7 @@ struct Dispatcher {
     project: String,
     dag: Arc<Dag>,
     args: Map<String, Value>,
-    observer: Arc<dyn WorkflowObserver>,
+    options: RunOptions,
     parallelism: usize,
     slots: Vec<Slot>,
     /// Outputs of succeeded steps, by step name (what references resolve against).
@@ -230,28 +129,27 @@ struct Dispatcher {
     settled: usize,
     /// Steps that failed for good, in the order they failed.
     failures: Vec<usize>,
-    terminated: bool,
+    /// Why the run is being stopped (terminate, timeout), once it is.
+    stopping: Option<String>,
     /// Scratch stack for [`Dispatcher::settle`].
     cascade: Vec<usize>,
+    feed: RunPublisher,
 }
 
 impl Dispatcher {
     fn new(
         run: RunSpec,
         id: WorkflowRunId,
+        options: RunOptions,
         parallelism: usize,
-        observer: Arc<dyn WorkflowObserver>,
         prior: Option<&WorkflowRunStatus>,
+        feed: RunPublisher,
     ) -> Self {
         let dag = run.dag;
         let slots = (0..dag.len())
             .map(|i| Slot {
                 state: StepState::Pending,
                 attempts: 0,
-                started: None,
-                finished: None,
-                run_uid: None,
-                error: None,
                 remaining: dag.predecessors(i).count(),
                 blocked: None,
             })
@@ -260,47 +158,46 @@ impl Dispatcher {
             id,
             project: run.project,
             args: run.args,
-            observer,
-            parallelism: parallelism.max(1),
+            parallelism: options.parallelism.map_or(parallelism, NonZeroUsize::get),
+            options,
             slots,
             outputs: HashMap::new(),
             ready: VecDeque::new(),
             in_flight: 0,
             settled: 0,
             failures: Vec::new(),
-            terminated: false,
+            stopping: None,
             cascade: Vec::new(),
             dag,
+            feed,
         };
         let dag = Arc::clone(&d.dag);
+        d.emit(WorkflowEventKind::WorkflowStarted {
+            name: dag.name().to_owned(),
+            steps: dag.steps().iter().map(|s| s.name.clone()).collect(),
+        });
         if let Some(prior) = prior {
             // Reuse what succeeded before; settle in topological order so each reused step
             // releases its successors exactly once.
-            let mut reused = Vec::new();
+            let mut reused: Vec<Option<_>> = vec![None; dag.len()];
             for old in prior
                 .steps
                 .iter()
                 .filter(|s| s.state == StepState::Succeeded)
             {
                 if let Some(i) = dag.index_of(&old.name) {
+                    reused[i] = Some(old);
+                }
+            }
+            for &i in dag.topological_order() {
+                if let Some(old) = reused[i] {
                     let slot = &mut d.slots[i];
                     slot.state = StepState::Succeeded;
                     slot.attempts = old.attempts;
-                    slot.started = old.started;
-                    slot.finished = old.finished;
-                    slot.run_uid.clone_from(&old.run_uid);
                     d.outputs.insert(old.name.clone(), old.outputs.clone());
-                    reused.push(i);
-                }
-            }
-            let mut is_reused = vec![false; dag.len()];
-            for &i in &reused {
-                is_reused[i] = true;
-            }
-            for &i in dag.topological_order() {
-                if is_reused[i] {
-                    d.emit(WorkflowEvent::StepReused {
-                        name: dag.step(i).name.clone(),
+                    d.emit(WorkflowEventKind::StepReused {
+                        step: d.step_ref(i),
+                        status: old.clone(),
                     });
                     d.settle(i);
                 }
@@ -314,8 +211,15 @@ impl Dispatcher {
         d
     }
 
-    fn emit(&self, event: WorkflowEvent) {
-        self.observer.on_event(&self.id, &event);
+    fn emit(&self, kind: WorkflowEventKind) {
+        self.feed.publish(WorkflowEvent::now(kind));
+    }
+
+    fn step_ref(&self, i: usize) -> StepRef {
+        StepRef {
+            index: i,
+            name: self.dag.step(i).name.clone(),
+        }
     }
 
     fn is_done(&self) -> bool {
@@ -324,7 +228,7 @@ impl Dispatcher {
 
     /// Starts what is ready, up to the parallelism limit.
     fn fill(&mut self, out: &mut Vec<Command>) {
-        while self.in_flight < self.parallelism && !self.terminated {
+        while self.in_flight < self.parallelism && self.stopping.is_none() {
             let Some(i) = self.ready.pop_front() else {
                 break;
             };
@@ -368,17 +272,14 @@ impl Dispatcher {
         let mut invocation_step = step.clone();
         invocation_step.params = params;
         invocation_step.inputs = inputs;
-        let now = Utc::now();
         let slot = &mut self.slots[i];
         slot.attempts += 1;
         slot.state = StepState::Running;
-        slot.started.get_or_insert(now);
         let attempt = slot.attempts;
         self.in_flight += 1;
-        self.emit(WorkflowEvent::StepStarted {
-            name: step.name.clone(),
+        self.emit(WorkflowEventKind::StepStarted {
+            step: self.step_ref(i),
             attempt,
-            at: now,
         });
         out.push(Command::Start {
             index: i,
@@ -388,6 +289,7 @@ impl Dispatcher {
                 step: invocation_step,
                 attempt,
                 args: self.args.clone(),
+                labels: self.options.labels.clone(),
                 run_reports: None,
                 index: i,
             }),
@@ -400,7 +302,7 @@ impl Dispatcher {
             Input::RunStarted(report) => self.run_started(report),
             Input::Finished { index, outcome } => self.finished(index, outcome, out),
             Input::RetryDue(index) => {
-                if !self.terminated && self.slots[index].state == StepState::Pending {
+                if self.stopping.is_none() && self.slots[index].state == StepState::Pending {
                     // A retry goes before steps that became ready meanwhile.
                     self.ready.push_front(index);
                 }
@@ -410,15 +312,13 @@ impl Dispatcher {
     }
 
     fn run_started(&mut self, report: RunReport) {
-        let slot = &mut self.slots[report.index];
         // Reports race with outcomes: one may arrive after its attempt ended (and is still the
         // latest attempt's run), but one from an earlier attempt must not replace a later run.
-        if slot.attempts != report.attempt {
+        if self.slots[report.index].attempts != report.attempt {
             return;
         }
-        slot.run_uid = Some(report.run_uid.clone());
-        self.emit(WorkflowEvent::StepRunStarted {
-            name: self.dag.step(report.index).name.clone(),
+        self.emit(WorkflowEventKind::StepRunStarted {
+            step: self.step_ref(report.index),
             attempt: report.attempt,
             run_uid: report.run_uid,
         });
@@ -428,81 +328,78 @@ impl Dispatcher {
         let dag = Arc::clone(&self.dag);
         let step = dag.step(i);
         self.in_flight -= 1;
-        let succeeded = outcome.state == StepState::Succeeded;
-        let error = (!succeeded).then(|| {
-            outcome
-                .error
-                .clone()
-                .unwrap_or_else(|| "the step failed without an error message".to_owned())
-        });
-        let retryable = outcome.retryable;
-        let slot = &mut self.slots[i];
-        let attempt = slot.attempts;
-        if outcome.run_uid.is_some() {
-            slot.run_uid.clone_from(&outcome.run_uid);
-        }
-        self.emit(WorkflowEvent::StepFinished {
-            name: step.name.clone(),
+        let attempt = self.slots[i].attempts;
+        let (result, run_uid) = match outcome {
+            StepOutcome::Succeeded { outputs, run_uid } => {
+                self.slots[i].state = StepState::Succeeded;
+                self.outputs.insert(step.name.clone(), outputs.clone());
+                (AttemptResult::Succeeded { outputs }, run_uid)
+            }
+            StepOutcome::Failed {
+                error,
+                run_uid,
+                retryable,
+            } => {
+                let result = match &step.retries {
+                    Some(policy) if attempt <= policy.limit && !retryable => {
+                        AttemptResult::Failed {
+                            step_error: format!("{error} (not retried: a retry cannot fix this)"),
+                            error,
+                        }
+                    }
+                    Some(policy) if attempt <= policy.limit && self.stopping.is_none() => {
+                        out.push(Command::RetryAfter {
+                            index: i,
+                            delay: policy.backoff,
+                        });
+                        AttemptResult::Retrying {
+                            error,
+                            next_attempt: attempt + 1,
+                            delay: policy.backoff,
+                        }
+                    }
+                    _ => AttemptResult::Failed {
+                        step_error: error.clone(),
+                        error,
+                    },
+                };
+                self.slots[i].state = match result {
+                    AttemptResult::Retrying { .. } => StepState::Pending,
+                    _ => {
+                        self.failures.push(i);
+                        StepState::Failed
+                    }
+                };
+                (result, run_uid)
+            }
+        };
+        self.emit(WorkflowEventKind::StepFinished {
+            step: self.step_ref(i),
             attempt,
-            state: if succeeded {
-                StepState::Succeeded
-            } else {
-                StepState::Failed
-            },
-            error: error.clone(),
-            run_uid: outcome.run_uid,
-            at: Utc::now(),
+            run_uid,
+            result,
         });
-        if succeeded {
-            let slot = &mut self.slots[i];
-            slot.state = StepState::Succeeded;
-            slot.error = None;
-            slot.finished = Some(Utc::now());
-            self.outputs.insert(step.name.clone(), outcome.outputs);
+        if self.slots[i].state.is_terminal() {
             self.settle(i);
-            return;
-        }
-        let error = error.expect("a failed attempt has an error");
-        match &step.retries {
-            Some(policy) if attempt <= policy.limit && !retryable => {
-                self.fail(i, format!("{error} (not retried: a retry cannot fix this)"));
-            }
-            Some(policy) if attempt <= policy.limit && !self.terminated => {
-                let slot = &mut self.slots[i];
-                slot.state = StepState::Pending;
-                slot.error = Some(error);
-                self.emit(WorkflowEvent::StepRetrying {
-                    name: step.name.clone(),
-                    next_attempt: attempt + 1,
-                    delay: policy.backoff,
-                });
-                out.push(Command::RetryAfter {
-                    index: i,
-                    delay: policy.backoff,
-                });
-            }
-            _ => self.fail(i, error),
         }
     }
 
-    /// Step `i` failed for good.
+    /// Step `i` failed for good without an attempt.
     fn fail(&mut self, i: usize, error: String) {
-        let slot = &mut self.slots[i];
-        slot.state = StepState::Failed;
-        slot.error = Some(error);
-        slot.finished = Some(Utc::now());
+        self.slots[i].state = StepState::Failed;
         self.failures.push(i);
+        self.emit(WorkflowEventKind::StepFailed {
+            step: self.step_ref(i),
+            error,
+        });
         self.settle(i);
     }
 
     /// Step `i` will not run.
     fn skip(&mut self, i: usize, reason: String) {
-        let slot = &mut self.slots[i];
-        slot.state = StepState::Skipped;
-        slot.finished = Some(Utc::now());
-        slot.error = Some(reason.clone());
-        self.emit(WorkflowEvent::StepSkipped {
-            name: self.dag.step(i).name.clone(),
+        self.slots[i].state = StepState::Skipped;
+        self.emit(WorkflowEventKind::StepSkipped {
+            step: self.step_ref(i),
             reason,
         });
         self.settle(i);
@@ -534,10 +431,8 @@ impl Dispatcher {
                 match slot.blocked.take() {
                     Some(reason) => {
                         slot.state = StepState::Skipped;
-                        slot.finished = Some(Utc::now());
-                        slot.error = Some(reason.clone());
-                        self.emit(WorkflowEvent::StepSkipped {
-                            name: dag.step(s).name.clone(),
+                        self.emit(WorkflowEventKind::StepSkipped {
+                            step: self.step_ref(s),
                             reason,
                         });
                         stack.push(s);
@@ -549,41 +444,51 @@ impl Dispatcher {
         self.cascade = stack;
     }
 
-    /// Marks the run terminated; `false` when it already was (terminate is idempotent).
-    fn terminate(&mut self) -> bool {
-        !std::mem::replace(&mut self.terminated, true)
+    /// Starts stopping the run for `reason`; `false` when it already was (terminate is
+    /// idempotent, and a timeout after a terminate changes nothing).
+    fn stop(&mut self, reason: String) -> bool {
+        if self.stopping.is_some() {
+            return false;
+        }
+        self.emit(WorkflowEventKind::WorkflowCanceling {
+            reason: reason.clone(),
+        });
+        self.stopping = Some(reason);
+        true
     }
 
-    /// After a terminate, once every attempt's future is gone: everything unsettled is canceled.
+    /// After a stop, once every attempt's future is gone: everything unsettled is canceled.
     fn cancel_rest(&mut self) {
-        let now = Utc::now();
-        for slot in &mut self.slots {
-            if !slot.state.is_terminal() {
-                slot.error = Some(if slot.state == StepState::Running {
+        for i in 0..self.slots.len() {
+            let state = self.slots[i].state;
+            if state.is_terminal() {
+                continue;
+            }
+            self.slots[i].state = StepState::Canceled;
+            self.emit(WorkflowEventKind::StepCanceled {
+                step: self.step_ref(i),
+                reason: if state == StepState::Running {
                     "canceled while running: the workflow was terminated".to_owned()
                 } else {
                     "not run: the workflow was terminated".to_owned()
-                });
-                slot.state = StepState::Canceled;
-                slot.finished = Some(now);
-            }
+                },
+            });
         }
         self.ready.clear();
         self.in_flight = 0;
         self.settled = self.slots.len();
     }
 
-    fn status(&self) -> WorkflowRunStatus {
-        let (state, error) = if !self.is_done() {
-            (WorkflowState::Running, None)
-        } else if self.terminated {
-            (
-                WorkflowState::Canceled,
-                Some("the workflow was terminated".to_owned()),
-            )
+    /// Publishes the run's end; called once every step is settled.
+    fn finish(&mut self) {
+        let (state, error) = if let Some(reason) = &self.stopping {
+            (WorkflowState::Canceled, Some(reason.clone()))
         } else if let Some(&first) = self.failures.first() {
             let name = |i: usize| format!("`{}`", self.dag.step(i).name);
-            let error = self.slots[first].error.as_deref().unwrap_or_default();
+            let error = self
+                .feed
+                .with_status(|s| s.steps[first].error.clone())
+                .unwrap_or_default();
             let message = if self.failures.len() == 1 {
                 format!("step {} failed: {error}", name(first))
             } else {
@@ -594,27 +499,7 @@ impl Dispatcher {
         } else {
             (WorkflowState::Succeeded, None)
         };
-        WorkflowRunStatus {
-            id: self.id.clone(),
-            name: self.dag.name().to_owned(),
-            state,
-            steps: self
-                .slots
-                .iter()
-                .zip(self.dag.steps())
-                .map(|(slot, step)| StepStatus {
-                    name: step.name.clone(),
-                    state: slot.state,
-                    attempts: slot.attempts,
-                    started: slot.started,
-                    finished: slot.finished,
-                    run_uid: slot.run_uid.clone(),
-                    outputs: self.outputs.get(&step.name).cloned().unwrap_or_default(),
-                    error: slot.error.clone(),
-                })
-                .collect(),
-            error,
-        }
+        self.emit(WorkflowEventKind::WorkflowFinished { state, error });
     }
 }
 
@@ -662,28 +547,61 @@ async fn run_attempt(
     (index, outcome)
 }
 
-/// Messages from the engine to a running dispatch loop.
-enum Control {
-    Terminate,
-    Snapshot(oneshot::Sender<WorkflowRunStatus>),
-}
-
 type RetryTimer = Pin<Box<dyn Future<Output = usize> + Send>>;
 
-/// The driver: feeds the dispatcher one input at a time and carries out its commands.
+/// What the driver holds besides the dispatcher: the attempts in flight and the retry timers.
+struct Work {
+    attempts: JoinSet<(usize, StepOutcome)>,
+    timers: FuturesUnordered<RetryTimer>,
+    commands: Vec<Command>,
+    reports: mpsc::UnboundedReceiver<RunReport>,
+}
+
+impl Work {
+    /// Stops the run: aborts every attempt, waits until each aborted future is dropped (attempts
+    /// that finished meanwhile are recorded as they ended), then cancels what is left.
+    async fn stop(&mut self, dispatcher: &mut Dispatcher, reason: String) {
+        if !dispatcher.stop(reason) {
+            return;
+        }
+        // Runs reported before the stop still link their steps.
+        while let Ok(report) = self.reports.try_recv() {
+            dispatcher.run_started(report);
+        }
+        self.attempts.abort_all();
+        self.timers.clear();
+        while let Some(joined) = self.attempts.join_next().await {
+            if let Ok((index, outcome)) = joined {
+                dispatcher.handle(Input::Finished { index, outcome }, &mut self.commands);
+            }
+        }
+        self.commands.clear();
+        dispatcher.cancel_rest();
+    }
+}
+
+/// The driver: feeds the dispatcher one input at a time and carries out its commands. A
+/// terminate (a message on `terminate`, or the engine dropping its end) and the run's timeout
+/// are inputs like the others.
 async fn drive(
     mut dispatcher: Dispatcher,
     executor: Arc<dyn StepExecutor>,
-    mut control: mpsc::UnboundedReceiver<Control>,
-) -> WorkflowRunStatus {
-    let mut attempts: JoinSet<(usize, StepOutcome)> = JoinSet::new();
-    let mut timers: FuturesUnordered<RetryTimer> = FuturesUnordered::new();
-    let mut commands = Vec::new();
-    let mut control_open = true;
-    let (reports_tx, mut reports) = mpsc::unbounded_channel();
-    dispatcher.fill(&mut commands);
+    mut terminate: mpsc::UnboundedReceiver<()>,
+) {
+    let (reports_tx, reports) = mpsc::unbounded_channel();
+    let mut work = Work {
+        attempts: JoinSet::new(),
+        timers: FuturesUnordered::new(),
+        commands: Vec::new(),
+        reports,
+    };
+    let timeout = dispatcher.options.timeout;
+    let deadline = tokio::time::sleep(timeout.unwrap_or(Duration::MAX));
+    tokio::pin!(deadline);
+    let mut terminate_open = true;
+    dispatcher.fill(&mut work.commands);
     loop {
-        for command in commands.drain(..) {
+        for command in work.commands.drain(..) {
             match command {
                 Command::Start {
                     index,
@@ -691,14 +609,14 @@ async fn drive(
                     timeout,
                 } => {
                     invocation.run_reports = Some(reports_tx.clone());
-                    attempts.spawn(run_attempt(
+                    work.attempts.spawn(run_attempt(
                         Arc::clone(&executor),
                         index,
                         *invocation,
                         timeout,
                     ));
                 }
-                Command::RetryAfter { index, delay } => timers.push(Box::pin(async move {
+                Command::RetryAfter { index, delay } => work.timers.push(Box::pin(async move {
                     tokio::time::sleep(delay).await;
                     index
                 })),
@@ -708,60 +626,37 @@ async fn drive(
             break;
         }
         let input = tokio::select! {
-            message = control.recv(), if control_open => match message {
-                Some(Control::Snapshot(reply)) => {
-                    let _ = reply.send(dispatcher.status());
-                    continue;
-                }
-                // A closed channel means the engine was dropped: nobody can observe the run.
-                Some(Control::Terminate) | None => {
-                    control_open = control_open && message.is_some();
-                    if dispatcher.terminate() {
-                        // Runs reported before the terminate still link their steps.
-                        while let Ok(report) = reports.try_recv() {
-                            dispatcher.run_started(report);
-                        }
-                        attempts.abort_all();
-                        timers.clear();
-                        // Wait until every aborted future is dropped; attempts that finished in
-                        // the meantime are recorded as they ended.
-                        while let Some(joined) = attempts.join_next().await {
-                            if let Ok((index, outcome)) = joined {
-                                dispatcher.handle(Input::Finished { index, outcome }, &mut commands);
-                            }
-                        }
-                        commands.clear();
-                        dispatcher.cancel_rest();
-                    }
-                    continue;
-                }
-            },
-            Some(joined) = attempts.join_next(), if !attempts.is_empty() => match joined {
+            // A closed channel means the engine was dropped: nobody can observe the run.
+            message = terminate.recv(), if terminate_open => {
+                terminate_open = message.is_some();
+                work.stop(&mut dispatcher, "the workflow was terminated".to_owned()).await;
+                continue;
+            }
+            () = &mut deadline, if timeout.is_some() && dispatcher.stopping.is_none() => {
+                let limit = humantime::format_duration(timeout.unwrap_or_default());
+                let reason = format!("the run did not finish within {limit}");
+                work.stop(&mut dispatcher, reason).await;
+                continue;
+            }
+            Some(joined) = work.attempts.join_next(), if !work.attempts.is_empty() => match joined {
                 Ok((index, outcome)) => Input::Finished { index, outcome },
                 Err(e) => {
-                    // Attempts catch panics and are only aborted on terminate, handled above.
+                    // Attempts catch panics and are only aborted on stop, handled above.
                     tracing::error!(error = %e, "a step attempt task ended unexpectedly");
                     continue;
                 }
             },
-            Some(index) = timers.next(), if !timers.is_empty() => Input::RetryDue(index),
-            Some(report) = reports.recv() => Input::RunStarted(report),
+            Some(index) = work.timers.next(), if !work.timers.is_empty() => Input::RetryDue(index),
+            Some(report) = work.reports.recv() => Input::RunStarted(report),
         };
         tracing::trace!(input = input.name(), "dispatcher input");
-        dispatcher.handle(input, &mut commands);
+        dispatcher.handle(input, &mut work.commands);
     }
     tracing::trace!("dispatcher done");
-    let status = dispatcher.status();
-    dispatcher.emit(WorkflowEvent::WorkflowFinished {
-        state: status.state,
-        error: status.error.clone(),
-        at: Utc::now(),
-    });
-    status
+    dispatcher.finish();
 }
 
-/// What a run needs beyond its id: kept so a retry can rerun it.
-#[derive(Clone)]
+/// What a run needs to be dispatched.
 struct RunSpec {
     project: String,
     dag: Arc<Dag>,
@@ -769,20 +664,21 @@ struct RunSpec {
 }
 
 struct RunEntry {
-    spec: RunSpec,
-    control: mpsc::UnboundedSender<Control>,
-    finished: watch::Receiver<Option<WorkflowRunStatus>>,
+    terminate: mpsc::UnboundedSender<()>,
+    feed: RunFeed,
 }
 
 /// The `local` engine: runs each workflow's steps through a [`StepExecutor`] on this machine.
 ///
-/// Runs live in memory, keyed by id, for the engine's lifetime. Dropping the engine terminates
-/// the runs still going (their steps' futures are dropped).
+/// One engine serves any number of runs, of any project, at once. Runs live in memory, keyed by
+/// id, for the engine's lifetime. Dropping the engine terminates the runs still going (their
+/// steps' futures are dropped).
 ///
 /// ```
 /// # use std::sync::Arc;
-/// # use baton::engine::{WorkflowEngineExt, WorkflowRunRequest, WorkflowState};
-/// # use baton::engines::local::{LocalEngine, StepExecutor, StepInvocation, StepOutcome};
+/// # use baton::engine::{RunOptions, WorkflowEngineExt, WorkflowRunRequest, WorkflowState};
+/// # use baton::engine::{StepExecutor, StepInvocation, StepOutcome};
+/// # use baton::engines::local::LocalEngine;
 /// # use baton::workflow::{Dag, DagCheck};
 /// struct Echo;
 ///
@@ -807,7 +703,7 @@ struct RunEntry {
 /// let engine = LocalEngine::new(Arc::new(Echo));
 /// let args = serde_json::json!({"n": 2}).as_object().unwrap().clone();
 /// let status = engine
-///     .run_and_wait(WorkflowRunRequest { project: "p".into(), dag, args })
+///     .run_and_wait(WorkflowRunRequest { project: "p".into(), dag, args }, RunOptions::default())
 ///     .await
 ///     .unwrap();
 /// assert_eq!(status.state, WorkflowState::Succeeded);
@@ -816,7 +712,6 @@ struct RunEntry {
 /// ```
 pub struct LocalEngine {
     executor: Arc<dyn StepExecutor>,
-    observer: Arc<dyn WorkflowObserver>,
     parallelism: usize,
     runs: Mutex<HashMap<WorkflowRunId, RunEntry>>,
 }
@@ -828,53 +723,58 @@ impl fmt::Display for LocalEngine {
 }
 
 impl LocalEngine {
-    /// An engine running steps through `executor`, as many at once as this machine has CPUs.
+    /// An engine running steps through `executor`; a run without
+    /// [`RunOptions::parallelism`] runs as many at once as this machine has CPUs.
     pub fn new(executor: Arc<dyn StepExecutor>) -> Self {
         LocalEngine {
             executor,
-            observer: Arc::new(()),
             parallelism: std::thread::available_parallelism().map_or(1, NonZeroUsize::get),
             runs: Mutex::new(HashMap::new()),
         }
     }
 
-    /// At most `parallelism` attempts run at once (steps waiting for a retry do not count).
-    pub fn with_parallelism(mut self, parallelism: NonZeroUsize) -> Self {
-        self.parallelism = parallelism.get();
-        self
-    }
-
-    /// Reports every run's events to `observer`.
-    pub fn with_observer(mut self, observer: Arc<dyn WorkflowObserver>) -> Self {
-        self.observer = observer;
-        self
-    }
-
-    fn start(&self, spec: RunSpec, prior: Option<&WorkflowRunStatus>) -> WorkflowRunId {
+    fn start(
+        &self,
+        request: WorkflowRunRequest,
+        options: RunOptions,
+        prior: Option<&WorkflowRunStatus>,
+    ) -> Result<WorkflowRunId> {
+        self.check(&request.dag)?;
+        if options.schedule.is_some() {
+            return Err(Error::bad_request(
+                "'schedule' argument is not supported for 'local' engine.",
+            ));
+        }
         let id = WorkflowRunId::random();
-        let dispatcher = Dispatcher::new(
-            spec.clone(),
+        let names: Vec<String> = request.dag.steps().iter().map(|s| s.name.clone()).collect();
+        let (publisher, feed) = run_feed(WorkflowRunStatus::pending(
             id.clone(),
+            request.dag.name(),
+            &names,
+        ));
+        let spec = RunSpec {
+            project: request.project,
+            dag: Arc::new(request.dag),
+            args: request.args,
+        };
+        let dispatcher = Dispatcher::new(
+            spec,
+            id.clone(),
+            options,
             self.parallelism,
-            Arc::clone(&self.observer),
             prior,
+            publisher,
         );
-        let (control_tx, control_rx) = mpsc::unbounded_channel();
-        let (finished_tx, finished_rx) = watch::channel(None);
-        let executor = Arc::clone(&self.executor);
-        tokio::spawn(async move {
-            let status = drive(dispatcher, executor, control_rx).await;
-            let _ = finished_tx.send(Some(status));
-        });
+        let (terminate_tx, terminate_rx) = mpsc::unbounded_channel();
+        tokio::spawn(drive(dispatcher, Arc::clone(&self.executor), terminate_rx));
         self.lock().insert(
             id.clone(),
             RunEntry {
-                spec,
-                control: control_tx,
-                finished: finished_rx,
+                terminate: terminate_tx,
+                feed,
             },
         );
-        id
+        Ok(id)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<WorkflowRunId, RunEntry>> {
@@ -882,41 +782,13 @@ impl LocalEngine {
         self.runs.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn entry(
-        &self,
-        id: &WorkflowRunId,
-    ) -> Result<(
-        RunSpec,
-        mpsc::UnboundedSender<Control>,
-        watch::Receiver<Option<WorkflowRunStatus>>,
-    )> {
+    fn entry<T>(&self, id: &WorkflowRunId, f: impl FnOnce(&RunEntry) -> T) -> Result<T> {
         let runs = self.lock();
         let entry = runs
             .get(id)
             .ok_or_else(|| Error::not_found(format!("workflow run `{id}` not found")))?;
-        Ok((
-            entry.spec.clone(),
-            entry.control.clone(),
-            entry.finished.clone(),
-        ))
+        Ok(f(entry))
     }
-}
-
-fn dispatcher_gone(id: &WorkflowRunId) -> Error {
-    Error::internal(format!(
-        "the dispatcher of workflow run `{id}` stopped unexpectedly"
-    ))
-}
-
-async fn final_status(
-    id: &WorkflowRunId,
-    mut finished: watch::Receiver<Option<WorkflowRunStatus>>,
-) -> Result<WorkflowRunStatus> {
-    let status = finished
-        .wait_for(Option::is_some)
-        .await
-        .map_err(|_| dispatcher_gone(id))?;
-    Ok(status.clone().expect("waited for Some"))
 }
 
 #[async_trait]
@@ -925,31 +797,27 @@ impl WorkflowEngine for LocalEngine {
         EngineKind::Local
     }
 
-    async fn run(&self, request: WorkflowRunRequest) -> Result<WorkflowRunId> {
-        let spec = RunSpec {
-            project: request.project,
-            dag: Arc::new(request.dag),
-            args: request.args,
-        };
-        Ok(self.start(spec, None))
+    fn check(&self, dag: &Dag) -> Result<()> {
+        match dag.steps().iter().find(|s| s.action == StepAction::Deploy) {
+            Some(step) => Err(Error::bad_request(format!(
+                "Step `{}` deploys real-time function `{}`, which the local engine cannot do; use \
+                 the remote or kfp engine",
+                step.name, step.function
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    async fn run(&self, request: WorkflowRunRequest, options: RunOptions) -> Result<WorkflowRunId> {
+        self.start(request, options, None)
     }
 
     async fn status(&self, id: &WorkflowRunId) -> Result<WorkflowRunStatus> {
-        let (_, control, finished) = self.entry(id)?;
-        if let Some(status) = finished.borrow().clone() {
-            return Ok(status);
-        }
-        let (reply, answer) = oneshot::channel();
-        if control.send(Control::Snapshot(reply)).is_err() {
-            // The loop ended between the two looks: its final status is (about to be) published.
-            return final_status(id, finished).await;
-        }
-        // The loop may also end just after the request was queued; the request then goes
-        // unanswered (it can even outlive the loop's receiver), so the final status answers too.
-        tokio::select! {
-            Ok(status) = answer => Ok(status),
-            status = final_status(id, finished) => status,
-        }
+        self.entry(id, |e| e.feed.status())
+    }
+
+    async fn subscribe(&self, id: &WorkflowRunId) -> Result<Subscription> {
+        self.entry(id, |e| e.feed.subscribe())
     }
 
     async fn wait(
@@ -957,10 +825,10 @@ impl WorkflowEngine for LocalEngine {
         id: &WorkflowRunId,
         timeout: Option<Duration>,
     ) -> Result<WorkflowRunStatus> {
-        let (_, _, finished) = self.entry(id)?;
+        let feed = self.entry(id, |e| e.feed.clone())?;
         match timeout {
-            None => final_status(id, finished).await,
-            Some(limit) => tokio::time::timeout(limit, final_status(id, finished))
+            None => feed.wait().await,
+            Some(limit) => tokio::time::timeout(limit, feed.wait())
                 .await
                 .map_err(|_| {
                     Error::runtime(format!(
@@ -972,26 +840,20 @@ impl WorkflowEngine for LocalEngine {
     }
 
     async fn terminate(&self, id: &WorkflowRunId) -> Result<()> {
-        let (_, control, _) = self.entry(id)?;
         // A finished loop has dropped its receiver: terminal runs ignore the request.
-        let _ = control.send(Control::Terminate);
-        Ok(())
+        self.entry(id, |e| {
+            let _ = e.terminate.send(());
+        })
     }
 
-    async fn retry(&self, id: &WorkflowRunId) -> Result<WorkflowRunId> {
-        let (spec, _, finished) = self.entry(id)?;
-        let previous = finished.borrow().clone().ok_or_else(|| {
-            Error::conflict(format!(
-                "workflow run `{id}` is still running; wait for it or terminate it before \
-                 retrying"
-            ))
-        })?;
-        if previous.state == WorkflowState::Succeeded {
-            return Err(Error::bad_request(format!(
-                "workflow run `{id}` succeeded; there is nothing to retry"
-            )));
-        }
-        Ok(self.start(spec, Some(&previous)))
+    async fn retry(
+        &self,
+        previous: &WorkflowRunStatus,
+        request: WorkflowRunRequest,
+        options: RunOptions,
+    ) -> Result<WorkflowRunId> {
+        check_retryable(previous)?;
+        self.start(request, options, Some(previous))
     }
 }
 
@@ -1009,7 +871,22 @@ mod tests {
             dag: Arc::new(Dag::build(graph, &DagCheck::default()).unwrap()),
             args: Map::new(),
         };
-        Dispatcher::new(spec, "id".into(), parallelism, Arc::new(()), None)
+        let id = WorkflowRunId::from("id");
+        let (publisher, _) = run_feed(WorkflowRunStatus::pending(id.clone(), "w", &[]));
+        Dispatcher::new(
+            spec,
+            id,
+            RunOptions::default(),
+            parallelism,
+            None,
+            publisher,
+        )
+    }
+
+    impl Dispatcher {
+        fn status(&self) -> WorkflowRunStatus {
+            self.feed.status()
+        }
     }
 
     fn started(commands: &mut Vec<Command>) -> Vec<String> {
@@ -1078,6 +955,7 @@ mod tests {
             &mut out,
         );
         assert!(d.is_done());
+        d.finish();
         assert_eq!(d.status().state, WorkflowState::Succeeded);
         assert_eq!(d.status().steps[1].attempts, 2);
     }
@@ -1117,6 +995,8 @@ mod tests {
             },
             &mut out,
         );
+        assert!(d.is_done());
+        d.finish();
         let status = d.status();
         assert_eq!(status.state, WorkflowState::Failed);
         assert_eq!(status.error.as_deref(), Some("step `a` failed: bad"));

@@ -42,10 +42,7 @@ pub fn log_path(project: &Project, uid: &str) -> PathBuf {
     project.state_dir().join("logs").join(format!("{uid}.log"))
 }
 
-/// The current time as RFC 3339, the format of every timestamp in run records.
-pub fn now() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
-}
+pub use crate::model::now;
 
 /// Validates a run request against the project and records the run as `created`.
 ///

@@ -12,12 +12,14 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use baton::engine::{
-    StepState, WorkflowEngine, WorkflowEngineExt, WorkflowEvent, WorkflowRunId, WorkflowRunRequest,
-    WorkflowRunStatus, WorkflowState,
+    AttemptResult, RunOptions, StepState, Subscription, WorkflowEngine, WorkflowEventKind,
+    WorkflowRunId, WorkflowRunRequest, WorkflowRunStatus, WorkflowState,
 };
-use baton::engines::local::{LocalEngine, StepExecutor, StepInvocation, StepOutcome};
+use baton::engine::{StepExecutor, StepInvocation, StepOutcome};
+use baton::engines::local::LocalEngine;
 use baton::error::ErrorKind;
 use baton::workflow::{Dag, DagCheck};
+use futures::StreamExt;
 use serde_json::{json, Map, Value};
 use tokio::sync::{mpsc, Barrier};
 use tokio::time::Instant;
@@ -176,9 +178,55 @@ fn request(dag: Dag, args: Value) -> WorkflowRunRequest {
     }
 }
 
-fn engine(executor: &Arc<Scripted>, parallelism: usize) -> LocalEngine {
-    LocalEngine::new(executor.clone() as Arc<dyn StepExecutor>)
-        .with_parallelism(NonZeroUsize::new(parallelism).unwrap())
+/// A [`LocalEngine`] with this test's [`RunOptions`], remembering each run's request so that
+/// `retry(id)` can hand the engine the previous status and the request again.
+struct Local {
+    engine: LocalEngine,
+    options: RunOptions,
+    requests: Mutex<HashMap<WorkflowRunId, WorkflowRunRequest>>,
+}
+
+impl std::ops::Deref for Local {
+    type Target = LocalEngine;
+
+    fn deref(&self) -> &LocalEngine {
+        &self.engine
+    }
+}
+
+impl Local {
+    async fn run(&self, req: WorkflowRunRequest) -> baton::Result<WorkflowRunId> {
+        let id = self.engine.run(req.clone(), self.options.clone()).await?;
+        self.requests.lock().unwrap().insert(id.clone(), req);
+        Ok(id)
+    }
+
+    async fn run_and_wait(&self, req: WorkflowRunRequest) -> baton::Result<WorkflowRunStatus> {
+        let id = self.run(req).await?;
+        self.engine.wait(&id, None).await
+    }
+
+    async fn retry(&self, id: &WorkflowRunId) -> baton::Result<WorkflowRunId> {
+        let previous = self.engine.status(id).await?;
+        let req = self.requests.lock().unwrap()[id].clone();
+        let new = self
+            .engine
+            .retry(&previous, req.clone(), self.options.clone())
+            .await?;
+        self.requests.lock().unwrap().insert(new.clone(), req);
+        Ok(new)
+    }
+}
+
+fn engine(executor: &Arc<Scripted>, parallelism: usize) -> Local {
+    Local {
+        engine: LocalEngine::new(executor.clone() as Arc<dyn StepExecutor>),
+        options: RunOptions {
+            parallelism: NonZeroUsize::new(parallelism),
+            ..RunOptions::default()
+        },
+        requests: Mutex::default(),
+    }
 }
 
 fn state(status: &WorkflowRunStatus, step: &str) -> StepState {
@@ -188,7 +236,7 @@ fn state(status: &WorkflowRunStatus, step: &str) -> StepState {
 /// A bound on every wait: hitting it fails the test (virtual time, so it costs nothing).
 const BOUND: Duration = Duration::from_secs(24 * 3600);
 
-async fn run(engine: &LocalEngine, req: WorkflowRunRequest) -> WorkflowRunStatus {
+async fn run(engine: &Local, req: WorkflowRunRequest) -> WorkflowRunStatus {
     tokio::time::timeout(BOUND, engine.run_and_wait(req))
         .await
         .expect("the workflow never finished")
@@ -378,16 +426,19 @@ async fn failure_skips_dependents_and_independent_branches_complete() {
 #[tokio::test(start_paused = true)]
 async fn failed_step_is_retried_after_its_backoff() {
     let exec = Arc::new(Scripted::default().on("a", 1, Act::Fail("flaky")));
-    let (tx, mut events) = mpsc::unbounded_channel();
-    let engine = engine(&exec, 2).with_observer(Arc::new(tx));
-    let status = run(
-        &engine,
-        request(
+    let engine = engine(&exec, 2);
+    let id = engine
+        .run(request(
             dag("{name: w, steps: [{name: a, function: f, retries: {limit: 2, backoff: 30s}}, {name: b, function: f, after: [a]}]}"),
             json!({}),
-        ),
-    )
-    .await;
+        ))
+        .await
+        .unwrap();
+    let events = engine.subscribe(&id).await.unwrap().events;
+    let status = tokio::time::timeout(BOUND, engine.wait(&id, None))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(status.state, WorkflowState::Succeeded);
     let a = status.step("a").unwrap();
     assert_eq!((a.attempts, a.error.as_deref()), (2, None));
@@ -397,27 +448,37 @@ async fn failed_step_is_retried_after_its_backoff() {
     assert_eq!(exec.order(), ["a", "a", "b"]);
 
     let mut seen = Vec::new();
-    while let Ok((_, event)) = events.try_recv() {
-        seen.push(match event {
-            WorkflowEvent::StepStarted { name, attempt, .. } => format!("start {name}#{attempt}"),
-            WorkflowEvent::StepFinished {
-                name,
+    for event in events.collect::<Vec<_>>().await {
+        match event.kind {
+            WorkflowEventKind::StepStarted { step, attempt } => {
+                seen.push(format!("start {}#{attempt}", step.name))
+            }
+            WorkflowEventKind::StepFinished {
+                step,
                 attempt,
-                state,
+                result,
                 ..
-            } => {
-                format!("end {name}#{attempt} {state}")
+            } => match result {
+                AttemptResult::Succeeded { .. } => {
+                    seen.push(format!("end {}#{attempt} Succeeded", step.name))
+                }
+                AttemptResult::Failed { .. } => {
+                    seen.push(format!("end {}#{attempt} Failed", step.name))
+                }
+                AttemptResult::Retrying {
+                    next_attempt,
+                    delay,
+                    ..
+                } => {
+                    seen.push(format!("end {}#{attempt} Failed", step.name));
+                    seen.push(format!("retry {}#{next_attempt} in {delay:?}", step.name));
+                }
+            },
+            WorkflowEventKind::WorkflowFinished { state, .. } => {
+                seen.push(format!("workflow {state}"))
             }
-            WorkflowEvent::StepRetrying {
-                name,
-                next_attempt,
-                delay,
-            } => {
-                format!("retry {name}#{next_attempt} in {delay:?}")
-            }
-            WorkflowEvent::WorkflowFinished { state, .. } => format!("workflow {state}"),
-            other => format!("{other:?}"),
-        });
+            other => seen.push(format!("{other:?}")),
+        }
     }
     assert_eq!(
         seen,
@@ -726,40 +787,32 @@ impl StepExecutor for Instant0 {
     }
 }
 
-/// A status request that races the end of the run is still answered: a recorder asks for the
-/// status after every event, including the last step's, while the dispatch loop is ending. This
-/// races real threads (no paused clock), so it is a stress test: the lost request it guards
-/// against (a request queued just as the loop's receiver closes) showed up in about one
-/// `baton run` in a hundred, and would hang here until the bounded timeout.
+/// Folding the events a subscriber sees, from the status it subscribed at, gives the status the
+/// engine reports at the end, however the subscription races the run. This races real threads
+/// (no paused clock), so it is a stress test.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn status_requests_racing_the_end_of_a_run_are_answered() {
-    for _ in 0..2000 {
-        let (events_tx, mut events) = mpsc::unbounded_channel();
-        let engine =
-            Arc::new(LocalEngine::new(Arc::new(Instant0)).with_observer(Arc::new(events_tx)));
+async fn a_subscription_folds_to_the_final_status_however_it_races_the_run() {
+    let engine = Arc::new(LocalEngine::new(Arc::new(Instant0)));
+    for _ in 0..500 {
         let id = engine
-            .run(request(
-                dag("name: w\nsteps:\n  - {name: a, function: f}\n"),
-                json!({}),
-            ))
+            .run(
+                request(
+                    dag("name: w\nsteps:\n  - {name: a, function: f}\n  - {name: b, function: f, after: [a]}\n"),
+                    json!({}),
+                ),
+                RunOptions::default(),
+            )
             .await
             .unwrap();
-        let recorder = {
-            let engine = engine.clone();
-            tokio::spawn(async move {
-                while let Some((_, event)) = events.recv().await {
-                    let done = matches!(event, WorkflowEvent::WorkflowFinished { .. });
-                    engine.status(&id).await.unwrap();
-                    if done {
-                        break;
-                    }
-                }
-            })
-        };
-        tokio::time::timeout(Duration::from_secs(10), recorder)
+        tokio::task::yield_now().await;
+        let Subscription { mut status, events } = engine.subscribe(&id).await.unwrap();
+        let events: Vec<_> = tokio::time::timeout(Duration::from_secs(10), events.collect())
             .await
-            .expect("a status request was never answered")
-            .unwrap();
+            .expect("the event stream ends after the run");
+        for event in &events {
+            status.apply(event);
+        }
+        assert_eq!(status, engine.wait(&id, None).await.unwrap());
     }
 }
 
@@ -773,25 +826,28 @@ async fn a_reported_run_links_the_step_while_it_runs_and_after_it_is_canceled() 
             std::future::pending().await
         }
     }
-    let (events_tx, mut events) = mpsc::unbounded_channel();
-    let engine = LocalEngine::new(Arc::new(ReportThenHang)).with_observer(Arc::new(events_tx));
+    let engine = LocalEngine::new(Arc::new(ReportThenHang));
     let id = engine
-        .run(request(
-            dag("name: w\nsteps:\n  - {name: a, function: f}\n"),
-            json!({}),
-        ))
+        .run(
+            request(
+                dag("name: w\nsteps:\n  - {name: a, function: f}\n"),
+                json!({}),
+            ),
+            RunOptions::default(),
+        )
         .await
         .unwrap();
+    let mut events = engine.subscribe(&id).await.unwrap().events;
     loop {
-        let (_, event) = events.recv().await.unwrap();
-        if let WorkflowEvent::StepRunStarted {
-            name,
+        let event = events.next().await.unwrap();
+        if let WorkflowEventKind::StepRunStarted {
+            step,
             attempt,
             run_uid,
-        } = event
+        } = event.kind
         {
             assert_eq!(
-                (name.as_str(), attempt, run_uid.as_str()),
+                (step.name.as_str(), attempt, run_uid.as_str()),
                 ("a", 1, "run-42")
             );
             break;

@@ -1253,3 +1253,58 @@ fn killing_baton_run_with_sigkill_kills_its_steps_and_settles_every_record() {
         settled
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Retry from the stored record, by a new process
+// ---------------------------------------------------------------------------------------------
+
+const RETRIED: &str = "name: retried\nparams: [{name: marker}]\nsteps:\n  - {name: produce, function: steps, handler: steps:produce, params: {n: 4}, outputs: [count]}\n  - {name: flaky, function: steps, handler: steps:flaky, params: {marker: '{{args.marker}}'}, after: [produce]}\n  - {name: use, function: steps, handler: steps:echo, params: {x: '{{steps.produce.outputs.count}}'}, after: [flaky]}\n";
+
+#[test]
+fn a_failed_workflow_run_is_retried_by_a_new_process_reusing_what_succeeded() {
+    let p = project();
+    set_workflow(&p, "retried", "retried.yaml", RETRIED, &[]);
+    let marker = p.path().join("marker");
+    let (code, first) = run(
+        &p,
+        &["retried", "-a", &format!("marker={}", marker.display())],
+    );
+    assert_eq!(code, 1, "{first:#}");
+    assert_eq!(first["state"], "Failed");
+    assert_eq!(step(&first, "flaky")["state"], "Failed");
+    assert_eq!(step(&first, "use")["state"], "Skipped");
+    let first_id = first["id"].as_str().unwrap();
+
+    // `baton workflows retry` is a new process: all it has is the stored record.
+    let out = p.baton(&["workflows", "retry", first_id, "--json"]);
+    let second: Value = serde_json::from_str(&out.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}\n{}", out.stdout, out.stderr));
+    assert_eq!(out.code, 0, "{second:#}\n{}", out.stderr);
+    assert_eq!(second["state"], "Succeeded", "{second:#}");
+    assert_eq!(second["retry_of"], first_id);
+    assert_ne!(second["id"], first["id"]);
+    // produce succeeded before: kept with its outputs and run, not run again.
+    assert_eq!(step(&second, "produce"), step(&first, "produce"));
+    assert_eq!(step(&second, "use")["outputs"]["value"], 8);
+    assert_eq!(step(&second, "flaky")["attempts"], 1);
+    let second_id = second["id"].as_str().unwrap();
+    let mut rerun: Vec<String> = step_runs(&p, second_id)
+        .iter()
+        .map(|r| {
+            r["metadata"]["labels"]["workflow-step"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    rerun.sort();
+    assert_eq!(rerun, ["flaky", "use"]);
+    assert_eq!(
+        p.baton(&["workflows", "get", second_id, "--json"]).json(),
+        second
+    );
+
+    // A succeeded run has nothing to retry.
+    let refused = p.baton(&["workflows", "retry", second_id]).fails(2);
+    assert!(refused.contains("nothing to retry"), "{refused}");
+}

@@ -1,43 +1,76 @@
-//! Workflow progress on stderr: a tree of steps redrawn in place on a terminal, plain lines
-//! otherwise. It only draws; the engine reports events and never touches the terminal.
+//! Workflow progress on stderr, following a run's event stream ([`Subscription`]): a tree of
+//! steps redrawn in place on a terminal (with `indicatif`, which keeps the drawing within the
+//! terminal's height), plain lines otherwise. It only draws; the engine publishes events and
+//! never touches the terminal.
 
 use std::io::Write;
-use std::sync::Mutex;
-use std::time::Instant;
+use std::time::Duration;
 
-use crate::engine::{StepState, WorkflowEvent, WorkflowObserver, WorkflowRunId};
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::engine::{
+    AttemptResult, StepState, Subscription, WorkflowEvent, WorkflowEventKind, WorkflowRunStatus,
+};
 use crate::workflow::Dag;
+
+/// How often the live tree redraws so running steps' durations advance.
+const TICK: Duration = Duration::from_millis(250);
 
 struct Row {
     name: String,
     depth: usize,
     state: StepState,
-    started: Option<Instant>,
-    elapsed: Option<std::time::Duration>,
+    started: Option<DateTime<Utc>>,
+    elapsed: Option<Duration>,
     note: String,
 }
 
-struct Screen {
-    rows: Vec<Row>,
-    drawn: usize,
+impl Row {
+    fn elapsed(&self, now: DateTime<Utc>) -> Option<Duration> {
+        self.elapsed
+            .or_else(|| self.started.and_then(|s| (now - s).to_std().ok()))
+    }
+
+    /// The row as the live tree shows it.
+    fn line(&self, now: DateTime<Utc>) -> String {
+        let elapsed = self
+            .elapsed(now)
+            .map(|d| format!(" {:.1}s", d.as_secs_f64()))
+            .unwrap_or_default();
+        let note = if self.note.is_empty() {
+            String::new()
+        } else {
+            format!("  {}", self.note)
+        };
+        format!(
+            "{}{} {}{elapsed}{note}",
+            "  ".repeat(self.depth),
+            symbol(self.state),
+            self.name
+        )
+    }
 }
 
-/// Draws workflow progress. With `watch` off it prints nothing; with `live` it redraws a tree of
-/// steps in place, else it prints one line per event.
+/// Draws workflow progress: nothing, a live tree, or one plain line per event.
 pub struct Progress {
+    rows: Vec<Row>,
+    /// The live tree's bars, one per row (in row order); `None` prints plain lines.
+    live: Option<(MultiProgress, Vec<ProgressBar>)>,
     watch: bool,
-    live: bool,
-    screen: Mutex<Screen>,
 }
 
 impl Progress {
-    /// A progress view of `dag`'s steps, indented by their depth in the graph.
+    /// A progress view of `dag`'s steps, indented by their depth in the graph. With `watch` off
+    /// it prints nothing; with `live` it redraws a tree of steps in place, else it prints one
+    /// line per event.
     pub fn new(dag: &Dag, watch: bool, live: bool) -> Self {
         let mut depth = vec![0usize; dag.len()];
         for &i in dag.topological_order() {
             depth[i] = dag.predecessors(i).map(|p| depth[p] + 1).max().unwrap_or(0);
         }
-        let rows = dag
+        let rows: Vec<Row> = dag
             .topological_order()
             .iter()
             .map(|&i| Row {
@@ -49,26 +82,191 @@ impl Progress {
                 note: String::new(),
             })
             .collect();
-        Progress {
-            watch,
-            live,
-            screen: Mutex::new(Screen { rows, drawn: 0 }),
+        let live = (watch && live).then(|| {
+            let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
+            let style = ProgressStyle::with_template("{msg}").expect("a valid template");
+            let bars = rows
+                .iter()
+                .map(|row| {
+                    let bar = multi.add(ProgressBar::new_spinner().with_style(style.clone()));
+                    bar.set_message(row.line(Utc::now()));
+                    bar
+                })
+                .collect();
+            (multi, bars)
+        });
+        Progress { rows, live, watch }
+    }
+
+    /// Follows a run until its event stream ends, then leaves the final tree on screen.
+    pub async fn follow(mut self, subscription: Subscription) {
+        self.catch_up(&subscription.status);
+        self.redraw();
+        let mut events = subscription.events;
+        let mut tick = tokio::time::interval(TICK);
+        loop {
+            tokio::select! {
+                event = events.next() => match event {
+                    Some(event) => self.on_event(&event),
+                    None => break,
+                },
+                _ = tick.tick(), if self.live.is_some() => self.redraw(),
+            }
+        }
+        // The final tree is written as plain lines below nothing live, so what is printed next
+        // starts on a line of its own.
+        if let Some((multi, bars)) = &self.live {
+            for bar in bars {
+                bar.finish_and_clear();
+            }
+            let _ = multi.clear();
+            let now = Utc::now();
+            let mut err = std::io::stderr().lock();
+            for row in &self.rows {
+                let _ = writeln!(err, "{}", row.line(now));
+            }
         }
     }
 
-    /// Redraws the live tree so running steps' durations advance; call it periodically.
-    pub fn tick(&self) {
-        let mut screen = self.screen.lock().unwrap_or_else(|p| p.into_inner());
-        if self.watch && self.live && screen.drawn > 0 {
-            redraw(&mut screen);
+    /// Takes what happened before the subscription from its status (in plain mode, with the
+    /// lines its events would have printed).
+    fn catch_up(&mut self, status: &WorkflowRunStatus) {
+        let mut lines = Vec::new();
+        for row in &mut self.rows {
+            let Some(step) = status.step(&row.name) else {
+                continue;
+            };
+            row.state = step.state;
+            row.started = step.started;
+            row.elapsed = step
+                .started
+                .zip(step.finished)
+                .and_then(|(s, f)| (f - s).to_std().ok());
+            let secs = row
+                .elapsed
+                .map(|d| format!(" {:.1}s", d.as_secs_f64()))
+                .unwrap_or_default();
+            if step.attempts > 0 {
+                lines.push(format!("▶ {}", row.name));
+            }
+            let name = &row.name;
+            match (step.state, &step.error) {
+                (StepState::Succeeded, _) => lines.push(format!("✓ {name}{secs}")),
+                (StepState::Failed, Some(e)) => lines.push(format!("✗ {name}{secs}: {e}")),
+                (StepState::Skipped, Some(e)) => lines.push(format!("↷ {name} skipped: {e}")),
+                _ => {}
+            }
+        }
+        if self.watch && self.live.is_none() {
+            let mut err = std::io::stderr().lock();
+            for line in lines {
+                let _ = writeln!(err, "{line}");
+            }
         }
     }
 
-    /// Draws the final state (live mode) once the run is over.
-    pub fn finish(&self) {
-        if self.watch && self.live {
-            let mut screen = self.screen.lock().unwrap_or_else(|p| p.into_inner());
-            redraw(&mut screen);
+    fn redraw(&self) {
+        if let Some((_, bars)) = &self.live {
+            let now = Utc::now();
+            for (row, bar) in self.rows.iter().zip(bars) {
+                bar.set_message(row.line(now));
+            }
+        }
+    }
+
+    fn on_event(&mut self, event: &WorkflowEvent) {
+        if !self.watch {
+            return;
+        }
+        let Some(step) = event.kind.step() else {
+            return;
+        };
+        let Some(i) = self.rows.iter().position(|r| r.name == step.name) else {
+            return;
+        };
+        let row = &mut self.rows[i];
+        let mut lines = Vec::new();
+        match &event.kind {
+            WorkflowEventKind::StepStarted { attempt, .. } => {
+                row.state = StepState::Running;
+                row.started.get_or_insert(event.at);
+                row.elapsed = None;
+                let again = if *attempt > 1 {
+                    format!(" (attempt {attempt})")
+                } else {
+                    String::new()
+                };
+                row.note = if *attempt > 1 {
+                    format!("attempt {attempt}")
+                } else {
+                    String::new()
+                };
+                lines.push(format!("▶ {}{again}", row.name));
+            }
+            WorkflowEventKind::StepFinished { result, .. } => {
+                row.elapsed = row.started.and_then(|s| (event.at - s).to_std().ok());
+                let secs = row
+                    .elapsed
+                    .map(|d| format!(" {:.1}s", d.as_secs_f64()))
+                    .unwrap_or_default();
+                match result {
+                    AttemptResult::Succeeded { .. } => {
+                        row.state = StepState::Succeeded;
+                        row.note.clear();
+                        lines.push(format!("{} {}{secs}", symbol(row.state), row.name));
+                    }
+                    AttemptResult::Failed { error, .. } => {
+                        row.state = StepState::Failed;
+                        row.note.clone_from(error);
+                        lines.push(format!("{} {}{secs}: {error}", symbol(row.state), row.name));
+                    }
+                    AttemptResult::Retrying {
+                        error,
+                        next_attempt,
+                        delay,
+                    } => {
+                        let delay = humantime::format_duration(*delay);
+                        lines.push(format!(
+                            "{} {}{secs}: {error}",
+                            symbol(StepState::Failed),
+                            row.name
+                        ));
+                        lines.push(format!("↻ {} attempt {next_attempt} in {delay}", row.name));
+                        row.state = StepState::Pending;
+                        row.note = format!("retrying in {delay}");
+                    }
+                }
+            }
+            WorkflowEventKind::StepSkipped { reason, .. } => {
+                row.state = StepState::Skipped;
+                row.note.clone_from(reason);
+                lines.push(format!("↷ {} skipped: {reason}", row.name));
+            }
+            WorkflowEventKind::StepReused { .. } => {
+                row.state = StepState::Succeeded;
+                row.note = "reused".into();
+                lines.push(format!("✓ {} reused", row.name));
+            }
+            WorkflowEventKind::StepFailed { error, .. } => {
+                row.state = StepState::Failed;
+                row.note.clone_from(error);
+            }
+            WorkflowEventKind::StepCanceled { .. } => {
+                row.state = StepState::Canceled;
+                if let Some(started) = row.started.filter(|_| row.elapsed.is_none()) {
+                    row.elapsed = (event.at - started).to_std().ok();
+                }
+            }
+            _ => {}
+        }
+        match &self.live {
+            Some((_, bars)) => bars[i].set_message(self.rows[i].line(Utc::now())),
+            None => {
+                let mut err = std::io::stderr().lock();
+                for line in lines {
+                    let _ = writeln!(err, "{line}");
+                }
+            }
         }
     }
 }
@@ -81,113 +279,5 @@ fn symbol(state: StepState) -> &'static str {
         StepState::Failed => "✗",
         StepState::Skipped => "↷",
         StepState::Canceled => "■",
-    }
-}
-
-fn redraw(screen: &mut Screen) {
-    let mut err = std::io::stderr().lock();
-    if screen.drawn > 0 {
-        let _ = write!(err, "\x1b[{}A", screen.drawn);
-    }
-    for row in &screen.rows {
-        let elapsed = row
-            .elapsed
-            .or_else(|| row.started.map(|s| s.elapsed()))
-            .map(|d| format!(" {:.1}s", d.as_secs_f64()))
-            .unwrap_or_default();
-        let _ = writeln!(
-            err,
-            "\x1b[2K{}{} {}{}{}",
-            "  ".repeat(row.depth),
-            symbol(row.state),
-            row.name,
-            elapsed,
-            if row.note.is_empty() {
-                String::new()
-            } else {
-                format!("  {}", row.note)
-            }
-        );
-    }
-    screen.drawn = screen.rows.len();
-}
-
-impl WorkflowObserver for Progress {
-    fn on_event(&self, _: &WorkflowRunId, event: &WorkflowEvent) {
-        if !self.watch {
-            return;
-        }
-        let mut screen = self.screen.lock().unwrap_or_else(|p| p.into_inner());
-        let line = {
-            let find = |name: &str| screen.rows.iter().position(|r| r.name == name);
-            match event {
-                WorkflowEvent::StepStarted { name, attempt, .. } => find(name).map(|i| {
-                    let row = &mut screen.rows[i];
-                    row.state = StepState::Running;
-                    row.started.get_or_insert_with(Instant::now);
-                    row.note = if *attempt > 1 {
-                        format!("attempt {attempt}")
-                    } else {
-                        String::new()
-                    };
-                    format!(
-                        "▶ {name}{}",
-                        if *attempt > 1 {
-                            format!(" (attempt {attempt})")
-                        } else {
-                            String::new()
-                        }
-                    )
-                }),
-                WorkflowEvent::StepFinished {
-                    name, state, error, ..
-                } => find(name).map(|i| {
-                    let row = &mut screen.rows[i];
-                    row.state = *state;
-                    row.elapsed = row.started.map(|s| s.elapsed());
-                    row.note = error.clone().unwrap_or_default();
-                    let secs = row
-                        .elapsed
-                        .map(|d| format!(" {:.1}s", d.as_secs_f64()))
-                        .unwrap_or_default();
-                    match error {
-                        Some(e) => format!("{} {name}{secs}: {e}", symbol(*state)),
-                        None => format!("{} {name}{secs}", symbol(*state)),
-                    }
-                }),
-                WorkflowEvent::StepRetrying {
-                    name,
-                    next_attempt,
-                    delay,
-                } => find(name).map(|i| {
-                    let row = &mut screen.rows[i];
-                    row.state = StepState::Pending;
-                    row.note = format!("retrying in {}", humantime::format_duration(*delay));
-                    format!(
-                        "↻ {name} attempt {next_attempt} in {}",
-                        humantime::format_duration(*delay)
-                    )
-                }),
-                WorkflowEvent::StepSkipped { name, reason } => find(name).map(|i| {
-                    let row = &mut screen.rows[i];
-                    row.state = StepState::Skipped;
-                    row.note = reason.clone();
-                    format!("↷ {name} skipped: {reason}")
-                }),
-                WorkflowEvent::StepReused { name } => find(name).map(|i| {
-                    screen.rows[i].state = StepState::Succeeded;
-                    screen.rows[i].note = "reused".into();
-                    format!("✓ {name} reused")
-                }),
-                WorkflowEvent::StepRunStarted { .. } | WorkflowEvent::WorkflowFinished { .. } => {
-                    None
-                }
-            }
-        };
-        if self.live {
-            redraw(&mut screen);
-        } else if let Some(line) = line {
-            let _ = writeln!(std::io::stderr().lock(), "{line}");
-        }
     }
 }

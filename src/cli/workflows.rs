@@ -15,7 +15,7 @@ use super::Context;
 use crate::db::Db;
 use crate::engine::{EngineKind, StepState, WorkflowState};
 use crate::error::{Error, Result};
-use crate::project::{Project, RunWorkflowOptions, SetWorkflowRequest};
+use crate::project::{Project, RunWorkflowOptions, SetWorkflowRequest, WorkflowRunHandle};
 use crate::runner::parse_params;
 use crate::workflow::{ArgSchemaEntry, Dag};
 
@@ -107,6 +107,28 @@ pub enum WorkflowsCommand {
         /// Workflow run id
         id: String,
     },
+    /// Run a failed or canceled workflow run again as a new run: steps that succeeded keep their
+    /// outputs, the others run again
+    Retry(RetryArgs),
+}
+
+/// Arguments of `baton workflows retry`.
+#[derive(Debug, Args)]
+pub struct RetryArgs {
+    /// Workflow run id
+    id: String,
+    /// Steps run at once (default: the number of CPUs)
+    #[arg(long, value_name = "N")]
+    parallelism: Option<NonZeroUsize>,
+    /// Only print the outcome
+    #[arg(long)]
+    no_watch: bool,
+    /// Terminate the run if it takes longer than this (e.g. 10m)
+    #[arg(long, value_parser = humantime::parse_duration)]
+    timeout: Option<Duration>,
+    /// Print the final workflow run as JSON
+    #[arg(long)]
+    json: bool,
 }
 
 /// Output formats of `baton graph`.
@@ -202,13 +224,11 @@ pub(crate) async fn run(args: RunArgs, ctx: &Context) -> Result<ExitCode> {
         timeout: args.timeout,
         allow_extra_args: args.allow_extra_args,
     };
+    let engines = project.engines(db.clone()).await;
     let prepared = project
-        .prepare_workflow(db.as_ref(), &name, &options)
+        .prepare_workflow(db.as_ref(), &engines, &name, &options)
         .await?;
     let watch = !args.no_watch && !args.json && !ctx.printer.is_quiet();
-    let live =
-        watch && std::io::stderr().is_terminal() && std::env::var_os("BATON_NO_PROGRESS").is_none();
-    let progress = Arc::new(Progress::new(&prepared.dag, watch, live));
     ctx.printer.info(format!(
         "Running workflow `{name}` on the {} engine ({})",
         prepared.engine,
@@ -221,23 +241,41 @@ pub(crate) async fn run(args: RunArgs, ctx: &Context) -> Result<ExitCode> {
             )
         )
     ));
-    let ticker = tokio::spawn({
-        let progress = progress.clone();
-        async move {
-            loop {
-                tokio::time::sleep(Duration::from_millis(250)).await;
-                progress.tick();
-            }
-        }
-    });
-    let record = project
-        .run_workflow(db.clone(), prepared, &options, progress.clone(), cancel)
+    let handle = project
+        .start_workflow(db.as_ref(), &engines, prepared, &options)
         .await;
-    ticker.abort();
+    follow_and_report(handle, watch, db, cancel, args.json, ctx).await
+}
+
+/// Whether progress is drawn as a live tree: on a terminal, unless `BATON_NO_PROGRESS` is set.
+fn live_progress(watch: bool) -> bool {
+    watch && std::io::stderr().is_terminal() && std::env::var_os("BATON_NO_PROGRESS").is_none()
+}
+
+/// Draws a started run's progress, records it to its end, and prints the outcome; exit code 1
+/// unless it succeeded.
+async fn follow_and_report(
+    handle: Result<WorkflowRunHandle>,
+    watch: bool,
+    db: Arc<dyn Db>,
+    cancel: impl std::future::Future<Output = ()>,
+    json: bool,
+    ctx: &Context,
+) -> Result<ExitCode> {
+    let record = match handle {
+        Ok(mut handle) => {
+            let progress = Progress::new(handle.dag(), watch, live_progress(watch));
+            let drawing = tokio::spawn(progress.follow(handle.subscribe().await?));
+            let record = handle.record(db.as_ref(), cancel).await;
+            // The drawing ends with the run's event stream.
+            let _ = drawing.await;
+            record
+        }
+        Err(e) => Err(e),
+    };
     crate::launcher::reap_stopped_runners(db.as_ref(), RUNNER_GRACE).await?;
     let record = record?;
-    progress.finish();
-    if args.json {
+    if json {
         ctx.printer.json(&record);
     } else {
         ctx.printer
@@ -260,10 +298,37 @@ pub(crate) async fn run(args: RunArgs, ctx: &Context) -> Result<ExitCode> {
     })
 }
 
+/// `baton workflows retry ID`.
+async fn retry(
+    args: RetryArgs,
+    project: &Project,
+    db: Arc<dyn Db>,
+    ctx: &Context,
+) -> Result<ExitCode> {
+    let cancel = crate::launcher::shutdown_signal();
+    let engines = project.engines(db.clone()).await;
+    let options = RunWorkflowOptions {
+        parallelism: args.parallelism,
+        timeout: args.timeout,
+        ..RunWorkflowOptions::default()
+    };
+    let handle = project
+        .retry_workflow(db.as_ref(), &engines, &args.id, &options)
+        .await?;
+    let watch = !args.no_watch && !args.json && !ctx.printer.is_quiet();
+    ctx.printer.info(format!(
+        "Retrying workflow run `{}` as `{}`",
+        args.id,
+        handle.id()
+    ));
+    follow_and_report(Ok(handle), watch, db, cancel, args.json, ctx).await
+}
+
 pub(crate) async fn workflows(cmd: WorkflowsCommand, ctx: &Context) -> Result<ExitCode> {
     let project = ctx.project()?;
     let db = project.open_db()?;
     match cmd {
+        WorkflowsCommand::Retry(args) => return retry(args, &project, Arc::new(db), ctx).await,
         WorkflowsCommand::List { json } => {
             let runs = project.workflow_runs(&db).await?;
             if json {

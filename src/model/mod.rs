@@ -10,6 +10,7 @@ pub mod project;
 pub mod run;
 pub mod workflow;
 pub mod workflow_run;
+pub mod workflow_status;
 
 pub use artifact::{Artifact, ArtifactMetadata, CodeArtifactSpec, CodeType};
 pub use function::{FunctionEntry, FunctionKind};
@@ -19,6 +20,15 @@ pub use run::{
 };
 pub use workflow::WorkflowSpec;
 pub use workflow_run::{Driver, WorkflowRunRecord};
+pub use workflow_status::{
+    AttemptResult, StepRef, StepState, StepStatus, WorkflowEvent, WorkflowEventKind, WorkflowRunId,
+    WorkflowRunStatus, WorkflowState,
+};
 
 /// Fields an object does not model, kept verbatim for the round trip.
 pub type Extra = serde_json::Map<String, serde_json::Value>;
+
+/// The current time as RFC 3339 (with microseconds), the format of every timestamp in run records.
+pub fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::ResolvedCodeRecord;
-use crate::engine::{StepStatus, WorkflowRunStatus, WorkflowState};
+use super::{StepStatus, WorkflowRunStatus, WorkflowState};
 
 /// A workflow run: what ran, on which engine, from which exact workflow source, and how each
 /// step went. Each step's function run is a separate run record labelled `workflow=<id>`.
@@ -39,6 +39,13 @@ pub struct WorkflowRunRecord {
     /// one still going, from any host sharing the database.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub driver: Option<Driver>,
+    /// The workflow graph that ran (its JSON form), so the run can be retried exactly by
+    /// another process.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub graph: Option<Value>,
+    /// The run this one retries, if it is a retry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_of: Option<String>,
 }
 
 /// The `baton run` process that drives a workflow run (for people: liveness is its lease's).
@@ -83,9 +90,22 @@ impl WorkflowRunRecord {
             self.error = Some(format!(
                 "the `baton run` process (pid {pid}) driving this run exited before the run finished"
             ));
-            self.finished = Some(crate::launcher::now());
+            self.finished = Some(super::now());
         }
         orphaned
+    }
+
+    /// The engine status this record holds (what a retry continues).
+    pub fn status(&self) -> WorkflowRunStatus {
+        WorkflowRunStatus {
+            id: self.id.clone().into(),
+            name: self.name.clone(),
+            state: self.state,
+            steps: self.steps.clone(),
+            error: self.error.clone(),
+            started: None,
+            finished: None,
+        }
     }
 
     /// Takes state, steps and error from an engine status snapshot.
@@ -94,7 +114,7 @@ impl WorkflowRunRecord {
         self.steps = status.steps.clone();
         self.error = status.error.clone();
         if status.state.is_terminal() && self.finished.is_none() {
-            self.finished = Some(crate::launcher::now());
+            self.finished = Some(super::now());
         }
     }
 }

@@ -87,7 +87,7 @@ impl Project {
             &entry.name,
             &BuildRecord {
                 config_hash: build.config_hash.clone(),
-                built_at: crate::launcher::now(),
+                built_at: crate::model::now(),
                 output: dir.to_string_lossy().into_owned(),
             },
         )

@@ -1,34 +1,33 @@
-//! Running a project workflow: resolve its source now, build the DAG, pick the engine, drive it,
-//! and record every step as it happens.
+//! Running a project workflow: resolve its source now, build the DAG, pick the engine, start
+//! the run, and record every step as it happens by folding the engine's events.
+//!
+//! A run is started ([`Project::start_workflow`], or [`Project::retry_workflow`] from a stored
+//! record), then recorded ([`WorkflowRunHandle::record`]): one loop folds the engine's event
+//! stream into the [`WorkflowRunRecord`] and stores it after each batch, and delivers a terminate
+//! requested in this process (`cancel`) or by another one (`baton workflows terminate`, a flag in
+//! the database, looked at every 500 ms) to the engine. The run's timeout is the engine's.
 
 use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::{FutureExt, StreamExt};
 use serde_json::{Map, Value};
 
 use super::workflows::ResolvedWorkflow;
 use super::Project;
-use crate::db::{Db, Heartbeat, RunFilter};
+use crate::db::{Db, RunFilter, LEASE_RENEWAL, LEASE_TTL};
 use crate::engine::{
-    select_engine, EngineKind, StepState, UnavailableEngine, WorkflowEngine, WorkflowEvent,
-    WorkflowObserver, WorkflowRunId, WorkflowRunRequest,
+    select_engine, EngineKind, EngineRegistry, RunOptions, StepState, Subscription, WorkflowEngine,
+    WorkflowRunId, WorkflowRunRequest,
 };
 use crate::engines::local::LocalEngine;
 use crate::error::{Error, Result};
-use crate::model::{Driver, RunState, WorkflowRunRecord, WorkflowSpec};
+use crate::model::{Driver, RunState, WorkflowRunRecord, WorkflowSpec, WorkflowState};
 use crate::runner::{step_outputs, RunnerExecutor};
 use crate::workflow::{
-    load_workflow_file, merge_args, ArgSchemaEntry, Dag, DagCheck, LoadOptions, StepAction,
+    load_workflow_file, merge_args, ArgSchemaEntry, Dag, DagCheck, LoadOptions, WorkflowGraph,
 };
-
-/// How long a workflow run's driver lease lasts without renewal: a driver killed outright is
-/// noticed this long after its last renewal.
-const DRIVER_LEASE_TTL: Duration = Duration::from_secs(10);
-
-/// How often the driver renews its lease: a few renewals fit in one TTL, so a late one (a busy
-/// machine, a slow write) does not declare a live driver dead.
-const DRIVER_LEASE_RENEWAL: Duration = Duration::from_secs(2);
 
 /// How to run a workflow.
 #[derive(Debug, Clone, Default)]
@@ -41,11 +40,22 @@ pub struct RunWorkflowOptions {
     pub local: bool,
     /// Steps at once (default: the number of CPUs).
     pub parallelism: Option<NonZeroUsize>,
-    /// Give up waiting after this long (the run is then terminated).
+    /// Stop the run (it ends `Canceled`) when it has not finished after this long.
     pub timeout: Option<Duration>,
     /// Let arguments the workflow does not declare through, with a warning, instead of refusing
     /// the run.
     pub allow_extra_args: bool,
+}
+
+impl RunWorkflowOptions {
+    /// The engine's per-run options.
+    fn run_options(&self) -> RunOptions {
+        RunOptions {
+            parallelism: self.parallelism,
+            timeout: self.timeout,
+            ..RunOptions::default()
+        }
+    }
 }
 
 /// A workflow ready to run: its source resolved, its graph checked, its arguments merged.
@@ -63,13 +73,35 @@ pub struct PreparedWorkflow {
     pub engine: EngineKind,
 }
 
+/// A started workflow run, not yet recorded to its end: subscribe to follow it, then
+/// [`record`](Self::record) it.
+pub struct WorkflowRunHandle {
+    engine: Arc<dyn WorkflowEngine>,
+    dag: Dag,
+    record: WorkflowRunRecord,
+    events: Subscription,
+    /// A second subscription taken at start, for the first [`WorkflowRunHandle::subscribe`].
+    observer: Option<Subscription>,
+    /// This driver's id on the run's lease ([`WorkflowRunRecord::driver_lease`]).
+    lease_owner: String,
+}
+
 impl Project {
+    /// The engines of this process for the project's runs: `local` runs each step through
+    /// `baton runner`; the others are not available yet.
+    pub async fn engines(&self, db: Arc<dyn Db>) -> EngineRegistry {
+        let executor = RunnerExecutor::new(self.clone(), db, step_interpreter().await);
+        EngineRegistry::new().with(Arc::new(LocalEngine::new(Arc::new(executor))))
+    }
+
     /// Resolves workflow `name` for one run: its artifact is read and fetched now (so a new
     /// version is picked up by the next run), traced or parsed into a graph, checked against the
-    /// project's functions, and its arguments merged with MLRun's rules.
+    /// project's functions and against what the engine can run, and its arguments merged with
+    /// MLRun's rules.
     pub async fn prepare_workflow(
         &self,
         db: &dyn Db,
+        engines: &EngineRegistry,
         name: &str,
         options: &RunWorkflowOptions,
     ) -> Result<PreparedWorkflow> {
@@ -96,14 +128,7 @@ impl Project {
         let mut given = spec.args.clone();
         given.extend(options.args.clone());
         let args = merge_args(dag.params(), &schema, &given, options.allow_extra_args)?;
-        if engine == EngineKind::Local {
-            if let Some(step) = dag.steps().iter().find(|s| s.action == StepAction::Deploy) {
-                return Err(Error::bad_request(format!(
-                    "Step `{}` deploys real-time function `{}`, which the local engine cannot do; use the remote or kfp engine",
-                    step.name, step.function
-                )));
-            }
-        }
+        engines.get(engine).check(&dag)?;
         Ok(PreparedWorkflow {
             spec,
             source,
@@ -130,58 +155,50 @@ impl Project {
         let graph = tokio::task::spawn_blocking(move || load_workflow_file(&file, &load))
             .await
             .map_err(|e| Error::internal_from("Loading the workflow failed", e))??;
+        let dag = self.check_graph(graph)?;
+        Ok((source, dag))
+    }
+
+    fn check_graph(&self, graph: WorkflowGraph) -> Result<Dag> {
         let functions = self.functions()?.into_iter().map(|f| f.name).collect();
-        let dag = Dag::build(
+        Dag::build(
             graph,
             &DagCheck {
                 known_functions: Some(functions),
             },
-        )?;
-        Ok((source, dag))
+        )
     }
 
-    /// Runs a prepared workflow to a terminal state, recording the workflow run (and each step's
-    /// function run) as it goes. `observer` sees every event (the CLI draws progress with it).
-    /// The run is terminated when `cancel` resolves, when `workflows terminate` asks for it, or
-    /// when the timeout passes.
-    pub async fn run_workflow(
+    /// Starts a prepared workflow and stores its record; [`WorkflowRunHandle::record`] then
+    /// follows it to its end.
+    pub async fn start_workflow(
         &self,
-        db: Arc<dyn Db>,
+        db: &dyn Db,
+        engines: &EngineRegistry,
         prepared: PreparedWorkflow,
         options: &RunWorkflowOptions,
-        observer: Arc<dyn WorkflowObserver>,
-        cancel: impl std::future::Future<Output = ()>,
-    ) -> Result<WorkflowRunRecord> {
-        let (events_tx, mut events) = tokio::sync::mpsc::unbounded_channel();
-        let fan_out: Arc<dyn WorkflowObserver> =
-            Arc::new(FanOut(vec![observer, Arc::new(events_tx)]));
-        let engine: Arc<dyn WorkflowEngine> = match prepared.engine {
-            EngineKind::Local => {
-                let executor =
-                    RunnerExecutor::new(self.clone(), db.clone(), step_interpreter().await);
-                let mut engine = LocalEngine::new(Arc::new(executor)).with_observer(fan_out);
-                if let Some(n) = options.parallelism {
-                    engine = engine.with_parallelism(n);
-                }
-                Arc::new(engine)
-            }
-            other => Arc::new(UnavailableEngine::new(other)),
-        };
+    ) -> Result<WorkflowRunHandle> {
+        let engine = engines.get(prepared.engine);
+        let graph = serde_json::to_value(prepared.dag.workflow()).ok();
+        let dag = prepared.dag.clone();
         // Taken before the engine starts the first steps, so no step starts before its run.
-        let started = crate::launcher::now();
+        let started = crate::model::now();
         let id = engine
-            .run(WorkflowRunRequest {
-                project: self.name().to_string(),
-                dag: prepared.dag,
-                args: prepared.args.clone(),
-            })
+            .run(
+                WorkflowRunRequest {
+                    project: self.name().to_string(),
+                    dag: prepared.dag,
+                    args: prepared.args.clone(),
+                },
+                options.run_options(),
+            )
             .await?;
-        let mut record = WorkflowRunRecord {
+        let record = WorkflowRunRecord {
             id: id.to_string(),
             project: self.name().to_string(),
             name: prepared.spec.name.clone(),
             engine: prepared.engine.to_string(),
-            state: crate::engine::WorkflowState::Running,
+            state: WorkflowState::Pending,
             args: prepared.args,
             workflow: prepared.source.record,
             steps: Vec::new(),
@@ -189,64 +206,180 @@ impl Project {
             started,
             finished: None,
             driver: Some(Driver::current()),
+            graph,
+            retry_of: None,
         };
-        // Held from before the first record until after the last: a reader that finds it
-        // expired settles the run as orphaned.
-        let lease = Heartbeat::start(
-            db.clone(),
-            &record.driver_lease(),
-            DRIVER_LEASE_TTL,
-            DRIVER_LEASE_RENEWAL,
-        )
-        .await?;
-        record.update(&engine.status(&id).await?);
-        db.store_workflow_run(&record).await?;
+        WorkflowRunHandle::new(db, engine, dag, record).await
+    }
 
-        let wait = engine.wait(&id, None);
-        tokio::pin!(wait);
+    /// Starts a new run of the recorded workflow run `id`, which ended unsuccessfully, in this
+    /// process (which need not be the one that ran it): its steps that succeeded keep their
+    /// outputs; failed, skipped and canceled ones run again, with the same graph, arguments and
+    /// engine.
+    pub async fn retry_workflow(
+        &self,
+        db: &dyn Db,
+        engines: &EngineRegistry,
+        id: &str,
+        options: &RunWorkflowOptions,
+    ) -> Result<WorkflowRunHandle> {
+        let previous = self.workflow_run(db, id).await?;
+        let graph = previous.graph.clone().ok_or_else(|| {
+            Error::bad_request(format!(
+                "workflow run `{id}` was recorded without its graph (by an older baton), so it                  cannot be retried; run the workflow again"
+            ))
+        })?;
+        let graph: WorkflowGraph = serde_json::from_value(graph)
+            .map_err(|e| Error::invalid(format!("the graph of workflow run `{id}`: {e}")))?;
+        let kind: EngineKind = previous.engine.parse()?;
+        let engine = engines.get(kind);
+        let dag = self.check_graph(graph)?;
+        let started = crate::model::now();
+        let new_id = engine
+            .retry(
+                &previous.status(),
+                WorkflowRunRequest {
+                    project: self.name().to_string(),
+                    dag: dag.clone(),
+                    args: previous.args.clone(),
+                },
+                options.run_options(),
+            )
+            .await?;
+        let record = WorkflowRunRecord {
+            id: new_id.to_string(),
+            state: WorkflowState::Pending,
+            steps: Vec::new(),
+            error: None,
+            started,
+            finished: None,
+            driver: Some(Driver::current()),
+            retry_of: Some(previous.id.clone()),
+            ..previous
+        };
+        WorkflowRunHandle::new(db, engine, dag, record).await
+    }
+}
+
+impl WorkflowRunHandle {
+    async fn new(
+        db: &dyn Db,
+        engine: Arc<dyn WorkflowEngine>,
+        dag: Dag,
+        mut record: WorkflowRunRecord,
+    ) -> Result<Self> {
+        let id = record.id.clone().into();
+        // Held from before the first record until after the last, renewed by the recording
+        // loop: a reader that finds it expired settles the run as orphaned.
+        let lease_owner = format!("{}:{}", std::process::id(), uuid::Uuid::new_v4().simple());
+        if !db
+            .acquire_lease(&record.driver_lease(), &lease_owner, LEASE_TTL)
+            .await?
+        {
+            return Err(Error::conflict(format!(
+                "Workflow run `{}` is already driven by another process",
+                record.id
+            )));
+        }
+        let events = engine.subscribe(&id).await?;
+        let observer = Some(engine.subscribe(&id).await?);
+        record.update(&events.status);
+        db.store_workflow_run(&record).await?;
+        Ok(WorkflowRunHandle {
+            engine,
+            dag,
+            record,
+            events,
+            observer,
+            lease_owner,
+        })
+    }
+
+    /// The workflow that runs.
+    pub fn dag(&self) -> &Dag {
+        &self.dag
+    }
+
+    /// The run's id.
+    pub fn id(&self) -> WorkflowRunId {
+        self.record.id.clone().into()
+    }
+
+    /// The run's status and its events from then on (for a progress view); the first call
+    /// answers with a subscription taken when the run started.
+    pub async fn subscribe(&mut self) -> Result<Subscription> {
+        match self.observer.take() {
+            Some(subscription) => Ok(subscription),
+            None => self.engine.subscribe(&self.id()).await,
+        }
+    }
+
+    /// Follows the run to its end, storing its record after every batch of events. The run is
+    /// terminated when `cancel` resolves or when `baton workflows terminate` asks for it.
+    pub async fn record(
+        self,
+        db: &dyn Db,
+        cancel: impl std::future::Future<Output = ()>,
+    ) -> Result<WorkflowRunRecord> {
+        let WorkflowRunHandle {
+            engine,
+            dag: _,
+            mut record,
+            events,
+            observer: _,
+            lease_owner,
+        } = self;
+        let lease = record.driver_lease();
+        let mut renew = tokio::time::interval(LEASE_RENEWAL);
+        renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let id = record.id.clone().into();
+        let Subscription {
+            mut status,
+            mut events,
+        } = events;
         tokio::pin!(cancel);
-        let deadline = options.timeout.map(|t| tokio::time::Instant::now() + t);
+        // Another process asks through the database; a terminate here is an engine input.
         let mut poll = tokio::time::interval(Duration::from_millis(500));
         let mut terminating = false;
-        let mut timed_out = false;
-        let status = loop {
+        loop {
             tokio::select! {
-                status = &mut wait => break status?,
-                Some((event_id, event)) = events.recv() => {
-                    // One snapshot covers every event queued meanwhile.
-                    let mut changed = event_id == id
-                        && !matches!(event, WorkflowEvent::WorkflowFinished { .. });
-                    while let Ok((event_id, event)) = events.try_recv() {
-                        changed |= event_id == id
-                            && !matches!(event, WorkflowEvent::WorkflowFinished { .. });
+                event = events.next() => {
+                    let Some(event) = event else { break };
+                    status.apply(&event);
+                    // One store covers every event queued meanwhile.
+                    while let Some(Some(event)) = events.next().now_or_never() {
+                        status.apply(&event);
                     }
-                    if changed {
-                        record.update(&engine.status(&id).await?);
-                        db.store_workflow_run(&record).await?;
-                    }
+                    record.update(&status);
+                    db.store_workflow_run(&record).await?;
                 }
                 _ = &mut cancel, if !terminating => {
                     terminating = true;
                     engine.terminate(&id).await?;
                 }
+                _ = renew.tick() => {
+                    if !db.renew_lease(&lease, &lease_owner, LEASE_TTL).await? {
+                        tracing::warn!(
+                            "lost the lease of workflow run `{}`: it expired before it was renewed",
+                            record.id
+                        );
+                    }
+                }
                 _ = poll.tick(), if !terminating => {
-                    timed_out = deadline.is_some_and(|d| tokio::time::Instant::now() >= d);
-                    if timed_out || db.workflow_termination_requested(self.name(), &record.id).await? {
+                    if db.workflow_termination_requested(&record.project, &record.id).await? {
                         terminating = true;
                         engine.terminate(&id).await?;
                     }
                 }
             }
-        };
-        record.update(&status);
-        if let (true, Some(timeout)) = (timed_out, options.timeout) {
-            record.error = Some(format!(
-                "the run did not finish within {}",
-                humantime::format_duration(timeout)
-            ));
         }
+        if !status.state.is_terminal() {
+            // The stream ended early: the engine says why (e.g. its dispatcher died).
+            status = engine.wait(&id, None).await?;
+        }
+        record.update(&status);
         db.store_workflow_run(&record).await?;
-        lease.release().await?;
+        db.release_lease(&lease, &lease_owner).await?;
         Ok(record)
     }
 }
@@ -294,7 +427,7 @@ impl Project {
             labels: vec![("workflow".to_string(), run.id.clone())],
         };
         let mut step_runs = db.list_runs(self.name(), &filter).await?;
-        let now = crate::launcher::now();
+        let now = crate::model::now();
         for step_run in step_runs
             .iter_mut()
             .filter(|r| !r.status.state.is_terminal())
@@ -364,15 +497,4 @@ async fn step_interpreter() -> Option<std::path::PathBuf> {
         .await
         .inspect_err(|e| tracing::warn!("{e}"))
         .ok()
-}
-
-/// Sends every event to several observers.
-struct FanOut(Vec<Arc<dyn WorkflowObserver>>);
-
-impl WorkflowObserver for FanOut {
-    fn on_event(&self, id: &WorkflowRunId, event: &WorkflowEvent) {
-        for observer in &self.0 {
-            observer.on_event(id, event);
-        }
-    }
 }

@@ -1,7 +1,6 @@
 //! [`RunnerExecutor`]: the local engine's steps, each run as a function run through
 //! `baton runner`, exactly as `baton run-function` runs one.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -9,7 +8,7 @@ use async_trait::async_trait;
 use serde_json::{Map, Value};
 
 use crate::db::Db;
-use crate::engines::local::{StepExecutor, StepInvocation, StepOutcome};
+use crate::engine::{StepExecutor, StepInvocation, StepOutcome};
 use crate::launcher::{self, RunRequest};
 use crate::model::{RunObject, RunState};
 use crate::project::Project;
@@ -47,10 +46,16 @@ impl RunnerExecutor {
                 .iter()
                 .map(|(k, v)| (k.clone(), input_text(v)))
                 .collect(),
-            labels: BTreeMap::from([
-                ("workflow".to_string(), invocation.workflow_id.clone()),
-                ("workflow-step".to_string(), step.name.clone()),
-            ]),
+            // The run's labels, then the two that link the step run to the workflow run.
+            labels: invocation
+                .labels
+                .clone()
+                .into_iter()
+                .chain([
+                    ("workflow".to_string(), invocation.workflow_id.clone()),
+                    ("workflow-step".to_string(), step.name.clone()),
+                ])
+                .collect(),
         };
         let run = launcher::submit(&self.project, self.db.as_ref(), request).await?;
         invocation.report_run(&run.metadata.uid);
@@ -111,6 +116,7 @@ impl StepExecutor for RunnerExecutor {
                     );
                     StepOutcome::succeeded(outputs)
                 }),
+            // `LocalEngine::check` refuses deploy steps before a run starts.
             StepAction::Deploy => Ok(StepOutcome::failed(format!(
                 "the local engine cannot deploy function `{}`",
                 invocation.step.function

@@ -1,6 +1,7 @@
 //! Workflows: loading a workflow source into a [`WorkflowGraph`], and checking it.
 
 mod arg_types;
+pub mod args;
 pub mod dag;
 pub mod graph;
 pub mod load;
@@ -8,6 +9,7 @@ mod python;
 pub mod refs;
 mod yaml;
 
-pub use dag::{merge_args, ArgSchemaEntry, Dag, DagCheck};
+pub use args::{merge_args, ArgSchemaEntry};
+pub use dag::{Dag, DagCheck};
 pub use graph::{RetryPolicy, Step, StepAction, WorkflowGraph, WorkflowParam};
 pub use load::{load_workflow_file, LoadOptions, PYTHON_ENV};

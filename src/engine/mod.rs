@@ -5,24 +5,43 @@
 //! state. The implementations live in [`crate::engines`]:
 //!
 //! - [`crate::engines::local::LocalEngine`]: steps run on this machine, through a
-//!   [`crate::engines::local::StepExecutor`].
+//!   [`StepExecutor`].
 //! - [`UnavailableEngine`]: stands in for `kfp` and `remote` until they are built; every method
 //!   is a clear [`Error::BadRequest`].
 //!
-//! Engines do not draw anything: they report [`WorkflowEvent`]s to a [`WorkflowObserver`], which
-//! the CLI implements with progress output and a store implements by recording.
+//! Engines do not draw anything: they publish [`WorkflowEvent`]s that fold into the run's
+//! [`WorkflowRunStatus`]; [`WorkflowEngine::subscribe`] streams them to the CLI's progress view
+//! and to the run recorder. [`feed`] is the publishing machinery an engine can reuse.
+//!
+//! Which engine runs what is decided once per process: an [`EngineRegistry`] holds one shared
+//! engine per [`EngineKind`].
 
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
+use std::num::NonZeroUsize;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
 use crate::workflow::Dag;
+
+#[doc(hidden)]
+pub mod conformance;
+mod executor;
+pub mod feed;
+
+pub use crate::model::{
+    AttemptResult, StepRef, StepState, StepStatus, WorkflowEvent, WorkflowEventKind, WorkflowRunId,
+    WorkflowRunStatus, WorkflowState,
+};
+pub(crate) use executor::RunReport;
+pub use executor::{StepExecutor, StepInvocation, StepOutcome};
+pub use feed::Subscription;
 
 /// The engine a remote runner drives on the server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -193,140 +212,6 @@ pub fn select_engine(
     }
 }
 
-/// The id of one workflow run (a uuid4 in hex, as MLRun's local runner makes).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct WorkflowRunId(String);
-
-impl WorkflowRunId {
-    /// A fresh random id.
-    pub fn random() -> Self {
-        WorkflowRunId(uuid::Uuid::new_v4().simple().to_string())
-    }
-
-    /// The id as text.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl From<String> for WorkflowRunId {
-    fn from(id: String) -> Self {
-        WorkflowRunId(id)
-    }
-}
-
-impl From<&str> for WorkflowRunId {
-    fn from(id: &str) -> Self {
-        WorkflowRunId(id.to_owned())
-    }
-}
-
-impl fmt::Display for WorkflowRunId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-/// The state of a whole workflow run (MLRun's pipeline run statuses).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum WorkflowState {
-    /// Some steps have not finished yet.
-    Running,
-    /// Every step succeeded or was skipped by its condition.
-    Succeeded,
-    /// At least one step failed after its retries.
-    Failed,
-    /// The run was terminated.
-    Canceled,
-}
-
-impl WorkflowState {
-    /// Whether the state is final.
-    pub fn is_terminal(self) -> bool {
-        self != WorkflowState::Running
-    }
-}
-
-impl fmt::Display for WorkflowState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(self, f)
-    }
-}
-
-/// The state of one step.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum StepState {
-    /// Waiting for its dependencies, a free slot, or a retry backoff.
-    Pending,
-    /// An attempt is executing.
-    Running,
-    /// The step finished successfully.
-    Succeeded,
-    /// The step failed after its retries.
-    Failed,
-    /// The step did not run: its condition was false or an upstream step did not succeed.
-    Skipped,
-    /// The run was terminated before the step finished.
-    Canceled,
-}
-
-impl StepState {
-    /// Whether the state is final.
-    pub fn is_terminal(self) -> bool {
-        !matches!(self, StepState::Pending | StepState::Running)
-    }
-}
-
-impl fmt::Display for StepState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(self, f)
-    }
-}
-
-/// What is known about one step of a run.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct StepStatus {
-    /// The step's name.
-    pub name: String,
-    /// Its state.
-    pub state: StepState,
-    /// Attempts started so far (0 for a step that never ran).
-    pub attempts: u32,
-    /// When the first attempt started.
-    pub started: Option<DateTime<Utc>>,
-    /// When the step reached a terminal state.
-    pub finished: Option<DateTime<Utc>>,
-    /// The run uid of the last attempt, when the executor reported one.
-    pub run_uid: Option<String>,
-    /// The outputs of a succeeded step.
-    pub outputs: Map<String, Value>,
-    /// Why the last attempt failed, or why the step was skipped or canceled.
-    pub error: Option<String>,
-}
-
-/// The status of a workflow run.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct WorkflowRunStatus {
-    /// The run's id.
-    pub id: WorkflowRunId,
-    /// The workflow's name.
-    pub name: String,
-    /// The run's state.
-    pub state: WorkflowState,
-    /// Every step, in declaration order.
-    pub steps: Vec<StepStatus>,
-    /// Why the run failed or was canceled, naming the failing step.
-    pub error: Option<String>,
-}
-
-impl WorkflowRunStatus {
-    /// The step called `name`.
-    pub fn step(&self, name: &str) -> Option<&StepStatus> {
-        self.steps.iter().find(|s| s.name == name)
-    }
-}
-
 /// What a caller asks an engine to run.
 #[derive(Debug, Clone)]
 pub struct WorkflowRunRequest {
@@ -334,116 +219,58 @@ pub struct WorkflowRunRequest {
     pub project: String,
     /// The checked workflow.
     pub dag: Dag,
-    /// The merged arguments (see [`crate::workflow::dag::merge_args`]).
+    /// The merged arguments (see [`crate::workflow::merge_args`]).
     pub args: Map<String, Value>,
 }
 
-/// Something that happened during a run, reported to a [`WorkflowObserver`].
-#[derive(Debug, Clone, PartialEq)]
-pub enum WorkflowEvent {
-    /// An attempt of a step started.
-    StepStarted {
-        /// The step.
-        name: String,
-        /// The attempt number, from 1.
-        attempt: u32,
-        /// When.
-        at: DateTime<Utc>,
-    },
-    /// An attempt of a step finished (a failed attempt may be followed by a retry).
-    StepFinished {
-        /// The step.
-        name: String,
-        /// The attempt number, from 1.
-        attempt: u32,
-        /// `Succeeded` or `Failed` (for this attempt).
-        state: StepState,
-        /// Why the attempt failed.
-        error: Option<String>,
-        /// The run uid the executor reported.
-        run_uid: Option<String>,
-        /// When.
-        at: DateTime<Utc>,
-    },
-    /// A failed step will be retried after `delay`.
-    StepRetrying {
-        /// The step.
-        name: String,
-        /// The attempt that will run next.
-        next_attempt: u32,
-        /// The backoff before it.
-        delay: Duration,
-    },
-    /// A step will not run.
-    StepSkipped {
-        /// The step.
-        name: String,
-        /// Why (a false condition, an upstream step that did not succeed).
-        reason: String,
-    },
-    /// A running attempt reported the run it executes as.
-    StepRunStarted {
-        /// The step.
-        name: String,
-        /// The attempt number, from 1.
-        attempt: u32,
-        /// The run uid.
-        run_uid: String,
-    },
-    /// A step succeeded in an earlier run and is reused by a retry.
-    StepReused {
-        /// The step.
-        name: String,
-    },
-    /// The run reached a terminal state.
-    WorkflowFinished {
-        /// The terminal state.
-        state: WorkflowState,
-        /// Why it failed or was canceled.
-        error: Option<String>,
-        /// When.
-        at: DateTime<Utc>,
-    },
+/// How to run one workflow run; engines are shared across runs, so everything per run is here.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// At most this many attempts at once (default: the engine's own, e.g. the CPU count).
+    pub parallelism: Option<NonZeroUsize>,
+    /// The run is stopped (it ends `Canceled`, saying so) when it has not finished after this
+    /// long.
+    pub timeout: Option<Duration>,
+    /// Labels for the run; an engine puts them on what it records for the steps.
+    pub labels: BTreeMap<String, String>,
+    /// The schedule that fired this run, if any (only remote engines accept one).
+    pub schedule: Option<String>,
 }
 
-/// Receives the events of runs. Called from the engine's dispatch loop, so it must be quick and
-/// must not block: hand the event to a channel or a progress bar and return.
-pub trait WorkflowObserver: Send + Sync {
-    /// One event of run `id`.
-    fn on_event(&self, id: &WorkflowRunId, event: &WorkflowEvent);
-}
-
-/// Ignores every event.
-impl WorkflowObserver for () {
-    fn on_event(&self, _: &WorkflowRunId, _: &WorkflowEvent) {}
-}
-
-/// Forwards every event into a channel; a closed channel drops them.
-impl WorkflowObserver for tokio::sync::mpsc::UnboundedSender<(WorkflowRunId, WorkflowEvent)> {
-    fn on_event(&self, id: &WorkflowRunId, event: &WorkflowEvent) {
-        let _ = self.send((id.clone(), event.clone()));
-    }
-}
-
-/// Drives workflow runs. One implementation per engine; see the module docs.
+/// Drives workflow runs. One implementation per engine; see the module docs. Engines are built
+/// once and shared: nothing in them is tied to one run or one project.
 ///
 /// Runs are identified by the [`WorkflowRunId`] that [`run`](Self::run) returns; the other
 /// methods answer [`Error::NotFound`] for an id the engine does not know.
+///
+/// Every status an engine reports is the fold ([`WorkflowRunStatus::apply`]) of the events it
+/// published for the run, starting from [`WorkflowRunStatus::pending`]; the conformance suite
+/// (`engine::conformance`) checks this and the other promises below against any engine.
 #[async_trait]
 pub trait WorkflowEngine: Send + Sync {
     /// The engine's name.
     fn kind(&self) -> EngineKind;
 
+    /// Whether this engine can run `dag`: an error naming the first step it cannot honour (e.g.
+    /// a `deploy` step on the local engine). [`run`](Self::run) and [`retry`](Self::retry) check
+    /// it too, so a refused workflow never starts.
+    fn check(&self, dag: &Dag) -> Result<()>;
+
     /// Starts a run and returns its id without waiting for any step.
     ///
-    /// The request is refused (an error, nothing started) when the engine cannot honour it. Once
-    /// this returns `Ok`, the run is owned by the engine: [`status`](Self::status) reports it
-    /// until the engine is dropped.
-    async fn run(&self, request: WorkflowRunRequest) -> Result<WorkflowRunId>;
+    /// The request is refused (an error, nothing started) when the engine cannot honour it
+    /// ([`check`](Self::check), or an option it does not support). Once this returns `Ok`, the
+    /// run is owned by the engine: [`status`](Self::status) reports it until the engine is
+    /// dropped. The run's timeout and parallelism come from `options`.
+    async fn run(&self, request: WorkflowRunRequest, options: RunOptions) -> Result<WorkflowRunId>;
 
     /// The current status: a consistent snapshot (no step is reported in two states), possibly
     /// already stale when it returns. Never waits for a step.
     async fn status(&self, id: &WorkflowRunId) -> Result<WorkflowRunStatus>;
+
+    /// The status now and every later event of the run, so an observer needs no polling. The
+    /// event stream ends after `WorkflowFinished` (at once for a run already finished).
+    async fn subscribe(&self, id: &WorkflowRunId) -> Result<Subscription>;
 
     /// Waits until the run is terminal and returns its final status.
     ///
@@ -458,28 +285,103 @@ pub trait WorkflowEngine: Send + Sync {
     ) -> Result<WorkflowRunStatus>;
 
     /// Asks the run to stop: running steps are aborted and unstarted ones never start; the run
-    /// ends `Canceled`. Idempotent, and a terminal run ignores it (its state does not change).
-    /// Returns once the request is delivered; [`wait`](Self::wait) observes the outcome.
+    /// goes `Canceling`, then ends `Canceled`. Idempotent, and a terminal run ignores it (its
+    /// state does not change). Returns once the request is delivered; [`wait`](Self::wait)
+    /// observes the outcome.
     async fn terminate(&self, id: &WorkflowRunId) -> Result<()>;
 
-    /// Starts a new run of a terminal, unsuccessful run: steps that succeeded keep their outputs
-    /// and are not run again; failed, skipped and canceled steps run again (conditions are
-    /// re-evaluated). A succeeded run is refused with [`Error::BadRequest`], a running one with
+    /// Starts a new run of `request` that continues `previous`, a terminal, unsuccessful run of
+    /// the same workflow, typically read back from its stored record (so a retry works in a
+    /// process that never saw the first run): steps that succeeded keep their outputs and are not
+    /// run again; failed, skipped and canceled steps run again (conditions are re-evaluated). A
+    /// succeeded run is refused with [`Error::BadRequest`], an unfinished one with
     /// [`Error::Conflict`].
-    async fn retry(&self, id: &WorkflowRunId) -> Result<WorkflowRunId>;
+    async fn retry(
+        &self,
+        previous: &WorkflowRunStatus,
+        request: WorkflowRunRequest,
+        options: RunOptions,
+    ) -> Result<WorkflowRunId>;
+}
+
+/// Whether `previous` may be retried: terminal and not succeeded. Every engine's
+/// [`WorkflowEngine::retry`] applies this rule.
+pub fn check_retryable(previous: &WorkflowRunStatus) -> Result<()> {
+    let id = &previous.id;
+    if !previous.state.is_terminal() {
+        return Err(Error::conflict(format!(
+            "workflow run `{id}` is still running; wait for it or terminate it before retrying"
+        )));
+    }
+    if previous.state == WorkflowState::Succeeded {
+        return Err(Error::bad_request(format!(
+            "workflow run `{id}` succeeded; there is nothing to retry"
+        )));
+    }
+    Ok(())
 }
 
 /// Conveniences over any [`WorkflowEngine`]. Blanket-implemented; do not implement it yourself.
 #[async_trait]
 pub trait WorkflowEngineExt: WorkflowEngine {
     /// [`run`](WorkflowEngine::run), then [`wait`](WorkflowEngine::wait) without a timeout.
-    async fn run_and_wait(&self, request: WorkflowRunRequest) -> Result<WorkflowRunStatus> {
-        let id = self.run(request).await?;
+    async fn run_and_wait(
+        &self,
+        request: WorkflowRunRequest,
+        options: RunOptions,
+    ) -> Result<WorkflowRunStatus> {
+        let id = self.run(request, options).await?;
         self.wait(&id, None).await
     }
 }
 
 impl<T: WorkflowEngine + ?Sized> WorkflowEngineExt for T {}
+
+/// The engines of a process, built once and shared by every run, keyed by [`EngineKind`]. Kinds
+/// nobody registered are [`UnavailableEngine`]s, so looking one up never fails and running on it
+/// is a clear refusal.
+#[derive(Clone)]
+pub struct EngineRegistry {
+    engines: HashMap<EngineKind, Arc<dyn WorkflowEngine>>,
+}
+
+impl Default for EngineRegistry {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl EngineRegistry {
+    /// Every kind unavailable.
+    pub fn new() -> Self {
+        let engines = EngineKind::VALID
+            .iter()
+            .map(|text| {
+                let kind: EngineKind = text.parse().expect("valid engine strings parse");
+                (
+                    kind,
+                    Arc::new(UnavailableEngine::new(kind)) as Arc<dyn WorkflowEngine>,
+                )
+            })
+            .collect();
+        EngineRegistry { engines }
+    }
+
+    /// Registers `engine` under its own [`WorkflowEngine::kind`], replacing what was there.
+    pub fn with(mut self, engine: Arc<dyn WorkflowEngine>) -> Self {
+        self.engines.insert(engine.kind(), engine);
+        self
+    }
+
+    /// The engine of `kind`.
+    pub fn get(&self, kind: EngineKind) -> Arc<dyn WorkflowEngine> {
+        Arc::clone(
+            self.engines
+                .get(&kind)
+                .expect("every kind is registered at construction"),
+        )
+    }
+}
 
 /// An engine this build cannot run (`kfp`, `remote` for now): every method is an
 /// [`Error::BadRequest`] saying so, so a caller gets a clear refusal at submit time.
@@ -514,11 +416,19 @@ impl WorkflowEngine for UnavailableEngine {
         self.kind
     }
 
-    async fn run(&self, _: WorkflowRunRequest) -> Result<WorkflowRunId> {
+    fn check(&self, _: &Dag) -> Result<()> {
+        self.refuse()
+    }
+
+    async fn run(&self, _: WorkflowRunRequest, _: RunOptions) -> Result<WorkflowRunId> {
         self.refuse()
     }
 
     async fn status(&self, _: &WorkflowRunId) -> Result<WorkflowRunStatus> {
+        self.refuse()
+    }
+
+    async fn subscribe(&self, _: &WorkflowRunId) -> Result<Subscription> {
         self.refuse()
     }
 
@@ -530,7 +440,12 @@ impl WorkflowEngine for UnavailableEngine {
         self.refuse()
     }
 
-    async fn retry(&self, _: &WorkflowRunId) -> Result<WorkflowRunId> {
+    async fn retry(
+        &self,
+        _: &WorkflowRunStatus,
+        _: WorkflowRunRequest,
+        _: RunOptions,
+    ) -> Result<WorkflowRunId> {
         self.refuse()
     }
 }
@@ -650,6 +565,15 @@ mod tests {
         assert!(e.hint().unwrap().contains("engine='remote:local'"));
     }
 
+    #[test]
+    fn the_registry_has_every_kind_and_takes_registered_engines() {
+        let registry = EngineRegistry::new();
+        for text in EngineKind::VALID {
+            let kind: EngineKind = text.parse().unwrap();
+            assert_eq!(registry.get(kind).kind(), kind);
+        }
+    }
+
     #[tokio::test]
     async fn unavailable_engines_refuse_every_call() {
         for text in ["kfp", "remote", "remote:kfp"] {
@@ -660,7 +584,7 @@ mod tests {
                 engine.status(&id).await.unwrap_err(),
                 engine.wait(&id, None).await.unwrap_err(),
                 engine.terminate(&id).await.unwrap_err(),
-                engine.retry(&id).await.unwrap_err(),
+                engine.subscribe(&id).await.unwrap_err(),
             ];
             for e in errors {
                 assert_eq!(e.to_string(), want);
@@ -675,12 +599,20 @@ mod tests {
                 &Default::default(),
             )
             .unwrap();
+            assert_eq!(engine.check(&dag).unwrap_err().to_string(), want);
+            let request = WorkflowRunRequest {
+                project: "p".into(),
+                dag,
+                args: Map::new(),
+            };
             let e = engine
-                .run(WorkflowRunRequest {
-                    project: "p".into(),
-                    dag,
-                    args: Map::new(),
-                })
+                .run(request.clone(), RunOptions::default())
+                .await
+                .unwrap_err();
+            assert_eq!(e.to_string(), want);
+            let previous = WorkflowRunStatus::pending(id.clone(), "w", &[]);
+            let e = engine
+                .retry(&previous, request, RunOptions::default())
                 .await
                 .unwrap_err();
             assert_eq!(e.to_string(), want);
