@@ -4,7 +4,6 @@ use std::io::IsTerminal;
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, Subcommand, ValueEnum};
@@ -12,12 +11,12 @@ use clap::{Args, Subcommand, ValueEnum};
 use super::progress::Progress;
 use super::table::Table;
 use super::Context;
-use crate::db::Db;
 use crate::engine::{EngineKind, StepState, WorkflowState};
 use crate::error::{Error, Result};
-use crate::project::{Project, RunWorkflowOptions, SetWorkflowRequest, WorkflowRunHandle};
+use crate::project::{RunWorkflowOptions, SetWorkflowRequest, WorkflowRunHandle};
 use crate::runner::parse_params;
-use crate::workflow::{ArgSchemaEntry, Dag};
+use crate::service::{Baton, Termination};
+use crate::workflow::{render_graph, ArgSchemaEntry, GraphFormat};
 
 /// Arguments of `baton set-workflow`.
 #[derive(Debug, Args)]
@@ -133,7 +132,7 @@ pub struct RetryArgs {
 
 /// Output formats of `baton graph`.
 #[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum GraphFormat {
+pub enum GraphFormatArg {
     /// A Mermaid flowchart
     Mermaid,
     /// Graphviz dot
@@ -147,12 +146,11 @@ pub struct GraphArgs {
     name: String,
     /// Output format
     #[arg(long, value_enum, default_value = "mermaid")]
-    format: GraphFormat,
+    format: GraphFormatArg,
 }
 
 pub(crate) async fn set_workflow(args: SetWorkflowArgs, ctx: &Context) -> Result<ExitCode> {
-    let mut project = ctx.project()?;
-    let db = project.open_db()?;
+    let mut baton = ctx.baton()?;
     let args_schema = match &args.args_schema {
         Some(path) => {
             let text = std::fs::read_to_string(path)
@@ -163,54 +161,30 @@ pub(crate) async fn set_workflow(args: SetWorkflowArgs, ctx: &Context) -> Result
         }
         None => Vec::new(),
     };
-    let spec = project
-        .set_workflow(
-            &db,
-            SetWorkflowRequest {
-                name: args.name,
-                path: args.path,
-                engine: args.engine,
-                handler: args.handler,
-                args: parse_params(args.args)?,
-                schedule: args.schedule,
-                args_schema,
-            },
-        )
+    let spec = baton
+        .set_workflow(SetWorkflowRequest {
+            name: args.name,
+            path: args.path,
+            engine: args.engine,
+            handler: args.handler,
+            args: parse_params(args.args)?,
+            schedule: args.schedule,
+            args_schema,
+        })
         .await?;
     ctx.printer.info(format!("Set workflow `{}`", spec.name));
     ctx.printer.data(&spec.name);
     Ok(ExitCode::SUCCESS)
 }
 
-/// The workflow to run when none is named: the project's only one.
-fn default_workflow(project: &Project) -> Result<String> {
-    let names: Vec<String> = project.workflows()?.into_iter().map(|w| w.name).collect();
-    match names.as_slice() {
-        [only] => Ok(only.clone()),
-        [] => Err(Error::invalid_with_hint(
-            "Workflow name, path, or handler must be specified: the project has no workflows",
-            "define one with `baton set-workflow --name main --path ...`",
-        )),
-        _ => Err(Error::invalid(format!(
-            "Workflow name must be specified: the project has {}",
-            names.join(", ")
-        ))),
-    }
-}
-
-/// How long `baton run` waits, once a run is canceled, for its steps' runners to record their
-/// runs and exit before it kills them.
-const RUNNER_GRACE: Duration = Duration::from_secs(10);
-
 pub(crate) async fn run(args: RunArgs, ctx: &Context) -> Result<ExitCode> {
     // Caught from now on: Ctrl-C, `kill`, `timeout`, systemd or a closed terminal cancel the run
     // (every step aborted and recorded) instead of killing this process and orphaning its steps.
     let cancel = crate::launcher::shutdown_signal();
-    let project = ctx.project()?;
-    let db = Arc::new(project.open_db()?);
+    let baton = ctx.baton()?;
     let name = match args.name {
         Some(name) => name,
-        None => default_workflow(&project)?,
+        None => baton.default_workflow()?,
     };
     let options = RunWorkflowOptions {
         args: parse_params(args.args)?,
@@ -224,10 +198,7 @@ pub(crate) async fn run(args: RunArgs, ctx: &Context) -> Result<ExitCode> {
         timeout: args.timeout,
         allow_extra_args: args.allow_extra_args,
     };
-    let engines = project.engines(db.clone()).await;
-    let prepared = project
-        .prepare_workflow(db.as_ref(), &engines, &name, &options)
-        .await?;
+    let prepared = baton.prepare_workflow(&name, &options).await?;
     let watch = !args.no_watch && !args.json && !ctx.printer.is_quiet();
     ctx.printer.info(format!(
         "Running workflow `{name}` on the {} engine ({})",
@@ -241,10 +212,8 @@ pub(crate) async fn run(args: RunArgs, ctx: &Context) -> Result<ExitCode> {
             )
         )
     ));
-    let handle = project
-        .start_workflow(db.as_ref(), &engines, prepared, &options)
-        .await;
-    follow_and_report(handle, watch, db, cancel, args.json, ctx).await
+    let handle = baton.start_workflow(prepared, &options).await;
+    follow_and_report(&baton, handle, watch, cancel, args.json, ctx).await
 }
 
 /// Whether progress is drawn as a live tree: on a terminal, unless `BATON_NO_PROGRESS` is set.
@@ -252,28 +221,29 @@ fn live_progress(watch: bool) -> bool {
     watch && std::io::stderr().is_terminal() && std::env::var_os("BATON_NO_PROGRESS").is_none()
 }
 
-/// Draws a started run's progress, records it to its end, and prints the outcome; exit code 1
-/// unless it succeeded.
+/// Draws a started run's progress while the service records it to its end, then prints the
+/// outcome; exit code 1 unless it succeeded.
 async fn follow_and_report(
+    baton: &Baton,
     handle: Result<WorkflowRunHandle>,
     watch: bool,
-    db: Arc<dyn Db>,
     cancel: impl std::future::Future<Output = ()>,
     json: bool,
     ctx: &Context,
 ) -> Result<ExitCode> {
-    let record = match handle {
+    let (handle, drawing) = match handle {
         Ok(mut handle) => {
             let progress = Progress::new(handle.dag(), watch, live_progress(watch));
             let drawing = tokio::spawn(progress.follow(handle.subscribe().await?));
-            let record = handle.record(db.as_ref(), cancel).await;
-            // The drawing ends with the run's event stream.
-            let _ = drawing.await;
-            record
+            (Ok(handle), Some(drawing))
         }
-        Err(e) => Err(e),
+        Err(e) => (Err(e), None),
     };
-    crate::launcher::reap_stopped_runners(db.as_ref(), RUNNER_GRACE).await?;
+    let record = baton.finish_workflow(handle, cancel).await;
+    if let Some(drawing) = drawing {
+        // The drawing ends with the run's event stream.
+        let _ = drawing.await;
+    }
     let record = record?;
     if json {
         ctx.printer.json(&record);
@@ -299,38 +269,29 @@ async fn follow_and_report(
 }
 
 /// `baton workflows retry ID`.
-async fn retry(
-    args: RetryArgs,
-    project: &Project,
-    db: Arc<dyn Db>,
-    ctx: &Context,
-) -> Result<ExitCode> {
+async fn retry(args: RetryArgs, baton: &Baton, ctx: &Context) -> Result<ExitCode> {
     let cancel = crate::launcher::shutdown_signal();
-    let engines = project.engines(db.clone()).await;
     let options = RunWorkflowOptions {
         parallelism: args.parallelism,
         timeout: args.timeout,
         ..RunWorkflowOptions::default()
     };
-    let handle = project
-        .retry_workflow(db.as_ref(), &engines, &args.id, &options)
-        .await?;
+    let handle = baton.retry_workflow(&args.id, &options).await?;
     let watch = !args.no_watch && !args.json && !ctx.printer.is_quiet();
     ctx.printer.info(format!(
         "Retrying workflow run `{}` as `{}`",
         args.id,
         handle.id()
     ));
-    follow_and_report(Ok(handle), watch, db, cancel, args.json, ctx).await
+    follow_and_report(baton, Ok(handle), watch, cancel, args.json, ctx).await
 }
 
 pub(crate) async fn workflows(cmd: WorkflowsCommand, ctx: &Context) -> Result<ExitCode> {
-    let project = ctx.project()?;
-    let db = project.open_db()?;
+    let baton = ctx.baton()?;
     match cmd {
-        WorkflowsCommand::Retry(args) => return retry(args, &project, Arc::new(db), ctx).await,
+        WorkflowsCommand::Retry(args) => return retry(args, &baton, ctx).await,
         WorkflowsCommand::List { json } => {
-            let runs = project.workflow_runs(&db).await?;
+            let runs = baton.workflow_runs().await?;
             if json {
                 ctx.printer.json(&runs);
             } else {
@@ -348,7 +309,7 @@ pub(crate) async fn workflows(cmd: WorkflowsCommand, ctx: &Context) -> Result<Ex
             }
         }
         WorkflowsCommand::Get { id, json } => {
-            let run = project.workflow_run(&db, &id).await?;
+            let run = baton.workflow_run(&id).await?;
             if json {
                 ctx.printer.json(&run);
             } else {
@@ -356,67 +317,24 @@ pub(crate) async fn workflows(cmd: WorkflowsCommand, ctx: &Context) -> Result<Ex
                     .data(serde_yaml::to_string(&run).expect("records serialize"));
             }
         }
-        WorkflowsCommand::Terminate { id } => {
-            let run = project.workflow_run(&db, &id).await?;
-            if run.state.is_terminal() {
-                ctx.printer
-                    .info(format!("Workflow run `{id}` already ended ({})", run.state));
-            } else {
-                db.request_workflow_termination(project.name(), &id).await?;
-                ctx.printer
-                    .info(format!("Asked workflow run `{id}` to terminate"));
-            }
-        }
+        WorkflowsCommand::Terminate { id } => match baton.terminate_workflow(&id).await? {
+            Termination::AlreadyEnded(state) => ctx
+                .printer
+                .info(format!("Workflow run `{id}` already ended ({state})")),
+            Termination::Requested => ctx
+                .printer
+                .info(format!("Asked workflow run `{id}` to terminate")),
+        },
     }
     Ok(ExitCode::SUCCESS)
 }
 
 pub(crate) async fn graph(args: GraphArgs, ctx: &Context) -> Result<ExitCode> {
-    let project = ctx.project()?;
-    let db = project.open_db()?;
-    let spec = project.workflow(&args.name)?;
-    let (_, dag) = project.load_workflow_dag(&db, &spec).await?;
-    ctx.printer.data(render_graph(&dag, args.format));
-    Ok(ExitCode::SUCCESS)
-}
-
-/// The DAG as Mermaid or dot text, with conditions on the nodes they guard.
-fn render_graph(dag: &Dag, format: GraphFormat) -> String {
-    let label = |i: usize| {
-        let step = dag.step(i);
-        match &step.when {
-            Some(when) => format!("{}\\nwhen {}", step.name, when.replace('"', "'")),
-            None => step.name.clone(),
-        }
+    let dag = ctx.baton()?.workflow_dag(&args.name).await?;
+    let format = match args.format {
+        GraphFormatArg::Mermaid => GraphFormat::Mermaid,
+        GraphFormatArg::Dot => GraphFormat::Dot,
     };
-    let mut out = String::new();
-    match format {
-        GraphFormat::Mermaid => {
-            out.push_str("flowchart TD\n");
-            for i in dag.topological_order().iter().copied() {
-                out.push_str(&format!(
-                    "    s{i}[\"{}\"]\n",
-                    label(i).replace("\\n", "<br/>")
-                ));
-            }
-            for i in dag.topological_order().iter().copied() {
-                for j in dag.successors(i) {
-                    out.push_str(&format!("    s{i} --> s{j}\n"));
-                }
-            }
-        }
-        GraphFormat::Dot => {
-            out.push_str(&format!("digraph \"{}\" {{\n", dag.name()));
-            for i in dag.topological_order().iter().copied() {
-                out.push_str(&format!("    s{i} [label=\"{}\"];\n", label(i)));
-            }
-            for i in dag.topological_order().iter().copied() {
-                for j in dag.successors(i) {
-                    out.push_str(&format!("    s{i} -> s{j};\n"));
-                }
-            }
-            out.push_str("}\n");
-        }
-    }
-    out.trim_end().to_string()
+    ctx.printer.data(render_graph(&dag, format));
+    Ok(ExitCode::SUCCESS)
 }

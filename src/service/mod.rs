@@ -10,6 +10,7 @@
 mod artifacts;
 mod functions;
 mod runs;
+mod workflows;
 
 use std::sync::Arc;
 
@@ -22,6 +23,7 @@ use crate::runner::CodeSources;
 pub use artifacts::PulledCode;
 pub use functions::FunctionDescription;
 pub use runs::SubmittedRun;
+pub use workflows::Termination;
 
 /// The core of baton for one project: see the module docs.
 pub struct Baton {

@@ -7,9 +7,11 @@ pub mod graph;
 pub mod load;
 mod python;
 pub mod refs;
+mod render;
 mod yaml;
 
 pub use args::{merge_args, ArgSchemaEntry};
 pub use dag::{Dag, DagCheck};
 pub use graph::{RetryPolicy, Step, StepAction, WorkflowGraph, WorkflowParam};
 pub use load::{load_workflow_file, LoadOptions, PYTHON_ENV};
+pub use render::{render_graph, GraphFormat};

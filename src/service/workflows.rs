@@ -1,0 +1,146 @@
+//! Workflows: define them, run and retry them, read and terminate their runs, draw their graph.
+
+use std::future::Future;
+use std::time::Duration;
+
+use super::Baton;
+use crate::engine::{EngineRegistry, WorkflowState};
+use crate::error::{Error, Result};
+use crate::model::{WorkflowRunRecord, WorkflowSpec};
+use crate::project::{PreparedWorkflow, RunWorkflowOptions, SetWorkflowRequest, WorkflowRunHandle};
+use crate::workflow::Dag;
+
+/// How long a finished run waits, once steps were canceled, for their runners to record their
+/// runs and exit before they are killed.
+const RUNNER_GRACE: Duration = Duration::from_secs(10);
+
+/// What asking a workflow run to terminate did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Termination {
+    /// The run had already ended, in this state.
+    AlreadyEnded(WorkflowState),
+    /// The run was asked to stop; its driver stops its steps.
+    Requested,
+}
+
+impl Baton {
+    /// Validates a workflow definition and writes it into the project, replacing a workflow of
+    /// the same name.
+    pub async fn set_workflow(&mut self, request: SetWorkflowRequest) -> Result<WorkflowSpec> {
+        let db = self.db.clone();
+        self.project.set_workflow(db.as_ref(), request).await
+    }
+
+    /// The workflow to run when none is named: the project's only one.
+    pub fn default_workflow(&self) -> Result<String> {
+        let names: Vec<String> = self
+            .project
+            .workflows()?
+            .into_iter()
+            .map(|w| w.name)
+            .collect();
+        match names.as_slice() {
+            [only] => Ok(only.clone()),
+            [] => Err(Error::invalid_with_hint(
+                "Workflow name, path, or handler must be specified: the project has no workflows",
+                "define one with `baton set-workflow --name main --path ...`",
+            )),
+            _ => Err(Error::invalid(format!(
+                "Workflow name must be specified: the project has {}",
+                names.join(", ")
+            ))),
+        }
+    }
+
+    /// The engines of this process (built for each run: the local one resolves the interpreter
+    /// its steps use).
+    async fn engines(&self) -> EngineRegistry {
+        self.project.engines(self.db.clone()).await
+    }
+
+    /// Resolves workflow `name` (its artifact read now), builds and checks its DAG, merges its
+    /// arguments and picks its engine, without starting anything.
+    pub async fn prepare_workflow(
+        &self,
+        name: &str,
+        options: &RunWorkflowOptions,
+    ) -> Result<PreparedWorkflow> {
+        let engines = self.engines().await;
+        self.project
+            .prepare_workflow(self.db.as_ref(), &engines, name, options)
+            .await
+    }
+
+    /// Starts a prepared workflow run and records it; [`Baton::finish_workflow`] follows it.
+    pub async fn start_workflow(
+        &self,
+        prepared: PreparedWorkflow,
+        options: &RunWorkflowOptions,
+    ) -> Result<WorkflowRunHandle> {
+        let engines = self.engines().await;
+        self.project
+            .start_workflow(self.db.as_ref(), &engines, prepared, options)
+            .await
+    }
+
+    /// Starts a new run of recorded workflow run `id`, which did not succeed: steps that
+    /// succeeded keep their outputs, the others run again.
+    pub async fn retry_workflow(
+        &self,
+        id: &str,
+        options: &RunWorkflowOptions,
+    ) -> Result<WorkflowRunHandle> {
+        let engines = self.engines().await;
+        self.project
+            .retry_workflow(self.db.as_ref(), &engines, id, options)
+            .await
+    }
+
+    /// Follows a started run to its end, recording it; `cancel` resolving terminates it. Runners
+    /// of canceled steps are then waited for (and killed after a grace period), so nothing of the
+    /// run outlives this call.
+    pub async fn finish_workflow(
+        &self,
+        handle: Result<WorkflowRunHandle>,
+        cancel: impl Future<Output = ()>,
+    ) -> Result<WorkflowRunRecord> {
+        let record = match handle {
+            Ok(handle) => handle.record(self.db.as_ref(), cancel).await,
+            Err(e) => Err(e),
+        };
+        crate::launcher::reap_stopped_runners(self.db.as_ref(), RUNNER_GRACE).await?;
+        record
+    }
+
+    /// The project's workflow runs, newest first; runs whose driver died are settled.
+    pub async fn workflow_runs(&self) -> Result<Vec<WorkflowRunRecord>> {
+        self.project.workflow_runs(self.db.as_ref()).await
+    }
+
+    /// Workflow run `id`; settled first if its driver died.
+    pub async fn workflow_run(&self, id: &str) -> Result<WorkflowRunRecord> {
+        self.project.workflow_run(self.db.as_ref(), id).await
+    }
+
+    /// Asks workflow run `id` to terminate (its driver, in whatever process, stops its steps).
+    pub async fn terminate_workflow(&self, id: &str) -> Result<Termination> {
+        let run = self.workflow_run(id).await?;
+        if run.state.is_terminal() {
+            return Ok(Termination::AlreadyEnded(run.state));
+        }
+        self.db
+            .request_workflow_termination(self.project.name(), id)
+            .await?;
+        Ok(Termination::Requested)
+    }
+
+    /// Workflow `name`'s step graph, its source resolved now.
+    pub async fn workflow_dag(&self, name: &str) -> Result<Dag> {
+        let spec = self.project.workflow(name)?;
+        let (_, dag) = self
+            .project
+            .load_workflow_dag(self.db.as_ref(), &spec)
+            .await?;
+        Ok(dag)
+    }
+}
