@@ -1,11 +1,26 @@
 //! baton: a workflow engine dispatcher for MLRun-style projects whose functions and workflows
 //! live in versioned **code artifacts**.
 //!
-//! Data flows one way. A request (the CLI, later the HTTP server) becomes a call on
-//! [`project::Project`]; the project reads and writes metadata through the [`db::Db`] trait and
-//! payloads through the [`datastore`]; a run resolves its workflow into a [`workflow::Dag`] and
-//! hands it to a [`engine::WorkflowEngine`]; the engine dispatches each step to the
-//! [`runner`], which pulls its code at start-up through [`code`].
+//! Data flows one way. A request (the CLI, later the HTTP server) becomes a call on the
+//! [`service::Baton`], which holds the injected parts: the [`project::Project`] (its home and its
+//! definition behind a [`project::ProjectStore`]), the [`db::Db`], where code comes from
+//! ([`runner::CodeSources`]: the [`datastore`] and the [`code`] cache) and the
+//! [`logs::LogStore`]. A run resolves its workflow into a [`workflow::Dag`] and hands it to an
+//! [`engine::WorkflowEngine`]; the engine dispatches each step to the [`runner`], which pulls its
+//! code at start-up from what the run record pinned.
+//!
+//! # Layers
+//!
+//! Imports point down this list only (`tests/module_layers.rs` fails on a cycle):
+//!
+//! 1. `cli` (and later `server`): parse, one service call, print.
+//! 2. [`service`]: the use cases, and the wiring of engines to the runner.
+//! 3. [`launcher`] (start `baton runner` processes), [`project`] (definitions, builds, running
+//!    and recording workflows), [`engines`] (the implementations of the engine trait).
+//! 4. [`engine`] (the trait, events, the conformance suite), [`runner`] (execute one recorded
+//!    run), [`artifact`] (log code artifacts), [`workflow`] (load, check, render graphs).
+//! 5. [`db`], [`code`], [`datastore`], [`logs`].
+//! 6. [`model`] (plain MLRun-shaped data), [`uri`] (the `store://` grammar), [`error`].
 //!
 //! # Glossary
 //!

@@ -2,10 +2,9 @@
 //! ([`EngineKind`]), and the one place an engine is chosen for a run ([`select_engine`]).
 //!
 //! An engine takes a checked [`Dag`] with its merged arguments and drives its steps to a terminal
-//! state. The implementations live in [`crate::engines`]:
+//! state. The implementations live in the `engines` module, above this one:
 //!
-//! - [`crate::engines::local::LocalEngine`]: steps run on this machine, through a
-//!   [`StepExecutor`].
+//! - `engines::local::LocalEngine`: steps run on this machine, through a [`StepExecutor`].
 //! - [`UnavailableEngine`]: stands in for `kfp` and `remote` until they are built; every method
 //!   is a clear [`Error::BadRequest`].
 //!

@@ -141,6 +141,20 @@ pub enum FailureKind {
 }
 
 impl RunObject {
+    /// The outputs of a step whose run completed, as MLRun gives them: the run's results, overridden
+    /// by its artifacts (their target path) of the same key.
+    pub fn step_outputs(&self) -> serde_json::Map<String, Value> {
+        let mut outputs = self.status.results.clone();
+        for artifact in &self.status.artifacts {
+            if let (Some(key), Some(target)) =
+                (artifact["key"].as_str(), artifact.get("target_path"))
+            {
+                outputs.insert(key.to_string(), target.clone());
+            }
+        }
+        outputs
+    }
+
     /// The name of the heartbeat lease the run's runner holds while it runs: a `running` run
     /// whose lease expired lost its runner (killed with the process that started it).
     pub fn runner_lease(&self) -> String {

@@ -21,10 +21,8 @@ use crate::engine::{
     select_engine, EngineKind, EngineRegistry, RunOptions, StepState, Subscription, WorkflowEngine,
     WorkflowRunId, WorkflowRunRequest,
 };
-use crate::engines::local::LocalEngine;
 use crate::error::{Error, Result};
 use crate::model::{Driver, RunState, WorkflowRunRecord, WorkflowSpec, WorkflowState};
-use crate::runner::{step_outputs, RunnerExecutor};
 use crate::workflow::{
     load_workflow_file, merge_args, ArgSchemaEntry, Dag, DagCheck, LoadOptions, WorkflowGraph,
 };
@@ -87,13 +85,6 @@ pub struct WorkflowRunHandle {
 }
 
 impl Project {
-    /// The engines of this process for the project's runs: `local` runs each step through
-    /// `baton runner`; the others are not available yet.
-    pub async fn engines(&self, db: Arc<dyn Db>) -> EngineRegistry {
-        let executor = RunnerExecutor::new(self.clone(), db, step_interpreter().await);
-        EngineRegistry::new().with(Arc::new(LocalEngine::new(Arc::new(executor))))
-    }
-
     /// Resolves workflow `name` for one run: its artifact is read and fetched now (so a new
     /// version is picked up by the next run), traced or parsed into a graph, checked against the
     /// project's functions and against what the engine can run, and its arguments merged with
@@ -457,7 +448,7 @@ impl Project {
             match step_run.map(|r| (r, r.status.state)) {
                 Some((r, RunState::Completed)) => {
                     step.state = StepState::Succeeded;
-                    step.outputs = step_outputs(r);
+                    step.outputs = r.step_outputs();
                     step.error = None;
                 }
                 Some((r, RunState::Error)) => {
@@ -483,18 +474,4 @@ impl Project {
         }
         Ok(true)
     }
-}
-
-/// The interpreter for every step of a run: `BATON_PYTHON` when set, else the real executable
-/// behind `python3`, resolved once here rather than through a version-manager shim per step. A
-/// failure to resolve leaves each step to find `python3` itself (and report it).
-async fn step_interpreter() -> Option<std::path::PathBuf> {
-    if std::env::var_os(crate::workflow::PYTHON_ENV).is_some_and(|p| !p.is_empty()) {
-        return None;
-    }
-    crate::runner::PythonRunner::from_env()
-        .resolve_executable()
-        .await
-        .inspect_err(|e| tracing::warn!("{e}"))
-        .ok()
 }

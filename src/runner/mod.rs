@@ -20,7 +20,6 @@
 //! name, a missing code folder, an interpreter that cannot start, or a process that died without
 //! reporting (killed, crashed, `os._exit`).
 
-mod executor;
 mod params;
 mod python;
 mod source;
@@ -38,8 +37,6 @@ use crate::error::ErrorKind;
 use crate::model::run::FailureKind;
 use crate::{Error, Result};
 
-pub(crate) use executor::step_outputs;
-pub use executor::RunnerExecutor;
 pub use params::{parse_param, parse_params, MAX_VALUE_DEPTH};
 pub use python::PythonRunner;
 pub use source::{CodeSources, ResolvedSource};

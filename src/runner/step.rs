@@ -15,7 +15,7 @@ use std::sync::Arc;
 use super::{CodeSources, ContextSettings, HandlerRequest, PythonRunner, RunState as HandlerState};
 use crate::db::{Db, Heartbeat, LEASE_RENEWAL, LEASE_TTL};
 use crate::error::{Error, Result};
-use crate::launcher::now;
+use crate::model::now;
 use crate::model::{RunObject, RunState};
 
 /// Where a runner finds what a run needs besides its record.

@@ -10,6 +10,7 @@
 mod artifacts;
 mod functions;
 mod runs;
+mod step_executor;
 mod workflows;
 
 use std::sync::Arc;
@@ -23,6 +24,7 @@ use crate::runner::CodeSources;
 pub use artifacts::PulledCode;
 pub use functions::FunctionDescription;
 pub use runs::SubmittedRun;
+pub use step_executor::RunnerExecutor;
 pub use workflows::Termination;
 
 /// The core of baton for one project: see the module docs.

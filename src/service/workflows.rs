@@ -1,14 +1,18 @@
 //! Workflows: define them, run and retry them, read and terminate their runs, draw their graph.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
+use super::step_executor::RunnerExecutor;
 use super::Baton;
 use crate::engine::{EngineRegistry, WorkflowState};
+use crate::engines::local::LocalEngine;
 use crate::error::{Error, Result};
 use crate::model::{WorkflowRunRecord, WorkflowSpec};
 use crate::project::{PreparedWorkflow, RunWorkflowOptions, SetWorkflowRequest, WorkflowRunHandle};
-use crate::workflow::Dag;
+use crate::runner::PythonRunner;
+use crate::workflow::{Dag, PYTHON_ENV};
 
 /// How long a finished run waits, once steps were canceled, for their runners to record their
 /// runs and exit before they are killed.
@@ -52,10 +56,16 @@ impl Baton {
         }
     }
 
-    /// The engines of this process (built for each run: the local one resolves the interpreter
-    /// its steps use).
+    /// The engines of this process for the project's runs: `local` runs each step through
+    /// `baton runner` ([`RunnerExecutor`]); the others are not available yet. Built for each run,
+    /// since the local one resolves the interpreter its steps use.
     async fn engines(&self) -> EngineRegistry {
-        self.project.engines(self.db.clone()).await
+        let executor = RunnerExecutor::new(
+            self.project.clone(),
+            self.db.clone(),
+            step_interpreter().await,
+        );
+        EngineRegistry::new().with(Arc::new(LocalEngine::new(Arc::new(executor))))
     }
 
     /// Resolves workflow `name` (its artifact read now), builds and checks its DAG, merges its
@@ -143,4 +153,18 @@ impl Baton {
             .await?;
         Ok(dag)
     }
+}
+
+/// The interpreter for every step of a run: `BATON_PYTHON` when set, else the real executable
+/// behind `python3`, resolved once here rather than through a version-manager shim per step. A
+/// failure to resolve leaves each step to find `python3` itself (and report it).
+async fn step_interpreter() -> Option<std::path::PathBuf> {
+    if std::env::var_os(PYTHON_ENV).is_some_and(|p| !p.is_empty()) {
+        return None;
+    }
+    PythonRunner::from_env()
+        .resolve_executable()
+        .await
+        .inspect_err(|e| tracing::warn!("{e}"))
+        .ok()
 }

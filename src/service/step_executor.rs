@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 use crate::db::Db;
 use crate::engine::{StepExecutor, StepInvocation, StepOutcome};
 use crate::launcher::{self, RunRequest};
-use crate::model::{RunObject, RunState};
+use crate::model::RunState;
 use crate::project::Project;
 use crate::workflow::StepAction;
 
@@ -75,20 +75,8 @@ impl RunnerExecutor {
                 _ => outcome,
             });
         }
-        Ok(StepOutcome::succeeded(step_outputs(&run)).with_run_uid(uid))
+        Ok(StepOutcome::succeeded(run.step_outputs()).with_run_uid(uid))
     }
-}
-
-/// The outputs of a step whose run completed, as MLRun gives them: the run's results, overridden
-/// by its artifacts (their target path) of the same key.
-pub(crate) fn step_outputs(run: &RunObject) -> Map<String, Value> {
-    let mut outputs = run.status.results.clone();
-    for artifact in &run.status.artifacts {
-        if let (Some(key), Some(target)) = (artifact["key"].as_str(), artifact.get("target_path")) {
-            outputs.insert(key.to_string(), target.clone());
-        }
-    }
-    outputs
 }
 
 /// An input value as the URL or path text a run takes.
@@ -125,7 +113,7 @@ impl StepExecutor for RunnerExecutor {
         };
         result.unwrap_or_else(|err| {
             let outcome = StepOutcome::failed(err.to_string());
-            match super::failure_kind_of(&err) {
+            match crate::runner::failure_kind_of(&err) {
                 Some(kind) if !kind.is_retryable() => outcome.not_retryable(),
                 _ => outcome,
             }
