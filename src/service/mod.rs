@@ -16,6 +16,7 @@ mod workflows;
 use std::sync::Arc;
 
 use crate::db::Db;
+use crate::engine::EngineRegistry;
 use crate::error::Result;
 use crate::logs::LogStore;
 use crate::project::Project;
@@ -33,6 +34,9 @@ pub struct Baton {
     db: Arc<dyn Db>,
     code: CodeSources,
     logs: LogStore,
+    /// Built on first use (the local engine resolves the interpreter its steps run), then
+    /// shared by every run of this service.
+    engines: tokio::sync::OnceCell<EngineRegistry>,
 }
 
 impl Baton {
@@ -46,6 +50,7 @@ impl Baton {
             db,
             code: CodeSources::from_env()?,
             logs,
+            engines: tokio::sync::OnceCell::new(),
         })
     }
 

@@ -56,16 +56,19 @@ impl Baton {
         }
     }
 
-    /// The engines of this process for the project's runs: `local` runs each step through
-    /// `baton runner` ([`RunnerExecutor`]); the others are not available yet. Built for each run,
-    /// since the local one resolves the interpreter its steps use.
-    async fn engines(&self) -> EngineRegistry {
-        let executor = RunnerExecutor::new(
-            self.project.clone(),
-            self.db.clone(),
-            step_interpreter().await,
-        );
-        EngineRegistry::new().with(Arc::new(LocalEngine::new(Arc::new(executor))))
+    /// The engines of this process for the project's runs, built once: `local` runs each step
+    /// through `baton runner` ([`RunnerExecutor`]); the others are not available yet.
+    async fn engines(&self) -> &EngineRegistry {
+        self.engines
+            .get_or_init(|| async {
+                let executor = RunnerExecutor::new(
+                    self.project.clone(),
+                    self.db.clone(),
+                    step_interpreter().await,
+                );
+                EngineRegistry::new().with(Arc::new(LocalEngine::new(Arc::new(executor))))
+            })
+            .await
     }
 
     /// Resolves workflow `name` (its artifact read now), builds and checks its DAG, merges its
@@ -77,7 +80,7 @@ impl Baton {
     ) -> Result<PreparedWorkflow> {
         let engines = self.engines().await;
         self.project
-            .prepare_workflow(self.db.as_ref(), &engines, name, options)
+            .prepare_workflow(self.db.as_ref(), engines, name, options)
             .await
     }
 
@@ -89,7 +92,7 @@ impl Baton {
     ) -> Result<WorkflowRunHandle> {
         let engines = self.engines().await;
         self.project
-            .start_workflow(self.db.as_ref(), &engines, prepared, options)
+            .start_workflow(self.db.as_ref(), engines, prepared, options)
             .await
     }
 
@@ -102,7 +105,7 @@ impl Baton {
     ) -> Result<WorkflowRunHandle> {
         let engines = self.engines().await;
         self.project
-            .retry_workflow(self.db.as_ref(), &engines, id, options)
+            .retry_workflow(self.db.as_ref(), engines, id, options)
             .await
     }
 
