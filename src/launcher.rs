@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -35,11 +35,6 @@ pub struct RunRequest {
     pub inputs: BTreeMap<String, String>,
     /// Extra labels (a workflow step adds `workflow=<id>`).
     pub labels: BTreeMap<String, String>,
-}
-
-/// The log file of a run.
-pub fn log_path(project: &Project, uid: &str) -> PathBuf {
-    project.state_dir().join("logs").join(format!("{uid}.log"))
 }
 
 pub use crate::model::now;
@@ -206,13 +201,17 @@ pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
     }
 }
 
-/// Starts the runner for a recorded run, its output appended to the run's log. `python`, when
+/// Starts the runner for a recorded run, its output appended to the run's `log`. `python`, when
 /// given, is the interpreter the runner uses (else `BATON_PYTHON`, else `python3`).
 ///
 /// The runner gets SIGTERM when this process dies, even by SIGKILL (Linux's parent-death
 /// signal), so it aborts its handler and records the run instead of running on unowned.
-pub fn start(project: &Project, run: &RunObject, python: Option<&Path>) -> Result<RunHandle> {
-    let log = log_path(project, &run.metadata.uid);
+pub fn start(
+    project: &Project,
+    run: &RunObject,
+    python: Option<&Path>,
+    log: &Path,
+) -> Result<RunHandle> {
     if let Some(dir) = log.parent() {
         std::fs::create_dir_all(dir)
             .io_context(|| format!("Failed to create `{}`", dir.display()))?;
@@ -221,7 +220,7 @@ pub fn start(project: &Project, run: &RunObject, python: Option<&Path>) -> Resul
         std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(&log)
+            .open(log)
             .io_context(|| format!("Failed to open `{}`", log.display()))
     };
     let exe =
@@ -238,7 +237,7 @@ pub fn start(project: &Project, run: &RunObject, python: Option<&Path>) -> Resul
         .arg("--db")
         .arg(project.db_path())
         .arg("--log")
-        .arg(&log)
+        .arg(log)
         .stdin(Stdio::null())
         .stdout(open_log()?)
         .stderr(open_log()?);

@@ -13,7 +13,7 @@ use super::Context;
 use crate::db::RunFilter;
 use crate::db::SqliteDb;
 use crate::error::Result;
-use crate::launcher::{self, log_path, RunRequest};
+use crate::launcher::{self, RunRequest};
 use crate::logs::LogTail;
 use crate::model::{RunObject, RunState};
 use crate::runner::{parse_params, run_step, CodeSources, PythonRunner, StepEnv};
@@ -161,19 +161,16 @@ pub(crate) async fn runner(args: RunnerArgs, ctx: &Context) -> Result<ExitCode> 
     // Listen first, so a signal from here on aborts the run instead of killing the runner
     // before it can record anything.
     let cancel = launcher::shutdown_signal();
-    let (db, project, default_log) = match (args.db, args.project) {
+    let (db, project, default_log): (Arc<dyn crate::db::Db>, _, _) = match (args.db, args.project) {
         (Some(path), Some(project)) => {
             let logs = path.parent().unwrap_or(Path::new(".")).join("logs");
-            (
-                SqliteDb::open(&path)?,
-                project,
-                logs.join(format!("{}.log", args.uid)),
-            )
+            let log = logs.join(format!("{}.log", args.uid));
+            (Arc::new(SqliteDb::open(&path)?), project, log)
         }
         _ => {
-            let project = ctx.project()?;
-            let log = log_path(&project, &args.uid);
-            (project.open_db()?, project.name().to_string(), log)
+            let baton = ctx.baton()?;
+            let log = baton.logs().path(&args.uid);
+            (baton.shared_db(), baton.project().name().to_string(), log)
         }
     };
     let log = args.log.unwrap_or(default_log);
@@ -182,7 +179,7 @@ pub(crate) async fn runner(args: RunnerArgs, ctx: &Context) -> Result<ExitCode> 
         python: PythonRunner::from_env(),
         log,
     };
-    let run = run_step(Arc::new(db), &project, &args.uid, &env, cancel).await?;
+    let run = run_step(db, &project, &args.uid, &env, cancel).await?;
     Ok(if run.status.state == RunState::Completed {
         ExitCode::SUCCESS
     } else {

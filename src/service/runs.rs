@@ -37,7 +37,7 @@ impl Baton {
 
     /// Starts the runner of a recorded run; it resolves the run's code when it starts.
     pub fn start_run(&self, run: &RunObject) -> Result<RunHandle> {
-        launcher::start(&self.project, run, None)
+        launcher::start(&self.project, run, None, &self.logs.path(&run.metadata.uid))
     }
 
     /// The project's runs matching `filter`, newest first; runs whose runner died are settled

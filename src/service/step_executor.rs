@@ -10,6 +10,7 @@ use serde_json::{Map, Value};
 use crate::db::Db;
 use crate::engine::{StepExecutor, StepInvocation, StepOutcome};
 use crate::launcher::{self, RunRequest};
+use crate::logs::LogStore;
 use crate::model::RunState;
 use crate::project::Project;
 use crate::workflow::StepAction;
@@ -21,16 +22,18 @@ use crate::workflow::StepAction;
 pub struct RunnerExecutor {
     project: Project,
     db: Arc<dyn Db>,
+    logs: LogStore,
     python: Option<PathBuf>,
 }
 
 impl RunnerExecutor {
-    /// An executor for the steps of `project`'s workflows; `python` is the interpreter every
-    /// step's runner uses (else `BATON_PYTHON`, else `python3`).
-    pub fn new(project: Project, db: Arc<dyn Db>, python: Option<PathBuf>) -> Self {
+    /// An executor for the steps of `project`'s workflows, their logs kept in `logs`; `python`
+    /// is the interpreter every step's runner uses (else `BATON_PYTHON`, else `python3`).
+    pub fn new(project: Project, db: Arc<dyn Db>, logs: LogStore, python: Option<PathBuf>) -> Self {
         RunnerExecutor {
             project,
             db,
+            logs,
             python,
         }
     }
@@ -59,7 +62,8 @@ impl RunnerExecutor {
         };
         let run = launcher::submit(&self.project, self.db.as_ref(), request).await?;
         invocation.report_run(&run.metadata.uid);
-        let handle = launcher::start(&self.project, &run, self.python.as_deref())?;
+        let log = self.logs.path(&run.metadata.uid);
+        let handle = launcher::start(&self.project, &run, self.python.as_deref(), &log)?;
         tracing::trace!(step = %step.name, uid = %run.metadata.uid, "runner started");
         let run = handle.wait(self.db.as_ref()).await?;
         tracing::trace!(step = %step.name, uid = %run.metadata.uid, state = %run.status.state, "runner ended");

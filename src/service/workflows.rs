@@ -64,6 +64,7 @@ impl Baton {
                 let executor = RunnerExecutor::new(
                     self.project.clone(),
                     self.db.clone(),
+                    self.logs.clone(),
                     step_interpreter().await,
                 );
                 EngineRegistry::new().with(Arc::new(LocalEngine::new(Arc::new(executor))))
