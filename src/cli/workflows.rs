@@ -64,6 +64,16 @@ pub struct RunArgs {
     /// Run on this machine (MLRun's local=True)
     #[arg(long)]
     local: bool,
+    /// Run even when an argument is not declared by the workflow (a warning instead of an error)
+    #[arg(long)]
+    allow_extra_args: bool,
+    #[command(flatten)]
+    follow: FollowArgs,
+}
+
+/// How a run is driven and shown, shared by `baton run` and `baton workflows retry`.
+#[derive(Debug, Args)]
+pub struct FollowArgs {
     /// Steps run at once (default: the number of CPUs)
     #[arg(long, value_name = "N")]
     parallelism: Option<NonZeroUsize>,
@@ -79,9 +89,13 @@ pub struct RunArgs {
     /// Print the final workflow run as JSON
     #[arg(long)]
     json: bool,
-    /// Run even when an argument is not declared by the workflow (a warning instead of an error)
-    #[arg(long)]
-    allow_extra_args: bool,
+}
+
+impl FollowArgs {
+    /// Whether to draw progress: unless asked not to, or printing JSON, or quiet.
+    fn watch(&self, ctx: &Context) -> bool {
+        !self.no_watch && !self.json && !ctx.printer.is_quiet()
+    }
 }
 
 /// The `workflows` command group.
@@ -116,18 +130,8 @@ pub enum WorkflowsCommand {
 pub struct RetryArgs {
     /// Workflow run id
     id: String,
-    /// Steps run at once (default: the number of CPUs)
-    #[arg(long, value_name = "N")]
-    parallelism: Option<NonZeroUsize>,
-    /// Only print the outcome
-    #[arg(long)]
-    no_watch: bool,
-    /// Terminate the run if it takes longer than this (e.g. 10m)
-    #[arg(long, value_parser = humantime::parse_duration)]
-    timeout: Option<Duration>,
-    /// Print the final workflow run as JSON
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    follow: FollowArgs,
 }
 
 /// Output formats of `baton graph`.
@@ -194,12 +198,12 @@ pub(crate) async fn run(args: RunArgs, ctx: &Context) -> Result<ExitCode> {
             .map(str::parse::<EngineKind>)
             .transpose()?,
         local: args.local,
-        parallelism: args.parallelism,
-        timeout: args.timeout,
+        parallelism: args.follow.parallelism,
+        timeout: args.follow.timeout,
         allow_extra_args: args.allow_extra_args,
     };
     let prepared = baton.prepare_workflow(&name, &options).await?;
-    let watch = !args.no_watch && !args.json && !ctx.printer.is_quiet();
+    let watch = args.follow.watch(ctx);
     ctx.printer.info(format!(
         "Running workflow `{name}` on the {} engine ({})",
         prepared.engine,
@@ -213,7 +217,7 @@ pub(crate) async fn run(args: RunArgs, ctx: &Context) -> Result<ExitCode> {
         )
     ));
     let handle = baton.start_workflow(prepared, &options).await;
-    follow_and_report(&baton, handle, watch, cancel, args.json, ctx).await
+    follow_and_report(&baton, handle, watch, cancel, args.follow.json, ctx).await
 }
 
 /// Whether progress is drawn as a live tree: on a terminal, unless `BATON_NO_PROGRESS` is set.
@@ -272,18 +276,18 @@ async fn follow_and_report(
 async fn retry(args: RetryArgs, baton: &Baton, ctx: &Context) -> Result<ExitCode> {
     let cancel = crate::launcher::shutdown_signal();
     let options = RunWorkflowOptions {
-        parallelism: args.parallelism,
-        timeout: args.timeout,
+        parallelism: args.follow.parallelism,
+        timeout: args.follow.timeout,
         ..RunWorkflowOptions::default()
     };
     let handle = baton.retry_workflow(&args.id, &options).await?;
-    let watch = !args.no_watch && !args.json && !ctx.printer.is_quiet();
+    let watch = args.follow.watch(ctx);
     ctx.printer.info(format!(
         "Retrying workflow run `{}` as `{}`",
         args.id,
         handle.id()
     ));
-    follow_and_report(baton, Ok(handle), watch, cancel, args.json, ctx).await
+    follow_and_report(baton, Ok(handle), watch, cancel, args.follow.json, ctx).await
 }
 
 pub(crate) async fn workflows(cmd: WorkflowsCommand, ctx: &Context) -> Result<ExitCode> {
