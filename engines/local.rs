@@ -66,7 +66,7 @@ use crate::engine::{
     WorkflowEventKind, WorkflowRunId, WorkflowRunRequest, WorkflowRunStatus, WorkflowState,
 };
 use crate::error::{Error, Result};
-use crate::workflow::{refs, Dag, StepAction};
+use crate::workflow::{condition, refs, Dag, StepAction};
 
 /// What the driver tells the dispatcher.
 enum Input {
@@ -242,7 +242,7 @@ impl Dispatcher {
         let step = dag.step(i);
         if self.slots[i].attempts == 0 {
             if let Some(when) = &step.when {
-                match refs::evaluate_condition(when, &self.args, &self.outputs) {
+                match condition::evaluate_condition(when, &self.args, &self.outputs) {
                     Ok(true) => {}
                     Ok(false) => {
                         self.skip(i, format!("condition `{when}` is false"));

@@ -18,6 +18,7 @@ use petgraph::graph::{DiGraph, NodeIndex};
 use petgraph::Direction;
 use serde_json::Value;
 
+use super::condition;
 use super::graph::{RetryPolicy, Step, WorkflowGraph, WorkflowParam};
 use super::refs::{self, Reference};
 use crate::error::{Error, Result};
@@ -240,7 +241,7 @@ fn step_references(step: &Step) -> Result<Vec<Reference>> {
         out.extend(refs::try_references(value).map_err(in_step)?);
     }
     if let Some(when) = &step.when {
-        refs::check_condition(when).map_err(in_step)?;
+        condition::check_condition(when).map_err(in_step)?;
         out.extend(refs::try_references(&Value::String(when.clone())).map_err(in_step)?);
     }
     Ok(out)

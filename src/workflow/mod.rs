@@ -2,6 +2,7 @@
 
 mod arg_types;
 pub mod args;
+pub mod condition;
 pub mod dag;
 pub mod graph;
 pub mod load;
