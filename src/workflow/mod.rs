@@ -11,6 +11,8 @@ pub mod refs;
 mod yaml;
 
 pub use args::{merge_args, ArgSchemaEntry};
-pub use dag::{Dag, DagCheck};
+pub use condition::Condition;
+pub use dag::{Dag, DagCheck, StepNode};
 pub use graph::{RetryPolicy, Step, StepAction, WorkflowGraph, WorkflowParam};
 pub use load::{load_workflow_file, LoadOptions, PYTHON_ENV};
+pub use refs::Template;
