@@ -66,7 +66,7 @@ use crate::engine::{
     WorkflowEventKind, WorkflowRunId, WorkflowRunRequest, WorkflowRunStatus, WorkflowState,
 };
 use crate::error::{Error, Result};
-use crate::workflow::{refs, Dag, StepAction};
+use crate::workflow::{Dag, StepAction};
 
 /// What the driver tells the dispatcher.
 enum Input {
@@ -240,9 +240,10 @@ impl Dispatcher {
     fn launch(&mut self, i: usize, out: &mut Vec<Command>) {
         let dag = Arc::clone(&self.dag);
         let step = dag.step(i);
+        let node = dag.node(i);
         if self.slots[i].attempts == 0 {
-            if let Some(when) = &step.when {
-                match refs::evaluate_condition(when, &self.args, &self.outputs) {
+            if let Some(when) = &node.when {
+                match when.evaluate(&self.args, &self.outputs) {
                     Ok(true) => {}
                     Ok(false) => {
                         self.skip(i, format!("condition `{when}` is false"));
@@ -255,14 +256,10 @@ impl Dispatcher {
                 }
             }
         }
-        let substituted =
-            substitute_map(&step.params, &self.args, &self.outputs).and_then(|params| {
-                Ok((
-                    params,
-                    substitute_map(&step.inputs, &self.args, &self.outputs)?,
-                ))
-            });
-        let (params, inputs) = match substituted {
+        let rendered = node
+            .render_params(&self.args, &self.outputs)
+            .and_then(|params| Ok((params, node.render_inputs(&self.args, &self.outputs)?)));
+        let (params, inputs) = match rendered {
             Ok(both) => both,
             Err(e) => {
                 self.fail(i, e.to_string());
@@ -501,17 +498,6 @@ impl Dispatcher {
         };
         self.emit(WorkflowEventKind::WorkflowFinished { state, error });
     }
-}
-
-fn substitute_map(
-    values: &std::collections::BTreeMap<String, Value>,
-    args: &Map<String, Value>,
-    outputs: &HashMap<String, Map<String, Value>>,
-) -> Result<std::collections::BTreeMap<String, Value>> {
-    values
-        .iter()
-        .map(|(k, v)| Ok((k.clone(), refs::substitute(v, args, outputs)?)))
-        .collect()
 }
 
 /// Runs one attempt: the executor's future, under the step's timeout, with panics caught.

@@ -10,16 +10,21 @@
 //!
 //! Node `i` of the petgraph graph is step `i` of the workflow (declaration order), so indexes are
 //! plain `usize` and cheap to keep in per-step tables.
+//!
+//! Building also parses each step's params, inputs and `when` condition once, into a [`StepNode`]
+//! ([`Dag::node`]): engines render a step's values from it for every attempt and never parse a
+//! string again, and the references checked here are exactly the ones rendered later.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeSet, BinaryHeap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
 
 use petgraph::graph::{DiGraph, NodeIndex};
 use petgraph::Direction;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
+use super::condition::Condition;
 use super::graph::{RetryPolicy, Step, WorkflowGraph, WorkflowParam};
-use super::refs::{self, Reference};
+use super::refs::{Reference, Template};
 use crate::error::{Error, Result};
 
 /// What [`Dag::build`] checks beyond the graph itself.
@@ -37,6 +42,80 @@ pub struct Dag {
     graph: DiGraph<(), ()>,
     order: Vec<usize>,
     index: HashMap<String, usize>,
+    /// Node `i` holds step `i`'s parsed values.
+    nodes: Vec<StepNode>,
+}
+
+/// A step's values, parsed once by [`Dag::build`]; every reference in them was checked there.
+#[derive(Debug, Clone)]
+pub struct StepNode {
+    /// The step's params.
+    pub params: BTreeMap<String, Template>,
+    /// The step's inputs.
+    pub inputs: BTreeMap<String, Template>,
+    /// The step's `when` condition.
+    pub when: Option<Condition>,
+}
+
+impl StepNode {
+    /// Parses a step's params, inputs and `when`; errors name the step.
+    fn parse(step: &Step) -> Result<StepNode> {
+        let in_step = |e: Error| Error::invalid(format!("step `{}`: {e}", step.name));
+        let templates = |values: &BTreeMap<String, Value>| {
+            values
+                .iter()
+                .map(|(k, v)| Ok((k.clone(), Template::parse(v).map_err(in_step)?)))
+                .collect::<Result<BTreeMap<_, _>>>()
+        };
+        Ok(StepNode {
+            params: templates(&step.params)?,
+            inputs: templates(&step.inputs)?,
+            when: step
+                .when
+                .as_deref()
+                .map(Condition::parse)
+                .transpose()
+                .map_err(in_step)?,
+        })
+    }
+
+    /// Every reference of the step (params, inputs, `when`), in that order.
+    pub fn references(&self) -> impl Iterator<Item = &Reference> {
+        self.params
+            .values()
+            .chain(self.inputs.values())
+            .flat_map(Template::references)
+            .chain(self.when.iter().flat_map(Condition::references))
+    }
+
+    /// The step's params for an attempt, rendered with [`Template::render`].
+    pub fn render_params(
+        &self,
+        args: &Map<String, Value>,
+        outputs: &HashMap<String, Map<String, Value>>,
+    ) -> Result<BTreeMap<String, Value>> {
+        render_all(&self.params, args, outputs)
+    }
+
+    /// The step's inputs for an attempt, rendered with [`Template::render`].
+    pub fn render_inputs(
+        &self,
+        args: &Map<String, Value>,
+        outputs: &HashMap<String, Map<String, Value>>,
+    ) -> Result<BTreeMap<String, Value>> {
+        render_all(&self.inputs, args, outputs)
+    }
+}
+
+fn render_all(
+    templates: &BTreeMap<String, Template>,
+    args: &Map<String, Value>,
+    outputs: &HashMap<String, Map<String, Value>>,
+) -> Result<BTreeMap<String, Value>> {
+    templates
+        .iter()
+        .map(|(k, t)| Ok((k.clone(), t.render(args, outputs)?)))
+        .collect()
 }
 
 /// A comma-separated list, or `none` when empty.
@@ -74,6 +153,7 @@ impl Dag {
         }
         let mut deps: Vec<usize> = Vec::new();
         let mut edges: Vec<(usize, usize)> = Vec::new();
+        let mut nodes: Vec<StepNode> = Vec::with_capacity(steps.len());
         for (i, step) in steps.iter().enumerate() {
             let name = &step.name;
             if let Some(policy) = step
@@ -106,8 +186,9 @@ impl Dag {
                 })?;
                 deps.push(j);
             }
-            for reference in step_references(step)? {
-                match &reference {
+            let node = StepNode::parse(step)?;
+            for reference in node.references() {
+                match reference {
                     Reference::Arg(arg) => {
                         if !params.contains(arg.as_str()) {
                             return Err(Error::invalid_with_hint(
@@ -146,6 +227,7 @@ impl Dag {
             deps.sort_unstable();
             deps.dedup();
             edges.extend(deps.iter().map(|&j| (j, i)));
+            nodes.push(node);
         }
         // petgraph walks a node's edges newest first; adding them in reverse makes
         // `predecessors` and `successors` come out in declaration order.
@@ -158,6 +240,7 @@ impl Dag {
             graph: dag,
             order,
             index,
+            nodes,
         })
     }
 
@@ -201,6 +284,11 @@ impl Dag {
         &self.workflow.steps[i]
     }
 
+    /// Step `i`'s parsed params, inputs and condition. Panics when `i >= len()`.
+    pub fn node(&self, i: usize) -> &StepNode {
+        &self.nodes[i]
+    }
+
     /// The index of the step called `name`.
     pub fn index_of(&self, name: &str) -> Option<usize> {
         self.index.get(name).copied()
@@ -230,20 +318,6 @@ impl Dag {
             .neighbors_directed(NodeIndex::new(i), Direction::Outgoing)
             .map(NodeIndex::index)
     }
-}
-
-/// Every reference of a step (params, inputs, `when`), with errors naming the step.
-fn step_references(step: &Step) -> Result<Vec<Reference>> {
-    let in_step = |e: Error| Error::invalid(format!("step `{}`: {e}", step.name));
-    let mut out = Vec::new();
-    for value in step.params.values().chain(step.inputs.values()) {
-        out.extend(refs::try_references(value).map_err(in_step)?);
-    }
-    if let Some(when) = &step.when {
-        refs::check_condition(when).map_err(in_step)?;
-        out.extend(refs::try_references(&Value::String(when.clone())).map_err(in_step)?);
-    }
-    Ok(out)
 }
 
 /// Kahn's algorithm, picking the earliest-declared ready step first; a leftover means a cycle,
@@ -497,5 +571,67 @@ steps:
         )
         .unwrap();
         assert_eq!(dag.topological_order()[19_999], 19_999);
+    }
+
+    #[test]
+    fn nodes_hold_parsed_values_and_conjunctions_add_edges() {
+        let dag = Dag::build(
+            graph(
+                r#"
+name: w
+params: [{name: p1, default: 5}]
+steps:
+  - {name: a, function: f, outputs: [n]}
+  - {name: b, function: f, outputs: [ok]}
+  - name: c
+    function: f
+    params: {x: "{{steps.a.outputs.n}}", y: "n={{args.p1}}", z: 3}
+    inputs: {t: ["{{steps.b.outputs.ok}}"]}
+    when: "{{steps.a.outputs.n}} > {{args.p1}} and {{steps.b.outputs.ok}} == true"
+"#,
+            ),
+            &DagCheck::default(),
+        )
+        .unwrap();
+        let c = dag.index_of("c").unwrap();
+        let node = dag.node(c);
+        assert!(matches!(node.params["x"], Template::Ref(_)));
+        assert!(matches!(node.params["y"], Template::Text(_)));
+        assert!(matches!(node.params["z"], Template::Literal(_)));
+        assert!(matches!(node.inputs["t"], Template::Array(_)));
+        let when = node.when.as_ref().unwrap();
+        assert_eq!(when.comparisons().len(), 2);
+        assert_eq!(node.references().count(), 6);
+        assert_eq!(dag.predecessors(c).count(), 2);
+        let args = serde_json::json!({"p1": 1}).as_object().unwrap().clone();
+        let outputs: HashMap<String, Map<String, Value>> = [
+            ("a".to_owned(), serde_json::json!({"n": 2})),
+            ("b".to_owned(), serde_json::json!({"ok": true})),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k, v.as_object().unwrap().clone()))
+        .collect();
+        assert!(when.evaluate(&args, &outputs).unwrap());
+        assert_eq!(
+            Value::Object(
+                node.render_params(&args, &outputs)
+                    .unwrap()
+                    .into_iter()
+                    .collect()
+            ),
+            serde_json::json!({"x": 2, "y": "n=1", "z": 3})
+        );
+        assert_eq!(
+            node.render_inputs(&args, &outputs).unwrap()["t"],
+            serde_json::json!([true])
+        );
+        // The second comparison's reference is checked too.
+        assert_eq!(
+            err(
+                r#"{name: w, steps: [{name: a, function: f, outputs: [n]}, {name: b, function: f, when: "{{steps.a.outputs.n}} > 1 and {{steps.a.outputs.k}} == 2"}]}"#
+            ),
+            "step `b` references output `k` of step `a`, which does not declare it; `a` declares \
+             outputs: n"
+        );
     }
 }

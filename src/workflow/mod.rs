@@ -2,6 +2,7 @@
 
 mod arg_types;
 pub mod args;
+pub mod condition;
 pub mod dag;
 pub mod graph;
 pub mod load;
@@ -11,7 +12,9 @@ mod render;
 mod yaml;
 
 pub use args::{merge_args, ArgSchemaEntry};
-pub use dag::{Dag, DagCheck};
+pub use condition::Condition;
+pub use dag::{Dag, DagCheck, StepNode};
 pub use graph::{RetryPolicy, Step, StepAction, WorkflowGraph, WorkflowParam};
 pub use load::{load_workflow_file, LoadOptions, PYTHON_ENV};
+pub use refs::Template;
 pub use render::{render_graph, GraphFormat};

@@ -1,15 +1,15 @@
 //! References inside step values: `{{args.NAME}}` and `{{steps.STEP.outputs.KEY}}`.
 //!
-//! Three jobs, one grammar: finding the references a value holds (the DAG turns them into edges
-//! and checks them), substituting them right before a step starts, and evaluating a step's `when`
-//! condition (`LHS OP RHS`).
+//! Two jobs, one grammar: finding the references a value holds (the DAG turns them into edges
+//! and checks them), and substituting them right before a step starts. A step's `when` condition
+//! uses the same references (see [`super::condition`]).
 //!
 //! A string that is exactly one reference takes the referenced value's JSON type, so
 //! `"{{steps.a.outputs.rows}}"` becomes the number `42`, not the text `"42"`. References inside a
 //! longer string are substituted as text: strings unquoted, anything else as JSON. Other `{{...}}`
 //! placeholders (MLRun's `{{workflow.uid}}`, for one) are not references and are left untouched.
 
-use std::cmp::Ordering;
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
 
@@ -100,49 +100,189 @@ fn parse_inner(inner: &str) -> Result<Option<Reference>> {
     Ok(None)
 }
 
-fn collect(value: &Value, strict: bool, out: &mut Vec<Reference>) -> Result<()> {
-    match value {
-        Value::String(s) => match parse_str(s) {
-            Ok(pieces) => out.extend(pieces.into_iter().filter_map(|p| match p {
-                Piece::Ref(r) => Some(r),
-                Piece::Text(_) => None,
-            })),
-            Err(e) if strict => return Err(e),
-            Err(_) => {}
-        },
-        Value::Array(items) => {
-            for item in items {
-                collect(item, strict, out)?;
-            }
-        }
-        Value::Object(map) => {
-            for item in map.values() {
-                collect(item, strict, out)?;
-            }
-        }
-        _ => {}
+/// A step value parsed once: its references found and checked, ready to render for each attempt.
+///
+/// Parsing never looks values up; [`Template::render`] does, against the run's arguments and the
+/// outputs produced so far. Values without references stay [`Template::Literal`] whole, so
+/// rendering them is one clone.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Template {
+    /// A value holding no references, used as is.
+    Literal(Value),
+    /// A string that is exactly one reference: the referenced value, with its JSON type.
+    Ref(Reference),
+    /// A string holding references among text: each reference substituted as text.
+    Text(Vec<Segment>),
+    /// An array holding references somewhere inside.
+    Array(Vec<Template>),
+    /// An object holding references somewhere inside, keys in their original order.
+    Object(Vec<(String, Template)>),
+}
+
+/// A piece of a [`Template::Text`] or of a condition operand.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Segment {
+    /// Literal text (including placeholders that are not references, such as `{{workflow.uid}}`).
+    Text(String),
+    /// A reference, rendered as text: strings unquoted, anything else as JSON.
+    Ref(Reference),
+}
+
+/// A string parsed into segments: exactly one reference, text with references, or plain text.
+pub(super) enum ParsedStr {
+    /// Exactly one reference, nothing around it.
+    Ref(Reference),
+    /// Text with at least one reference; adjacent text is merged.
+    Text(Vec<Segment>),
+    /// No references at all.
+    Plain,
+}
+
+/// Parses one string; a malformed `{{args...}}` / `{{steps...}}` is an error naming it.
+pub(super) fn parse_segments(s: &str) -> Result<ParsedStr> {
+    let pieces = parse_str(s)?;
+    if !pieces.iter().any(|p| matches!(p, Piece::Ref(_))) {
+        return Ok(ParsedStr::Plain);
     }
-    Ok(())
+    let mut segments: Vec<Segment> = Vec::with_capacity(pieces.len());
+    for piece in pieces {
+        match (piece, segments.last_mut()) {
+            (Piece::Text(t), Some(Segment::Text(last))) => last.push_str(t),
+            (Piece::Text(t), _) => segments.push(Segment::Text(t.to_owned())),
+            (Piece::Ref(r), _) => segments.push(Segment::Ref(r)),
+        }
+    }
+    if let [Segment::Ref(_)] = segments.as_slice() {
+        let Some(Segment::Ref(reference)) = segments.pop() else {
+            unreachable!("checked above")
+        };
+        return Ok(ParsedStr::Ref(reference));
+    }
+    Ok(ParsedStr::Text(segments))
 }
 
-/// Every well-formed reference in `value`, walking strings inside objects and arrays, in order.
-/// Malformed references are ignored here; [`try_references`] reports them.
-pub fn references(value: &Value) -> Vec<Reference> {
-    let mut out = Vec::new();
-    // Cannot fail when not strict.
-    let _ = collect(value, false, &mut out);
-    out
+/// Renders text segments: references as text (strings unquoted, anything else as JSON).
+pub(super) fn render_text(
+    segments: &[Segment],
+    args: &Map<String, Value>,
+    outputs: &HashMap<String, Map<String, Value>>,
+) -> Result<String> {
+    let mut text = String::new();
+    for segment in segments {
+        match segment {
+            Segment::Text(t) => text.push_str(t),
+            Segment::Ref(r) => text.push_str(&text_of(lookup(r, args, outputs)?)),
+        }
+    }
+    Ok(text)
 }
 
-/// Like [`references`], but a malformed `{{args...}}` or `{{steps...}}` is an error naming it.
-pub fn try_references(value: &Value) -> Result<Vec<Reference>> {
-    let mut out = Vec::new();
-    collect(value, true, &mut out)?;
-    Ok(out)
+impl Template {
+    /// Parses `value`, walking strings inside arrays and objects. A malformed `{{args...}}` or
+    /// `{{steps...}}` is an error naming it; other `{{...}}` placeholders are plain text.
+    pub fn parse(value: &Value) -> Result<Template> {
+        Ok(match value {
+            Value::String(s) => match parse_segments(s)? {
+                ParsedStr::Ref(reference) => Template::Ref(reference),
+                ParsedStr::Text(segments) => Template::Text(segments),
+                ParsedStr::Plain => Template::Literal(value.clone()),
+            },
+            Value::Array(items) => {
+                let items: Vec<Template> =
+                    items.iter().map(Template::parse).collect::<Result<_>>()?;
+                if items.iter().all(Template::is_literal) {
+                    Template::Literal(value.clone())
+                } else {
+                    Template::Array(items)
+                }
+            }
+            Value::Object(map) => {
+                let entries: Vec<(String, Template)> = map
+                    .iter()
+                    .map(|(k, v)| Ok((k.clone(), Template::parse(v)?)))
+                    .collect::<Result<_>>()?;
+                if entries.iter().all(|(_, t)| t.is_literal()) {
+                    Template::Literal(value.clone())
+                } else {
+                    Template::Object(entries)
+                }
+            }
+            other => Template::Literal(other.clone()),
+        })
+    }
+
+    fn is_literal(&self) -> bool {
+        matches!(self, Template::Literal(_))
+    }
+
+    /// Every reference this template holds, in order (a reference used twice comes twice).
+    pub fn references(&self) -> Vec<&Reference> {
+        let mut out = Vec::new();
+        self.collect_references(&mut out);
+        out
+    }
+
+    fn collect_references<'a>(&'a self, out: &mut Vec<&'a Reference>) {
+        match self {
+            Template::Literal(_) => {}
+            Template::Ref(reference) => out.push(reference),
+            Template::Text(segments) => out.extend(segments.iter().filter_map(|s| match s {
+                Segment::Ref(r) => Some(r),
+                Segment::Text(_) => None,
+            })),
+            Template::Array(items) => {
+                for item in items {
+                    item.collect_references(out);
+                }
+            }
+            Template::Object(entries) => {
+                for (_, item) in entries {
+                    item.collect_references(out);
+                }
+            }
+        }
+    }
+
+    /// Substitutes every reference.
+    ///
+    /// A string that is exactly one reference becomes the referenced value with its JSON type;
+    /// references inside longer strings become text. `outputs` maps step names to the outputs
+    /// they produced. An unknown argument, step or output key is an error naming the reference.
+    pub fn render(
+        &self,
+        args: &Map<String, Value>,
+        outputs: &HashMap<String, Map<String, Value>>,
+    ) -> Result<Value> {
+        Ok(match self {
+            Template::Literal(value) => value.clone(),
+            Template::Ref(reference) => lookup(reference, args, outputs)?.clone(),
+            Template::Text(segments) => Value::String(render_text(segments, args, outputs)?),
+            Template::Array(items) => Value::Array(
+                items
+                    .iter()
+                    .map(|t| t.render(args, outputs))
+                    .collect::<Result<_>>()?,
+            ),
+            Template::Object(entries) => Value::Object(
+                entries
+                    .iter()
+                    .map(|(k, t)| Ok((k.clone(), t.render(args, outputs)?)))
+                    .collect::<Result<_>>()?,
+            ),
+        })
+    }
+}
+
+/// A value as text: strings unquoted, anything else as JSON.
+pub(super) fn text_of(value: &Value) -> Cow<'_, str> {
+    match value {
+        Value::String(s) => Cow::Borrowed(s),
+        other => Cow::Owned(other.to_string()),
+    }
 }
 
 /// The value a reference points at, or an error naming the reference.
-fn lookup<'a>(
+pub(super) fn lookup<'a>(
     reference: &Reference,
     args: &'a Map<String, Value>,
     outputs: &'a HashMap<String, Map<String, Value>>,
@@ -175,213 +315,32 @@ fn lookup<'a>(
     }
 }
 
-/// A value as text: strings unquoted, anything else as JSON.
-fn text_of(value: &Value) -> String {
-    match value {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
-}
-
-/// Replaces the references of one string; `None` when it holds none (the caller keeps it).
-fn substitute_str(
-    s: &str,
-    args: &Map<String, Value>,
-    outputs: &HashMap<String, Map<String, Value>>,
-) -> Result<Option<Value>> {
-    let pieces = parse_str(s)?;
-    if let [Piece::Ref(reference)] = pieces.as_slice() {
-        return lookup(reference, args, outputs).map(|v| Some(v.clone()));
-    }
-    if !pieces.iter().any(|p| matches!(p, Piece::Ref(_))) {
-        return Ok(None);
-    }
-    let mut text = String::with_capacity(s.len());
-    for piece in &pieces {
-        match piece {
-            Piece::Text(t) => text.push_str(t),
-            Piece::Ref(r) => text.push_str(&text_of(lookup(r, args, outputs)?)),
-        }
-    }
-    Ok(Some(Value::String(text)))
-}
-
-/// Substitutes every reference in `value` (recursively through objects and arrays).
-///
-/// A string that is exactly one reference becomes the referenced value with its JSON type;
-/// references inside longer strings become text. `outputs` maps step names to the outputs they
-/// produced. An unknown argument, step or output key is an error naming the reference.
-pub fn substitute(
-    value: &Value,
-    args: &Map<String, Value>,
-    outputs: &HashMap<String, Map<String, Value>>,
-) -> Result<Value> {
-    Ok(match value {
-        Value::String(s) => substitute_str(s, args, outputs)?.unwrap_or_else(|| value.clone()),
-        Value::Array(items) => Value::Array(
-            items
-                .iter()
-                .map(|v| substitute(v, args, outputs))
-                .collect::<Result<_>>()?,
-        ),
-        Value::Object(map) => Value::Object(
-            map.iter()
-                .map(|(k, v)| Ok((k.clone(), substitute(v, args, outputs)?)))
-                .collect::<Result<_>>()?,
-        ),
-        other => other.clone(),
-    })
-}
-
-/// A comparison operator of a `when` condition.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Op {
-    Eq,
-    Ne,
-    Lt,
-    Le,
-    Gt,
-    Ge,
-}
-
-impl Op {
-    fn holds(self, ordering: Ordering) -> bool {
-        match self {
-            Op::Eq => ordering == Ordering::Equal,
-            Op::Ne => ordering != Ordering::Equal,
-            Op::Lt => ordering == Ordering::Less,
-            Op::Le => ordering != Ordering::Greater,
-            Op::Gt => ordering == Ordering::Greater,
-            Op::Ge => ordering != Ordering::Less,
-        }
-    }
-}
-
-/// Splits `expr` into `(lhs, op, rhs)`; operators inside `{{...}}` or quotes do not count.
-fn split_condition(expr: &str) -> Result<(&str, Op, &str)> {
-    let invalid = |why: &str| {
-        Error::invalid(format!(
-            "invalid condition `{expr}`: {why}; expected `LHS OP RHS` with OP one of \
-             == != < <= > >="
-        ))
-    };
-    let bytes = expr.as_bytes();
-    let mut found: Vec<(usize, usize, Op)> = Vec::new();
-    let mut quote: Option<u8> = None;
-    let mut i = 0;
-    while i < bytes.len() {
-        let c = bytes[i];
-        let next = bytes.get(i + 1).copied();
-        if let Some(q) = quote {
-            if c == q {
-                quote = None;
-            }
-            i += 1;
-            continue;
-        }
-        let op = match (c, next) {
-            (b'{', Some(b'{')) => {
-                i = expr[i..].find("}}").map_or(bytes.len(), |end| i + end + 2);
-                continue;
-            }
-            (b'\'' | b'"', _) => {
-                quote = Some(c);
-                None
-            }
-            (b'=', Some(b'=')) => Some((2, Op::Eq)),
-            (b'!', Some(b'=')) => Some((2, Op::Ne)),
-            (b'<', Some(b'=')) => Some((2, Op::Le)),
-            (b'>', Some(b'=')) => Some((2, Op::Ge)),
-            (b'<', _) => Some((1, Op::Lt)),
-            (b'>', _) => Some((1, Op::Gt)),
-            _ => None,
-        };
-        match op {
-            Some((len, op)) => {
-                found.push((i, len, op));
-                i += len;
-            }
-            None => i += 1,
-        }
-    }
-    match found.as_slice() {
-        [] => Err(invalid("no comparison operator")),
-        [(at, len, op)] => {
-            let (lhs, rhs) = (expr[..*at].trim(), expr[at + len..].trim());
-            if lhs.is_empty() || rhs.is_empty() {
-                return Err(invalid("an operand is missing"));
-            }
-            Ok((lhs, *op, rhs))
-        }
-        _ => Err(invalid("more than one comparison operator")),
-    }
-}
-
-/// Checks the shape of a condition (one operator, two operands, well-formed references) without
-/// evaluating it.
-pub fn check_condition(expr: &str) -> Result<()> {
-    let (lhs, _, rhs) = split_condition(expr)?;
-    for side in [lhs, rhs] {
-        parse_str(unquote(side))
-            .map_err(|e| Error::invalid(format!("invalid condition `{expr}`: {e}")))?;
-    }
-    Ok(())
-}
-
-/// Strips one pair of matching quotes around a literal.
-fn unquote(side: &str) -> &str {
-    let b = side.as_bytes();
-    if b.len() >= 2 && (b[0] == b'\'' || b[0] == b'"') && b[b.len() - 1] == b[0] {
-        &side[1..side.len() - 1]
-    } else {
-        side
-    }
-}
-
-/// One side of a condition, substituted and unquoted, as text.
-fn operand(
-    side: &str,
-    args: &Map<String, Value>,
-    outputs: &HashMap<String, Map<String, Value>>,
-) -> Result<String> {
-    let inner = unquote(side);
-    Ok(match substitute_str(inner, args, outputs)? {
-        Some(value) => text_of(&value),
-        None => inner.to_owned(),
-    })
-}
-
-/// Evaluates a `when` condition: `LHS OP RHS` with OP one of `== != < <= > >=`.
-///
-/// Both sides are substituted first. They compare as numbers when both parse as numbers, else as
-/// strings (one pair of matching quotes around a literal is stripped). Anything else (no
-/// operator, two operators, a missing operand, an unknown reference) is an error naming the
-/// expression.
-pub fn evaluate_condition(
-    expr: &str,
-    args: &Map<String, Value>,
-    outputs: &HashMap<String, Map<String, Value>>,
-) -> Result<bool> {
-    let (lhs, op, rhs) = split_condition(expr)?;
-    let wrap = |e: Error| Error::invalid(format!("cannot evaluate condition `{expr}`: {e}"));
-    let lhs = operand(lhs, args, outputs).map_err(wrap)?;
-    let rhs = operand(rhs, args, outputs).map_err(wrap)?;
-    let ordering = match (lhs.trim().parse::<f64>(), rhs.trim().parse::<f64>()) {
-        (Ok(a), Ok(b)) => match a.partial_cmp(&b) {
-            Some(ordering) => ordering,
-            // NaN compares unequal to everything.
-            None => return Ok(op == Op::Ne),
-        },
-        _ => lhs.cmp(&rhs),
-    };
-    Ok(op.holds(ordering))
-}
-
 #[cfg(test)]
 mod tests {
     use serde_json::json;
 
     use super::*;
+
+    /// Every reference of `value`; empty when it holds a malformed one.
+    fn references(value: &Value) -> Vec<Reference> {
+        try_references(value).unwrap_or_default()
+    }
+
+    fn try_references(value: &Value) -> Result<Vec<Reference>> {
+        Ok(Template::parse(value)?
+            .references()
+            .into_iter()
+            .cloned()
+            .collect())
+    }
+
+    fn substitute(
+        value: &Value,
+        args: &Map<String, Value>,
+        outputs: &HashMap<String, Map<String, Value>>,
+    ) -> Result<Value> {
+        Template::parse(value)?.render(args, outputs)
+    }
 
     fn ctx() -> (Map<String, Value>, HashMap<String, Map<String, Value>>) {
         let args = json!({"p1": 5, "name": "bob", "flag": true})
@@ -486,56 +445,147 @@ mod tests {
         assert!(err.starts_with("unknown reference `{{steps.a.outputs.k}}`: step `a` did not produce output `k`; it produced: "), "{err}");
     }
 
-    #[test]
-    fn conditions_compare_numbers_and_strings() {
-        let (args, outputs) = ctx();
-        let eval = |e: &str| evaluate_condition(e, &args, &outputs).unwrap();
-        assert!(eval("{{steps.a.outputs.rows}} > 0"));
-        assert!(eval("{{steps.a.outputs.rows}} >= 42"));
-        assert!(!eval("{{steps.a.outputs.rows}} < 42"));
-        assert!(eval("{{steps.a.outputs.rows}} <= 42.0"));
-        // Numeric, not textual: "9" > "10" as text, 9 < 10 as numbers.
-        assert!(eval("9 < 10"));
-        assert!(eval("{{steps.a.outputs.rows}} == 42.0"));
-        assert!(eval("{{steps.a.outputs.ratio}} != 1"));
-        assert!(eval("{{args.name}} == 'bob'"));
-        assert!(eval("\"{{args.name}}\" == bob"));
-        assert!(!eval("{{args.name}} != \"bob\""));
-        assert!(eval("{{args.flag}} == true"));
-        assert!(eval("'a<b' < 'b'"));
-        assert!(eval("{{steps.a.outputs.table}} == s3://x/t.csv"));
+    fn arg(name: &str) -> Reference {
+        Reference::Arg(name.into())
+    }
+
+    fn output(step: &str, key: &str) -> Reference {
+        Reference::StepOutput {
+            step: step.into(),
+            key: key.into(),
+        }
     }
 
     #[test]
-    fn malformed_conditions_are_errors_naming_the_expression() {
-        let (args, outputs) = ctx();
-        for (expr, why) in [
-            ("{{args.p1}}", "no comparison operator"),
-            ("{{args.p1}} = 5", "no comparison operator"),
-            ("1 < 2 < 3", "more than one comparison operator"),
-            ("== 5", "an operand is missing"),
+    fn parses_exact_references_text_and_literals() {
+        let parse = |v: Value| Template::parse(&v).unwrap();
+        assert_eq!(parse(json!("{{ args.p1 }}")), Template::Ref(arg("p1")));
+        assert_eq!(
+            parse(json!("{{steps.a.outputs.rows}}")),
+            Template::Ref(output("a", "rows"))
+        );
+        // Text around a reference, and placeholders that are not references, merge into text.
+        assert_eq!(
+            parse(json!(
+                "{{workflow.uid}}/{{args.name}}-{{steps.a.outputs.rows}}.csv"
+            )),
+            Template::Text(vec![
+                Segment::Text("{{workflow.uid}}/".into()),
+                Segment::Ref(arg("name")),
+                Segment::Text("-".into()),
+                Segment::Ref(output("a", "rows")),
+                Segment::Text(".csv".into()),
+            ])
+        );
+        for literal in [
+            json!("plain"),
+            json!("{{workflow.uid}}"),
+            json!(3),
+            json!(null),
+            json!(true),
+            json!({"a": [1, "x", {"b": "{{run.uid}}"}]}),
         ] {
-            let err = evaluate_condition(expr, &args, &outputs)
-                .unwrap_err()
-                .to_string();
+            assert_eq!(parse(literal.clone()), Template::Literal(literal));
+        }
+    }
+
+    #[test]
+    fn nested_values_keep_literals_whole_and_templates_where_references_are() {
+        let template = Template::parse(&json!({
+            "lit": {"k": [1, 2]},
+            "list": [7, "{{args.p1}}", ["x", "n={{args.p1}}"]],
+            "obj": {"s": "{{args.name}}", "keep": "v"}
+        }))
+        .unwrap();
+        assert_eq!(
+            template,
+            Template::Object(vec![
+                ("lit".into(), Template::Literal(json!({"k": [1, 2]}))),
+                (
+                    "list".into(),
+                    Template::Array(vec![
+                        Template::Literal(json!(7)),
+                        Template::Ref(arg("p1")),
+                        Template::Array(vec![
+                            Template::Literal(json!("x")),
+                            Template::Text(vec![
+                                Segment::Text("n=".into()),
+                                Segment::Ref(arg("p1"))
+                            ]),
+                        ]),
+                    ])
+                ),
+                (
+                    "obj".into(),
+                    Template::Object(vec![
+                        ("s".into(), Template::Ref(arg("name"))),
+                        ("keep".into(), Template::Literal(json!("v"))),
+                    ])
+                ),
+            ])
+        );
+        assert_eq!(
+            template.references(),
+            [&arg("p1"), &arg("p1"), &arg("name")]
+        );
+        let (args, outputs) = ctx();
+        let rendered = template.render(&args, &outputs).unwrap();
+        assert_eq!(
+            rendered,
+            json!({
+                "lit": {"k": [1, 2]},
+                "list": [7, 5, ["x", "n=5"]],
+                "obj": {"s": "bob", "keep": "v"}
+            })
+        );
+        // Key order is the template's, not sorted.
+        let keys: Vec<&String> = rendered["obj"].as_object().unwrap().keys().collect();
+        assert_eq!(keys, ["s", "keep"]);
+    }
+
+    #[test]
+    fn exact_references_take_every_json_type() {
+        let (mut args, outputs) = ctx();
+        args.insert("none".into(), Value::Null);
+        args.insert("big".into(), json!(u64::MAX));
+        for (name, want) in [
+            ("p1", json!(5)),
+            ("name", json!("bob")),
+            ("flag", json!(true)),
+            ("none", Value::Null),
+            ("big", json!(u64::MAX)),
+        ] {
+            let template = Template::parse(&json!(format!("{{{{args.{name}}}}}"))).unwrap();
+            assert_eq!(template.render(&args, &outputs).unwrap(), want, "{name}");
+        }
+        let text = Template::parse(&json!("{{args.none}}/{{args.flag}}/{{args.big}}")).unwrap();
+        assert_eq!(
+            text.render(&args, &outputs).unwrap(),
+            json!(format!("null/true/{}", u64::MAX))
+        );
+    }
+
+    #[test]
+    fn malformed_references_are_parse_errors_naming_them() {
+        for (value, bad) in [
+            (json!("x {{args.a b}}"), "{{args.a b}}"),
+            (
+                json!({"k": ["{{steps.a.outputs.}}"]}),
+                "{{steps.a.outputs.}}",
+            ),
+            (
+                json!({"k": {"j": "{{ steps..outputs.k }}"}}),
+                "{{steps..outputs.k}}",
+            ),
+        ] {
+            let err = Template::parse(&value).unwrap_err().to_string();
             assert_eq!(
                 err,
                 format!(
-                    "invalid condition `{expr}`: {why}; expected `LHS OP RHS` with OP one of \
-                     == != < <= > >="
+                    "malformed reference `{bad}`; expected `{{{{args.NAME}}}}` or \
+                     `{{{{steps.STEP.outputs.KEY}}}}`"
                 )
             );
-            assert!(check_condition(expr).is_err());
         }
-        let err = evaluate_condition("{{args.zz}} > 1", &args, &outputs)
-            .unwrap_err()
-            .to_string();
-        assert_eq!(
-            err,
-            "cannot evaluate condition `{{args.zz}} > 1`: unknown reference `{{args.zz}}`: there \
-             is no workflow argument `zz`"
-        );
-        assert!(check_condition("{{steps.a.outputs.rows}} > 0").is_ok());
-        assert!(check_condition("{{steps.a}} > 0").is_err());
     }
 }
