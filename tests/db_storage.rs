@@ -381,3 +381,20 @@ async fn a_workflow_run_is_settled_when_its_drivers_lease_ends_not_when_its_pid_
         WorkflowState::Failed
     );
 }
+
+/// After the last `baton` process closes the database, its WAL has been checkpointed away:
+/// the next process opens the database without replaying a log that grows with every run.
+#[test]
+fn no_write_ahead_log_is_left_behind_when_the_last_process_exits() {
+    let p = common::TestProject::new();
+    p.write("f.py", "def main():\n    return 1\n");
+    p.log_code("f_code", "f.py", &[]);
+    p.set_store_function("f", "f_code", "f:main");
+    for _ in 0..3 {
+        p.baton(&["run-function", "f", "--json"]).ok();
+        p.baton(&["runs", "list", "--json"]).ok();
+    }
+    let wal = p.path().join(".baton/baton.db-wal");
+    let left = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
+    assert_eq!(left, 0, "`{}` holds {left} bytes", wal.display());
+}

@@ -102,8 +102,12 @@ pub const IDLE_READERS: usize = 4;
 /// The SQLite implementation of [`Db`].
 #[derive(Clone)]
 pub struct SqliteDb {
-    writer: Arc<Mutex<Connection>>,
+    // Declared (so dropped) before the writer: the last connection to close checkpoints the
+    // WAL into the database and deletes it, and only the writer can. Were a read-only
+    // connection last, the WAL would stay behind, and every process opening the database would
+    // first replay it (megabytes of it once it has grown).
     readers: Arc<Mutex<Vec<Connection>>>,
+    writer: Arc<Mutex<Connection>>,
     path: PathBuf,
 }
 
