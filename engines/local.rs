@@ -250,7 +250,7 @@ impl Dispatcher {
                         return;
                     }
                     Err(e) => {
-                        self.fail(i, e.to_string());
+                        self.fail(i, e.chain().to_string());
                         return;
                     }
                 }
@@ -262,7 +262,7 @@ impl Dispatcher {
         let (params, inputs) = match rendered {
             Ok(both) => both,
             Err(e) => {
-                self.fail(i, e.to_string());
+                self.fail(i, e.chain().to_string());
                 return;
             }
         };

@@ -92,7 +92,7 @@ async fn drive(
         Some(Err(err)) => {
             tracing::error!("{err}");
             run.status.state = RunState::Error;
-            run.status.error = Some(error_chain(&err));
+            run.status.error = Some(err.chain().to_string());
             run.status.failure_kind = super::failure_kind_of(&err);
         }
         None => {
@@ -115,17 +115,6 @@ fn already_ended(run: &RunObject) -> Error {
         "Run `{}` already ended in state `{}`",
         run.metadata.uid, run.status.state
     ))
-}
-
-/// An error with its causes, on one line, for the run record.
-fn error_chain(err: &Error) -> String {
-    let mut text = err.to_string();
-    let mut source = std::error::Error::source(err);
-    while let Some(cause) = source {
-        text.push_str(&format!(": {cause}"));
-        source = cause.source();
-    }
-    text
 }
 
 async fn execute(db: &dyn Db, env: &StepEnv, run: &mut RunObject) -> Result<super::HandlerOutcome> {

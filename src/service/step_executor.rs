@@ -116,7 +116,7 @@ impl StepExecutor for RunnerExecutor {
             .not_retryable()),
         };
         result.unwrap_or_else(|err| {
-            let outcome = StepOutcome::failed(err.to_string());
+            let outcome = StepOutcome::failed(err.chain().to_string());
             match crate::runner::failure_kind_of(&err) {
                 Some(kind) if !kind.is_retryable() => outcome.not_retryable(),
                 _ => outcome,
