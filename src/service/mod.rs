@@ -69,11 +69,6 @@ impl Baton {
         self.db.clone()
     }
 
-    /// Where code is fetched from and cached.
-    pub fn code(&self) -> &CodeSources {
-        &self.code
-    }
-
     /// Where run logs are kept.
     pub fn logs(&self) -> &LogStore {
         &self.logs
