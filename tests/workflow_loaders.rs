@@ -695,3 +695,123 @@ fn an_empty_step_name_is_refused_naming_the_file() {
         "step name ' ' is blank",
     );
 }
+
+#[test]
+fn steps_run_after_condition_groups_and_their_inner_groups() {
+    let when_enough = "{{steps.ingest.outputs.rows}} > {{args.min_rows}}";
+    let when_deploying =
+        "{{steps.ingest.outputs.rows}} > {{args.min_rows}} and {{args.deploy}} == \"yes\"";
+    assert_eq!(
+        load(&fixture("after_condition_group.py")),
+        graph(json!({
+            "name": "main",
+            "params": [
+                {"name": "min_rows", "default": 10, "type": "int"},
+                {"name": "deploy", "default": "yes"},
+            ],
+            "steps": [
+                {"name": "ingest", "function": "ingest", "outputs": ["rows"]},
+                {"name": "train", "function": "train",
+                 "params": {"rows": "{{steps.ingest.outputs.rows}}"}, "outputs": ["model"],
+                 "when": when_enough},
+                {"name": "deploy-serving", "function": "serving", "action": "deploy",
+                 "when": when_deploying},
+                {"name": "test", "function": "tester",
+                 "params": {"model": "{{steps.train.outputs.model}}"}, "when": when_deploying},
+                // After the outer group: its own step and those of its inner group.
+                {"name": "report", "function": "report",
+                 "after": ["train", "deploy-serving", "test"]},
+                // After the inner group only, then a plain step.
+                {"name": "notify", "function": "notify",
+                 "after": ["deploy-serving", "test", "ingest"]},
+            ],
+        }))
+    );
+}
+
+#[test]
+fn after_a_condition_group_with_the_decorator_forms_and_imports_kfp_offers() {
+    // `import kfp.dsl`, `from kfp.dsl import ...`, decorators with and without arguments, and
+    // an unannotated `bool` default compared in a group that a later step runs after.
+    let (_dir, path) = write_workflow(
+        "wf.py",
+        r#"
+import kfp.dsl
+from kfp.dsl import Condition, If
+from kfp import dsl
+import mlrun
+
+@kfp.dsl.pipeline(name="x", description="y")
+def other():
+    pass
+
+@dsl.pipeline
+def kfpipeline(flag=True):
+    first = mlrun.run_function("first")
+    with Condition(flag == True) as group:
+        mlrun.run_function("guarded")
+    with If(first.outputs["n"] != 0) as empty:
+        pass
+    mlrun.run_function("last").after(group, first, empty)
+"#,
+    );
+    assert_eq!(
+        load(&path),
+        graph(json!({
+            "name": "main",
+            "params": [{"name": "flag", "default": true}],
+            "steps": [
+                {"name": "first", "function": "first"},
+                {"name": "guarded", "function": "guarded", "when": "{{args.flag}} == true"},
+                {"name": "last", "function": "last", "after": ["guarded", "first"]},
+            ],
+        }))
+    );
+}
+
+#[test]
+fn after_a_condition_group_that_is_still_open_is_refused_with_its_line() {
+    assert_python_error(
+        "from kfp import dsl\nimport mlrun\ndef pipeline(x=1):\n    with dsl.Condition(x > 1) as c:\n        mlrun.run_function('a').after(c)\n",
+        5,
+        "`.after()` on step `a` with the `dsl.Condition` group it is inside is not supported \
+         in a baton workflow",
+    );
+    assert_python_error(
+        "from kfp import dsl\nimport mlrun\ndef pipeline(x=1):\n    c = dsl.If(x > 1)\n    mlrun.run_function('a').after(c)\n",
+        5,
+        "`.after()` on step `a` with a `dsl.If` that was never entered is not supported in a \
+         baton workflow",
+    );
+    let (message, _, hint) =
+        python_error("import mlrun\ndef pipeline():\n    mlrun.run_function('a').after('b')\n");
+    assert!(
+        message.ends_with("line 3: `.after('b')` on step `a` is not supported in a baton workflow"),
+        "{message}"
+    );
+    assert!(hint.unwrap().contains("dsl.Condition(...) as group"));
+}
+
+#[test]
+fn placeholders_steps_and_outputs_render_readably_at_trace_time() {
+    assert_eq!(
+        load(&fixture("trace_time_python.py")),
+        graph(json!({
+            "name": "main",
+            "params": [
+                {"name": "model_name", "default": "iris"},
+                {"name": "epochs", "default": 5},
+            ],
+            "steps": [
+                {"name": "train", "function": "train", "params": {"epochs": "{{args.epochs}}"},
+                 "outputs": ["model", "accuracy"]},
+                {"name": "serve", "function": "serve", "params": {
+                    "model": "{{steps.train.outputs.model}}",
+                    "tag": "{{args.model_name}}-v{{args.epochs}}",
+                    "note": "<step train> gives {'model': '{{steps.train.outputs.model}}', \
+                             'accuracy': '{{steps.train.outputs.accuracy}}'}",
+                }},
+            ],
+        }))
+    );
+}

@@ -1308,3 +1308,42 @@ fn a_failed_workflow_run_is_retried_by_a_new_process_reusing_what_succeeded() {
     let refused = p.baton(&["workflows", "retry", second_id]).fails(2);
     assert!(refused.contains("nothing to retry"), "{refused}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Ordering after a condition group
+// ---------------------------------------------------------------------------------------------
+
+const AFTER_GROUP_PY: &str = include_str!("fixtures/cli_workflows/after_group.py");
+
+#[test]
+fn a_step_after_a_condition_group_starts_once_every_step_in_it_and_its_inner_group_ended() {
+    let p = project();
+    set_workflow(&p, "after-group", "after_group.py", AFTER_GROUP_PY, &[]);
+    let record = run_ok(&p, &["after-group"]);
+    for name in ["produce", "slow", "inner", "report"] {
+        assert_eq!(step(&record, name)["state"], "Succeeded", "{record:#}");
+    }
+    assert_eq!(step(&record, "report")["outputs"]["value"], "done");
+    // The step runs' own times: `report` started once both guarded steps (the outer group's
+    // and the inner group's) had ended. Nothing else orders it: it has no data edge.
+    let runs = step_runs(&p, record["id"].as_str().unwrap());
+    let span = |name: &str| {
+        let run = runs
+            .iter()
+            .find(|r| r["metadata"]["labels"]["workflow-step"] == name)
+            .unwrap_or_else(|| panic!("no run of step `{name}`: {runs:#?}"));
+        (
+            time(&run["status"]["start_time"]),
+            time(&run["status"]["end_time"]),
+        )
+    };
+    let report = span("report");
+    for before in ["slow", "inner"] {
+        assert!(
+            report.0 >= span(before).1,
+            "`report` started before `{before}` ended: {runs:#?}"
+        );
+    }
+    // The group's steps ran after their condition's producer.
+    assert!(span("slow").0 >= span("produce").1, "{runs:#?}");
+}

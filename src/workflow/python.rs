@@ -15,6 +15,11 @@
 //! - `when` is `<operand> <op> <operand>`, with `op` one of `== != < <= > >=` and each operand a
 //!   reference or a JSON literal (`"prod"`, `0`, `true`, `null`); nested `dsl.Condition` /
 //!   `dsl.If` blocks join their conditions with ` and `.
+//! - `step.after(group)` with a `with dsl.Condition(..) as group:` (or `dsl.If`) group that has
+//!   ended orders the step after every step recorded in the group and its inner groups, as KFP
+//!   does: one `after` entry per step.
+//! - At trace time a step prints as `<step name>` and `step.outputs` as its declared outputs with
+//!   their references, so `print()` and f-strings over them work.
 //! - `step.set_retry(n, backoff_duration=..)` and `step.set_timeout(..)` fill `retries` and
 //!   `timeout`.
 //!

@@ -227,8 +227,16 @@ def to_json_value(value, where):
 
 
 class StepOutputs:
-    def __init__(self, step):
+    def __init__(self, step, declared):
         self._step = step
+        self._declared = declared
+
+    def __repr__(self):
+        # Readable at trace time: the declared outputs and the references they render as.
+        return "{%s}" % ", ".join("%r: %r" % (key, "{{steps.%s.outputs.%s}}" % (self._step, key))
+                                  for key in self._declared)
+
+    __str__ = __repr__
 
     def __getitem__(self, key):
         if not isinstance(key, str):
@@ -247,20 +255,39 @@ class StepHandle:
 
     def __init__(self, record):
         self._record = record
-        self.outputs = StepOutputs(record["name"])
+        self.outputs = StepOutputs(record["name"], record.get("outputs", []))
 
     @property
     def name(self):
         return self._record["name"]
 
     def after(self, *others):
-        after = self._record.setdefault("after", [])
+        names = []
         for other in others:
-            if not isinstance(other, StepHandle):
+            if isinstance(other, StepHandle):
+                names.append(other.name)
+            elif isinstance(other, Condition):
+                if other._open:
+                    refuse("`.after()` on step `%s` with the `%s` group it is inside"
+                           % (self.name, other.construct),
+                           "call `.after(group)` after the `with` block ends")
+                if not other._entered:
+                    refuse("`.after()` on step `%s` with a `%s` that was never entered"
+                           % (self.name, other.construct),
+                           "use the group from `with %s(...) as group:`" % other.construct)
+                # KFP: after a group = after every step recorded in it (and in its inner
+                # groups), whether or not they run.
+                names.extend(other._steps)
+            else:
                 refuse("`.after(%r)` on step `%s`" % (other, self.name),
-                       "pass step objects returned by run_function/as_step")
-            if other.name not in after:
-                after.append(other.name)
+                       "pass step objects returned by run_function/as_step, or a "
+                       "`with dsl.Condition(...) as group:` group")
+        after = self._record.setdefault("after", [])
+        for name in names:
+            if name not in after:
+                after.append(name)
+        if not after:
+            del self._record["after"]
         return self
 
     def set_retry(self, num_retries, policy=None, backoff_duration=None, backoff_factor=None,
@@ -284,6 +311,11 @@ class StepHandle:
 
     def __bool__(self):
         return True
+
+    def __repr__(self):
+        return "<step %s>" % self._record["name"]
+
+    __str__ = __repr__
 
     def __getattr__(self, name):
         if name.startswith("__"):
@@ -404,9 +436,11 @@ def add_step(function, action, bound, default_name):
         if outputs:
             record["outputs"] = list(outputs)
     if CONDITIONS:
-        record["when"] = " and ".join(CONDITIONS)
+        record["when"] = " and ".join(group._text for group in CONDITIONS)
     record["action"] = action
     STEPS.append(record)
+    for group in CONDITIONS:
+        group._steps.append(record["name"])
     return StepHandle(record)
 
 
@@ -545,14 +579,25 @@ class Condition:
                    % (self.construct, condition),
                    'write e.g. `%s(step.outputs["rows"] > 0)`' % self.construct)
         self._text = condition.render()
+        # The steps recorded inside this group and its inner groups, for `.after(group)`.
+        self._steps = []
+        self._open = False
+        self._entered = False
 
     def __enter__(self):
-        CONDITIONS.append(self._text)
+        if self._entered:
+            refuse("entering the same `%s` group twice" % self.construct)
+        self._open = self._entered = True
+        CONDITIONS.append(self)
         return self
 
     def __exit__(self, *exc):
         CONDITIONS.pop()
+        self._open = False
         return False
+
+    def __repr__(self):
+        return "<%s %s>" % (self.construct, self._text)
 
 
 class If(Condition):
