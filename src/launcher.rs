@@ -16,9 +16,9 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
-use crate::db::Db;
+use crate::db::{settle_run, Db};
 use crate::error::{IoResultExt, Result};
-use crate::model::{RunMetadata, RunObject, RunSpec, RunState, RunStatus};
+use crate::model::{now, RunMetadata, RunObject, RunSpec, RunState, RunStatus};
 use crate::project::{check_module_handler, Project};
 use crate::uri::{source_kind, SourceKind};
 
@@ -36,8 +36,6 @@ pub struct RunRequest {
     /// Extra labels (a workflow step adds `workflow=<id>`).
     pub labels: BTreeMap<String, String>,
 }
-
-pub use crate::model::now;
 
 /// Validates a run request against the project and records the run as `created`.
 ///
@@ -159,14 +157,14 @@ pub async fn reap_stopped_runners(db: &dyn Db, grace: Duration) -> Result<()> {
                 let _ = runner.kill.send(());
                 let _ = runner.exited.await;
             }
-            let mut run = db.read_run(&runner.project, &runner.uid).await?;
-            if !run.status.state.is_terminal() {
-                run.status.state = RunState::Aborted;
-                run.status.error = Some("Run aborted before its runner recorded it".into());
-                run.status.end_time = Some(now());
-                run.status.last_update = run.status.end_time.clone();
-                db.update_active_run(&run).await?;
-            }
+            let run = db.read_run(&runner.project, &runner.uid).await?;
+            settle_run(
+                db,
+                &run,
+                RunState::Aborted,
+                "Run aborted before its runner recorded it".into(),
+            )
+            .await?;
         }
     }
 }
@@ -309,20 +307,17 @@ impl RunHandle {
         self.child = None;
         let status =
             status.io_context(|| format!("Failed to wait for the runner of run `{}`", self.uid))?;
-        let mut run = db.read_run(&self.project, &self.uid).await?;
-        if !run.status.state.is_terminal() {
-            run.status.state = RunState::Error;
-            run.status.error = Some(format!(
+        let run = db.read_run(&self.project, &self.uid).await?;
+        settle_run(
+            db,
+            &run,
+            RunState::Error,
+            format!(
                 "The runner exited ({status}) without recording a final state; see `baton runs logs {}`",
                 self.uid
-            ));
-            run.status.end_time = Some(now());
-            run.status.last_update = run.status.end_time.clone();
-            if !db.update_active_run(&run).await? {
-                run = db.read_run(&self.project, &self.uid).await?;
-            }
-        }
-        Ok(run)
+            ),
+        )
+        .await
     }
 }
 

@@ -14,7 +14,7 @@ use async_trait::async_trait;
 pub use sqlite::SqliteDb;
 
 use crate::error::Result;
-use crate::model::{Artifact, RunObject, WorkflowRunRecord};
+use crate::model::{now, Artifact, RunObject, RunState, WorkflowRunRecord};
 use crate::uri::StoreUri;
 
 /// The tag every newly stored version receives.
@@ -148,6 +148,31 @@ pub trait Db: Send + Sync {
 
     /// Whether someone holds the lease `name` and it has not expired.
     async fn lease_alive(&self, name: &str) -> Result<bool>;
+}
+
+/// Ends `run` in `state` with `error`, unless it ended meanwhile: the write is conditional
+/// ([`Db::update_active_run`]), so whoever records an end first (the run's own runner, usually)
+/// keeps it. Returns the run as stored afterwards. This is how a run whose runner is gone is
+/// settled, whoever notices it.
+pub async fn settle_run(
+    db: &dyn Db,
+    run: &RunObject,
+    state: RunState,
+    error: String,
+) -> Result<RunObject> {
+    if run.status.state.is_terminal() {
+        return Ok(run.clone());
+    }
+    let mut settled = run.clone();
+    settled.status.state = state;
+    settled.status.error = Some(error);
+    settled.status.end_time = Some(now());
+    settled.status.last_update = settled.status.end_time.clone();
+    if db.update_active_run(&settled).await? {
+        Ok(settled)
+    } else {
+        db.read_run(&run.metadata.project, &run.metadata.uid).await
+    }
 }
 
 /// How long a heartbeat lease of a run's driver or runner lasts without renewal: one killed

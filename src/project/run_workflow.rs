@@ -16,7 +16,7 @@ use serde_json::{Map, Value};
 
 use super::workflows::ResolvedWorkflow;
 use super::Project;
-use crate::db::{Db, RunFilter, LEASE_RENEWAL, LEASE_TTL};
+use crate::db::{settle_run, Db, Heartbeat, RunFilter, LEASE_RENEWAL, LEASE_TTL};
 use crate::engine::{
     select_engine, EngineKind, EngineRegistry, RunOptions, StepState, Subscription, WorkflowEngine,
     WorkflowRunId, WorkflowRunRequest,
@@ -80,8 +80,8 @@ pub struct WorkflowRunHandle {
     events: Subscription,
     /// A second subscription taken at start, for the first [`WorkflowRunHandle::subscribe`].
     observer: Option<Subscription>,
-    /// This driver's id on the run's lease ([`WorkflowRunRecord::driver_lease`]).
-    lease_owner: String,
+    /// The run's driver lease ([`WorkflowRunRecord::driver_lease`]), renewed in the background.
+    lease: Heartbeat,
 }
 
 impl Project {
@@ -164,7 +164,7 @@ impl Project {
     /// follows it to its end.
     pub async fn start_workflow(
         &self,
-        db: &dyn Db,
+        db: &Arc<dyn Db>,
         engines: &EngineRegistry,
         prepared: PreparedWorkflow,
         options: &RunWorkflowOptions,
@@ -209,15 +209,16 @@ impl Project {
     /// engine.
     pub async fn retry_workflow(
         &self,
-        db: &dyn Db,
+        db: &Arc<dyn Db>,
         engines: &EngineRegistry,
         id: &str,
         options: &RunWorkflowOptions,
     ) -> Result<WorkflowRunHandle> {
-        let previous = self.workflow_run(db, id).await?;
+        let previous = self.workflow_run(db.as_ref(), id).await?;
         let graph = previous.graph.clone().ok_or_else(|| {
             Error::bad_request(format!(
-                "workflow run `{id}` was recorded without its graph (by an older baton), so it                  cannot be retried; run the workflow again"
+                "workflow run `{id}` was recorded without its graph (by an older baton), so it \
+                 cannot be retried; run the workflow again"
             ))
         })?;
         let graph: WorkflowGraph = serde_json::from_value(graph)
@@ -254,24 +255,16 @@ impl Project {
 
 impl WorkflowRunHandle {
     async fn new(
-        db: &dyn Db,
+        db: &Arc<dyn Db>,
         engine: Arc<dyn WorkflowEngine>,
         dag: Dag,
         mut record: WorkflowRunRecord,
     ) -> Result<Self> {
         let id = record.id.clone().into();
-        // Held from before the first record until after the last, renewed by the recording
-        // loop: a reader that finds it expired settles the run as orphaned.
-        let lease_owner = format!("{}:{}", std::process::id(), uuid::Uuid::new_v4().simple());
-        if !db
-            .acquire_lease(&record.driver_lease(), &lease_owner, LEASE_TTL)
-            .await?
-        {
-            return Err(Error::conflict(format!(
-                "Workflow run `{}` is already driven by another process",
-                record.id
-            )));
-        }
+        // Held from before the first record until after the last: a reader that finds it
+        // expired settles the run as orphaned.
+        let lease =
+            Heartbeat::start(db.clone(), &record.driver_lease(), LEASE_TTL, LEASE_RENEWAL).await?;
         let events = engine.subscribe(&id).await?;
         let observer = Some(engine.subscribe(&id).await?);
         record.update(&events.status);
@@ -282,7 +275,7 @@ impl WorkflowRunHandle {
             record,
             events,
             observer,
-            lease_owner,
+            lease,
         })
     }
 
@@ -318,11 +311,8 @@ impl WorkflowRunHandle {
             mut record,
             events,
             observer: _,
-            lease_owner,
+            lease,
         } = self;
-        let lease = record.driver_lease();
-        let mut renew = tokio::time::interval(LEASE_RENEWAL);
-        renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let id = record.id.clone().into();
         let Subscription {
             mut status,
@@ -348,14 +338,6 @@ impl WorkflowRunHandle {
                     terminating = true;
                     engine.terminate(&id).await?;
                 }
-                _ = renew.tick() => {
-                    if !db.renew_lease(&lease, &lease_owner, LEASE_TTL).await? {
-                        tracing::warn!(
-                            "lost the lease of workflow run `{}`: it expired before it was renewed",
-                            record.id
-                        );
-                    }
-                }
                 _ = poll.tick(), if !terminating => {
                     if db.workflow_termination_requested(&record.project, &record.id).await? {
                         terminating = true;
@@ -370,7 +352,7 @@ impl WorkflowRunHandle {
         }
         record.update(&status);
         db.store_workflow_run(&record).await?;
-        db.release_lease(&lease, &lease_owner).await?;
+        lease.release().await?;
         Ok(record)
     }
 }
@@ -418,22 +400,12 @@ impl Project {
             labels: vec![("workflow".to_string(), run.id.clone())],
         };
         let mut step_runs = db.list_runs(self.name(), &filter).await?;
-        let now = crate::model::now();
-        for step_run in step_runs
-            .iter_mut()
-            .filter(|r| !r.status.state.is_terminal())
-        {
-            step_run.status.state = RunState::Aborted;
-            step_run.status.error = Some(format!(
+        for step_run in step_runs.iter_mut() {
+            let error = format!(
                 "Run aborted: the `baton run` process (pid {pid}) driving workflow run `{}` exited",
                 run.id
-            ));
-            step_run.status.end_time = Some(now.clone());
-            step_run.status.last_update = Some(now.clone());
-            if !db.update_active_run(step_run).await? {
-                // Its runner recorded an end first: that one stands.
-                *step_run = db.read_run(self.name(), &step_run.metadata.uid).await?;
-            }
+            );
+            *step_run = settle_run(db, step_run, RunState::Aborted, error).await?;
         }
         let finished = chrono::Utc::now();
         for step in run.steps.iter_mut().filter(|s| !s.state.is_terminal()) {

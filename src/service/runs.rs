@@ -4,7 +4,7 @@ use std::io::Write;
 use std::time::Duration;
 
 use super::Baton;
-use crate::db::RunFilter;
+use crate::db::{settle_run, RunFilter};
 use crate::error::{Error, Result};
 use crate::launcher::{self, RunHandle, RunRequest};
 use crate::logs::{Copied, LogTail};
@@ -63,23 +63,15 @@ impl Baton {
         {
             return Ok(run);
         }
-        let mut settled = run.clone();
-        settled.status.state = RunState::Error;
-        settled.status.error = Some(
+        settle_run(
+            self.db.as_ref(),
+            &run,
+            RunState::Error,
             "The run's runner stopped without recording an outcome (it was killed, with the \
              process that started it?)"
                 .into(),
-        );
-        settled.status.end_time = Some(launcher::now());
-        settled.status.last_update = settled.status.end_time.clone();
-        // Conditional: a runner that recorded its outcome first keeps it.
-        if self.db.update_active_run(&settled).await? {
-            Ok(settled)
-        } else {
-            self.db
-                .read_run(&run.metadata.project, &run.metadata.uid)
-                .await
-        }
+        )
+        .await
     }
 
     /// Copies run `uid`'s log to `out`; with `follow`, keeps copying until the run has ended and

@@ -93,7 +93,7 @@ impl Baton {
     ) -> Result<WorkflowRunHandle> {
         let engines = self.engines().await;
         self.project
-            .start_workflow(self.db.as_ref(), engines, prepared, options)
+            .start_workflow(&self.db, engines, prepared, options)
             .await
     }
 
@@ -106,7 +106,7 @@ impl Baton {
     ) -> Result<WorkflowRunHandle> {
         let engines = self.engines().await;
         self.project
-            .retry_workflow(self.db.as_ref(), engines, id, options)
+            .retry_workflow(&self.db, engines, id, options)
             .await
     }
 
