@@ -439,21 +439,7 @@ mod tests {
         Condition::parse(expr).map(drop)
     }
 
-    fn ctx() -> (Map<String, Value>, HashMap<String, Map<String, Value>>) {
-        let args = json!({"p1": 5, "name": "bob", "flag": true})
-            .as_object()
-            .unwrap()
-            .clone();
-        let mut outputs = HashMap::new();
-        outputs.insert(
-            "a".to_owned(),
-            json!({"rows": 42, "table": "s3://x/t.csv", "meta": {"k": [1, 2]}, "ratio": 0.5})
-                .as_object()
-                .unwrap()
-                .clone(),
-        );
-        (args, outputs)
-    }
+    use crate::workflow::refs::tests::ctx;
 
     #[test]
     fn conditions_compare_numbers_and_strings() {

@@ -316,7 +316,7 @@ pub(super) fn lookup<'a>(
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use serde_json::json;
 
     use super::*;
@@ -342,7 +342,8 @@ mod tests {
         Template::parse(value)?.render(args, outputs)
     }
 
-    fn ctx() -> (Map<String, Value>, HashMap<String, Map<String, Value>>) {
+    /// Arguments and step outputs the tests of this module and `condition` render against.
+    pub(in crate::workflow) fn ctx() -> (Map<String, Value>, HashMap<String, Map<String, Value>>) {
         let args = json!({"p1": 5, "name": "bob", "flag": true})
             .as_object()
             .unwrap()
