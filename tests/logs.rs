@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{peak_rss, TestProject};
+use common::{peak_rss, Run, TestProject};
 
 #[test]
 fn a_huge_log_is_printed_in_bounded_memory() {
@@ -79,17 +79,13 @@ fn a_run_log_is_capped_keeping_the_end_of_the_output() {
     );
     p.log_code("chatty_code", "chatty.py", &[]);
     p.set_store_function("chatty", "chatty_code", "chatty:main");
-    let out = p
-        .command(&["run-function", "chatty", "--json"])
-        .env("BATON_LOG_MAX_BYTES", "65536")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let run: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let run = Run::from(
+        p.command(&["run-function", "chatty", "--json"])
+            .env("BATON_LOG_MAX_BYTES", "65536")
+            .output()
+            .unwrap(),
+    )
+    .json();
     assert_eq!(run["status"]["results"]["return"], "done");
 
     let uid = run["metadata"]["uid"].as_str().unwrap();
