@@ -49,7 +49,7 @@ pub async fn run_step(
         return Err(already_ended(&run));
     }
     let lease = Heartbeat::start(db.clone(), &run.runner_lease(), LEASE_TTL, LEASE_RENEWAL).await?;
-    let run = drive(db.as_ref(), run, env, cancel).await;
+    let run = drive(db.as_ref(), project, uid, run, env, cancel).await;
     lease.release().await?;
     run
 }
@@ -57,12 +57,12 @@ pub async fn run_step(
 /// [`run_step`] once the lease is held.
 async fn drive(
     db: &dyn Db,
+    project: &str,
+    uid: &str,
     mut run: RunObject,
     env: &StepEnv,
     cancel: impl Future<Output = ()>,
 ) -> Result<RunObject> {
-    let (project, uid) = (run.metadata.project.clone(), run.metadata.uid.clone());
-    let (project, uid) = (project.as_str(), uid.as_str());
     run.status.state = RunState::Running;
     run.status.start_time = Some(now());
     run.status.last_update = run.status.start_time.clone();
