@@ -35,6 +35,9 @@ pub struct RunRequest {
     pub inputs: BTreeMap<String, String>,
     /// Extra labels (a workflow step adds `workflow=<id>`).
     pub labels: BTreeMap<String, String>,
+    /// The run's uid when the caller chose it (MLRun's client does, and then polls by it); a
+    /// fresh one otherwise.
+    pub uid: Option<String>,
 }
 
 /// Validates a run request against the project and records the run as `created`.
@@ -49,7 +52,10 @@ pub async fn submit(project: &Project, db: &dyn Db, request: RunRequest) -> Resu
     if source_kind(&source)? != SourceKind::PythonFile {
         check_module_handler(handler.as_deref(), &source)?;
     }
-    let uid = uuid::Uuid::new_v4().simple().to_string();
+    let uid = match &request.uid {
+        Some(uid) => claim_uid(db, project.name(), uid).await?,
+        None => uuid::Uuid::new_v4().simple().to_string(),
+    };
     let handler_name = handler
         .as_deref()
         .map(|h| h.rsplit(':').next().unwrap_or(h).to_string())
@@ -84,6 +90,28 @@ pub async fn submit(project: &Project, db: &dyn Db, request: RunRequest) -> Resu
     };
     db.store_run(&run).await?;
     Ok(run)
+}
+
+/// Checks a run uid chosen by the caller: 1 to 64 lowercase letters, digits and `-` (it names
+/// a log file), and not the uid of a recorded run.
+async fn claim_uid(db: &dyn Db, project: &str, uid: &str) -> Result<String> {
+    let valid = !uid.is_empty()
+        && uid.len() <= 64
+        && uid
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if !valid {
+        return Err(crate::Error::invalid(format!(
+            "Run uid `{uid}` is malformed: use 1 to 64 lowercase letters, digits and `-`"
+        )));
+    }
+    match db.read_run(project, uid).await {
+        Ok(_) => Err(crate::Error::conflict(format!(
+            "A run with uid `{uid}` already exists in project `{project}`"
+        ))),
+        Err(e) if e.kind() == crate::error::ErrorKind::NotFound => Ok(uid.to_string()),
+        Err(e) => Err(e),
+    }
 }
 
 /// A running `baton runner` process. Dropping the handle stops the run (SIGTERM to the runner,
@@ -136,11 +164,19 @@ impl Stopping {
 /// kills its handler and records its run first), killing those still running after `grace`.
 /// A run its runner left unrecorded (stopped before it could listen for signals) is recorded
 /// `aborted`. A process that cancels steps calls this before it exits, so it leaves no runner
-/// behind and no run `running`.
-pub async fn reap_stopped_runners(db: &dyn Db, grace: Duration) -> Result<()> {
+/// behind and no run `running`. Only runners of runs in `project` (whose records `db` holds)
+/// are reaped, so a server serving many projects reaps each through its own database.
+pub async fn reap_stopped_runners(db: &dyn Db, project: &str, grace: Duration) -> Result<()> {
     let deadline = tokio::time::Instant::now() + grace;
     loop {
-        let stopping = std::mem::take(&mut *STOPPING.lock().unwrap_or_else(|e| e.into_inner()));
+        let stopping: Vec<Stopping> = {
+            let mut all = STOPPING.lock().unwrap_or_else(|e| e.into_inner());
+            let (mine, others) = std::mem::take(&mut *all)
+                .into_iter()
+                .partition(|runner| runner.project == project);
+            *all = others;
+            mine
+        };
         if stopping.is_empty() {
             return Ok(());
         }

@@ -46,6 +46,7 @@ pub mod logs;
 pub mod model;
 pub mod project;
 pub mod runner;
+pub mod server;
 pub mod service;
 pub mod uri;
 pub mod workflow;

@@ -56,6 +56,12 @@ pub struct LogCodeRequest {
     pub artifact_path: Option<String>,
     /// Database key (defaults to the key).
     pub db_key: Option<String>,
+    /// With [`CodeSource::Existing`], the path the client logged the code from (its base name
+    /// names the materialised file), as an MLRun client that wrote the payload itself reports.
+    pub src_path: Option<String>,
+    /// The producer tree of a new version, when the client chose it (MLRun's client pins its
+    /// own tree in the URI it hands out); a fresh one otherwise.
+    pub tree: Option<String>,
 }
 
 impl LogCodeRequest {
@@ -72,6 +78,8 @@ impl LogCodeRequest {
             labels: BTreeMap::new(),
             artifact_path: None,
             db_key: None,
+            src_path: None,
+            tree: None,
         }
     }
 }
@@ -136,6 +144,9 @@ pub async fn log_code_file(
     }
     if let Some(tag) = &request.tag {
         validate_tag(tag)?;
+    }
+    if let Some(tree) = &request.tree {
+        validate_tree(tree)?;
     }
     let code_type: CodeType = match request.code_type.as_deref() {
         None | Some("") => CodeType::Function,
@@ -233,6 +244,7 @@ pub async fn log_code_file(
                 ))
             })?;
             spec.target_path = Some(target);
+            spec.src_path = request.src_path.clone();
             digest
         }
     };
@@ -265,8 +277,12 @@ pub async fn log_code_file(
     };
     validate_file_name(&artifact.file_name())?;
     artifact.metadata.uid = Some(content_uid(&artifact));
-    // A new version gets a fresh producer tree; an existing one keeps its own (the db does).
-    artifact.metadata.tree = uuid::Uuid::new_v4().simple().to_string();
+    // A new version gets a fresh producer tree (or the client's); an existing one keeps its
+    // own (the db does).
+    artifact.metadata.tree = request
+        .tree
+        .clone()
+        .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
 
     let _lock = scope.lock.acquire()?;
     if let Some((target, upload)) = upload {
@@ -279,6 +295,22 @@ pub async fn log_code_file(
         }
     }
     db.store_artifact(artifact, request.tag.as_deref()).await
+}
+
+/// A producer tree: 1 to 64 letters, digits, `-` and `_` (a uuid, with or without dashes).
+fn validate_tree(tree: &str) -> Result<()> {
+    let valid = !tree.is_empty()
+        && tree.len() <= 64
+        && tree
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if valid {
+        Ok(())
+    } else {
+        Err(Error::invalid(format!(
+            "tree `{tree}` is malformed: use 1 to 64 letters, digits, `-` and `_`"
+        )))
+    }
 }
 
 /// A payload waiting to be uploaded.

@@ -13,6 +13,7 @@ mod log_code;
 mod printer;
 mod progress;
 mod runs;
+mod server;
 mod table;
 mod workflows;
 
@@ -83,6 +84,8 @@ enum Command {
     Graph(workflows::GraphArgs),
     /// Write a function's image build context and record its build configuration
     Build(build::BuildArgs),
+    /// Serve the MLRun-compatible HTTP API: runs and workflows submitted to it execute here
+    Server(server::ServerArgs),
     /// Execute one recorded run (started by baton itself; not for direct use)
     #[command(hide = true)]
     Runner(runs::RunnerArgs),
@@ -199,5 +202,6 @@ async fn run(command: Command, ctx: &Context) -> Result<ExitCode> {
         Command::Workflows(cmd) => workflows::workflows(cmd, ctx).await,
         Command::Graph(args) => workflows::graph(args, ctx).await,
         Command::Runner(args) => runs::runner(args, ctx).await,
+        Command::Server(args) => server::run(args, ctx).await,
     }
 }

@@ -80,6 +80,7 @@ pub(crate) async fn run_function(args: RunFunctionArgs, ctx: &Context) -> Result
         params: parse_params(args.params)?,
         inputs: args.inputs.into_iter().collect::<BTreeMap<_, _>>(),
         labels: BTreeMap::new(),
+        uid: None,
     };
     let submitted = baton.submit_run(request).await?;
     let run = submitted.run;

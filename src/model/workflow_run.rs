@@ -55,6 +55,17 @@ pub struct Driver {
     pub pid: u32,
     /// The host it runs on.
     pub host: String,
+    /// What the process is (`baton run`, `baton server`), for messages about its death.
+    #[serde(default = "default_program")]
+    pub program: String,
+}
+
+/// What drives workflow runs started by this process ([`Driver::program`]); `baton server`
+/// sets it once at start.
+static PROGRAM: std::sync::OnceLock<&'static str> = std::sync::OnceLock::new();
+
+fn default_program() -> String {
+    "baton run".into()
 }
 
 impl Driver {
@@ -63,7 +74,21 @@ impl Driver {
         Driver {
             pid: std::process::id(),
             host: host_name(),
+            program: PROGRAM
+                .get()
+                .map_or_else(default_program, |p| p.to_string()),
         }
+    }
+
+    /// Names this process's kind in the driver records it writes from now on (once; later
+    /// calls change nothing).
+    pub fn set_program(program: &'static str) {
+        let _ = PROGRAM.set(program);
+    }
+
+    /// `the `<program>` process (pid N)`, for messages.
+    pub fn describe(&self) -> String {
+        format!("the `{}` process (pid {})", self.program, self.pid)
     }
 }
 
@@ -85,10 +110,14 @@ impl WorkflowRunRecord {
     pub fn settle_orphaned(&mut self) -> bool {
         let orphaned = !self.state.is_terminal() && self.driver.is_some();
         if orphaned {
-            let pid = self.driver.as_ref().map_or(0, |d| d.pid);
+            let driver = self
+                .driver
+                .as_ref()
+                .map(Driver::describe)
+                .unwrap_or_default();
             self.state = WorkflowState::Failed;
             self.error = Some(format!(
-                "the `baton run` process (pid {pid}) driving this run exited before the run finished"
+                "{driver} driving this run exited before the run finished"
             ));
             self.finished = Some(super::now());
         }

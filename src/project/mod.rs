@@ -118,24 +118,32 @@ impl Project {
         spec_extra.insert("desired_state".into(), "online".into());
         let mut status = crate::model::Extra::new();
         status.insert("state".into(), "online".into());
-        let store = ProjectYaml::new(&root);
-        let project = Project {
-            root,
-            store: Arc::new(store.clone()),
-            file: ProjectFile {
-                kind: "project".into(),
-                metadata: ProjectMetadata {
-                    name,
-                    extra: metadata,
-                },
-                spec: ProjectSpec {
-                    artifact_path: Some(DEFAULT_ARTIFACT_PATH.into()),
-                    extra: spec_extra,
-                    ..ProjectSpec::default()
-                },
-                status,
-                extra: Default::default(),
+        let file = ProjectFile {
+            kind: "project".into(),
+            metadata: ProjectMetadata {
+                name,
+                extra: metadata,
             },
+            spec: ProjectSpec {
+                artifact_path: Some(DEFAULT_ARTIFACT_PATH.into()),
+                extra: spec_extra,
+                ..ProjectSpec::default()
+            },
+            status,
+            extra: Default::default(),
+        };
+        Project::create(&root, file)
+    }
+
+    /// Writes `file` as a new project in folder `root` (created if missing) with its `.baton/`
+    /// state. The name must be valid; an existing `project.yaml` is a [`Error::Conflict`].
+    pub fn create(root: &Path, file: ProjectFile) -> Result<Project> {
+        validate_project_name(&file.metadata.name)?;
+        let store = ProjectYaml::new(root);
+        let project = Project {
+            root: root.to_path_buf(),
+            store: Arc::new(store.clone()),
+            file,
         };
         store.create(&project.file)?;
         project.ensure_state_dir()?;

@@ -394,7 +394,11 @@ impl Project {
         if !unsettled || run.driver.is_none() || db.lease_alive(&run.driver_lease()).await? {
             return Ok(false);
         }
-        let pid = run.driver.as_ref().map_or(0, |d| d.pid);
+        let driver = run
+            .driver
+            .as_ref()
+            .map(|d| d.describe())
+            .unwrap_or_default();
         run.settle_orphaned();
         let filter = RunFilter {
             labels: vec![("workflow".to_string(), run.id.clone())],
@@ -402,7 +406,7 @@ impl Project {
         let mut step_runs = db.list_runs(self.name(), &filter).await?;
         for step_run in step_runs.iter_mut() {
             let error = format!(
-                "Run aborted: the `baton run` process (pid {pid}) driving workflow run `{}` exited",
+                "Run aborted: {driver} driving workflow run `{}` exited",
                 run.id
             );
             *step_run = settle_run(db, step_run, RunState::Aborted, error).await?;
@@ -434,9 +438,9 @@ impl Project {
                 _ => {
                     step.state = StepState::Canceled;
                     step.error = Some(if ran {
-                        format!("canceled while running: the `baton run` process (pid {pid}) driving the workflow exited")
+                        format!("canceled while running: {driver} driving the workflow exited")
                     } else {
-                        format!("not run: the `baton run` process (pid {pid}) driving the workflow exited")
+                        format!("not run: {driver} driving the workflow exited")
                     });
                 }
             }

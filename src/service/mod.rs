@@ -44,14 +44,21 @@ impl Baton {
     /// in `.baton/`, and the code cache from the environment.
     pub fn open(project: Project) -> Result<Baton> {
         let db = Arc::new(project.open_db()?);
+        Ok(Baton::with_parts(project, db, CodeSources::from_env()?))
+    }
+
+    /// The service over `project` with its database and code sources given, so a process
+    /// serving many requests of one project (`baton server`) shares them instead of opening
+    /// them per request. Logs live in the project's `.baton/logs/`.
+    pub fn with_parts(project: Project, db: Arc<dyn Db>, code: CodeSources) -> Baton {
         let logs = LogStore::new(project.state_dir().join("logs"));
-        Ok(Baton {
+        Baton {
             project,
             db,
-            code: CodeSources::from_env()?,
+            code,
             logs,
             engines: tokio::sync::OnceCell::new(),
-        })
+        }
     }
 
     /// The project this service serves.

@@ -59,6 +59,7 @@ impl RunnerExecutor {
                     ("workflow-step".to_string(), step.name.clone()),
                 ])
                 .collect(),
+            uid: None,
         };
         let run = launcher::submit(&self.project, self.db.as_ref(), request).await?;
         invocation.report_run(&run.metadata.uid);

@@ -122,7 +122,8 @@ impl Baton {
             Ok(handle) => handle.record(self.db.as_ref(), cancel).await,
             Err(e) => Err(e),
         };
-        crate::launcher::reap_stopped_runners(self.db.as_ref(), RUNNER_GRACE).await?;
+        crate::launcher::reap_stopped_runners(self.db.as_ref(), self.project.name(), RUNNER_GRACE)
+            .await?;
         record
     }
 

@@ -1,0 +1,88 @@
+//! `baton server`.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+
+use super::Context;
+use crate::error::{Error, Result};
+use crate::launcher;
+use crate::model::Driver;
+use crate::server::{Server, ServerConfig, Token, DEFAULT_BODY_LIMIT};
+
+/// Arguments of `baton server`.
+#[derive(Debug, Args)]
+pub struct ServerArgs {
+    /// Address to listen on
+    #[arg(long, default_value = "127.0.0.1")]
+    host: IpAddr,
+
+    /// Port to listen on (0 picks a free one; the address is printed on stdout)
+    #[arg(long, default_value_t = 8080)]
+    port: u16,
+
+    /// Where projects, their databases and logs, and the default artifact path live
+    /// [default: $XDG_DATA_HOME/baton/server, else ~/.local/share/baton/server]
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+
+    /// Require `Authorization: Bearer <TOKEN>` on every request but GET /healthz (MLRun's
+    /// client sends it when MLRUN_HTTPDB__TOKEN is set)
+    #[arg(long, env = "BATON_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+
+    /// How many function runs execute at once; the rest wait, recorded as `created`
+    #[arg(long, default_value_t = default_workers())]
+    max_workers: usize,
+
+    /// The largest request body accepted, in bytes
+    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_BODY_LIMIT)]
+    body_limit: usize,
+}
+
+/// One worker per CPU.
+fn default_workers() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
+}
+
+/// The default data folder.
+fn default_data_dir() -> Result<PathBuf> {
+    let base = match std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
+        Some(dir) => PathBuf::from(dir),
+        None => {
+            let home = std::env::var_os("HOME").ok_or_else(|| {
+                Error::invalid("Neither XDG_DATA_HOME nor HOME is set; pass --data-dir")
+            })?;
+            PathBuf::from(home).join(".local/share")
+        }
+    };
+    Ok(base.join("baton/server"))
+}
+
+pub(crate) async fn run(args: ServerArgs, ctx: &Context) -> Result<ExitCode> {
+    // Caught from here on, so a signal during start-up still stops the server cleanly.
+    let shutdown = launcher::shutdown_signal();
+    Driver::set_program("baton server");
+    let data_dir = match args.data_dir {
+        Some(dir) => dir,
+        None => default_data_dir()?,
+    };
+    let token = args.token.map(Token::new).transpose()?;
+    let server = Server::bind(ServerConfig {
+        addr: SocketAddr::new(args.host, args.port),
+        data_dir: data_dir.clone(),
+        token,
+        max_workers: args.max_workers,
+        body_limit: args.body_limit,
+    })
+    .await?;
+    let addr = server.local_addr()?;
+    ctx.printer
+        .info(format!("Serving data folder `{}`", data_dir.display()));
+    ctx.printer.data(format!("listening on http://{addr}"));
+    server.run(shutdown).await?;
+    ctx.printer.info("Server stopped");
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,150 @@
+//! `baton server`: the HTTP API over the service layer.
+//!
+//! The API is the part of MLRun's REST API that the unmodified MLRun client uses to log code
+//! artifacts, store functions, run jobs and submit workflows ([`mlrun`]), plus `GET /healthz`.
+//! Every handler is thin: it parses the request, calls the service ([`crate::service::Baton`])
+//! of the project it names, and answers in MLRun's shapes; errors become MLRun's error body with
+//! the status of their kind. Runs and workflows submitted here execute on this host, started by
+//! [`Jobs`], which owns them until they end or the server stops.
+//!
+//! A server keeps everything in its data folder: `projects/<name>/` holds each project's
+//! `project.yaml` and its embedded state (SQLite database, logs), and `artifacts/` is the default
+//! artifact path it hands to clients.
+
+mod api_error;
+mod auth;
+mod body;
+mod jobs;
+mod mlrun;
+mod projects;
+mod reconcile;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::get;
+use axum::Router;
+use tower_http::trace::TraceLayer;
+
+use crate::error::{Error, IoResultExt, Result};
+pub use auth::Token;
+pub use jobs::Jobs;
+pub use projects::Projects;
+
+/// The largest request body accepted: code never travels through the API (clients write
+/// payloads to the artifact path themselves), so records are small.
+pub const DEFAULT_BODY_LIMIT: usize = 8 * 1024 * 1024;
+
+/// How long runs and workflows get to stop and record their end when the server shuts down.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// How a server is set up.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Address to listen on (port 0 picks a free port).
+    pub addr: SocketAddr,
+    /// The data folder: projects, their databases and logs, and the default artifact path.
+    pub data_dir: PathBuf,
+    /// The bearer token every request but `GET /healthz` must carry, if any.
+    pub token: Option<Token>,
+    /// How many runs and workflows execute at once; the rest wait in `created`/`Pending`.
+    pub max_workers: usize,
+    /// The largest request body, in bytes.
+    pub body_limit: usize,
+}
+
+/// What every handler shares.
+pub(crate) struct AppState {
+    /// The projects this server holds.
+    pub projects: Projects,
+    /// The runs and workflows executing on this server.
+    pub jobs: Jobs,
+    /// The default artifact path handed to clients (absolute).
+    pub artifact_path: String,
+}
+
+/// A server bound to its address, not yet answering.
+pub struct Server {
+    listener: tokio::net::TcpListener,
+    state: Arc<AppState>,
+    token: Option<Token>,
+    body_limit: usize,
+}
+
+impl Server {
+    /// Creates the data folder and binds the address.
+    pub async fn bind(config: ServerConfig) -> Result<Server> {
+        let data_dir = std::path::absolute(&config.data_dir)
+            .io_context(|| format!("Failed to resolve `{}`", config.data_dir.display()))?;
+        let artifacts = data_dir.join("artifacts");
+        std::fs::create_dir_all(&artifacts)
+            .io_context(|| format!("Failed to create `{}`", artifacts.display()))?;
+        let projects = Projects::open(data_dir.join("projects"), artifacts.clone())?;
+        let listener = tokio::net::TcpListener::bind(config.addr)
+            .await
+            .map_err(|e| {
+                Error::io(format!("Cannot listen on {}", config.addr), e)
+                    .with_hint("pick another port with --port, or 0 for any free one")
+            })?;
+        Ok(Server {
+            listener,
+            state: Arc::new(AppState {
+                projects,
+                jobs: Jobs::new(config.max_workers),
+                artifact_path: artifacts.to_string_lossy().into_owned(),
+            }),
+            token: config.token,
+            body_limit: config.body_limit,
+        })
+    }
+
+    /// The address the server listens on.
+    pub fn local_addr(&self) -> Result<SocketAddr> {
+        self.listener
+            .local_addr()
+            .map_err(|e| Error::io("Cannot read the listening address", e))
+    }
+
+    /// Answers requests until `shutdown` resolves, then stops taking requests, stops the runs
+    /// and workflows still executing (each records its end) and returns. Records a previous
+    /// server left `running` are reconciled in the background from the start.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<()> {
+        let state = self.state.clone();
+        let survey = reconcile::survey(&state).await;
+        let reconcile = tokio::spawn(reconcile::settle_after_leases(state.clone(), survey));
+        let app = router(state.clone(), self.token, self.body_limit);
+        let jobs_stop = state.jobs.stopper();
+        axum::serve(self.listener, app)
+            .with_graceful_shutdown(async move {
+                shutdown.await;
+                tracing::info!("shutting down: no new requests; stopping runs and workflows");
+                jobs_stop.cancel();
+            })
+            .await
+            .map_err(|e| Error::io("The server stopped", e))?;
+        reconcile.abort();
+        state.jobs.shutdown(SHUTDOWN_GRACE).await;
+        Ok(())
+    }
+}
+
+/// The whole API: `GET /healthz` (never behind the token) and MLRun's routes.
+fn router(state: Arc<AppState>, token: Option<Token>, body_limit: usize) -> Router {
+    let api = mlrun::routes().fallback(api_error::unknown_route).layer(
+        axum::middleware::from_fn_with_state(Arc::new(token), auth::require_token),
+    );
+    Router::new()
+        .route("/healthz", get(healthz))
+        .merge(api)
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+async fn healthz() -> &'static str {
+    "ok"
+}
