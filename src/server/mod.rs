@@ -16,6 +16,7 @@ mod auth;
 mod body;
 mod jobs;
 mod mlrun;
+mod native;
 mod projects;
 mod reconcile;
 
