@@ -135,9 +135,13 @@ impl Server {
 
 /// The whole API: `GET /healthz` (never behind the token) and MLRun's routes.
 fn router(state: Arc<AppState>, token: Option<Token>, body_limit: usize) -> Router {
-    let api = mlrun::routes().fallback(api_error::unknown_route).layer(
-        axum::middleware::from_fn_with_state(Arc::new(token), auth::require_token),
-    );
+    let api = mlrun::routes()
+        .merge(native::routes())
+        .fallback(api_error::unknown_route)
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::new(token),
+            auth::require_token,
+        ));
     Router::new()
         .route("/healthz", get(healthz))
         .merge(api)
