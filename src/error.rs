@@ -372,6 +372,83 @@ impl Error {
     }
 }
 
+/// The error an API answer with HTTP `status` and `body` (MLRun's `{"detail": ...}`) stands
+/// for: the kind its status (and, for 400, its MLRun class) maps to, with the message unwrapped
+/// from the `Class('message')` form. The inverse of [`Error::mlrun_body`] and
+/// [`ErrorKind::http_status`], so an error crosses the wire with its kind and its words.
+pub fn from_api_answer(status: u16, body: &str) -> Error {
+    let detail = serde_json::from_str::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| match v.get("detail") {
+            Some(serde_json::Value::String(s)) => Some(s.clone()),
+            Some(other) => Some(other.to_string()),
+            None => None,
+        })
+        .unwrap_or_else(|| body.trim().to_string());
+    let (class, message) = split_class(&detail);
+    let message = if message.is_empty() {
+        format!("The server answered HTTP {status}")
+    } else {
+        message
+    };
+    match status {
+        400 if class == Some("MLRunInvalidArgumentError") => Error::invalid(message),
+        400 | 413 | 422 => Error::bad_request(message),
+        401 | 403 => Error::invalid_with_hint(
+            message,
+            "give the server's token with BATON_TOKEN (or MLRUN_HTTPDB__TOKEN)",
+        ),
+        404 => Error::not_found(message),
+        409 => Error::conflict(message),
+        _ => Error::runtime(format!("The server failed (HTTP {status}): {message}")),
+    }
+}
+
+/// `Class('message')` split into the class and the message (Python's string escapes undone);
+/// `Class: message` likewise; anything else is all message.
+fn split_class(detail: &str) -> (Option<&str>, String) {
+    let is_class = |c: &str| !c.is_empty() && c.chars().all(|ch| ch.is_ascii_alphanumeric());
+    if let Some((class, rest)) = detail.split_once('(') {
+        if is_class(class) && rest.ends_with(')') {
+            let quoted = &rest[..rest.len() - 1];
+            if let Some(text) = python_unrepr(quoted) {
+                return (Some(class), text);
+            }
+        }
+    }
+    if let Some((class, rest)) = detail.split_once(": ") {
+        if is_class(class) {
+            return (Some(class), rest.to_string());
+        }
+    }
+    (None, detail.to_string())
+}
+
+/// The text of a Python `str` repr (`'...'` or `"..."`), or `None` when `quoted` is not one.
+fn python_unrepr(quoted: &str) -> Option<String> {
+    let quote = quoted.chars().next().filter(|q| *q == '\'' || *q == '"')?;
+    let inner = quoted.strip_prefix(quote)?.strip_suffix(quote)?;
+    let mut out = String::with_capacity(inner.len());
+    let mut chars = inner.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next()? {
+            'n' => out.push('\n'),
+            'r' => out.push('\r'),
+            't' => out.push('\t'),
+            'x' => {
+                let hex: String = chars.by_ref().take(2).collect();
+                out.push(char::from_u32(u32::from_str_radix(&hex, 16).ok()?)?);
+            }
+            other => out.push(other),
+        }
+    }
+    Some(out)
+}
+
 /// `text` as Python's `repr` writes a `str`: single quotes unless the text holds a single quote
 /// and no double quote, backslashes and control characters escaped.
 fn python_repr(text: &str) -> String {
@@ -417,6 +494,35 @@ impl<T> IoResultExt<T> for std::io::Result<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn api_answers_turn_back_into_the_errors_they_came_from() {
+        for err in [
+            Error::invalid("bad `x`: it's \"odd\"\n"),
+            Error::bad_request("Step `a` deploys"),
+            Error::not_found("Project `p` not found"),
+            Error::conflict("taken"),
+        ] {
+            let body =
+                serde_json::to_string(&serde_json::json!({"detail": err.mlrun_body().detail}))
+                    .unwrap();
+            let back = from_api_answer(err.http_status(), &body);
+            assert_eq!(back.kind(), err.kind(), "{body}");
+            assert_eq!(back.to_string(), err.to_string(), "{body}");
+        }
+        let unauthorized = from_api_answer(
+            401,
+            r#"{"detail": "MLRunUnauthorizedError: The bearer token is wrong"}"#,
+        );
+        assert_eq!(unauthorized.to_string(), "The bearer token is wrong");
+        assert!(unauthorized.hint().unwrap().contains("BATON_TOKEN"));
+        let failed = from_api_answer(502, "upstream down");
+        assert_eq!(failed.kind(), ErrorKind::Runtime);
+        assert!(
+            failed.to_string().contains("(HTTP 502): upstream down"),
+            "{failed}"
+        );
+    }
 
     /// Every kind, built through its constructor.
     fn one_of_each() -> Vec<Error> {

@@ -76,6 +76,7 @@ pub(crate) async fn run(args: ServerArgs, ctx: &Context) -> Result<ExitCode> {
         token,
         max_workers: args.max_workers,
         body_limit: args.body_limit,
+        step_executor: None,
     })
     .await?;
     let addr = server.local_addr()?;

@@ -14,7 +14,9 @@
 //! | `barrier`   | waits at the executor's barrier, then succeeds                           |
 //!
 //! Every wait is bounded by [`BOUND`]; run the checks on tokio's paused clock
-//! (`#[tokio::test(start_paused = true)]`), where timeouts and backoffs cost nothing. Nothing here
+//! (`#[tokio::test(start_paused = true)]`), where timeouts and backoffs cost nothing. They
+//! also run on the real clock (an engine whose steps run behind a real server), so the run
+//! timeout and the backoffs they use are short. Nothing here
 //! asserts on elapsed time: concurrency is proven by a barrier that only opens when every step of
 //! a fan-out is running at once.
 
@@ -206,7 +208,7 @@ pub async fn evaluates_conditions(engine: &dyn WorkflowEngine) {
 pub async fn retries_and_failures(engine: &dyn WorkflowEngine) {
     let status = run(
         engine,
-        "{name: w, steps: [{name: flaky, function: f, handler: fail-once, retries: {limit: 1, backoff: 5s}}, {name: bad, function: f, handler: fail}, {name: after_bad, function: f, after: [bad]}, {name: other, function: f}]}",
+        "{name: w, steps: [{name: flaky, function: f, handler: fail-once, retries: {limit: 1, backoff: 1s}}, {name: bad, function: f, handler: fail}, {name: after_bad, function: f, after: [bad]}, {name: other, function: f}]}",
         json!({}),
     )
     .await;
@@ -257,7 +259,7 @@ pub async fn terminate_cancels_the_run(engine: &dyn WorkflowEngine) {
 /// The run's timeout stops it like a terminate, saying so.
 pub async fn run_timeout_cancels_the_run(engine: &dyn WorkflowEngine) {
     let options = RunOptions {
-        timeout: Some(Duration::from_secs(60)),
+        timeout: Some(Duration::from_secs(2)),
         ..RunOptions::default()
     };
     let id = engine
@@ -274,7 +276,7 @@ pub async fn run_timeout_cancels_the_run(engine: &dyn WorkflowEngine) {
     assert_eq!(status.state, WorkflowState::Canceled, "{status:?}");
     assert_eq!(
         status.error.as_deref(),
-        Some("the run did not finish within 1m")
+        Some("the run did not finish within 2s")
     );
     assert_eq!(state(&status, "h"), StepState::Canceled);
 }

@@ -33,6 +33,7 @@ use crate::workflow::Dag;
 pub mod conformance;
 mod executor;
 pub mod feed;
+pub mod wire;
 
 pub use crate::model::{
     AttemptResult, StepRef, StepState, StepStatus, WorkflowEvent, WorkflowEventKind, WorkflowRunId,

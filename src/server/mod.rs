@@ -14,6 +14,7 @@
 mod api_error;
 mod auth;
 mod body;
+mod engine;
 mod jobs;
 mod mlrun;
 mod native;
@@ -31,6 +32,7 @@ use axum::routing::get;
 use axum::Router;
 use tower_http::trace::TraceLayer;
 
+use crate::engine::{EngineRegistry, StepExecutor};
 use crate::error::{Error, IoResultExt, Result};
 pub use auth::Token;
 pub use jobs::Jobs;
@@ -44,7 +46,7 @@ pub const DEFAULT_BODY_LIMIT: usize = 8 * 1024 * 1024;
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// How a server is set up.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ServerConfig {
     /// Address to listen on (port 0 picks a free port).
     pub addr: SocketAddr,
@@ -56,12 +58,17 @@ pub struct ServerConfig {
     pub max_workers: usize,
     /// The largest request body, in bytes.
     pub body_limit: usize,
+    /// What executes workflow steps; `None` runs each through `baton runner` in its project.
+    /// Tests give the engine conformance suite's executor here.
+    pub step_executor: Option<Arc<dyn StepExecutor>>,
 }
 
 /// What every handler shares.
 pub(crate) struct AppState {
     /// The projects this server holds.
-    pub projects: Projects,
+    pub projects: Arc<Projects>,
+    /// The engines hosting every workflow run of this server.
+    pub engines: EngineRegistry,
     /// The runs and workflows executing on this server.
     pub jobs: Jobs,
     /// The default artifact path handed to clients (absolute).
@@ -84,7 +91,19 @@ impl Server {
         let artifacts = data_dir.join("artifacts");
         std::fs::create_dir_all(&artifacts)
             .io_context(|| format!("Failed to create `{}`", artifacts.display()))?;
-        let projects = Projects::open(data_dir.join("projects"), artifacts.clone())?;
+        let projects = Arc::new(Projects::open(
+            data_dir.join("projects"),
+            artifacts.clone(),
+        )?);
+        let executor = match config.step_executor {
+            Some(executor) => executor,
+            None => Arc::new(engine::ProjectsExecutor::new(
+                &projects,
+                crate::service::step_interpreter().await,
+            )),
+        };
+        let engines = engine::registry(executor);
+        projects.set_engines(engines.clone());
         let listener = tokio::net::TcpListener::bind(config.addr)
             .await
             .map_err(|e| {
@@ -95,6 +114,7 @@ impl Server {
             listener,
             state: Arc::new(AppState {
                 projects,
+                engines,
                 jobs: Jobs::new(config.max_workers),
                 artifact_path: artifacts.to_string_lossy().into_owned(),
             }),

@@ -3,9 +3,10 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::db::Db;
+use crate::engine::EngineRegistry;
 use crate::error::{Error, IoResultExt, Result};
 use crate::model::ProjectFile;
 use crate::project::{validate_project_name, Project, PROJECT_FILE};
@@ -18,6 +19,7 @@ pub struct Projects {
     artifacts: PathBuf,
     code: CodeSources,
     dbs: Mutex<HashMap<String, Arc<dyn Db>>>,
+    engines: OnceLock<EngineRegistry>,
 }
 
 impl Projects {
@@ -30,6 +32,7 @@ impl Projects {
             artifacts,
             code: CodeSources::from_env()?,
             dbs: Mutex::new(HashMap::new()),
+            engines: OnceLock::new(),
         })
     }
 
@@ -100,11 +103,20 @@ impl Projects {
         Ok(project)
     }
 
-    /// The service of project `name`, over its shared database.
+    /// Makes every service of these projects run workflows on `engines` (set once, at start).
+    pub fn set_engines(&self, engines: EngineRegistry) {
+        let _ = self.engines.set(engines);
+    }
+
+    /// The service of project `name`, over its shared database and the server's engines.
     pub async fn baton(&self, name: &str) -> Result<Baton> {
         let project = self.load(name)?;
         let db = self.db(&project).await?;
-        Ok(Baton::with_parts(project, db, self.code.clone()))
+        let baton = Baton::with_parts(project, db, self.code.clone());
+        Ok(match self.engines.get() {
+            Some(engines) => baton.with_engines(engines.clone()),
+            None => baton,
+        })
     }
 
     /// The database of `project`, opened on first use.

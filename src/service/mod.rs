@@ -26,7 +26,7 @@ pub use artifacts::PulledCode;
 pub use functions::FunctionDescription;
 pub use runs::SubmittedRun;
 pub use step_executor::RunnerExecutor;
-pub use workflows::Termination;
+pub use workflows::{step_interpreter, Termination};
 
 /// The core of baton for one project: see the module docs.
 pub struct Baton {
@@ -58,6 +58,16 @@ impl Baton {
             code,
             logs,
             engines: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    /// The same service running workflows on `engines` instead of engines of its own, so a
+    /// process serving many projects hosts every run in one set of engines (and can find,
+    /// follow and terminate any of them by id).
+    pub fn with_engines(self, engines: EngineRegistry) -> Baton {
+        Baton {
+            engines: tokio::sync::OnceCell::new_with(Some(engines)),
+            ..self
         }
     }
 

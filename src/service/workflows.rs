@@ -163,7 +163,7 @@ impl Baton {
 /// The interpreter for every step of a run: `BATON_PYTHON` when set, else the real executable
 /// behind `python3`, resolved once here rather than through a version-manager shim per step. A
 /// failure to resolve leaves each step to find `python3` itself (and report it).
-async fn step_interpreter() -> Option<std::path::PathBuf> {
+pub async fn step_interpreter() -> Option<std::path::PathBuf> {
     if std::env::var_os(PYTHON_ENV).is_some_and(|p| !p.is_empty()) {
         return None;
     }

@@ -1,0 +1,264 @@
+//! The remote engine: workflow runs hosted by a `baton server`, driven over HTTP.
+//!
+//! Every call is one request of the engine protocol ([`crate::engine::wire`]); the server runs
+//! the workflow with its own local engine, so the steps execute (and pull their code) on the
+//! server's host. Events are streamed back, one JSON document per line, over a single request
+//! that stays open until the run finishes: a follower never polls per step.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::{Stream, StreamExt};
+use reqwest::{Method, RequestBuilder, Response};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::engine::wire::{EngineRunBody, RunIdBody, StreamLine, WireOptions, ENGINE_RUNS_PATH};
+use crate::engine::{
+    check_retryable, EngineKind, InnerEngine, RunOptions, Subscription, WorkflowEngine,
+    WorkflowRunId, WorkflowRunRequest, WorkflowRunStatus,
+};
+use crate::error::{Error, Result};
+use crate::workflow::{Dag, StepAction};
+
+/// A workflow engine whose runs live on a `baton server`.
+#[derive(Clone)]
+pub struct RemoteEngine {
+    http: reqwest::Client,
+    base: String,
+    token: Option<String>,
+}
+
+impl std::fmt::Debug for RemoteEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RemoteEngine")
+            .field("base", &self.base)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How long to wait for a connection to the server.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl RemoteEngine {
+    /// An engine for the server at `base` (`http://host:port`), authenticating with `token`
+    /// when given.
+    pub fn new(base: &str, token: Option<String>) -> Result<Self> {
+        let parsed = url::Url::parse(base).map_err(|e| {
+            Error::invalid(format!("`{base}` is not a valid server URL: {e}"))
+                .with_hint("give the server's address, e.g. http://127.0.0.1:8080")
+        })?;
+        if !matches!(parsed.scheme(), "http" | "https") {
+            return Err(Error::invalid(format!(
+                "`{base}` is not an http:// or https:// URL"
+            )));
+        }
+        let http = reqwest::Client::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .build()
+            .map_err(|e| Error::internal_from("Cannot build the HTTP client", e))?;
+        Ok(RemoteEngine {
+            http,
+            base: base.trim_end_matches('/').to_string(),
+            token,
+        })
+    }
+
+    fn request(&self, method: Method, path: &str) -> RequestBuilder {
+        let request = self.http.request(method, format!("{}{path}", self.base));
+        match &self.token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        }
+    }
+
+    /// Sends `request`, turning a failure to connect and an error answer into [`Error`]s.
+    async fn send(&self, request: RequestBuilder, what: &str) -> Result<Response> {
+        let response = request.send().await.map_err(|e| {
+            Error::runtime_from(
+                format!("Cannot reach the server at {} ({what})", self.base),
+                e,
+            )
+        })?;
+        if response.status().is_success() {
+            return Ok(response);
+        }
+        let status = response.status();
+        let body = response.text().await.unwrap_or_default();
+        Err(crate::error::from_api_answer(status.as_u16(), &body))
+    }
+
+    async fn json<T: DeserializeOwned>(&self, request: RequestBuilder, what: &str) -> Result<T> {
+        let response = self.send(request, what).await?;
+        response.json().await.map_err(|e| {
+            Error::runtime_from(
+                format!("The server's answer to {what} is not what baton expects"),
+                e,
+            )
+        })
+    }
+
+    async fn post<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+        what: &str,
+    ) -> Result<T> {
+        self.json(self.request(Method::POST, path).json(body), what)
+            .await
+    }
+
+    async fn start(
+        &self,
+        request: WorkflowRunRequest,
+        options: RunOptions,
+        previous: Option<WorkflowRunStatus>,
+    ) -> Result<WorkflowRunId> {
+        self.check(&request.dag)?;
+        let body = EngineRunBody {
+            project: request.project,
+            graph: request.dag.workflow().clone(),
+            args: request.args,
+            options: WireOptions::from(&options),
+            previous,
+        };
+        let started: RunIdBody = self.post(ENGINE_RUNS_PATH, &body, "start a run").await?;
+        Ok(started.id.into())
+    }
+}
+
+#[async_trait]
+impl WorkflowEngine for RemoteEngine {
+    fn kind(&self) -> EngineKind {
+        EngineKind::Remote {
+            inner: Some(InnerEngine::Local),
+        }
+    }
+
+    /// The server runs the workflow with its local engine, which cannot deploy.
+    fn check(&self, dag: &Dag) -> Result<()> {
+        match dag.steps().iter().find(|s| s.action == StepAction::Deploy) {
+            Some(step) => Err(Error::bad_request(format!(
+                "Step `{}` deploys real-time function `{}`, which the server's local engine \
+                 cannot do",
+                step.name, step.function
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    async fn run(&self, request: WorkflowRunRequest, options: RunOptions) -> Result<WorkflowRunId> {
+        self.start(request, options, None).await
+    }
+
+    async fn status(&self, id: &WorkflowRunId) -> Result<WorkflowRunStatus> {
+        let path = format!("{ENGINE_RUNS_PATH}/{id}");
+        self.json(self.request(Method::GET, &path), "read a run's status")
+            .await
+    }
+
+    async fn subscribe(&self, id: &WorkflowRunId) -> Result<Subscription> {
+        let path = format!("{ENGINE_RUNS_PATH}/{id}/events");
+        let response = self
+            .send(self.request(Method::GET, &path), "follow a run")
+            .await?;
+        let mut lines = Box::pin(json_lines(response.bytes_stream()));
+        let status = match lines.next().await {
+            Some(Ok(StreamLine::Status(status))) => status,
+            Some(Ok(StreamLine::Event(_))) | None => {
+                return Err(Error::runtime(
+                    "The server's event stream did not start with the run's status",
+                ))
+            }
+            Some(Err(e)) => return Err(e),
+        };
+        let events = lines
+            .take_while(|line| std::future::ready(line.is_ok()))
+            .filter_map(|line| {
+                std::future::ready(match line {
+                    Ok(StreamLine::Event(event)) => Some(event),
+                    _ => None,
+                })
+            });
+        Ok(Subscription {
+            status,
+            events: events.boxed(),
+        })
+    }
+
+    async fn wait(
+        &self,
+        id: &WorkflowRunId,
+        timeout: Option<Duration>,
+    ) -> Result<WorkflowRunStatus> {
+        let follow = async {
+            let mut subscription = self.subscribe(id).await?;
+            while let Some(event) = subscription.events.next().await {
+                subscription.status.apply(&event);
+            }
+            if subscription.status.state.is_terminal() {
+                Ok(subscription.status)
+            } else {
+                // The stream broke before the end (the connection dropped): ask again.
+                self.status(id).await
+            }
+        };
+        match timeout {
+            None => follow.await,
+            Some(limit) => tokio::time::timeout(limit, follow).await.map_err(|_| {
+                Error::runtime(format!(
+                    "workflow run `{id}` did not finish within {}",
+                    humantime::format_duration(limit)
+                ))
+            })?,
+        }
+    }
+
+    async fn terminate(&self, id: &WorkflowRunId) -> Result<()> {
+        let path = format!("{ENGINE_RUNS_PATH}/{id}/terminate");
+        let _: serde_json::Value = self
+            .post(&path, &serde_json::json!({}), "terminate a run")
+            .await?;
+        Ok(())
+    }
+
+    async fn retry(
+        &self,
+        previous: &WorkflowRunStatus,
+        request: WorkflowRunRequest,
+        options: RunOptions,
+    ) -> Result<WorkflowRunId> {
+        check_retryable(previous)?;
+        self.start(request, options, Some(previous.clone())).await
+    }
+}
+
+/// The stream lines of a response body, each a JSON document ending in a newline.
+fn json_lines(
+    body: impl Stream<Item = reqwest::Result<bytes::Bytes>> + Send + 'static,
+) -> impl Stream<Item = Result<StreamLine>> + Send {
+    futures::stream::unfold(
+        (Box::pin(body), Vec::<u8>::new(), false),
+        |(mut body, mut buffer, done)| async move {
+            loop {
+                if let Some(end) = buffer.iter().position(|b| *b == b'\n') {
+                    let line: Vec<u8> = buffer.drain(..=end).collect();
+                    let parsed = serde_json::from_slice::<StreamLine>(&line)
+                        .map_err(|e| Error::runtime_from("The server sent a malformed event", e));
+                    return Some((parsed, (body, buffer, done)));
+                }
+                if done {
+                    return None;
+                }
+                match body.next().await {
+                    Some(Ok(bytes)) => buffer.extend_from_slice(&bytes),
+                    Some(Err(e)) => {
+                        let error = Error::runtime_from("The run's event stream broke", e);
+                        return Some((Err(error), (body, Vec::new(), true)));
+                    }
+                    None => return None,
+                }
+            }
+        },
+    )
+}

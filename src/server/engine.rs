@@ -1,0 +1,60 @@
+//! The engine that hosts every workflow run of a server.
+//!
+//! One local engine serves all projects: its steps go to [`ProjectsExecutor`], which runs each
+//! through `baton runner` in the step's project, exactly as `baton run` does on a laptop. Runs
+//! submitted through MLRun's API, through baton's own service API and through the remote
+//! engine's protocol all live in this engine, so any of them can be followed or terminated by
+//! id.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Weak};
+
+use async_trait::async_trait;
+
+use super::Projects;
+use crate::engine::{EngineRegistry, StepExecutor, StepInvocation, StepOutcome};
+use crate::engines::local::LocalEngine;
+use crate::service::RunnerExecutor;
+
+/// Runs each step through `baton runner` in the project the step belongs to.
+pub struct ProjectsExecutor {
+    projects: Weak<Projects>,
+    python: Option<PathBuf>,
+}
+
+impl ProjectsExecutor {
+    /// Steps of `projects`' workflows, every runner on interpreter `python` (else
+    /// `BATON_PYTHON`, else `python3`).
+    pub fn new(projects: &Arc<Projects>, python: Option<PathBuf>) -> Self {
+        ProjectsExecutor {
+            projects: Arc::downgrade(projects),
+            python,
+        }
+    }
+}
+
+#[async_trait]
+impl StepExecutor for ProjectsExecutor {
+    async fn execute(&self, step: StepInvocation) -> StepOutcome {
+        let Some(projects) = self.projects.upgrade() else {
+            return StepOutcome::failed("The server is stopping").not_retryable();
+        };
+        match projects.baton(&step.project).await {
+            Ok(baton) => {
+                let executor = RunnerExecutor::new(
+                    baton.project().clone(),
+                    baton.shared_db(),
+                    baton.logs().clone(),
+                    self.python.clone(),
+                );
+                executor.execute(step).await
+            }
+            Err(e) => StepOutcome::failed(e.to_string()).not_retryable(),
+        }
+    }
+}
+
+/// The server's engines: `local` running steps through `executor`.
+pub fn registry(executor: Arc<dyn StepExecutor>) -> EngineRegistry {
+    EngineRegistry::new().with(Arc::new(LocalEngine::new(executor)))
+}
