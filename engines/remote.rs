@@ -13,12 +13,16 @@ use reqwest::{Method, RequestBuilder, Response};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::engine::wire::{EngineRunBody, RunIdBody, StreamLine, WireOptions, ENGINE_RUNS_PATH};
+use crate::engine::wire::{
+    EngineRunBody, RunIdBody, StreamLine, WireOptions, WorkflowRetryBody, WorkflowSubmitBody,
+    ENGINE_RUNS_PATH,
+};
 use crate::engine::{
     check_retryable, EngineKind, InnerEngine, RunOptions, Subscription, WorkflowEngine,
     WorkflowRunId, WorkflowRunRequest, WorkflowRunStatus,
 };
 use crate::error::{Error, Result};
+use crate::model::WorkflowRunRecord;
 use crate::workflow::{Dag, StepAction};
 
 /// A workflow engine whose runs live on a `baton server`.
@@ -64,6 +68,11 @@ impl RemoteEngine {
         })
     }
 
+    /// The server's address.
+    pub fn base_url(&self) -> &str {
+        &self.base
+    }
+
     fn request(&self, method: Method, path: &str) -> RequestBuilder {
         let request = self.http.request(method, format!("{}{path}", self.base));
         match &self.token {
@@ -105,6 +114,47 @@ impl RemoteEngine {
         what: &str,
     ) -> Result<T> {
         self.json(self.request(Method::POST, path).json(body), what)
+            .await
+    }
+
+    /// Runs workflow `name` of `project` on the server (`POST
+    /// /api/baton/v1/projects/{project}/workflows/{name}/runs`): the server stores the project
+    /// definition given in `body`, resolves the workflow's source and records the run. Answers
+    /// the run's first record.
+    pub async fn submit_workflow(
+        &self,
+        project: &str,
+        name: &str,
+        body: &WorkflowSubmitBody,
+    ) -> Result<WorkflowRunRecord> {
+        let path = format!("/api/baton/v1/projects/{project}/workflows/{name}/runs");
+        self.post(&path, body, "run a workflow").await
+    }
+
+    /// Runs again on the server what did not succeed in recorded run `id` of `project`.
+    pub async fn retry_workflow(
+        &self,
+        project: &str,
+        id: &str,
+        body: &WorkflowRetryBody,
+    ) -> Result<WorkflowRunRecord> {
+        let path = format!("/api/baton/v1/projects/{project}/workflow-runs/{id}/retry");
+        self.post(&path, body, "retry a workflow run").await
+    }
+
+    /// Asks recorded run `id` of `project` to stop.
+    pub async fn terminate_workflow(&self, project: &str, id: &str) -> Result<()> {
+        let path = format!("/api/baton/v1/projects/{project}/workflow-runs/{id}/terminate");
+        let _: serde_json::Value = self
+            .post(&path, &serde_json::json!({}), "terminate a workflow run")
+            .await?;
+        Ok(())
+    }
+
+    /// Recorded run `id` of `project`, as the server has it now.
+    pub async fn workflow_run(&self, project: &str, id: &str) -> Result<WorkflowRunRecord> {
+        let path = format!("/api/baton/v1/projects/{project}/workflow-runs/{id}");
+        self.json(self.request(Method::GET, &path), "read a workflow run")
             .await
     }
 

@@ -50,6 +50,28 @@ pub struct Cli {
     #[arg(short, long, global = true)]
     pub quiet: bool,
 
+    /// A baton server to work against (e.g. http://127.0.0.1:8080); MLRUN_DBPATH is used when
+    /// neither this nor BATON_API is set. Needed by the remote engines
+    #[arg(
+        long,
+        global = true,
+        value_name = "URL",
+        env = "BATON_API",
+        hide_env_values = true
+    )]
+    pub api: Option<String>,
+
+    /// The server's token: the one `--api`'s server requires (else MLRUN_HTTPDB__TOKEN), or the
+    /// one `baton server` requires of every request but GET /healthz
+    #[arg(
+        long,
+        global = true,
+        value_name = "TOKEN",
+        env = "BATON_TOKEN",
+        hide_env_values = true
+    )]
+    pub token: Option<String>,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -91,10 +113,37 @@ enum Command {
     Runner(runs::RunnerArgs),
 }
 
-/// What the commands share: where they run and how they print.
+/// What the commands share: where they run, how they print, and the server they work
+/// against, if any.
 pub(crate) struct Context {
     pub dir: PathBuf,
     pub printer: Printer,
+    pub api: Option<Api>,
+    /// `--token` as given (for `baton server`).
+    pub token: Option<String>,
+}
+
+/// A `baton server` the CLI works against.
+pub(crate) struct Api {
+    /// Its address.
+    pub url: String,
+    /// Its token, if it needs one.
+    pub token: Option<String>,
+}
+
+impl Api {
+    /// The server from `--api`/`BATON_API`, else from `MLRUN_DBPATH` (MLRun's client setting),
+    /// with the token from `--token`/`BATON_TOKEN`, else `MLRUN_HTTPDB__TOKEN`.
+    fn from_args(api: Option<String>, token: Option<String>) -> Option<Api> {
+        let from_env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let url = api
+            .filter(|u| !u.is_empty())
+            .or_else(|| from_env("MLRUN_DBPATH"))?;
+        let token = token
+            .filter(|t| !t.is_empty())
+            .or_else(|| from_env("MLRUN_HTTPDB__TOKEN"));
+        Some(Api { url, token })
+    }
 }
 
 impl Context {
@@ -106,6 +155,18 @@ impl Context {
     /// The service over that project.
     pub fn baton(&self) -> Result<Baton> {
         Baton::open(self.project()?)
+    }
+
+    /// The remote engine of the server given by `--api`; without one, an error saying how to
+    /// give it.
+    pub fn remote_engine(&self) -> Result<crate::engines::remote::RemoteEngine> {
+        let api = self.api.as_ref().ok_or_else(|| {
+            Error::invalid_with_hint(
+                "The remote engines run workflows on a baton server, and none is given",
+                "start one with `baton server` and pass `--api http://127.0.0.1:8080` (or set BATON_API)",
+            )
+        })?;
+        crate::engines::remote::RemoteEngine::new(&api.url, api.token.clone())
     }
 }
 
@@ -169,7 +230,13 @@ pub fn main() -> ExitCode {
             return ExitCode::from(exit_code(&err));
         }
     };
-    let ctx = Context { dir, printer };
+    let api = Api::from_args(cli.api.clone(), cli.token.clone());
+    let ctx = Context {
+        dir,
+        printer,
+        api,
+        token: cli.token.clone(),
+    };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {

@@ -28,14 +28,10 @@ pub struct ServerArgs {
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
 
-    /// Require `Authorization: Bearer <TOKEN>` on every request but GET /healthz (MLRun's
-    /// client sends it when MLRUN_HTTPDB__TOKEN is set)
-    #[arg(long, env = "BATON_TOKEN", hide_env_values = true)]
-    token: Option<String>,
-
     /// How many function runs execute at once; the rest wait, recorded as `created`
-    #[arg(long, default_value_t = default_workers())]
-    max_workers: usize,
+    /// [default: the number of CPUs]
+    #[arg(long, value_name = "N")]
+    max_workers: Option<usize>,
 
     /// The largest request body accepted, in bytes
     #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_BODY_LIMIT)]
@@ -69,12 +65,14 @@ pub(crate) async fn run(args: ServerArgs, ctx: &Context) -> Result<ExitCode> {
         Some(dir) => dir,
         None => default_data_dir()?,
     };
-    let token = args.token.map(Token::new).transpose()?;
+    // `--token` is global: every request but GET /healthz must carry it as a bearer token
+    // (MLRun's client sends it when MLRUN_HTTPDB__TOKEN is set).
+    let token = ctx.token.clone().map(Token::new).transpose()?;
     let server = Server::bind(ServerConfig {
         addr: SocketAddr::new(args.host, args.port),
         data_dir: data_dir.clone(),
         token,
-        max_workers: args.max_workers,
+        max_workers: args.max_workers.unwrap_or_else(default_workers),
         body_limit: args.body_limit,
         step_executor: None,
     })

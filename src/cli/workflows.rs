@@ -15,7 +15,7 @@ use crate::engine::{EngineKind, StepState, WorkflowState};
 use crate::error::{Error, Result};
 use crate::project::{RunWorkflowOptions, SetWorkflowRequest, WorkflowRunHandle};
 use crate::runner::parse_params;
-use crate::service::{Baton, Termination};
+use crate::service::{Baton, RemoteWorkflowRun, Termination};
 use crate::workflow::{render_graph, ArgSchemaEntry, GraphFormat};
 
 /// Arguments of `baton set-workflow`.
@@ -202,8 +202,28 @@ pub(crate) async fn run(args: RunArgs, ctx: &Context) -> Result<ExitCode> {
         timeout: args.follow.timeout,
         allow_extra_args: args.allow_extra_args,
     };
-    let prepared = baton.prepare_workflow(&name, &options).await?;
     let watch = args.follow.watch(ctx);
+    if let EngineKind::Remote { inner } = baton.workflow_engine(&name, &options)? {
+        let remote = ctx.remote_engine()?;
+        let run = baton
+            .submit_remote_workflow(&remote, &name, inner, &options)
+            .await?;
+        ctx.printer.info(format!(
+            "Running workflow `{name}` on the server at {} (run `{}`)",
+            remote.base_url(),
+            run.id()
+        ));
+        return follow_and_report(
+            &baton,
+            Started::Remote(Box::new(run)),
+            watch,
+            cancel,
+            args.follow.json,
+            ctx,
+        )
+        .await;
+    }
+    let prepared = baton.prepare_workflow(&name, &options).await?;
     ctx.printer.info(format!(
         "Running workflow `{name}` on the {} engine ({})",
         prepared.engine,
@@ -217,7 +237,15 @@ pub(crate) async fn run(args: RunArgs, ctx: &Context) -> Result<ExitCode> {
         )
     ));
     let handle = baton.start_workflow(prepared, &options).await;
-    follow_and_report(&baton, handle, watch, cancel, args.follow.json, ctx).await
+    follow_and_report(
+        &baton,
+        Started::Local(Box::new(handle)),
+        watch,
+        cancel,
+        args.follow.json,
+        ctx,
+    )
+    .await
 }
 
 /// Whether progress is drawn as a live tree: on a terminal, unless `BATON_NO_PROGRESS` is set.
@@ -225,25 +253,40 @@ fn live_progress(watch: bool) -> bool {
     watch && std::io::stderr().is_terminal() && std::env::var_os("BATON_NO_PROGRESS").is_none()
 }
 
-/// Draws a started run's progress while the service records it to its end, then prints the
-/// outcome; exit code 1 unless it succeeded.
+/// A run that was started: driven by this process, or by a server.
+enum Started {
+    /// Driven here; `Err` when it could not start (its runners are still reaped).
+    Local(Box<Result<WorkflowRunHandle>>),
+    /// Driven by a server and followed from here.
+    Remote(Box<RemoteWorkflowRun>),
+}
+
+/// Draws a started run's progress while it is recorded to its end (by the service here, or by
+/// the server), then prints the outcome; exit code 1 unless it succeeded.
 async fn follow_and_report(
     baton: &Baton,
-    handle: Result<WorkflowRunHandle>,
+    started: Started,
     watch: bool,
     cancel: impl std::future::Future<Output = ()>,
     json: bool,
     ctx: &Context,
 ) -> Result<ExitCode> {
-    let (handle, drawing) = match handle {
-        Ok(mut handle) => {
-            let progress = Progress::new(handle.dag(), watch, live_progress(watch));
-            let drawing = tokio::spawn(progress.follow(handle.subscribe().await?));
-            (Ok(handle), Some(drawing))
+    let (record, drawing) = match started {
+        Started::Local(started) => match *started {
+            Ok(mut handle) => {
+                let progress = Progress::new(handle.dag(), watch, live_progress(watch));
+                let drawing = tokio::spawn(progress.follow(handle.subscribe().await?));
+                let record = baton.finish_workflow(Ok(handle), cancel).await;
+                (record, Some(drawing))
+            }
+            Err(e) => (baton.finish_workflow(Err(e), cancel).await, None),
+        },
+        Started::Remote(run) => {
+            let progress = Progress::new(run.dag(), watch, live_progress(watch));
+            let drawing = tokio::spawn(progress.follow(run.subscribe().await?));
+            (run.finish(cancel).await, Some(drawing))
         }
-        Err(e) => (Err(e), None),
     };
-    let record = baton.finish_workflow(handle, cancel).await;
     if let Some(drawing) = drawing {
         // The drawing ends with the run's event stream.
         let _ = drawing.await;
@@ -280,14 +323,22 @@ async fn retry(args: RetryArgs, baton: &Baton, ctx: &Context) -> Result<ExitCode
         timeout: args.follow.timeout,
         ..RunWorkflowOptions::default()
     };
-    let handle = baton.retry_workflow(&args.id, &options).await?;
     let watch = args.follow.watch(ctx);
-    ctx.printer.info(format!(
-        "Retrying workflow run `{}` as `{}`",
-        args.id,
-        handle.id()
-    ));
-    follow_and_report(baton, Ok(handle), watch, cancel, args.follow.json, ctx).await
+    let (started, new_id) = if ctx.api.is_some() {
+        let remote = ctx.remote_engine()?;
+        let run = baton
+            .retry_remote_workflow(&remote, &args.id, &options)
+            .await?;
+        let id = run.id();
+        (Started::Remote(Box::new(run)), id)
+    } else {
+        let handle = baton.retry_workflow(&args.id, &options).await?;
+        let id = handle.id();
+        (Started::Local(Box::new(Ok(handle))), id)
+    };
+    ctx.printer
+        .info(format!("Retrying workflow run `{}` as `{new_id}`", args.id));
+    follow_and_report(baton, started, watch, cancel, args.follow.json, ctx).await
 }
 
 pub(crate) async fn workflows(cmd: WorkflowsCommand, ctx: &Context) -> Result<ExitCode> {

@@ -78,6 +78,7 @@ pub struct ArtifactMetadata {
     /// The artifact key, unique within a project.
     pub key: String,
     /// The owning project.
+    #[serde(default)]
     pub project: String,
     /// Hyper-parameter iteration; always 0 for code artifacts.
     #[serde(default)]

@@ -97,14 +97,7 @@ impl Project {
         options: &RunWorkflowOptions,
     ) -> Result<PreparedWorkflow> {
         let spec = self.workflow(name)?;
-        let spec_engine = spec.engine.as_deref().map(str::parse).transpose()?;
-        // The embedded default runs locally when nothing names an engine.
-        let requested = options.engine.or(if spec_engine.is_none() {
-            Some(EngineKind::Local)
-        } else {
-            None
-        });
-        let engine = select_engine(requested, spec_engine, options.local, false)?;
+        let engine = self.workflow_engine(name, options)?;
         let (source, dag) = self.load_workflow_dag(db, &spec).await?;
         let schema: Vec<ArgSchemaEntry> = spec
             .args_schema
@@ -127,6 +120,19 @@ impl Project {
             args,
             engine,
         })
+    }
+
+    /// The engine a run of workflow `name` with `options` uses, by MLRun's rules
+    /// ([`select_engine`]); the embedded default runs locally when nothing names an engine.
+    pub fn workflow_engine(&self, name: &str, options: &RunWorkflowOptions) -> Result<EngineKind> {
+        let spec = self.workflow(name)?;
+        let spec_engine = spec.engine.as_deref().map(str::parse).transpose()?;
+        let requested = options.engine.or(if spec_engine.is_none() {
+            Some(EngineKind::Local)
+        } else {
+            None
+        });
+        select_engine(requested, spec_engine, options.local, false)
     }
 
     /// Resolves a workflow's source now and turns it into a checked DAG (steps must name the

@@ -30,7 +30,8 @@ use std::time::Duration;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
 use axum::Router;
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
+use tracing::Level;
 
 use crate::engine::{EngineRegistry, StepExecutor};
 use crate::error::{Error, IoResultExt, Result};
@@ -166,7 +167,11 @@ fn router(state: Arc<AppState>, token: Option<Token>, body_limit: usize) -> Rout
         .route("/healthz", get(healthz))
         .merge(api)
         .layer(DefaultBodyLimit::max(body_limit))
-        .layer(TraceLayer::new_for_http())
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(DefaultMakeSpan::new().level(Level::INFO))
+                .on_response(DefaultOnResponse::new().level(Level::INFO)),
+        )
         .with_state(state)
 }
 

@@ -9,6 +9,7 @@
 
 mod artifacts;
 mod functions;
+mod remote;
 mod runs;
 mod step_executor;
 mod workflows;
@@ -24,6 +25,7 @@ use crate::runner::CodeSources;
 
 pub use artifacts::PulledCode;
 pub use functions::FunctionDescription;
+pub use remote::RemoteWorkflowRun;
 pub use runs::SubmittedRun;
 pub use step_executor::RunnerExecutor;
 pub use workflows::{step_interpreter, Termination};

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::step_executor::RunnerExecutor;
 use super::Baton;
-use crate::engine::{EngineRegistry, WorkflowState};
+use crate::engine::{EngineKind, EngineRegistry, WorkflowState};
 use crate::engines::local::LocalEngine;
 use crate::error::{Error, Result};
 use crate::model::{WorkflowRunRecord, WorkflowSpec};
@@ -70,6 +70,11 @@ impl Baton {
                 EngineRegistry::new().with(Arc::new(LocalEngine::new(Arc::new(executor))))
             })
             .await
+    }
+
+    /// The engine a run of workflow `name` with `options` uses (MLRun's selection rules).
+    pub fn workflow_engine(&self, name: &str, options: &RunWorkflowOptions) -> Result<EngineKind> {
+        self.project.workflow_engine(name, options)
     }
 
     /// Resolves workflow `name` (its artifact read now), builds and checks its DAG, merges its

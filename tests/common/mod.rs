@@ -8,6 +8,8 @@ use std::process::{Command, Output};
 
 use tempfile::TempDir;
 
+pub mod server;
+
 /// A temporary project folder with its own code cache.
 pub struct TestProject {
     pub dir: TempDir,

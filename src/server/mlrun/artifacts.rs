@@ -11,6 +11,7 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::artifact::names::validate_new_key;
 use crate::artifact::{CodeSource, LogCodeRequest};
 use crate::error::Error;
 use crate::model::artifact::CODE_KIND;
@@ -90,6 +91,9 @@ pub async fn get(
     Path((project, key)): Path<(String, String)>,
     Query(query): Query<GetQuery>,
 ) -> ApiResult<Json<Value>> {
+    // Keys follow the rules of new keys (so no `/` or `..`): one that breaks them names no
+    // artifact and is refused as such.
+    validate_new_key("key", &key)?;
     let baton = state.projects.baton(&project).await?;
     // The client sends `tag=latest` even with an uid; the uid alone names the version (and its
     // tree is the first tree it was stored under, which a re-log of the same content keeps).

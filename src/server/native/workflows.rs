@@ -40,6 +40,10 @@ pub fn routes() -> Router<Arc<AppState>> {
             post(submit),
         )
         .route(
+            "/api/baton/v1/projects/{project}/workflow-runs/{id}",
+            get(recorded),
+        )
+        .route(
             "/api/baton/v1/projects/{project}/workflow-runs/{id}/retry",
             post(retry),
         )
@@ -155,6 +159,16 @@ async fn submit(
     state.jobs.follow_workflow(baton, handle);
     let baton = state.projects.baton(&project).await?;
     Ok(Json(baton.db().read_workflow_run(&project, &id).await?))
+}
+
+/// `GET /api/baton/v1/projects/{project}/workflow-runs/{id}`: the recorded run, settled first
+/// when its driver is gone.
+async fn recorded(
+    State(state): State<Arc<AppState>>,
+    Path((project, id)): Path<(String, String)>,
+) -> ApiResult<Json<WorkflowRunRecord>> {
+    let baton = state.projects.baton(&project).await?;
+    Ok(Json(baton.workflow_run(&id).await?))
 }
 
 /// `POST /api/baton/v1/projects/{project}/workflow-runs/{id}/retry`: runs again, here, what
