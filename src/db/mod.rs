@@ -4,6 +4,7 @@
 //! client of `baton server` implements the same trait later, so nothing above this module knows
 //! where records live. Payloads never go through the database: they live in the datastore.
 
+mod http;
 mod sqlite;
 
 use std::sync::Arc;
@@ -11,6 +12,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+pub use http::HttpDb;
+pub(crate) use http::{lease_project, wire};
 pub use sqlite::SqliteDb;
 
 use crate::error::Result;
