@@ -9,10 +9,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::{Stream, StreamExt};
-use reqwest::{Method, RequestBuilder, Response};
+use reqwest::Method;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::db::ApiClient;
 use crate::engine::wire::{
     EngineRunBody, RunIdBody, StreamLine, WireOptions, WorkflowRetryBody, WorkflowSubmitBody,
     ENGINE_RUNS_PATH,
@@ -26,94 +27,32 @@ use crate::model::WorkflowRunRecord;
 use crate::workflow::{Dag, StepAction};
 
 /// A workflow engine whose runs live on a `baton server`.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct RemoteEngine {
-    http: reqwest::Client,
-    base: String,
-    token: Option<String>,
+    api: ApiClient,
 }
-
-impl std::fmt::Debug for RemoteEngine {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RemoteEngine")
-            .field("base", &self.base)
-            .finish_non_exhaustive()
-    }
-}
-
-/// How long to wait for a connection to the server.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl RemoteEngine {
     /// An engine for the server at `base` (`http://host:port`), authenticating with `token`
     /// when given.
     pub fn new(base: &str, token: Option<String>) -> Result<Self> {
-        let parsed = url::Url::parse(base).map_err(|e| {
-            Error::invalid(format!("`{base}` is not a valid server URL: {e}"))
-                .with_hint("give the server's address, e.g. http://127.0.0.1:8080")
-        })?;
-        if !matches!(parsed.scheme(), "http" | "https") {
-            return Err(Error::invalid(format!(
-                "`{base}` is not an http:// or https:// URL"
-            )));
-        }
-        let http = reqwest::Client::builder()
-            .connect_timeout(CONNECT_TIMEOUT)
-            .build()
-            .map_err(|e| Error::internal_from("Cannot build the HTTP client", e))?;
         Ok(RemoteEngine {
-            http,
-            base: base.trim_end_matches('/').to_string(),
-            token,
+            api: ApiClient::new(base, token)?,
         })
     }
 
     /// The server's address.
     pub fn base_url(&self) -> &str {
-        &self.base
+        self.api.base_url()
     }
 
-    fn request(&self, method: Method, path: &str) -> RequestBuilder {
-        let request = self.http.request(method, format!("{}{path}", self.base));
-        match &self.token {
-            Some(token) => request.bearer_auth(token),
-            None => request,
-        }
+    async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
+        self.api.get(&self.api.url(path), &[]).await
     }
 
-    /// Sends `request`, turning a failure to connect and an error answer into [`Error`]s.
-    async fn send(&self, request: RequestBuilder, what: &str) -> Result<Response> {
-        let response = request.send().await.map_err(|e| {
-            Error::runtime_from(
-                format!("Cannot reach the server at {} ({what})", self.base),
-                e,
-            )
-        })?;
-        if response.status().is_success() {
-            return Ok(response);
-        }
-        let status = response.status();
-        let body = response.text().await.unwrap_or_default();
-        Err(crate::error::from_api_answer(status.as_u16(), &body))
-    }
-
-    async fn json<T: DeserializeOwned>(&self, request: RequestBuilder, what: &str) -> Result<T> {
-        let response = self.send(request, what).await?;
-        response.json().await.map_err(|e| {
-            Error::runtime_from(
-                format!("The server's answer to {what} is not what baton expects"),
-                e,
-            )
-        })
-    }
-
-    async fn post<B: Serialize, T: DeserializeOwned>(
-        &self,
-        path: &str,
-        body: &B,
-        what: &str,
-    ) -> Result<T> {
-        self.json(self.request(Method::POST, path).json(body), what)
+    async fn post<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T> {
+        self.api
+            .send(Method::POST, &self.api.url(path), &[], body)
             .await
     }
 
@@ -128,7 +67,7 @@ impl RemoteEngine {
         body: &WorkflowSubmitBody,
     ) -> Result<WorkflowRunRecord> {
         let path = format!("/api/baton/v1/projects/{project}/workflows/{name}/runs");
-        self.post(&path, body, "run a workflow").await
+        self.post(&path, body).await
     }
 
     /// Runs again on the server what did not succeed in recorded run `id` of `project`.
@@ -139,23 +78,20 @@ impl RemoteEngine {
         body: &WorkflowRetryBody,
     ) -> Result<WorkflowRunRecord> {
         let path = format!("/api/baton/v1/projects/{project}/workflow-runs/{id}/retry");
-        self.post(&path, body, "retry a workflow run").await
+        self.post(&path, body).await
     }
 
     /// Asks recorded run `id` of `project` to stop.
     pub async fn terminate_workflow(&self, project: &str, id: &str) -> Result<()> {
         let path = format!("/api/baton/v1/projects/{project}/workflow-runs/{id}/terminate");
-        let _: serde_json::Value = self
-            .post(&path, &serde_json::json!({}), "terminate a workflow run")
-            .await?;
+        let _: serde_json::Value = self.post(&path, &serde_json::json!({})).await?;
         Ok(())
     }
 
     /// Recorded run `id` of `project`, as the server has it now.
     pub async fn workflow_run(&self, project: &str, id: &str) -> Result<WorkflowRunRecord> {
         let path = format!("/api/baton/v1/projects/{project}/workflow-runs/{id}");
-        self.json(self.request(Method::GET, &path), "read a workflow run")
-            .await
+        self.get(&path).await
     }
 
     async fn start(
@@ -172,7 +108,7 @@ impl RemoteEngine {
             options: WireOptions::from(&options),
             previous,
         };
-        let started: RunIdBody = self.post(ENGINE_RUNS_PATH, &body, "start a run").await?;
+        let started: RunIdBody = self.post(ENGINE_RUNS_PATH, &body).await?;
         Ok(started.id.into())
     }
 }
@@ -203,15 +139,12 @@ impl WorkflowEngine for RemoteEngine {
 
     async fn status(&self, id: &WorkflowRunId) -> Result<WorkflowRunStatus> {
         let path = format!("{ENGINE_RUNS_PATH}/{id}");
-        self.json(self.request(Method::GET, &path), "read a run's status")
-            .await
+        self.get(&path).await
     }
 
     async fn subscribe(&self, id: &WorkflowRunId) -> Result<Subscription> {
         let path = format!("{ENGINE_RUNS_PATH}/{id}/events");
-        let response = self
-            .send(self.request(Method::GET, &path), "follow a run")
-            .await?;
+        let response = self.api.open_stream(&self.api.url(&path)).await?;
         let mut lines = Box::pin(json_lines(response.bytes_stream()));
         let status = match lines.next().await {
             Some(Ok(StreamLine::Status(status))) => status,
@@ -266,9 +199,7 @@ impl WorkflowEngine for RemoteEngine {
 
     async fn terminate(&self, id: &WorkflowRunId) -> Result<()> {
         let path = format!("{ENGINE_RUNS_PATH}/{id}/terminate");
-        let _: serde_json::Value = self
-            .post(&path, &serde_json::json!({}), "terminate a run")
-            .await?;
+        let _: serde_json::Value = self.post(&path, &serde_json::json!({})).await?;
         Ok(())
     }
 

@@ -385,12 +385,13 @@ pub fn from_api_answer(status: u16, body: &str) -> Error {
             None => None,
         })
         .unwrap_or_else(|| body.trim().to_string());
-    let (class, message) = split_class(&detail);
+    let (class, message) = parse_detail(&detail);
     let message = if message.is_empty() {
         format!("The server answered HTTP {status}")
     } else {
         message
     };
+    // Messages cross the wire unchanged: a 5xx is a failure whose words are the server's.
     match status {
         400 if class == Some("MLRunInvalidArgumentError") => Error::invalid(message),
         400 | 413 | 422 => Error::bad_request(message),
@@ -400,50 +401,70 @@ pub fn from_api_answer(status: u16, body: &str) -> Error {
         ),
         404 => Error::not_found(message),
         409 => Error::conflict(message),
-        _ => Error::runtime(format!("The server failed (HTTP {status}): {message}")),
+        _ => Error::runtime(message),
     }
 }
 
-/// `Class('message')` split into the class and the message (Python's string escapes undone);
-/// `Class: message` likewise; anything else is all message.
-fn split_class(detail: &str) -> (Option<&str>, String) {
-    let is_class = |c: &str| !c.is_empty() && c.chars().all(|ch| ch.is_ascii_alphanumeric());
+/// Splits an error detail into its MLRun class and its message: `Class('message')` (what
+/// [`Error::mlrun_body`] writes), `Class: message` (a refusal before any handler), or anything
+/// else as the message itself.
+fn parse_detail(detail: &str) -> (Option<&str>, String) {
+    let is_class = |c: &str| !c.is_empty() && c.chars().all(|c| c.is_ascii_alphanumeric());
     if let Some((class, rest)) = detail.split_once('(') {
-        if is_class(class) && rest.ends_with(')') {
-            let quoted = &rest[..rest.len() - 1];
-            if let Some(text) = python_unrepr(quoted) {
-                return (Some(class), text);
+        if let Some(literal) = rest.strip_suffix(')') {
+            if is_class(class) {
+                if let Some(message) = python_unrepr(literal) {
+                    return (Some(class), message);
+                }
             }
         }
     }
-    if let Some((class, rest)) = detail.split_once(": ") {
+    if let Some((class, message)) = detail.split_once(": ") {
         if is_class(class) {
-            return (Some(class), rest.to_string());
+            return (Some(class), message.to_string());
         }
     }
     (None, detail.to_string())
 }
 
-/// The text of a Python `str` repr (`'...'` or `"..."`), or `None` when `quoted` is not one.
-fn python_unrepr(quoted: &str) -> Option<String> {
-    let quote = quoted.chars().next().filter(|q| *q == '\'' || *q == '"')?;
-    let inner = quoted.strip_prefix(quote)?.strip_suffix(quote)?;
+/// The text of a Python `str` literal as `repr` writes it (the inverse of
+/// [`python_repr`]): single or double quotes, and the escapes `\\`, `\'`, `\"`,
+/// `\n`, `\r`, `\t`, `\xNN`, `\uNNNN` and `\UNNNNNNNN`. Anything else is `None`.
+fn python_unrepr(literal: &str) -> Option<String> {
+    let quote = literal.chars().next().filter(|q| matches!(q, '\'' | '"'))?;
+    let inner = literal.strip_prefix(quote)?.strip_suffix(quote)?;
     let mut out = String::with_capacity(inner.len());
     let mut chars = inner.chars();
     while let Some(c) = chars.next() {
+        if c == quote {
+            // An unescaped quote would have ended the literal.
+            return None;
+        }
         if c != '\\' {
             out.push(c);
             continue;
         }
-        match chars.next()? {
+        let escaped = chars.next()?;
+        let hex = |chars: &mut std::str::Chars<'_>, n: usize| -> Option<char> {
+            let digits: String = chars.by_ref().take(n).collect();
+            if digits.len() != n {
+                return None;
+            }
+            char::from_u32(u32::from_str_radix(&digits, 16).ok()?)
+        };
+        match escaped {
+            '\\' | '\'' | '"' => out.push(escaped),
             'n' => out.push('\n'),
             'r' => out.push('\r'),
             't' => out.push('\t'),
-            'x' => {
-                let hex: String = chars.by_ref().take(2).collect();
-                out.push(char::from_u32(u32::from_str_radix(&hex, 16).ok()?)?);
+            'x' => out.push(hex(&mut chars, 2)?),
+            'u' => out.push(hex(&mut chars, 4)?),
+            'U' => out.push(hex(&mut chars, 8)?),
+            // Python keeps an unknown escape as written.
+            other => {
+                out.push('\\');
+                out.push(other);
             }
-            other => out.push(other),
         }
     }
     Some(out)
@@ -496,32 +517,75 @@ mod tests {
     use super::*;
 
     #[test]
-    fn api_answers_turn_back_into_the_errors_they_came_from() {
-        for err in [
-            Error::invalid("bad `x`: it's \"odd\"\n"),
-            Error::bad_request("Step `a` deploys"),
-            Error::not_found("Project `p` not found"),
-            Error::conflict("taken"),
-        ] {
-            let body =
-                serde_json::to_string(&serde_json::json!({"detail": err.mlrun_body().detail}))
-                    .unwrap();
-            let back = from_api_answer(err.http_status(), &body);
-            assert_eq!(back.kind(), err.kind(), "{body}");
-            assert_eq!(back.to_string(), err.to_string(), "{body}");
+    fn an_error_body_maps_back_to_its_kind_and_message() {
+        let messages = [
+            "Artifact `store://p/k` not found",
+            "it's `x`",
+            "say \"hi\" and it's",
+            "a\\b\nc\td\r",
+            "bell\u{7} naïve",
+        ];
+        type Make = fn(&str) -> Error;
+        let rows: [(Make, ErrorKind); 5] = [
+            (|m| Error::not_found(m), ErrorKind::NotFound),
+            (|m| Error::conflict(m), ErrorKind::Conflict),
+            (|m| Error::invalid(m), ErrorKind::InvalidArgument),
+            (|m| Error::bad_request(m), ErrorKind::BadRequest),
+            (|m| Error::runtime(m), ErrorKind::Runtime),
+        ];
+        for message in messages {
+            for (make, kind) in &rows {
+                let err = make(message);
+                let body = serde_json::to_string(&err.mlrun_body()).unwrap();
+                let back = from_api_answer(err.http_status(), &body);
+                assert_eq!(back.kind(), *kind, "{message:?}");
+                assert_eq!(back.to_string(), message, "{kind}");
+            }
         }
-        let unauthorized = from_api_answer(
-            401,
-            r#"{"detail": "MLRunUnauthorizedError: The bearer token is wrong"}"#,
+    }
+
+    #[test]
+    fn an_internal_error_is_a_runtime_failure_for_the_client() {
+        let err = Error::internal("The database task panicked");
+        let body = serde_json::to_string(&err.mlrun_body()).unwrap();
+        let back = from_api_answer(500, &body);
+        assert_eq!(back.kind(), ErrorKind::Runtime);
+        assert_eq!(back.to_string(), "The database task panicked");
+    }
+
+    #[test]
+    fn a_body_that_is_not_mlruns_is_kept_as_the_message() {
+        let back = from_api_answer(502, "upstream down");
+        assert_eq!(back.kind(), ErrorKind::Runtime);
+        assert_eq!(back.to_string(), "upstream down");
+        let back = from_api_answer(
+            413,
+            r#"{"detail": "MLRunBadRequestError: The request body is larger than the server accepts"}"#,
         );
-        assert_eq!(unauthorized.to_string(), "The bearer token is wrong");
-        assert!(unauthorized.hint().unwrap().contains("BATON_TOKEN"));
-        let failed = from_api_answer(502, "upstream down");
-        assert_eq!(failed.kind(), ErrorKind::Runtime);
-        assert!(
-            failed.to_string().contains("(HTTP 502): upstream down"),
-            "{failed}"
+        assert_eq!(back.kind(), ErrorKind::BadRequest);
+        assert_eq!(
+            back.to_string(),
+            "The request body is larger than the server accepts"
         );
+    }
+
+    #[test]
+    fn python_unrepr_reads_what_repr_writes() {
+        let rows = [
+            ("'plain'", "plain"),
+            ("\"it's\"", "it's"),
+            ("'both \\' and \"'", "both ' and \""),
+            ("'a\\\\b\\nc\\td'", "a\\b\nc\td"),
+            ("'bell\\x07'", "bell\u{7}"),
+            ("'\\u00e9\\U0001f600'", "é😀"),
+            ("'keep \\q'", "keep \\q"),
+        ];
+        for (literal, text) in rows {
+            assert_eq!(python_unrepr(literal).as_deref(), Some(text), "{literal}");
+        }
+        for bad in ["", "'", "plain", "'open", "'a'b'", "'\\x0'"] {
+            assert_eq!(python_unrepr(bad), None, "{bad}");
+        }
     }
 
     /// Every kind, built through its constructor.

@@ -43,6 +43,7 @@ impl TestServer {
             token: token.map(|t| Token::new(t.to_string()).unwrap()),
             max_workers: 2,
             body_limit: DEFAULT_BODY_LIMIT,
+            step_executor: None,
         })
         .await
         .unwrap();

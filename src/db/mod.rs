@@ -1,9 +1,10 @@
 //! Metadata storage behind the [`Db`] trait.
 //!
-//! The embedded default is [`SqliteDb`], a file in the project's `.baton/` folder; the HTTP
-//! client of `baton server` implements the same trait later, so nothing above this module knows
-//! where records live. Payloads never go through the database: they live in the datastore.
+//! The embedded default is [`SqliteDb`], a file in the project's `.baton/` folder; [`HttpDb`],
+//! the client of a `baton server`, implements the same trait, so nothing above this module
+//! knows where records live. Payloads never go through the database: they live in the datastore.
 
+mod api_client;
 mod http;
 mod sqlite;
 
@@ -12,6 +13,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+pub use api_client::{segment, ApiClient, RETRY_DELAYS};
 pub use http::HttpDb;
 pub(crate) use http::{lease_project, wire};
 pub use sqlite::SqliteDb;
