@@ -162,10 +162,12 @@ def import_mlrun(url, token=None):
                 "its own process (python -m unittest test_x)"
             )
         return sys.modules["mlrun"]
+    # Only this suite's settings: a developer's MLRUN_* or V3IO_* variables would change what
+    # the client sends (another artifact path, a token from MLRUN_AUTH_SESSION or V3IO_ACCESS_KEY).
+    for name in [n for n in os.environ if n.startswith(("MLRUN_", "V3IO_"))]:
+        del os.environ[name]
     os.environ["MLRUN_DBPATH"] = url
-    if token is None:
-        os.environ.pop("MLRUN_HTTPDB__TOKEN", None)
-    else:
+    if token is not None:
         os.environ["MLRUN_HTTPDB__TOKEN"] = token
     import mlrun
 
