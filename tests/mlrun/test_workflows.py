@@ -55,6 +55,11 @@ class Workflows(harness.ServerTestCase):
         self.assertEqual(run.state, "Succeeded")
         self.assertIsNone(run.exc)
         self.assert_steps(run.run_id, 3)
+        # The workflow id is the runner's own run, which the client watched through runs/ and
+        # logs/.
+        runner = self.mlrun.get_run_db().read_run(run.run_id, project=self.project_name)
+        self.assertEqual(runner["metadata"]["uid"], run.run_id)
+        self.assertEqual(runner["status"]["state"], "completed")
 
     def test_remote_then_wait_for_completion(self):
         run = self.project.run(name="main", arguments={"p1": 7}, engine="remote", watch=False)
