@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -235,6 +235,21 @@ pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
     }
 }
 
+/// Where a runner reads and records its run: the embedded database file, or a `baton server`
+/// (its token handed over in the environment, never on the command line).
+#[derive(Debug, Clone)]
+pub enum RunnerDb {
+    /// A SQLite file (`--db FILE`).
+    File(PathBuf),
+    /// A server (`--api URL`, token in `BATON_TOKEN`).
+    Server {
+        /// The server's address.
+        url: String,
+        /// Its token, if it needs one.
+        token: Option<String>,
+    },
+}
+
 /// Starts the runner for a recorded run, its output appended to the run's `log`. `python`, when
 /// given, is the interpreter the runner uses (else `BATON_PYTHON`, else `python3`).
 ///
@@ -242,6 +257,7 @@ pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
 /// signal), so it aborts its handler and records the run instead of running on unowned.
 pub fn start(
     project: &Project,
+    db: &RunnerDb,
     run: &RunObject,
     python: Option<&Path>,
     log: &Path,
@@ -267,9 +283,20 @@ pub fn start(
         .arg("runner")
         .arg(&run.metadata.uid)
         .arg("--project")
-        .arg(project.name())
-        .arg("--db")
-        .arg(project.db_path())
+        .arg(project.name());
+    match db {
+        RunnerDb::File(path) => {
+            command.arg("--db").arg(path);
+        }
+        RunnerDb::Server { url, token } => {
+            command.arg("--api").arg(url);
+            match token {
+                Some(token) => command.env("BATON_TOKEN", token),
+                None => command.env_remove("BATON_TOKEN"),
+            };
+        }
+    }
+    command
         .arg("--log")
         .arg(log)
         .stdin(Stdio::null())

@@ -45,7 +45,7 @@ pub enum ArtifactsCommand {
 }
 
 pub(crate) async fn run(cmd: ArtifactsCommand, ctx: &Context) -> Result<ExitCode> {
-    let baton = ctx.baton()?;
+    let baton = ctx.baton().await?;
     match cmd {
         ArtifactsCommand::List { key, tag, json } => {
             let versions = baton

@@ -20,7 +20,8 @@ pub struct BuildArgs {
 
 pub(crate) async fn run(args: BuildArgs, ctx: &Context) -> Result<ExitCode> {
     let out = ctx
-        .baton()?
+        .baton()
+        .await?
         .build_function(&args.name, args.output.as_deref())
         .await?;
     ctx.printer.info(format!(

@@ -65,7 +65,7 @@ pub enum FunctionsCommand {
 }
 
 pub(crate) async fn set_function(args: SetFunctionArgs, ctx: &Context) -> Result<ExitCode> {
-    let mut baton = ctx.baton()?;
+    let mut baton = ctx.baton().await?;
     let load_source_on_run = match (args.load_source_on_run, args.no_load_source_on_run) {
         (true, _) => Some(true),
         (_, true) => Some(false),
@@ -89,7 +89,7 @@ pub(crate) async fn set_function(args: SetFunctionArgs, ctx: &Context) -> Result
 }
 
 pub(crate) async fn run(cmd: FunctionsCommand, ctx: &Context) -> Result<ExitCode> {
-    let baton = ctx.baton()?;
+    let baton = ctx.baton().await?;
     match cmd {
         FunctionsCommand::List { json } => {
             let described = baton.list_functions().await?;

@@ -59,7 +59,7 @@ pub struct LogCodeArgs {
 }
 
 pub(crate) async fn run(args: LogCodeArgs, ctx: &Context) -> Result<ExitCode> {
-    let baton = ctx.baton()?;
+    let baton = ctx.baton().await?;
     let source = if let Some(path) = args.local_path {
         CodeSource::LocalPath(path)
     } else if let Some(text) = args.body {

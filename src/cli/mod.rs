@@ -152,9 +152,29 @@ impl Context {
         Project::discover(&self.dir)
     }
 
-    /// The service over that project.
-    pub fn baton(&self) -> Result<Baton> {
-        Baton::open(self.project()?)
+    /// The service over that project: on the embedded database, or with `--api` on the
+    /// server's, where the project is created first if the server does not have it yet.
+    pub async fn baton(&self) -> Result<Baton> {
+        let project = self.project()?;
+        match self.api_client()? {
+            None => Baton::open(project),
+            Some(api) => {
+                crate::service::ensure_server_project(&api, &project).await?;
+                Ok(Baton::with_server(
+                    project,
+                    api,
+                    crate::runner::CodeSources::from_env()?,
+                ))
+            }
+        }
+    }
+
+    /// The client of the server given by `--api`, if any.
+    pub fn api_client(&self) -> Result<Option<crate::db::ApiClient>> {
+        self.api
+            .as_ref()
+            .map(|api| crate::db::ApiClient::new(&api.url, api.token.clone()))
+            .transpose()
     }
 
     /// The remote engine of the server given by `--api`; without one, an error saying how to

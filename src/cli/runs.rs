@@ -11,7 +11,7 @@ use clap::{Args, Subcommand};
 use super::table::Table;
 use super::Context;
 use crate::db::RunFilter;
-use crate::db::SqliteDb;
+use crate::db::{HttpDb, SqliteDb};
 use crate::error::Result;
 use crate::launcher::{self, RunRequest};
 use crate::logs::LogTail;
@@ -73,7 +73,7 @@ pub enum RunsCommand {
 
 pub(crate) async fn run_function(args: RunFunctionArgs, ctx: &Context) -> Result<ExitCode> {
     let stop = launcher::shutdown_signal();
-    let baton = ctx.baton()?;
+    let baton = ctx.baton().await?;
     let request = RunRequest {
         function: args.name,
         handler: args.handler,
@@ -147,8 +147,9 @@ fn print_outcome(ctx: &Context, run: &RunObject, json: bool) {
 pub struct RunnerArgs {
     /// The run's uid
     uid: String,
-    /// The run's project (default: the project found from the folder)
-    #[arg(long, requires = "db")]
+    /// The run's project (default: the project found from the folder); with --db, or with
+    /// --api for a run recorded on a server
+    #[arg(long)]
     project: Option<String>,
     /// The database holding the run (default: the project's `.baton/baton.db`)
     #[arg(long, value_name = "FILE", requires = "project")]
@@ -162,18 +163,25 @@ pub(crate) async fn runner(args: RunnerArgs, ctx: &Context) -> Result<ExitCode> 
     // Listen first, so a signal from here on aborts the run instead of killing the runner
     // before it can record anything.
     let cancel = launcher::shutdown_signal();
-    let (db, project, default_log): (Arc<dyn crate::db::Db>, _, _) = match (args.db, args.project) {
-        (Some(path), Some(project)) => {
-            let logs = path.parent().unwrap_or(Path::new(".")).join("logs");
-            let log = logs.join(format!("{}.log", args.uid));
-            (Arc::new(SqliteDb::open(&path)?), project, log)
-        }
-        _ => {
-            let baton = ctx.baton()?;
-            let log = baton.logs().path(&args.uid);
-            (baton.shared_db(), baton.project().name().to_string(), log)
-        }
-    };
+    let (db, project, default_log): (Arc<dyn crate::db::Db>, _, _) =
+        match (args.db, args.project, ctx.api_client()?) {
+            (Some(path), Some(project), _) => {
+                let logs = path.parent().unwrap_or(Path::new(".")).join("logs");
+                let log = logs.join(format!("{}.log", args.uid));
+                (Arc::new(SqliteDb::open(&path)?), project, log)
+            }
+            (None, Some(project), Some(api)) => {
+                let log = std::env::temp_dir()
+                    .join("baton-logs")
+                    .join(format!("{}.log", args.uid));
+                (Arc::new(HttpDb::with_client(api)), project, log)
+            }
+            _ => {
+                let baton = ctx.baton().await?;
+                let log = baton.logs().path(&args.uid);
+                (baton.shared_db(), baton.project().name().to_string(), log)
+            }
+        };
     let log = args.log.unwrap_or(default_log);
     let env = StepEnv {
         code: CodeSources::from_env()?,
@@ -189,7 +197,7 @@ pub(crate) async fn runner(args: RunnerArgs, ctx: &Context) -> Result<ExitCode> 
 }
 
 pub(crate) async fn run(cmd: RunsCommand, ctx: &Context) -> Result<ExitCode> {
-    let baton = ctx.baton()?;
+    let baton = ctx.baton().await?;
     match cmd {
         RunsCommand::List { labels, json } => {
             let runs = baton.runs(&RunFilter { labels }).await?;

@@ -154,7 +154,7 @@ pub struct GraphArgs {
 }
 
 pub(crate) async fn set_workflow(args: SetWorkflowArgs, ctx: &Context) -> Result<ExitCode> {
-    let mut baton = ctx.baton()?;
+    let mut baton = ctx.baton().await?;
     let args_schema = match &args.args_schema {
         Some(path) => {
             let text = std::fs::read_to_string(path)
@@ -185,7 +185,7 @@ pub(crate) async fn run(args: RunArgs, ctx: &Context) -> Result<ExitCode> {
     // Caught from now on: Ctrl-C, `kill`, `timeout`, systemd or a closed terminal cancel the run
     // (every step aborted and recorded) instead of killing this process and orphaning its steps.
     let cancel = crate::launcher::shutdown_signal();
-    let baton = ctx.baton()?;
+    let baton = ctx.baton().await?;
     let name = match args.name {
         Some(name) => name,
         None => baton.default_workflow()?,
@@ -342,7 +342,7 @@ async fn retry(args: RetryArgs, baton: &Baton, ctx: &Context) -> Result<ExitCode
 }
 
 pub(crate) async fn workflows(cmd: WorkflowsCommand, ctx: &Context) -> Result<ExitCode> {
-    let baton = ctx.baton()?;
+    let baton = ctx.baton().await?;
     match cmd {
         WorkflowsCommand::Retry(args) => return retry(args, &baton, ctx).await,
         WorkflowsCommand::List { json } => {
@@ -385,7 +385,7 @@ pub(crate) async fn workflows(cmd: WorkflowsCommand, ctx: &Context) -> Result<Ex
 }
 
 pub(crate) async fn graph(args: GraphArgs, ctx: &Context) -> Result<ExitCode> {
-    let dag = ctx.baton()?.workflow_dag(&args.name).await?;
+    let dag = ctx.baton().await?.workflow_dag(&args.name).await?;
     let format = match args.format {
         GraphFormatArg::Mermaid => GraphFormat::Mermaid,
         GraphFormatArg::Dot => GraphFormat::Dot,

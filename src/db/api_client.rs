@@ -126,6 +126,11 @@ impl ApiClient {
         &self.base
     }
 
+    /// The token sent with every request, if any (to hand to a child process).
+    pub fn token(&self) -> Option<&str> {
+        self.token.as_deref()
+    }
+
     /// The URL of `path` (already encoded) on the server.
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)

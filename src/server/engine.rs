@@ -44,6 +44,7 @@ impl StepExecutor for ProjectsExecutor {
                 let executor = RunnerExecutor::new(
                     baton.project().clone(),
                     baton.shared_db(),
+                    baton.runner_db(),
                     baton.logs().clone(),
                     self.python.clone(),
                 );

@@ -11,14 +11,16 @@ mod artifacts;
 mod functions;
 mod remote;
 mod runs;
+mod server_project;
 mod step_executor;
 mod workflows;
 
 use std::sync::Arc;
 
-use crate::db::Db;
+use crate::db::{ApiClient, Db, HttpDb};
 use crate::engine::EngineRegistry;
 use crate::error::Result;
+use crate::launcher::RunnerDb;
 use crate::logs::LogStore;
 use crate::project::Project;
 use crate::runner::CodeSources;
@@ -27,6 +29,7 @@ pub use artifacts::PulledCode;
 pub use functions::FunctionDescription;
 pub use remote::RemoteWorkflowRun;
 pub use runs::SubmittedRun;
+pub use server_project::ensure_server_project;
 pub use step_executor::RunnerExecutor;
 pub use workflows::{step_interpreter, Termination};
 
@@ -34,6 +37,8 @@ pub use workflows::{step_interpreter, Termination};
 pub struct Baton {
     project: Project,
     db: Arc<dyn Db>,
+    /// The server whose database `db` is, when the service works against one.
+    server: Option<ApiClient>,
     code: CodeSources,
     logs: LogStore,
     /// Built on first use (the local engine resolves the interpreter its steps run), then
@@ -57,9 +62,32 @@ impl Baton {
         Baton {
             project,
             db,
+            server: None,
             code,
             logs,
             engines: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    /// The service over `project` with its records on the `baton server` `api` talks to:
+    /// runners started here record their runs there too, and logs of runs the server executed
+    /// are read from it.
+    pub fn with_server(project: Project, api: ApiClient, code: CodeSources) -> Baton {
+        let db = Arc::new(HttpDb::with_client(api.clone()));
+        Baton {
+            server: Some(api),
+            ..Baton::with_parts(project, db, code)
+        }
+    }
+
+    /// How runners started by this service reach its database.
+    pub fn runner_db(&self) -> RunnerDb {
+        match &self.server {
+            Some(api) => RunnerDb::Server {
+                url: api.base_url().to_string(),
+                token: api.token().map(str::to_string),
+            },
+            None => RunnerDb::File(self.project.db_path()),
         }
     }
 

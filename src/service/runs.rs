@@ -4,7 +4,7 @@ use std::io::Write;
 use std::time::Duration;
 
 use super::Baton;
-use crate::db::{settle_run, RunFilter};
+use crate::db::{segment, settle_run, ApiClient, RunFilter};
 use crate::error::{Error, Result};
 use crate::launcher::{self, RunHandle, RunRequest};
 use crate::logs::{Copied, LogTail};
@@ -37,7 +37,13 @@ impl Baton {
 
     /// Starts the runner of a recorded run; it resolves the run's code when it starts.
     pub fn start_run(&self, run: &RunObject) -> Result<RunHandle> {
-        launcher::start(&self.project, run, None, &self.logs.path(&run.metadata.uid))
+        launcher::start(
+            &self.project,
+            &self.runner_db(),
+            run,
+            None,
+            &self.logs.path(&run.metadata.uid),
+        )
     }
 
     /// The project's runs matching `filter`, newest first; runs whose runner died are settled
@@ -76,9 +82,16 @@ impl Baton {
 
     /// Copies run `uid`'s log to `out`; with `follow`, keeps copying until the run has ended and
     /// its log is drained. A closed `out` (a pipe whose reader left) ends the copy quietly.
+    /// With a server, a run this machine has no log of (the server executed it) is read from
+    /// the server.
     pub async fn copy_log(&self, uid: &str, out: &mut impl Write, follow: bool) -> Result<()> {
         self.run(uid).await?;
         let path = self.logs.path(uid);
+        if let Some(api) = &self.server {
+            if !path.exists() {
+                return self.copy_server_log(api, uid, out, follow).await;
+            }
+        }
         let mut tail = LogTail::default();
         loop {
             let ended = !follow || self.run(uid).await?.status.state.is_terminal();
@@ -88,6 +101,40 @@ impl Baton {
                     return Err(Error::not_found(format!("Run `{uid}` has no log yet")));
                 }
                 Copied::NoLog | Copied::Bytes(_) => {}
+            }
+            if ended {
+                return Ok(());
+            }
+            tokio::time::sleep(FOLLOW_INTERVAL).await;
+        }
+    }
+
+    /// [`Baton::copy_log`] of a log kept by the server, read in chunks from MLRun's log route.
+    async fn copy_server_log(
+        &self,
+        api: &ApiClient,
+        uid: &str,
+        out: &mut impl Write,
+        follow: bool,
+    ) -> Result<()> {
+        let url = api.url(&format!(
+            "/api/v1/projects/{}/logs/{}",
+            segment("project", self.project.name())?,
+            segment("run uid", uid)?
+        ));
+        let mut offset = 0u64;
+        loop {
+            let ended = !follow || self.run(uid).await?.status.state.is_terminal();
+            loop {
+                let query = [("offset", offset.to_string()), ("size", "1048576".into())];
+                let chunk = api.call(reqwest::Method::GET, &url, &query, None).await?;
+                if chunk.is_empty() {
+                    break;
+                }
+                offset += chunk.len() as u64;
+                if out.write_all(&chunk).and_then(|()| out.flush()).is_err() {
+                    return Ok(());
+                }
             }
             if ended {
                 return Ok(());

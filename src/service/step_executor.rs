@@ -22,17 +22,26 @@ use crate::workflow::StepAction;
 pub struct RunnerExecutor {
     project: Project,
     db: Arc<dyn Db>,
+    runner_db: launcher::RunnerDb,
     logs: LogStore,
     python: Option<PathBuf>,
 }
 
 impl RunnerExecutor {
-    /// An executor for the steps of `project`'s workflows, their logs kept in `logs`; `python`
-    /// is the interpreter every step's runner uses (else `BATON_PYTHON`, else `python3`).
-    pub fn new(project: Project, db: Arc<dyn Db>, logs: LogStore, python: Option<PathBuf>) -> Self {
+    /// An executor for the steps of `project`'s workflows, recorded in `db` (which runners reach
+    /// as `runner_db`), their logs kept in `logs`; `python` is the interpreter every step's
+    /// runner uses (else `BATON_PYTHON`, else `python3`).
+    pub fn new(
+        project: Project,
+        db: Arc<dyn Db>,
+        runner_db: launcher::RunnerDb,
+        logs: LogStore,
+        python: Option<PathBuf>,
+    ) -> Self {
         RunnerExecutor {
             project,
             db,
+            runner_db,
             logs,
             python,
         }
@@ -64,7 +73,13 @@ impl RunnerExecutor {
         let run = launcher::submit(&self.project, self.db.as_ref(), request).await?;
         invocation.report_run(&run.metadata.uid);
         let log = self.logs.path(&run.metadata.uid);
-        let handle = launcher::start(&self.project, &run, self.python.as_deref(), &log)?;
+        let handle = launcher::start(
+            &self.project,
+            &self.runner_db,
+            &run,
+            self.python.as_deref(),
+            &log,
+        )?;
         tracing::trace!(step = %step.name, uid = %run.metadata.uid, "runner started");
         let run = handle.wait(self.db.as_ref()).await?;
         tracing::trace!(step = %step.name, uid = %run.metadata.uid, state = %run.status.state, "runner ended");

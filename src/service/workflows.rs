@@ -64,6 +64,7 @@ impl Baton {
                 let executor = RunnerExecutor::new(
                     self.project.clone(),
                     self.db.clone(),
+                    self.runner_db(),
                     self.logs.clone(),
                     step_interpreter().await,
                 );
