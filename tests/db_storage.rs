@@ -382,6 +382,48 @@ async fn a_workflow_run_is_settled_when_its_drivers_lease_ends_not_when_its_pid_
     );
 }
 
+/// A reader that read the run while it ran, and checks the lease after the driver stored the
+/// end and released it, must not overwrite that end as "orphaned".
+#[tokio::test]
+async fn a_run_that_ended_while_it_was_read_is_not_settled_as_orphaned() {
+    let p = common::TestProject::new();
+    let project = Project::load(p.path()).unwrap();
+    let db = SqliteDb::open(&p.path().join(".baton").join("baton.db")).unwrap();
+    let mut record = workflow_run("w1");
+    record.project = project.name().to_string();
+    record.driver = Some(Driver::current());
+    let lease = record.driver_lease();
+    assert!(db
+        .acquire_lease(&lease, "driver", Duration::from_secs(600))
+        .await
+        .unwrap());
+    db.store_workflow_run(&record).await.unwrap();
+    let mut stale = db.read_workflow_run(project.name(), "w1").await.unwrap();
+    assert_eq!(stale.state, WorkflowState::Running);
+    // The driver ends the run: its last record first, then its lease.
+    let mut ended = record.clone();
+    ended.state = WorkflowState::Canceled;
+    ended.finished = Some(baton::model::now());
+    for step in &mut ended.steps {
+        step.state = baton::engine::StepState::Canceled;
+    }
+    db.store_workflow_run(&ended).await.unwrap();
+    db.release_lease(&lease, "driver").await.unwrap();
+    let settled = project
+        .settle_orphaned_workflow_run(&db, &mut stale)
+        .await
+        .unwrap();
+    assert!(!settled);
+    assert_eq!(stale.state, WorkflowState::Canceled);
+    assert_eq!(
+        db.read_workflow_run(project.name(), "w1")
+            .await
+            .unwrap()
+            .state,
+        WorkflowState::Canceled
+    );
+}
+
 /// After the last `baton` process closes the database, its WAL has been checkpointed away:
 /// the next process opens the database without replaying a log that grows with every run.
 #[test]

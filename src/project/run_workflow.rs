@@ -400,6 +400,14 @@ impl Project {
         if !unsettled || run.driver.is_none() || db.lease_alive(&run.driver_lease()).await? {
             return Ok(false);
         }
+        // The driver stores its last record before it releases its lease, so a run that ended
+        // between the read above and the lease check is settled by now: read it again.
+        *run = db.read_workflow_run(self.name(), &run.id).await?;
+        let unsettled =
+            !run.state.is_terminal() || run.steps.iter().any(|s| !s.state.is_terminal());
+        if !unsettled {
+            return Ok(false);
+        }
         let driver = run
             .driver
             .as_ref()
