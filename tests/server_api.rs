@@ -26,6 +26,9 @@ fn a_job_runs_on_the_server_under_the_clients_uid_with_logs_and_outputs() {
     let (status, body) = server.store_function("p", "my-func", &source, "my_func:main");
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["hash_key"].as_str().unwrap().len(), 40, "{body}");
+    let funcs = server.get("/api/v1/projects/p/functions")["funcs"].clone();
+    assert_eq!(funcs[0]["name"], "my-func", "{funcs}");
+    assert_eq!(funcs[0]["url"], source.as_str(), "{funcs}");
 
     let (status, body) = server.submit_job("p", "my-func", "c0ffee01", json!({"p1": 5}));
     assert_eq!(status, 200, "{body}");
@@ -110,6 +113,7 @@ fn every_route_but_healthz_needs_the_token_and_it_never_leaks() {
         (Method::PUT, "/api/v2/projects/p/artifacts/k"),
         (Method::GET, "/api/v2/projects/p/artifacts/k"),
         (Method::GET, "/api/v1/build/status"),
+        (Method::GET, "/api/v1/projects/p/functions"),
         (Method::POST, "/api/v1/projects/p/functions/f"),
         (Method::GET, "/api/v1/projects/p/functions/f"),
         (Method::POST, "/api/v1/submit_job"),

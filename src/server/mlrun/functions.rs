@@ -94,6 +94,16 @@ pub async fn get(
     Ok(Json(json!({ "func": description })))
 }
 
+/// `GET /api/v1/projects/{project}/functions`: every function of the project, with its
+/// effective build (a function whose build cannot be resolved says why in `problem`).
+pub async fn list(
+    State(state): State<Arc<AppState>>,
+    Path(project): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let baton = state.projects.baton(&project).await?;
+    Ok(Json(json!({ "funcs": baton.list_functions().await? })))
+}
+
 /// `GET /api/v1/build/status`: every function here is ready to run (its code is pulled when a
 /// run starts, and images are built with `baton build`), so the client never tries to deploy.
 pub async fn build_status() -> (HeaderMap, &'static str) {

@@ -34,6 +34,7 @@ pub fn routes() -> Router<Arc<AppState>> {
             put(artifacts::store).get(artifacts::get),
         )
         .route("/api/v1/build/status", get(functions::build_status))
+        .route("/api/v1/projects/{project}/functions", get(functions::list))
         .route(
             "/api/v1/projects/{project}/functions/{name}",
             post(functions::store).get(functions::get),
