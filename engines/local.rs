@@ -61,12 +61,13 @@ use tokio::task::JoinSet;
 
 use crate::engine::feed::{run_feed, RunFeed, RunPublisher};
 use crate::engine::{
-    check_retryable, AttemptResult, EngineKind, RunOptions, RunReport, StepExecutor,
-    StepInvocation, StepOutcome, StepRef, StepState, Subscription, WorkflowEngine, WorkflowEvent,
-    WorkflowEventKind, WorkflowRunId, WorkflowRunRequest, WorkflowRunStatus, WorkflowState,
+    check_retryable, refuse_deploy_steps, AttemptResult, EngineKind, RunOptions, RunReport,
+    StepExecutor, StepInvocation, StepOutcome, StepRef, StepState, Subscription, WorkflowEngine,
+    WorkflowEvent, WorkflowEventKind, WorkflowRunId, WorkflowRunRequest, WorkflowRunStatus,
+    WorkflowState,
 };
 use crate::error::{Error, Result};
-use crate::workflow::{Dag, StepAction};
+use crate::workflow::Dag;
 
 /// What the driver tells the dispatcher.
 enum Input {
@@ -784,14 +785,7 @@ impl WorkflowEngine for LocalEngine {
     }
 
     fn check(&self, dag: &Dag) -> Result<()> {
-        match dag.steps().iter().find(|s| s.action == StepAction::Deploy) {
-            Some(step) => Err(Error::bad_request(format!(
-                "Step `{}` deploys real-time function `{}`, which the local engine cannot do; use \
-                 the remote or kfp engine",
-                step.name, step.function
-            ))),
-            None => Ok(()),
-        }
+        refuse_deploy_steps(dag, "the local engine")
     }
 
     async fn run(&self, request: WorkflowRunRequest, options: RunOptions) -> Result<WorkflowRunId> {

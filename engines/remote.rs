@@ -19,12 +19,12 @@ use crate::engine::wire::{
     ENGINE_RUNS_PATH,
 };
 use crate::engine::{
-    check_retryable, EngineKind, InnerEngine, RunOptions, Subscription, WorkflowEngine,
-    WorkflowRunId, WorkflowRunRequest, WorkflowRunStatus,
+    check_retryable, refuse_deploy_steps, EngineKind, InnerEngine, RunOptions, Subscription,
+    WorkflowEngine, WorkflowRunId, WorkflowRunRequest, WorkflowRunStatus,
 };
 use crate::error::{Error, Result};
 use crate::model::WorkflowRunRecord;
-use crate::workflow::{Dag, StepAction};
+use crate::workflow::Dag;
 
 /// A workflow engine whose runs live on a `baton server`.
 #[derive(Clone, Debug)]
@@ -123,14 +123,7 @@ impl WorkflowEngine for RemoteEngine {
 
     /// The server runs the workflow with its local engine, which cannot deploy.
     fn check(&self, dag: &Dag) -> Result<()> {
-        match dag.steps().iter().find(|s| s.action == StepAction::Deploy) {
-            Some(step) => Err(Error::bad_request(format!(
-                "Step `{}` deploys real-time function `{}`, which the server's local engine \
-                 cannot do",
-                step.name, step.function
-            ))),
-            None => Ok(()),
-        }
+        refuse_deploy_steps(dag, "the server's local engine")
     }
 
     async fn run(&self, request: WorkflowRunRequest, options: RunOptions) -> Result<WorkflowRunId> {

@@ -1,7 +1,7 @@
 //! baton: a workflow engine dispatcher for MLRun-style projects whose functions and workflows
 //! live in versioned **code artifacts**.
 //!
-//! Data flows one way. A request (the CLI, later the HTTP server) becomes a call on the
+//! Data flows one way. A request (the CLI, the HTTP server) becomes a call on the
 //! [`service::Baton`], which holds the injected parts: the [`project::Project`] (its home and its
 //! definition behind a [`project::ProjectStore`]), the [`db::Db`], where code comes from
 //! ([`runner::CodeSources`]: the [`datastore`] and the [`code`] cache) and the
@@ -13,7 +13,7 @@
 //!
 //! Imports point down this list only (`tests/module_layers.rs` fails on a cycle):
 //!
-//! 1. `cli` (and later `server`): parse, one service call, print.
+//! 1. `cli` and [`server`]: parse, one service call, print or answer.
 //! 2. [`service`]: the use cases, and the wiring of engines to the runner.
 //! 3. [`launcher`] (start `baton runner` processes), [`project`] (definitions, builds, running
 //!    and recording workflows), [`engines`] (the implementations of the engine trait).

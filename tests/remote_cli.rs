@@ -133,6 +133,20 @@ fn spawn_run(p: &TestProject, server: &TestServer, args: &[&str]) -> Child {
         .unwrap()
 }
 
+/// Starts workflow `waiting` on the server, its slow step waiting for `flag`; returns the
+/// following `baton run` and the run's id once the slow step is running.
+fn start_waiting(p: &TestProject, server: &TestServer, flag: &std::path::Path) -> (Child, String) {
+    let flag_arg = format!("flag={}", flag.display());
+    let child = spawn_run(
+        p,
+        server,
+        &["waiting", "--engine", "remote:local", "-a", &flag_arg],
+    );
+    let id = only_run_id(p, server);
+    wait_until_step_waits(p, server, &id, "slow");
+    (child, id)
+}
+
 /// The server's record of workflow run `id` (through the CLI).
 fn record(p: &TestProject, server: &TestServer, id: &str) -> Value {
     api(p, server, &["workflows", "get", id, "--json"]).json()
@@ -260,14 +274,7 @@ fn ctrl_c_on_a_remote_run_terminates_it_on_the_server() {
     let server = TestServer::start_in(&data, &[]);
     let p = project_on(&server);
     let flag = dir.path().join("never");
-    let flag_arg = format!("flag={}", flag.display());
-    let child = spawn_run(
-        &p,
-        &server,
-        &["waiting", "--engine", "remote:local", "-a", &flag_arg],
-    );
-    let id = only_run_id(&p, &server);
-    wait_until_step_waits(&p, &server, &id, "slow");
+    let (child, id) = start_waiting(&p, &server, &flag);
     // SAFETY: kill(2) on our own child.
     unsafe {
         libc::kill(child.id() as i32, libc::SIGINT);
@@ -296,14 +303,7 @@ fn workflows_terminate_stops_a_remote_run_from_another_process() {
     let (dir, data) = data_dir();
     let server = TestServer::start_in(&data, &[]);
     let p = project_on(&server);
-    let flag_arg = format!("flag={}", dir.path().join("never").display());
-    let child = spawn_run(
-        &p,
-        &server,
-        &["waiting", "--engine", "remote:local", "-a", &flag_arg],
-    );
-    let id = only_run_id(&p, &server);
-    wait_until_step_waits(&p, &server, &id, "slow");
+    let (child, id) = start_waiting(&p, &server, &dir.path().join("never"));
     api(&p, &server, &["workflows", "terminate", &id]).ok();
     let out = child.wait_with_output().unwrap();
     assert_eq!(
@@ -321,14 +321,7 @@ fn a_server_killed_mid_workflow_is_reconciled_on_restart_and_retry_reruns_the_re
     let mut server = TestServer::start_in(&data, &[]);
     let p = project_on(&server);
     let flag = dir.path().join("go");
-    let flag_arg = format!("flag={}", flag.display());
-    let mut child = spawn_run(
-        &p,
-        &server,
-        &["waiting", "--engine", "remote:local", "-a", &flag_arg],
-    );
-    let id = only_run_id(&p, &server);
-    wait_until_step_waits(&p, &server, &id, "slow");
+    let (mut child, id) = start_waiting(&p, &server, &flag);
     let quick_uid = common::step(&record(&p, &server, &id), "quick")["run_uid"]
         .as_str()
         .unwrap()
@@ -378,14 +371,7 @@ fn sigterm_to_the_server_cancels_its_workflows_and_records_them() {
     let (dir, data) = data_dir();
     let mut server = TestServer::start_in(&data, &[]);
     let p = project_on(&server);
-    let flag_arg = format!("flag={}", dir.path().join("never").display());
-    let child = spawn_run(
-        &p,
-        &server,
-        &["waiting", "--engine", "remote:local", "-a", &flag_arg],
-    );
-    let id = only_run_id(&p, &server);
-    wait_until_step_waits(&p, &server, &id, "slow");
+    let (child, id) = start_waiting(&p, &server, &dir.path().join("never"));
     assert_eq!(server.stop_with(libc::SIGTERM), Some(0));
     let _ = child.wait_with_output().unwrap();
 

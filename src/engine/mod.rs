@@ -304,6 +304,24 @@ pub trait WorkflowEngine: Send + Sync {
     ) -> Result<WorkflowRunId>;
 }
 
+/// Refuses a workflow with a `deploy` step: engines that run steps as processes (the local
+/// engine, and a server's local engine behind the remote one) cannot deploy real-time
+/// functions. `engine` names the engine in the error.
+pub fn refuse_deploy_steps(dag: &Dag, engine: &str) -> Result<()> {
+    match dag
+        .steps()
+        .iter()
+        .find(|s| s.action == crate::workflow::StepAction::Deploy)
+    {
+        Some(step) => Err(Error::bad_request(format!(
+            "Step `{}` deploys real-time function `{}`, which {engine} cannot do; use the kfp \
+             engine",
+            step.name, step.function
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// Whether `previous` may be retried: terminal and not succeeded. Every engine's
 /// [`WorkflowEngine::retry`] applies this rule.
 pub fn check_retryable(previous: &WorkflowRunStatus) -> Result<()> {

@@ -27,7 +27,7 @@ use crate::runner::CodeSources;
 
 pub use artifacts::PulledCode;
 pub use functions::FunctionDescription;
-pub use remote::RemoteWorkflowRun;
+pub use remote::{server_engine, RemoteWorkflowRun};
 pub use runs::SubmittedRun;
 pub use server_project::ensure_server_project;
 pub use step_executor::RunnerExecutor;

@@ -43,13 +43,7 @@ impl Baton {
         inner: Option<InnerEngine>,
         options: &RunWorkflowOptions,
     ) -> Result<RemoteWorkflowRun> {
-        let engine = match inner {
-            None | Some(InnerEngine::Local) => None,
-            Some(InnerEngine::Kfp) => return Err(Error::invalid_with_hint(
-                "The `remote:kfp` engine needs the KFP engine, which this baton does not have yet",
-                "run the workflow on the server's local engine with `--engine remote:local`",
-            )),
-        };
+        let engine = server_engine(inner)?;
         let mut file = self.project.file.clone();
         file.spec.artifact_path = Some(self.project.resolve_artifact_path(None));
         let body = WorkflowSubmitBody {
@@ -81,6 +75,18 @@ impl Baton {
             .retry_workflow(self.project.name(), id, &body)
             .await?;
         RemoteWorkflowRun::new(remote.clone(), record)
+    }
+}
+
+/// The engine a server runs a remote workflow with: its local one (`None` lets it choose,
+/// which is local too). `remote:kfp` is refused until baton has a KFP engine.
+pub fn server_engine(inner: Option<InnerEngine>) -> Result<Option<String>> {
+    match inner {
+        None | Some(InnerEngine::Local) => Ok(None),
+        Some(InnerEngine::Kfp) => Err(Error::invalid_with_hint(
+            "The `remote:kfp` engine needs the KFP engine, which this baton does not have yet",
+            "run the workflow on the server's local engine with `--engine remote:local`",
+        )),
     }
 }
 

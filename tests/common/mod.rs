@@ -95,7 +95,11 @@ impl TestProject {
             .current_dir(self.dir.path())
             .env("BATON_CACHE_DIR", self.cache.path())
             .env("BATON_NO_PROGRESS", "1")
-            .env_remove("BATON_LOG");
+            .env_remove("BATON_LOG")
+            // The embedded default unless a test names a server.
+            .env_remove("BATON_API")
+            .env_remove("MLRUN_DBPATH")
+            .env_remove("BATON_TOKEN");
         cmd
     }
 
