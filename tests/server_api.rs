@@ -311,3 +311,41 @@ fn sigterm_stops_the_server_and_records_its_running_job_aborted() {
     let run = again.get("/api/v1/projects/p/runs/sleepy1")["data"].clone();
     assert_eq!(run["status"]["state"], "aborted", "{run}");
 }
+
+/// MLRun's client pins the tree it chose in the URI it hands out; logging identical code again
+/// under a new tree keeps the version (and its first tree), and the new URI still resolves.
+#[test]
+fn identical_code_logged_again_under_a_new_tree_resolves_by_uid() {
+    let (_dir, data) = data_dir();
+    let server = TestServer::start_in(&data, &[]);
+    server.create_project("p");
+    server.log_code("p", "my_func_code", "my_func.py", MY_FUNC, "function");
+    let target = data.join("client-files/my_func_code/my_func.py");
+    let (status, again) = server.call(
+        Method::PUT,
+        "/api/v2/projects/p/artifacts/my_func_code?tree=second-tree",
+        Some(&json!({
+            "kind": "code",
+            "metadata": {"key": "my_func_code", "project": "p", "tree": "second-tree"},
+            "spec": {"target_path": target, "src_path": "./my_func.py", "code_type": "function"},
+        })),
+    );
+    assert_eq!(status, 200, "{again}");
+    let uid = again["metadata"]["uid"].as_str().unwrap();
+    let pinned = format!("store://artifacts/p/my_func_code#0@second-tree^{uid}");
+    assert_eq!(
+        server
+            .store_function("p", "my-func", &pinned, "my_func:main")
+            .0,
+        200
+    );
+    assert_eq!(
+        server
+            .submit_job("p", "my-func", "again01", json!({"p1": 2}))
+            .0,
+        200
+    );
+    let run = server.wait_run("p", "again01");
+    assert_eq!(run["status"]["state"], "completed", "{run}");
+    assert_eq!(run["status"]["results"]["return"], 4);
+}

@@ -83,8 +83,9 @@ pub trait Db: Send + Sync {
         -> Result<StoredArtifact>;
 
     /// Resolves a store URI (`project` fills a URI that names none): by uid when given (a tag
-    /// other than `latest` must then also be attached), else by tag (default `latest`), filtered
-    /// by tree and iteration when given. Nothing matching is [`crate::Error::NotFound`] quoting
+    /// other than `latest` must then also be attached; the tree is not compared, since the uid
+    /// alone names the version), else by tag (default `latest`), filtered by tree; by iteration
+    /// when given. Nothing matching is [`crate::Error::NotFound`] quoting
     /// the URI.
     async fn read_artifact(&self, project: &str, uri: &StoreUri) -> Result<Artifact>;
 

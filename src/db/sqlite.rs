@@ -516,7 +516,9 @@ impl Db for SqliteDb {
                     tag.clone(),
                 );
             }
-            if let Some(tree) = &uri.tree {
+            // A uid names one version whatever tree the caller pins (identical content logged
+            // again keeps its first tree, while MLRun's client pins the tree it chose).
+            if let Some(tree) = uri.tree.as_ref().filter(|_| !by_uid) {
                 bind(&mut sql, " AND a.tree = ?", tree.clone());
             }
             if let Some(iter) = uri.iter {

@@ -86,7 +86,7 @@ impl Driver {
         let _ = PROGRAM.set(program);
     }
 
-    /// `the `<program>` process (pid N)`, for messages.
+    /// "the `baton run` process (pid N)", for messages.
     pub fn describe(&self) -> String {
         format!("the `{}` process (pid {})", self.program, self.pid)
     }

@@ -1,7 +1,7 @@
 //! `baton server`: the HTTP API over the service layer.
 //!
 //! The API is the part of MLRun's REST API that the unmodified MLRun client uses to log code
-//! artifacts, store functions, run jobs and submit workflows ([`mlrun`]), plus `GET /healthz`.
+//! artifacts, store functions, run jobs and submit workflows (`server/mlrun/`), plus `GET /healthz`.
 //! Every handler is thin: it parses the request, calls the service ([`crate::service::Baton`])
 //! of the project it names, and answers in MLRun's shapes; errors become MLRun's error body with
 //! the status of their kind. Runs and workflows submitted here execute on this host, started by
