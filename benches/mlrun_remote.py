@@ -1,18 +1,19 @@
 """One measured `project.run(...)` of a chain of trivial steps through the real MLRun client.
 
-    python mlrun_remote.py ENGINE STEPS
+    python mlrun_remote.py ENGINE STEPS [PROJECT]
 
 ENGINE is `local` (MLRun's own local engine, in this process, no server: MLRUN_DBPATH must be
 unset) or `remote:local` (the workflow runs on the server at MLRUN_DBPATH, a `baton server`;
 the client watches it). The current folder is the work folder. The process does what a user's
 script would: imports mlrun, creates the project, registers the function and the workflow, then
-runs it. It prints one JSON line on stdout:
+runs it, in project PROJECT (default `bench`). It prints one JSON line on stdout:
 
     {"engine", "import_s", "setup_s", "run_s", "state", "workflow_id", "server": {...}}
 
 `server` (remote only) is the server's record of the workflow run
 (`GET /api/baton/v1/projects/{p}/workflow-runs/{id}`): its state, step count and the seconds
-between its `started` and `finished`, which is the dispatcher's own time for the workflow.
+between its `started` and `finished` (the server's own time for the workflow), and the medians
+of a step's time and of the gap between chained steps.
 
 `benches/mlrun_remote.rs` (`cargo bench --bench mlrun_remote`) starts the server, runs this
 script with the MLRun venv's interpreter and prints the table.
@@ -24,8 +25,6 @@ import sys
 import time
 import urllib.request
 from datetime import datetime
-
-PROJECT = "bench"
 
 # Each step adds one to the previous step's output, so the last step returns STEPS.
 HANDLER = "def main(x=0):\n    return x + 1\n"
@@ -55,19 +54,32 @@ def parse_time(text):
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
-def server_record(url, workflow_id):
+def server_record(url, project, workflow_id):
     req = urllib.request.Request(
-        f"{url}/api/baton/v1/projects/{PROJECT}/workflow-runs/{workflow_id}"
+        f"{url}/api/baton/v1/projects/{project}/workflow-runs/{workflow_id}"
     )
     with urllib.request.urlopen(req, timeout=30) as resp:
         record = json.loads(resp.read())
     steps = record.get("steps", [])
     finished = record.get("finished")
+    spans = [
+        (parse_time(s["started"]), parse_time(s["finished"]))
+        for s in steps
+        if s.get("started") and s.get("finished")
+    ]
+    # Each step's own time, and the gap from one step's end to the next one's start (the
+    # dispatcher's part of a chain).
+    step_ms = sorted((end - start).total_seconds() * 1e3 for start, end in spans)
+    gap_ms = sorted(
+        (spans[i][0] - spans[i - 1][1]).total_seconds() * 1e3 for i in range(1, len(spans))
+    )
     return {
         "state": str(record.get("state")).lower(),
         "steps": len(steps),
         "succeeded": sum(1 for s in steps if str(s.get("state")).lower() == "succeeded"),
         "last_return": steps[-1].get("outputs", {}).get("return") if steps else None,
+        "step_ms_median": step_ms[len(step_ms) // 2] if step_ms else None,
+        "gap_ms_median": gap_ms[len(gap_ms) // 2] if gap_ms else None,
         "duration_s": (parse_time(finished) - parse_time(record["started"])).total_seconds()
         if finished
         else None,
@@ -76,6 +88,7 @@ def server_record(url, workflow_id):
 
 def main():
     engine, steps = sys.argv[1], int(sys.argv[2])
+    name = sys.argv[3] if len(sys.argv) > 3 else "bench"
     remote = engine.startswith("remote")
     url = os.environ.get("MLRUN_DBPATH")
     if remote and not url:
@@ -94,13 +107,13 @@ def main():
     import_s = seconds(start)
 
     start = time.perf_counter()
-    project = mlrun.get_or_create_project(PROJECT, context="./ctx")
+    project = mlrun.get_or_create_project(name, context="./ctx")
     if remote:
         # The server runs code from code artifacts, and loads the project from its database.
         func = project.log_code_file("triv_code", local_path="./triv.py")
         project.log_code_file("chain_code", local_path="./chain.py", code_type="workflow")
         project.set_function(func=func.uri, name="triv", kind="job", handler="triv:main")
-        project.set_workflow(name="chain", workflow_path=f"store://artifacts/{PROJECT}/chain_code")
+        project.set_workflow(name="chain", workflow_path=f"store://artifacts/{name}/chain_code")
         project.save()
     else:
         project.set_function(
@@ -125,7 +138,7 @@ def main():
     if run.exc is not None or str(state).lower() != "succeeded":
         result["error"] = repr(run.exc)
     if remote:
-        result["server"] = server_record(url, run.run_id)
+        result["server"] = server_record(url, name, run.run_id)
     print(json.dumps(result), flush=True)
 
 
