@@ -110,7 +110,7 @@ enum Command {
     Server(server::ServerArgs),
     /// Execute one recorded run (started by baton itself; not for direct use)
     #[command(hide = true)]
-    Runner(runs::RunnerArgs),
+    Runner(Box<runs::RunnerArgs>),
 }
 
 /// What the commands share: where they run, how they print, and the server they work
@@ -288,7 +288,7 @@ async fn run(command: Command, ctx: &Context) -> Result<ExitCode> {
         Command::Run(args) => workflows::run(*args, ctx).await,
         Command::Workflows(cmd) => workflows::workflows(cmd, ctx).await,
         Command::Graph(args) => workflows::graph(args, ctx).await,
-        Command::Runner(args) => runs::runner(args, ctx).await,
+        Command::Runner(args) => runs::runner(*args, ctx).await,
         Command::Server(args) => server::run(args, ctx).await,
     }
 }

@@ -12,7 +12,7 @@ use super::table::Table;
 use super::Context;
 use crate::db::RunFilter;
 use crate::db::{HttpDb, SqliteDb};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::launcher::{self, RunRequest};
 use crate::logs::LogTail;
 use crate::model::{RunObject, RunState};
@@ -142,11 +142,14 @@ fn print_outcome(ctx: &Context, run: &RunObject, json: bool) {
 }
 
 /// Arguments of the hidden `baton runner`. Started with `--project` and `--db`, it needs no
-/// project folder: the run record holds everything else.
+/// project folder: the run record holds everything else. With `--kfp` (a step of a compiled
+/// pipeline, in a KFP pod) there is no recorded run yet: the runner records one on the server
+/// that `BATON_API` (else `MLRUN_DBPATH`) names, from the step's flags.
 #[derive(Debug, Args)]
 pub struct RunnerArgs {
     /// The run's uid
-    uid: String,
+    #[arg(required_unless_present = "kfp")]
+    uid: Option<String>,
     /// The run's project (default: the project found from the folder); with --db, or with
     /// --api for a run recorded on a server
     #[arg(long)]
@@ -157,28 +160,113 @@ pub struct RunnerArgs {
     /// The run's log file (default: `logs/UID.log` beside the database)
     #[arg(long, value_name = "FILE")]
     log: Option<PathBuf>,
+    #[command(flatten)]
+    kfp: KfpStepArgs,
+}
+
+/// The flags of a compiled KFP step (`baton runner --kfp`).
+#[derive(Debug, Args)]
+pub struct KfpStepArgs {
+    /// Run a step of a compiled pipeline: record a new run on the server, execute it, write
+    /// its outputs
+    #[arg(long, requires_all = ["project", "function", "step"], conflicts_with = "db")]
+    kfp: bool,
+    /// The pipeline run the step belongs to
+    #[arg(long, default_value = "")]
+    workflow: String,
+    /// The step's name
+    #[arg(long)]
+    step: Option<String>,
+    /// The function's definition, as JSON
+    #[arg(long, value_name = "JSON")]
+    function: Option<String>,
+    /// The step's handler
+    #[arg(long)]
+    handler: Option<String>,
+    /// A parameter whose value is text, as name=value
+    #[arg(long = "param", value_name = "K=V", value_parser = super::parse_key_value)]
+    params: Vec<(String, String)>,
+    /// A parameter whose value is JSON, as name=json
+    #[arg(long = "param-json", value_name = "K=JSON", value_parser = super::parse_key_value)]
+    params_json: Vec<(String, String)>,
+    /// A text parameter built from other values (they are substituted by KFP), as name=text
+    #[arg(long = "param-template", value_name = "K=TEXT", value_parser = super::parse_key_value)]
+    params_template: Vec<(String, String)>,
+    /// A data input, as name=url
+    #[arg(long = "input", value_name = "K=URL", value_parser = super::parse_key_value)]
+    inputs: Vec<(String, String)>,
+    /// Where to write a declared output, as name=path
+    #[arg(long = "output", value_name = "K=PATH", value_parser = super::parse_key_value)]
+    outputs: Vec<(String, String)>,
+    /// Abort the run when it takes longer than this many seconds
+    #[arg(long, value_name = "SECS")]
+    timeout: Option<u64>,
+}
+
+impl KfpStepArgs {
+    /// The step, its values typed: `--param` and `--param-template` are text, `--param-json`
+    /// is parsed.
+    fn into_step(self, project: String) -> Result<crate::service::PodStep> {
+        let text = |what: &str, value: Option<String>| {
+            value.ok_or_else(|| Error::invalid(format!("--kfp needs --{what}")))
+        };
+        let function_json = text("function", self.function)?;
+        let function = serde_json::from_str(&function_json).map_err(|e| {
+            Error::invalid(format!(
+                "--function is not a function definition (JSON): {e}"
+            ))
+        })?;
+        let mut params = serde_json::Map::new();
+        for (key, value) in self.params.into_iter().chain(self.params_template) {
+            params.insert(key, serde_json::Value::String(value));
+        }
+        for (key, value) in self.params_json {
+            let parsed = serde_json::from_str(&value).map_err(|e| {
+                Error::invalid(format!("--param-json `{key}`: `{value}` is not JSON: {e}"))
+            })?;
+            params.insert(key, parsed);
+        }
+        Ok(crate::service::PodStep {
+            project,
+            workflow: self.workflow,
+            step: text("step", self.step)?,
+            function,
+            handler: self.handler,
+            params,
+            inputs: self.inputs.into_iter().collect(),
+            outputs: self
+                .outputs
+                .into_iter()
+                .map(|(k, path)| (k, PathBuf::from(path)))
+                .collect(),
+        })
+    }
 }
 
 pub(crate) async fn runner(args: RunnerArgs, ctx: &Context) -> Result<ExitCode> {
     // Listen first, so a signal from here on aborts the run instead of killing the runner
     // before it can record anything.
     let cancel = launcher::shutdown_signal();
+    if args.kfp.kfp {
+        return kfp_step(args, ctx, cancel).await;
+    }
+    let uid = args.uid.clone().unwrap_or_default();
     let (db, project, default_log): (Arc<dyn crate::db::Db>, _, _) =
         match (args.db, args.project, ctx.api_client()?) {
             (Some(path), Some(project), _) => {
                 let logs = path.parent().unwrap_or(Path::new(".")).join("logs");
-                let log = logs.join(format!("{}.log", args.uid));
+                let log = logs.join(format!("{uid}.log"));
                 (Arc::new(SqliteDb::open(&path)?), project, log)
             }
             (None, Some(project), Some(api)) => {
                 let log = std::env::temp_dir()
                     .join("baton-logs")
-                    .join(format!("{}.log", args.uid));
+                    .join(format!("{uid}.log"));
                 (Arc::new(HttpDb::with_client(api)), project, log)
             }
             _ => {
                 let baton = ctx.baton().await?;
-                let log = baton.logs().path(&args.uid);
+                let log = baton.logs().path(&uid);
                 (baton.shared_db(), baton.project().name().to_string(), log)
             }
         };
@@ -188,12 +276,59 @@ pub(crate) async fn runner(args: RunnerArgs, ctx: &Context) -> Result<ExitCode> 
         python: PythonRunner::from_env(),
         log,
     };
-    let run = run_step(db, &project, &args.uid, &env, cancel).await?;
-    Ok(if run.status.state == RunState::Completed {
+    let run = run_step(db, &project, &uid, &env, cancel).await?;
+    Ok(exit_code_of(&run))
+}
+
+/// `baton runner --kfp`: a step of a compiled pipeline, recorded on the server the environment
+/// names; the handler's output goes to this process's stdout (the pod's log) unless `--log`.
+async fn kfp_step(
+    args: RunnerArgs,
+    ctx: &Context,
+    cancel: impl std::future::Future<Output = ()>,
+) -> Result<ExitCode> {
+    let api = ctx.api_client()?.ok_or_else(|| {
+        Error::invalid_with_hint(
+            "A KFP step records its run on a baton server, and none is given",
+            "set BATON_API (or MLRUN_DBPATH) in the step's environment",
+        )
+    })?;
+    let project = args.project.clone().unwrap_or_default();
+    let timeout = args.kfp.timeout;
+    let step = args.kfp.into_step(project)?;
+    let env = StepEnv {
+        code: CodeSources::from_env()?,
+        python: PythonRunner::from_env(),
+        log: args.log.unwrap_or_else(|| PathBuf::from("/dev/stdout")),
+    };
+    let stop = async {
+        match timeout {
+            Some(secs) => {
+                tokio::select! {
+                    () = cancel => {}
+                    () = tokio::time::sleep(std::time::Duration::from_secs(secs)) => {
+                        tracing::warn!("the step did not finish within {secs} s; aborting it");
+                    }
+                }
+            }
+            None => cancel.await,
+        }
+    };
+    let db = Arc::new(HttpDb::with_client(api));
+    let run = crate::service::run_pod_step(step, db, &env, stop).await?;
+    if let Some(error) = &run.status.error {
+        ctx.printer.info(format!("error: {error}"));
+    }
+    Ok(exit_code_of(&run))
+}
+
+/// 0 for a completed run, 1 otherwise.
+fn exit_code_of(run: &RunObject) -> ExitCode {
+    if run.status.state == RunState::Completed {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
-    })
+    }
 }
 
 pub(crate) async fn run(cmd: RunsCommand, ctx: &Context) -> Result<ExitCode> {

@@ -21,7 +21,7 @@ pub use functions::{
 };
 pub use run_workflow::{PreparedWorkflow, RunWorkflowOptions, WorkflowRunHandle};
 use store::StateDir;
-pub use store::{ProjectStore, ProjectYaml, StateLock};
+pub use store::{MemoryProjectStore, ProjectStore, ProjectYaml, StateLock};
 pub use workflows::{
     check_schedule, resolve_workflow_artifact, ResolvedWorkflow, SetWorkflowRequest,
 };

@@ -165,33 +165,41 @@ impl StateDir {
     }
 }
 
+/// A definition kept in memory only: a project that lives as long as one process (a runner in
+/// a KFP pod), or whose definition another store keeps.
+#[derive(Debug)]
+pub struct MemoryProjectStore(std::sync::Mutex<ProjectFile>);
+
+impl MemoryProjectStore {
+    /// A store holding `file`.
+    pub fn new(file: ProjectFile) -> Self {
+        MemoryProjectStore(std::sync::Mutex::new(file))
+    }
+}
+
+impl ProjectStore for MemoryProjectStore {
+    fn load(&self) -> Result<ProjectFile> {
+        Ok(self.0.lock().unwrap_or_else(|e| e.into_inner()).clone())
+    }
+
+    fn update(&self, change: &mut dyn FnMut(&mut ProjectFile)) -> Result<ProjectFile> {
+        let mut file = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        change(&mut file);
+        Ok(file.clone())
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use std::sync::{Arc, Mutex};
+    use std::sync::Arc;
 
     use super::*;
     use crate::model::ProjectMetadata;
     use crate::project::Project;
 
-    /// A definition kept in memory, as a server's database would keep it.
-    #[derive(Debug)]
-    struct InMemory(Mutex<ProjectFile>);
-
-    impl ProjectStore for InMemory {
-        fn load(&self) -> Result<ProjectFile> {
-            Ok(self.0.lock().unwrap().clone())
-        }
-
-        fn update(&self, change: &mut dyn FnMut(&mut ProjectFile)) -> Result<ProjectFile> {
-            let mut file = self.0.lock().unwrap();
-            change(&mut file);
-            Ok(file.clone())
-        }
-    }
-
     #[test]
     fn a_project_changes_its_definition_through_its_store_keeping_other_writers_changes() {
-        let store = Arc::new(InMemory(Mutex::new(ProjectFile {
+        let store = Arc::new(MemoryProjectStore::new(ProjectFile {
             kind: "project".into(),
             metadata: ProjectMetadata {
                 name: "served".into(),
@@ -200,7 +208,7 @@ mod tests {
             spec: Default::default(),
             status: Default::default(),
             extra: Default::default(),
-        })));
+        }));
         let home = tempfile::TempDir::new().unwrap();
         let mut first = Project::open(home.path(), store.clone()).unwrap();
         let mut second = Project::open(home.path(), store.clone()).unwrap();

@@ -9,6 +9,7 @@
 
 mod artifacts;
 mod functions;
+mod pod_step;
 mod remote;
 mod runs;
 mod server_project;
@@ -27,6 +28,7 @@ use crate::runner::CodeSources;
 
 pub use artifacts::PulledCode;
 pub use functions::FunctionDescription;
+pub use pod_step::{run_pod_step, PodStep};
 pub use remote::{server_engine, RemoteWorkflowRun};
 pub use runs::SubmittedRun;
 pub use server_project::ensure_server_project;
