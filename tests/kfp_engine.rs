@@ -691,7 +691,6 @@ async fn retry_reruns_the_kfp_run_in_place_under_a_new_id() {
     let id = e.run(request(yaml), RunOptions::default()).await.unwrap();
     let first = e.wait(&id, None).await.unwrap();
     assert_eq!(first.state, WorkflowState::Failed);
-    // A running run is refused by the trait's rule; so is a succeeded one.
     let stored: baton::engine::WorkflowRunStatus =
         serde_json::from_value(serde_json::to_value(&first).unwrap()).unwrap();
     let retry = e
@@ -699,7 +698,7 @@ async fn retry_reruns_the_kfp_run_in_place_under_a_new_id() {
         .await
         .unwrap();
     assert_eq!(retry.as_str(), format!("{id}.retry-1"));
-    let retry_of_retry_id = {
+    let second = {
         let second = e.wait(&retry, None).await.unwrap();
         assert_eq!(second.state, WorkflowState::Succeeded, "{second:?}");
         assert_eq!(second.id, retry);
@@ -717,7 +716,7 @@ async fn retry_reruns_the_kfp_run_in_place_under_a_new_id() {
         .collect();
     assert_eq!(retries.len(), 1);
     assert_eq!(retries[0].path, format!("/apis/v2beta1/runs/{id}:retry"));
-    assert_eq!(retry_of_retry_id.steps.len(), 2);
+    assert_eq!(second.steps.len(), 2);
     // KFP refuses to retry what did not fail (409): a canceled record whose KFP run succeeded.
     let ok_id = e
         .run(
