@@ -4,7 +4,8 @@
 //!   [`crate::engine::StepExecutor`] (in production, `baton runner` subprocesses on this machine).
 //! - [`remote`]: runs hosted by a `baton server`, driven over HTTP.
 //!
-//! `kfp` is not built yet; [`crate::engine::UnavailableEngine`] stands in for it.
+//! - [`kfp`]: runs are Kubeflow Pipelines runs, created from a compiled pipeline spec and polled.
 
+pub mod kfp;
 pub mod local;
 pub mod remote;

@@ -41,6 +41,7 @@ pub mod engine;
 #[path = "../engines/mod.rs"]
 pub mod engines;
 pub mod error;
+pub mod kfp;
 pub mod launcher;
 pub mod logs;
 pub mod model;

@@ -8,6 +8,7 @@ use std::process::{Command, Output};
 
 use tempfile::TempDir;
 
+pub mod fake_kfp;
 pub mod server;
 
 /// A temporary project folder with its own code cache.
