@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use baton::error::ErrorKind;
-use baton::workflow::{load_workflow_file, LoadOptions, WorkflowGraph};
+use baton::workflow::{load_workflow_file, LoadOptions, TraceProject, WorkflowGraph};
 use baton::Error;
 use serde_json::json;
 
@@ -56,7 +56,7 @@ fn mlrun_workflow_becomes_the_whole_graph() {
         "params": [
             {"name": "source_url"},
             {"name": "rows_min", "default": 10, "type": "int"},
-            {"name": "mode", "default": "fast"},
+            {"name": "mode", "default": "fast", "type": "str"},
             {"name": "opt", "default": null},
         ],
         "steps": [
@@ -101,7 +101,7 @@ fn kfpipeline_wins_over_pipeline() {
         got,
         graph(json!({
             "name": "main",
-            "params": [{"name": "p", "default": 1}],
+            "params": [{"name": "p", "default": 1, "type": "int"}],
             "steps": [{"name": "from-kfpipeline", "function": "from-kfpipeline",
                        "params": {"p": "{{args.p}}"}}],
         }))
@@ -188,9 +188,9 @@ def pipeline(model_name, epochs=5, ratio=0.5, tags=["a", "b"], *args, **kwargs):
             "name": "main",
             "params": [
                 {"name": "model_name"},
-                {"name": "epochs", "default": 5},
-                {"name": "ratio", "default": 0.5},
-                {"name": "tags", "default": ["a", "b"]},
+                {"name": "epochs", "default": 5, "type": "int"},
+                {"name": "ratio", "default": 0.5, "type": "float"},
+                {"name": "tags", "default": ["a", "b"], "type": "list"},
             ],
             "steps": [{"name": "train", "function": "train", "params": {
                 "model": "{{args.model_name}}", "epochs": "{{args.epochs}}",
@@ -667,7 +667,7 @@ def pipeline(threshold: float = 0.5, n: int = 1, name: str = "x", opt: typing.Op
             {"name": "name", "default": "x", "type": "str"},
             {"name": "opt", "default": null, "type": "Optional[int]"},
             {"name": "tags", "default": [], "type": "list"},
-            {"name": "plain", "default": 3},
+            {"name": "plain", "default": 3, "type": "int"},
         ])
     );
     let (_dir, path) = write_workflow(
@@ -707,7 +707,7 @@ fn steps_run_after_condition_groups_and_their_inner_groups() {
             "name": "main",
             "params": [
                 {"name": "min_rows", "default": 10, "type": "int"},
-                {"name": "deploy", "default": "yes"},
+                {"name": "deploy", "default": "yes", "type": "str"},
             ],
             "steps": [
                 {"name": "ingest", "function": "ingest", "outputs": ["rows"]},
@@ -759,7 +759,7 @@ def kfpipeline(flag=True):
         load(&path),
         graph(json!({
             "name": "main",
-            "params": [{"name": "flag", "default": true}],
+            "params": [{"name": "flag", "default": true, "type": "bool"}],
             "steps": [
                 {"name": "first", "function": "first"},
                 {"name": "guarded", "function": "guarded", "when": "{{args.flag}} == true"},
@@ -799,8 +799,8 @@ fn placeholders_steps_and_outputs_render_readably_at_trace_time() {
         graph(json!({
             "name": "main",
             "params": [
-                {"name": "model_name", "default": "iris"},
-                {"name": "epochs", "default": 5},
+                {"name": "model_name", "default": "iris", "type": "str"},
+                {"name": "epochs", "default": 5, "type": "int"},
             ],
             "steps": [
                 {"name": "train", "function": "train", "params": {"epochs": "{{args.epochs}}"},
@@ -814,4 +814,62 @@ fn placeholders_steps_and_outputs_render_readably_at_trace_time() {
             ],
         }))
     );
+}
+
+/// A workflow reads its project the ways MLRun's docs show: `pipeline_context.project` at module
+/// level, `get_param` with a default, `get_artifact_uri`, `spec.params` and `name`; what the
+/// project knows at trace time becomes constants in the graph.
+#[test]
+fn the_project_inside_a_workflow_gives_its_name_params_and_artifact_uris() {
+    let (_dir, path) = write_workflow(
+        "wf.py",
+        r#"
+import mlrun
+from kfp import dsl
+
+project = mlrun.projects.pipeline_context.project
+
+@dsl.pipeline(name="uses-project")
+def kfpipeline(rounds=2):
+    this = mlrun.get_current_project()
+    project.run_function("train", params={
+        "label": project.get_param("label", "label"),
+        "missing": project.get_param("nope", 7),
+        "data": project.get_artifact_uri("data"),
+        "model": this.get_artifact_uri("clf", category="model", tag="v2"),
+        "lr": project.spec.params["lr"],
+        "owner": this.name,
+        "rounds": rounds,
+    })
+"#,
+    );
+    let options = LoadOptions::new("main").with_project(TraceProject {
+        name: "demo".into(),
+        params: serde_json::from_value(json!({"label": "target", "lr": 0.1})).unwrap(),
+    });
+    let traced = load_workflow_file(&path, &options).unwrap();
+    assert_eq!(
+        traced,
+        graph(json!({
+            "name": "main",
+            "params": [{"name": "rounds", "default": 2, "type": "int"}],
+            "steps": [{"name": "train", "function": "train", "params": {
+                "label": "target",
+                "missing": 7,
+                "data": "store://artifacts/demo/data",
+                "model": "store://models/demo/clf:v2",
+                "lr": 0.1,
+                "owner": "demo",
+                "rounds": "{{args.rounds}}",
+            }}],
+        }))
+    );
+    // An unknown category is refused with the ones there are.
+    let (_dir, path) = write_workflow(
+        "wf.py",
+        "import mlrun\ndef pipeline():\n    mlrun.get_current_project().get_artifact_uri('k', category='plot')\n",
+    );
+    let err = load_workflow_file(&path, &options).unwrap_err();
+    assert!(err.to_string().contains("category='plot'"), "{err}");
+    assert_eq!(err.hint(), Some("use one of: artifact, dataset, model"));
 }

@@ -24,7 +24,8 @@ use crate::engine::{
 use crate::error::{Error, Result};
 use crate::model::{Driver, RunState, WorkflowRunRecord, WorkflowSpec, WorkflowState};
 use crate::workflow::{
-    load_workflow_file, merge_args, ArgSchemaEntry, Dag, DagCheck, LoadOptions, WorkflowGraph,
+    load_workflow_file, merge_args, ArgSchemaEntry, Dag, DagCheck, LoadOptions, TraceProject,
+    WorkflowGraph,
 };
 
 /// How to run a workflow.
@@ -143,8 +144,19 @@ impl Project {
         spec: &WorkflowSpec,
     ) -> Result<(ResolvedWorkflow, Dag)> {
         let source = self.resolve_workflow(db, spec).await?;
-        let mut load =
-            LoadOptions::new(spec.name.clone()).with_source(source.record.source.clone());
+        let mut load = LoadOptions::new(spec.name.clone())
+            .with_source(source.record.source.clone())
+            .with_project(TraceProject {
+                name: self.name().to_string(),
+                params: self
+                    .file
+                    .spec
+                    .extra
+                    .get("params")
+                    .and_then(|p| p.as_object())
+                    .cloned()
+                    .unwrap_or_default(),
+            });
         if let Some(handler) = &spec.handler {
             load = load.with_handler(handler.clone());
         }

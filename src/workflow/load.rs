@@ -25,6 +25,18 @@ pub struct LoadOptions {
     /// What the user calls the file (the `store://` URI of a workflow artifact), used in
     /// messages instead of the path it was fetched to; `None` names the path.
     pub source: Option<String>,
+    /// The project a Python workflow sees as `pipeline_context.project` / `this_project`: its
+    /// name and params (`get_param`, `get_artifact_uri` give constants from them).
+    pub project: Option<TraceProject>,
+}
+
+/// What a traced workflow knows of its project.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct TraceProject {
+    /// The project's name.
+    pub name: String,
+    /// The project's `spec.params`.
+    pub params: serde_json::Map<String, serde_json::Value>,
 }
 
 impl LoadOptions {
@@ -41,7 +53,14 @@ impl LoadOptions {
             name: name.into(),
             timeout: Duration::from_secs(60),
             source: None,
+            project: None,
         }
+    }
+
+    /// The same options giving the workflow its project (see [`LoadOptions::project`]).
+    pub fn with_project(mut self, project: TraceProject) -> Self {
+        self.project = Some(project);
+        self
     }
 
     /// The same options naming the file `source` in messages (see [`LoadOptions::source`]).

@@ -15,6 +15,6 @@ pub use args::{merge_args, ArgSchemaEntry};
 pub use condition::Condition;
 pub use dag::{Dag, DagCheck, StepNode};
 pub use graph::{RetryPolicy, Step, StepAction, WorkflowGraph, WorkflowParam};
-pub use load::{load_workflow_file, LoadOptions, PYTHON_ENV};
+pub use load::{load_workflow_file, LoadOptions, TraceProject, PYTHON_ENV};
 pub use refs::Template;
 pub use render::{render_graph, GraphFormat};

@@ -73,7 +73,13 @@ pub(crate) fn load_python_workflow(path: &Path, opts: &LoadOptions) -> Result<Wo
             .arg(&absolute)
             .arg(opts.handler.as_deref().unwrap_or(""))
             .arg(&opts.name)
-            .arg(&result_path),
+            .arg(&result_path)
+            .arg(
+                opts.project
+                    .as_ref()
+                    .map(|p| serde_json::to_string(p).expect("projects serialize"))
+                    .unwrap_or_default(),
+            ),
         scratch.path(),
         opts.timeout,
     )

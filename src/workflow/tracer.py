@@ -2,6 +2,7 @@
 # and `kfp`, calls its handler with placeholder arguments, and records the steps it creates.
 #
 # Usage: python -B -c <this file> <workflow.py> <handler or ""> <graph name> <result.json>
+#        [<project JSON: {"name", "params"} or "">]
 #
 # The result goes to <result.json>, never to stdout (user code may print):
 #   {"graph": {...}}                       the WorkflowGraph, in its serde form
@@ -23,6 +24,7 @@ WORKFLOW_FILE = os.path.abspath(sys.argv[1])
 EXPLICIT_HANDLER = sys.argv[2]
 GRAPH_NAME = sys.argv[3]
 RESULT_FILE = sys.argv[4]
+PROJECT_CONTEXT = json.loads(sys.argv[5]) if len(sys.argv) > 5 and sys.argv[5] else {}
 SHIM_FILE = sys._getframe().f_code.co_filename
 
 
@@ -525,8 +527,53 @@ class Functions:
         refuse("`len(%s)`" % self._label)
 
 
+class ProjectSpec:
+    """`project.spec`: its params, known when the workflow is traced."""
+
+    def __init__(self, params):
+        self.params = params
+
+    def __getattr__(self, name):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        refuse("`project.spec.%s`" % name)
+
+
+# `get_artifact_uri` categories and the store kind each names (MLRun's rule).
+ARTIFACT_KINDS = {"artifact": "artifacts", "model": "models", "dataset": "datasets"}
+
+
 class Project:
-    """The current project, as `this_project` / `mlrun.get_current_project()` return it."""
+    """The current project, as `this_project`, `mlrun.get_current_project()` and
+    `mlrun.projects.pipeline_context.project` give it. What it knows at trace time (its name and
+    params) becomes constants in the graph."""
+
+    def __init__(self, context):
+        self.name = context.get("name") or ""
+        self.spec = ProjectSpec(dict(context.get("params") or {}))
+
+    @property
+    def metadata(self):
+        return types.SimpleNamespace(name=self.name)
+
+    @property
+    def params(self):
+        return self.spec.params
+
+    def get_param(self, key, default=None):
+        return self.spec.params.get(key, default)
+
+    def get_artifact_uri(self, key, category="artifact", tag=None, iter=None):
+        kind = ARTIFACT_KINDS.get(category)
+        if kind is None:
+            refuse("`project.get_artifact_uri(category=%r)`" % (category,),
+                   "use one of: %s" % ", ".join(sorted(ARTIFACT_KINDS)))
+        uri = "store://%s/%s/%s" % (kind, self.name, key)
+        if iter:
+            uri += "#%s" % iter
+        if tag:
+            uri += ":%s" % tag
+        return uri
 
     def run_function(self, *args, **kwargs):
         return run_function(*args, **kwargs)
@@ -548,7 +595,7 @@ class Project:
         refuse("`project.%s`" % name)
 
 
-PROJECT = Project()
+PROJECT = Project(PROJECT_CONTEXT)
 FUNCS = Functions("funcs")
 
 
@@ -641,7 +688,8 @@ class RefuseImports(importlib.abc.MetaPathFinder):
 def install_fakes():
     operations = dict(run_function=run_function, build_function=build_function,
                       deploy_function=deploy_function, get_current_project=get_current_project)
-    projects = fake_module("mlrun.projects", **operations)
+    context = types.SimpleNamespace(project=PROJECT)
+    projects = fake_module("mlrun.projects", pipeline_context=context, **operations)
     mlrun = fake_module("mlrun", projects=projects, **operations)
     dsl = fake_module("kfp.dsl", pipeline=pipeline, Condition=Condition, If=If)
     fake_module("kfp", dsl=dsl)
@@ -733,6 +781,10 @@ def annotation_name(annotation):
     return str(annotation).replace("typing.", "")
 
 
+# The type an unannotated parameter takes from its default, as KFP's compiler infers it.
+DEFAULT_TYPES = {bool: "bool", int: "int", float: "float", str: "str", list: "list", dict: "dict"}
+
+
 def pipeline_params(handler, function):
     try:
         signature = inspect.signature(function)
@@ -745,6 +797,8 @@ def pipeline_params(handler, function):
         placeholder = Placeholder("{{args.%s}}" % parameter.name)
         entry = {"name": parameter.name}
         annotation = annotation_name(parameter.annotation)
+        if not annotation and parameter.default is not parameter.empty:
+            annotation = DEFAULT_TYPES.get(type(parameter.default))
         if annotation:
             entry["type"] = annotation
         if parameter.default is not parameter.empty:
