@@ -24,8 +24,8 @@ pub struct CompileArgs {
     /// Write the pipeline to FILE instead of stdout
     #[arg(short, long, value_name = "FILE")]
     output: Option<PathBuf>,
-    /// The image steps run in when their function names none (default: BATON_KFP_IMAGE, else
-    /// baton/runner:latest)
+    /// The image steps run in when their function names none (default: the workflow's image,
+    /// else BATON_KFP_IMAGE, else baton/runner:latest)
     #[arg(long, value_name = "IMG")]
     image: Option<String>,
 }
