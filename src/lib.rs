@@ -18,7 +18,8 @@
 //! 3. [`launcher`] (start `baton runner` processes), [`project`] (definitions, builds, running
 //!    and recording workflows), [`engines`] (the implementations of the engine trait).
 //! 4. [`engine`] (the trait, events, the conformance suite), [`runner`] (execute one recorded
-//!    run), [`artifact`] (log code artifacts), [`workflow`] (load, check, render graphs).
+//!    run), [`artifact`] (log code artifacts), [`workflow`] (load, check, render graphs), [`kfp`]
+//!    (compile a workflow to a Kubeflow Pipelines v2 spec).
 //! 5. [`db`], [`code`], [`datastore`], [`logs`].
 //! 6. [`model`] (plain MLRun-shaped data), [`uri`] (the `store://` grammar), [`error`].
 //!

@@ -7,6 +7,7 @@
 
 mod artifacts;
 mod build;
+mod compile;
 mod functions;
 mod init;
 mod log_code;
@@ -104,6 +105,8 @@ enum Command {
     Workflows(workflows::WorkflowsCommand),
     /// Print a workflow's step graph
     Graph(workflows::GraphArgs),
+    /// Compile a workflow to a Kubeflow Pipelines v2 pipeline (YAML)
+    Compile(compile::CompileArgs),
     /// Write a function's image build context and record its build configuration
     Build(build::BuildArgs),
     /// Serve the MLRun-compatible HTTP API: runs and workflows submitted to it execute here
@@ -288,6 +291,7 @@ async fn run(command: Command, ctx: &Context) -> Result<ExitCode> {
         Command::Run(args) => workflows::run(*args, ctx).await,
         Command::Workflows(cmd) => workflows::workflows(cmd, ctx).await,
         Command::Graph(args) => workflows::graph(args, ctx).await,
+        Command::Compile(args) => compile::run(args, ctx).await,
         Command::Runner(args) => runs::runner(*args, ctx).await,
         Command::Server(args) => server::run(args, ctx).await,
     }

@@ -8,6 +8,7 @@
 //! command is parse, one call, print.
 
 mod artifacts;
+mod compile;
 mod functions;
 mod pod_step;
 mod remote;
