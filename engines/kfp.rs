@@ -305,7 +305,7 @@ impl WorkflowEngine for KfpEngine {
         });
         Ok(Subscription {
             status,
-            events: events.boxed(),
+            events: events.fuse().boxed(),
         })
     }
 

@@ -158,7 +158,7 @@ impl WorkflowEngine for RemoteEngine {
             });
         Ok(Subscription {
             status,
-            events: events.boxed(),
+            events: events.fuse().boxed(),
         })
     }
 

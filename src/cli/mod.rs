@@ -62,6 +62,17 @@ pub struct Cli {
     )]
     pub api: Option<String>,
 
+    /// The Kubeflow Pipelines API the kfp engine submits to (BATON_KFP_TOKEN, BATON_KFP_USER,
+    /// BATON_KFP_EXPERIMENT and BATON_KFP_NAMESPACE refine it)
+    #[arg(
+        long,
+        global = true,
+        value_name = "URL",
+        env = "BATON_KFP_URL",
+        hide_env_values = true
+    )]
+    pub kfp_url: Option<String>,
+
     /// The server's token: the one `--api`'s server requires (else MLRUN_HTTPDB__TOKEN), or the
     /// one `baton server` requires of every request but GET /healthz
     #[arg(
@@ -124,6 +135,8 @@ pub(crate) struct Context {
     pub api: Option<Api>,
     /// `--token` as given (for `baton server`).
     pub token: Option<String>,
+    /// `--kfp-url` as given.
+    pub kfp_url: Option<String>,
 }
 
 /// A `baton server` the CLI works against.
@@ -159,17 +172,29 @@ impl Context {
     /// server's, where the project is created first if the server does not have it yet.
     pub async fn baton(&self) -> Result<Baton> {
         let project = self.project()?;
-        match self.api_client()? {
-            None => Baton::open(project),
+        let baton = match self.api_client()? {
+            None => Baton::open(project)?,
             Some(api) => {
                 crate::service::ensure_server_project(&api, &project).await?;
-                Ok(Baton::with_server(
-                    project,
-                    api,
-                    crate::runner::CodeSources::from_env()?,
-                ))
+                Baton::with_server(project, api, crate::runner::CodeSources::from_env()?)
             }
-        }
+        };
+        Ok(match self.kfp_client()? {
+            Some(kfp) => baton.with_kfp(kfp),
+            None => baton,
+        })
+    }
+
+    /// The client of the KFP given by `--kfp-url` (or `BATON_KFP_URL`), if any.
+    pub fn kfp_client(&self) -> Result<Option<crate::kfp::client::KfpClient>> {
+        let Some(url) = self.kfp_url.clone().filter(|u| !u.is_empty()) else {
+            return Ok(None);
+        };
+        let config = crate::kfp::client::KfpConfig::from_lookup(|name| match name {
+            "BATON_KFP_URL" => Some(url.clone()),
+            other => std::env::var(other).ok(),
+        })?;
+        crate::kfp::client::KfpClient::new(config).map(Some)
     }
 
     /// The client of the server given by `--api`, if any.
@@ -259,6 +284,7 @@ pub fn main() -> ExitCode {
         printer,
         api,
         token: cli.token.clone(),
+        kfp_url: cli.kfp_url.clone(),
     };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,

@@ -195,6 +195,15 @@ pub struct KfpStepArgs {
     /// A data input, as name=url
     #[arg(long = "input", value_name = "K=URL", value_parser = super::parse_key_value)]
     inputs: Vec<(String, String)>,
+    /// A data input whose value is JSON (another step's output), as name=json
+    #[arg(long = "input-json", value_name = "K=JSON", value_parser = super::parse_key_value)]
+    inputs_json: Vec<(String, String)>,
+    /// A data input built from other values (substituted by KFP), as name=text
+    #[arg(long = "input-template", value_name = "K=TEXT", value_parser = super::parse_key_value)]
+    inputs_template: Vec<(String, String)>,
+    /// A label for the step's run, as key=value
+    #[arg(long = "label", value_name = "K=V", value_parser = super::parse_key_value)]
+    labels: Vec<(String, String)>,
     /// Where to write a declared output, as name=path
     #[arg(long = "output", value_name = "K=PATH", value_parser = super::parse_key_value)]
     outputs: Vec<(String, String)>,
@@ -226,6 +235,21 @@ impl KfpStepArgs {
             })?;
             params.insert(key, parsed);
         }
+        let mut inputs: BTreeMap<String, String> = self
+            .inputs
+            .into_iter()
+            .chain(self.inputs_template)
+            .collect();
+        for (key, value) in self.inputs_json {
+            let parsed: serde_json::Value = serde_json::from_str(&value).map_err(|e| {
+                Error::invalid(format!("--input-json `{key}`: `{value}` is not JSON: {e}"))
+            })?;
+            let text = match parsed {
+                serde_json::Value::String(text) => text,
+                other => other.to_string(),
+            };
+            inputs.insert(key, text);
+        }
         Ok(crate::service::PodStep {
             project,
             workflow: self.workflow,
@@ -233,7 +257,8 @@ impl KfpStepArgs {
             function,
             handler: self.handler,
             params,
-            inputs: self.inputs.into_iter().collect(),
+            inputs,
+            labels: self.labels.into_iter().collect(),
             outputs: self
                 .outputs
                 .into_iter()

@@ -27,6 +27,7 @@ pub struct Subscription {
     pub status: WorkflowRunStatus,
     /// The events after `status`, in order; folding them into `status` with
     /// [`WorkflowRunStatus::apply`] follows the run. Empty when the run had already ended.
+    /// Engines hand out fused streams (polling one after its end answers `None` again).
     pub events: BoxStream<'static, WorkflowEvent>,
 }
 

@@ -70,6 +70,10 @@ pub struct CompileOptions {
     /// Extra labels for the runs the steps record, passed to each runner as `--label k=v` (the
     /// runner adds `workflow` and `workflow-step` itself).
     pub labels: BTreeMap<String, String>,
+    /// Environment variables of every step's container: `BATON_API`, the server the steps
+    /// record their runs on and pull their code from (a token belongs in a Kubernetes secret,
+    /// never in the spec).
+    pub env: BTreeMap<String, String>,
 }
 
 impl CompileOptions {
@@ -80,6 +84,7 @@ impl CompileOptions {
             functions: BTreeMap::new(),
             default_image: default_image.into(),
             labels: BTreeMap::new(),
+            env: BTreeMap::new(),
         }
     }
 }
@@ -440,7 +445,7 @@ impl<'a> Compiler<'a> {
                 .unwrap_or_else(|| self.options.default_image.clone());
             executors.insert(
                 format!("exec-{key}"),
-                json!({"container": {"image": image, "command": parts.command}}),
+                container_json(image, parts.command.clone(), &self.options.env),
             );
 
             let mut task = Map::new();
@@ -1065,6 +1070,19 @@ fn sorted(value: Value) -> Value {
         Value::Array(items) => Value::Array(items.into_iter().map(sorted).collect()),
         other => other,
     }
+}
+
+/// A step's container: its image, its command and, when there are any, its environment.
+fn container_json(image: String, command: Vec<String>, env: &BTreeMap<String, String>) -> Value {
+    let mut container = json!({"image": image, "command": command});
+    if !env.is_empty() {
+        let vars: Vec<Value> = env
+            .iter()
+            .map(|(name, value)| json!({"name": name, "value": value}))
+            .collect();
+        container["env"] = Value::Array(vars);
+    }
+    json!({ "container": container })
 }
 
 #[cfg(test)]

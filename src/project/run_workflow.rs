@@ -332,10 +332,10 @@ impl WorkflowRunHandle {
             lease,
         } = self;
         let id = record.id.clone().into();
-        let Subscription {
-            mut status,
-            mut events,
-        } = events;
+        let Subscription { mut status, events } = events;
+        // Batches drain the stream with `now_or_never`, which may see its end; fused, a later
+        // poll answers `None` again instead of polling a finished stream.
+        let mut events = events.fuse();
         tokio::pin!(cancel);
         // Another process asks through the database; a terminate here is an engine input.
         let mut poll = tokio::time::interval(Duration::from_millis(500));

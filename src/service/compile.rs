@@ -37,6 +37,16 @@ impl Baton {
         given.extend(args.clone());
         let dag = with_defaults(dag, &schema, &given)?;
 
+        let image = image.or(spec.image).filter(|i| !i.trim().is_empty());
+        let options = self.compile_options(&dag, image)?;
+        compile(&dag, &options)
+    }
+
+    /// How this project's workflows compile: every step's function definition from the
+    /// project, steps in `image` (else the configured default) unless their function names
+    /// one, and `BATON_API` in every step's environment when a server is known (the one this
+    /// service works against, else `BATON_API`/`MLRUN_DBPATH` here).
+    pub fn compile_options(&self, dag: &Dag, image: Option<String>) -> Result<CompileOptions> {
         let mut functions = BTreeMap::new();
         for step in dag.steps() {
             if !functions.contains_key(&step.function) {
@@ -46,16 +56,28 @@ impl Baton {
                 );
             }
         }
-        let options = CompileOptions {
+        let mut env = BTreeMap::new();
+        if let Some(url) = self.pod_api_url() {
+            env.insert("BATON_API".to_string(), url);
+        }
+        Ok(CompileOptions {
             project: self.project.name().to_owned(),
             functions,
-            default_image: image
-                .or(spec.image)
-                .filter(|i| !i.trim().is_empty())
-                .unwrap_or_else(configured_image),
+            default_image: image.unwrap_or_else(configured_image),
             labels: BTreeMap::new(),
-        };
-        compile(&dag, &options)
+            env,
+        })
+    }
+
+    /// The server a compiled step records its run on: the one this service works against,
+    /// else `BATON_API`, else `MLRUN_DBPATH`.
+    pub fn pod_api_url(&self) -> Option<String> {
+        if let Some(api) = &self.server {
+            return Some(api.base_url().to_string());
+        }
+        ["BATON_API", "MLRUN_DBPATH"]
+            .iter()
+            .find_map(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
     }
 }
 

@@ -42,6 +42,8 @@ pub struct Baton {
     db: Arc<dyn Db>,
     /// The server whose database `db` is, when the service works against one.
     server: Option<ApiClient>,
+    /// The Kubeflow Pipelines the `kfp` engine submits to, when one is configured.
+    kfp: Option<crate::kfp::client::KfpClient>,
     code: CodeSources,
     logs: LogStore,
     /// Built on first use (the local engine resolves the interpreter its steps run), then
@@ -66,6 +68,7 @@ impl Baton {
             project,
             db,
             server: None,
+            kfp: None,
             code,
             logs,
             engines: tokio::sync::OnceCell::new(),
@@ -80,6 +83,14 @@ impl Baton {
         Baton {
             server: Some(api),
             ..Baton::with_parts(project, db, code)
+        }
+    }
+
+    /// The same service with the `kfp` engine submitting to `client`'s Kubeflow Pipelines.
+    pub fn with_kfp(self, client: crate::kfp::client::KfpClient) -> Baton {
+        Baton {
+            kfp: Some(client),
+            ..self
         }
     }
 

@@ -38,6 +38,8 @@ pub struct PodStep {
     pub params: Map<String, Value>,
     /// Data inputs.
     pub inputs: BTreeMap<String, String>,
+    /// Labels for the step's run (besides `workflow` and `workflow-step`).
+    pub labels: BTreeMap<String, String>,
     /// Where each declared output goes.
     pub outputs: BTreeMap<String, PathBuf>,
 }
@@ -67,10 +69,9 @@ pub async fn run_pod_step(
         extra: Default::default(),
     });
     let project = Project::open(home.path(), Arc::new(store))?;
-    let labels = BTreeMap::from([
-        ("workflow".to_string(), step.workflow.clone()),
-        ("workflow-step".to_string(), step.step.clone()),
-    ]);
+    let mut labels = step.labels.clone();
+    labels.insert("workflow".to_string(), step.workflow.clone());
+    labels.insert("workflow-step".to_string(), step.step.clone());
     let run = launcher::submit(
         &project,
         db.as_ref(),

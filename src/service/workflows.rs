@@ -6,9 +6,11 @@ use std::time::Duration;
 
 use super::step_executor::RunnerExecutor;
 use super::Baton;
-use crate::engine::{EngineKind, EngineRegistry, WorkflowState};
+use crate::engine::{EngineKind, EngineRegistry, WorkflowRunRequest, WorkflowState};
+use crate::engines::kfp::{CompileFn, KfpEngine};
 use crate::engines::local::LocalEngine;
 use crate::error::{Error, Result};
+use crate::kfp::{configured_image, CompileOptions};
 use crate::model::{WorkflowRunRecord, WorkflowSpec};
 use crate::project::{PreparedWorkflow, RunWorkflowOptions, SetWorkflowRequest, WorkflowRunHandle};
 use crate::runner::PythonRunner;
@@ -57,7 +59,8 @@ impl Baton {
     }
 
     /// The engines of this process for the project's runs, built once: `local` runs each step
-    /// through `baton runner` ([`RunnerExecutor`]); the others are not available yet.
+    /// through `baton runner` ([`RunnerExecutor`]); `kfp` submits to the configured Kubeflow
+    /// Pipelines ([`Baton::with_kfp`]); the others are not available here.
     async fn engines(&self) -> &EngineRegistry {
         self.engines
             .get_or_init(|| async {
@@ -68,9 +71,56 @@ impl Baton {
                     self.logs.clone(),
                     step_interpreter().await,
                 );
-                EngineRegistry::new().with(Arc::new(LocalEngine::new(Arc::new(executor))))
+                let registry =
+                    EngineRegistry::new().with(Arc::new(LocalEngine::new(Arc::new(executor))));
+                match self.kfp_engine() {
+                    Ok(Some(engine)) => registry.with(Arc::new(engine)),
+                    Ok(None) => registry,
+                    Err(e) => {
+                        tracing::warn!("the kfp engine is not available: {}", e.chain());
+                        registry
+                    }
+                }
             })
             .await
+    }
+
+    /// The `kfp` engine over the configured KFP: workflows compile with this project's
+    /// functions, and their steps record their runs on [`Baton::pod_api_url`]'s server. Runs are
+    /// polled every 2 s, or every `BATON_KFP_POLL` (e.g. `200ms`).
+    fn kfp_engine(&self) -> Result<Option<KfpEngine>> {
+        let Some(client) = self.kfp.clone() else {
+            return Ok(None);
+        };
+        let functions = self
+            .project
+            .functions()?
+            .into_iter()
+            .map(|f| (f.name.clone(), f))
+            .collect();
+        let api = self.pod_api_url();
+        let mut options = CompileOptions::new(self.project.name(), configured_image());
+        options.functions = functions;
+        if let Some(url) = &api {
+            options.env.insert("BATON_API".to_string(), url.clone());
+        }
+        let compile: CompileFn = Arc::new(move |request: &WorkflowRunRequest| {
+            if api.is_none() {
+                return Err(Error::invalid_with_hint(
+                    "The kfp engine's steps record their runs on a baton server, and none is given",
+                    "pass --api http://<server>:8080 (or set BATON_API) to a server the pods can reach",
+                ));
+            }
+            crate::kfp::compile(&request.dag, &options)
+        });
+        let mut engine = KfpEngine::new(client, compile);
+        if let Some(every) = std::env::var("BATON_KFP_POLL")
+            .ok()
+            .and_then(|text| humantime::parse_duration(&text).ok())
+        {
+            engine = engine.with_poll_interval(every);
+        }
+        Ok(Some(engine))
     }
 
     /// The engine a run of workflow `name` with `options` uses (MLRun's selection rules).
