@@ -44,6 +44,8 @@ impl TestServer {
             max_workers: 2,
             body_limit: DEFAULT_BODY_LIMIT,
             step_executor: None,
+            kfp: None,
+            public_url: None,
         })
         .await
         .unwrap();

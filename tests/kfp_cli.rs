@@ -183,3 +183,117 @@ async fn the_kfp_engine_needs_a_baton_server_for_its_pods() {
         .iter()
         .all(|r| r.path != "/apis/v2beta1/runs"));
 }
+
+/// `remote:kfp`: the server compiles and submits (its own address in the steps' environment),
+/// follows the KFP run, answers MLRun's `pipelines/{id}` polling, and the workflow id is the
+/// KFP run id; a server without KFP refuses.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remote_kfp_runs_through_the_server_and_answers_mlruns_polling() {
+    let kfp = FakeKfp::start().await;
+    let (_dir, data) = data_dir();
+    let url = kfp.url();
+    let (record, pipeline, submitted) = tokio::task::spawn_blocking(move || {
+        let server = TestServer::start_in(
+            &data,
+            &[
+                "--kfp-url",
+                &url,
+                "--public-url",
+                "http://baton.example:8080",
+            ],
+        );
+        // The CLI: remote:kfp (the server drives the KFP run).
+        let p = TestProject::new();
+        p.write("steps.py", "def double(x):\n    return 2 * int(x)\n");
+        p.write("chain.yaml", CHAIN);
+        let api = |args: &[&str]| {
+            Run::from(
+                p.command(args)
+                    .env("BATON_API", &server.url)
+                    .output()
+                    .unwrap(),
+            )
+        };
+        api(&["log-code", "steps_code", "--local-path", "steps.py"]).ok();
+        api(&[
+            "log-code",
+            "chain",
+            "--local-path",
+            "chain.yaml",
+            "--code-type",
+            "workflow",
+        ])
+        .ok();
+        api(&[
+            "set-function",
+            "--name",
+            "steps",
+            "--func",
+            "store://artifacts/my-project/steps_code",
+            "--handler",
+            "steps:double",
+        ])
+        .ok();
+        api(&[
+            "set-workflow",
+            "--name",
+            "chain",
+            "--path",
+            "store://artifacts/my-project/chain",
+        ])
+        .ok();
+        let record = api(&["run", "chain", "--engine", "remote:kfp", "--json"]).json();
+
+        // MLRun's client: `project.run(engine="remote:kfp")` sends engine `kfp`.
+        let (status, submitted) = server.call(
+            reqwest::Method::POST,
+            "/api/v1/projects/my-project/workflows/chain/submit",
+            Some(
+                &serde_json::json!({"spec": {"name": "chain", "engine": "kfp",
+                "path": "store://artifacts/my-project/chain", "args": {"x": 5}}}),
+            ),
+        );
+        assert_eq!(status, 200, "{submitted}");
+        let id = submitted["run_id"].as_str().unwrap().to_string();
+        let mut pipeline = Value::Null;
+        common::poll("the KFP run ends", || {
+            pipeline = server.get(&format!("/api/v1/projects/my-project/pipelines/{id}"));
+            pipeline["run"]["status"] != "Running" && pipeline["run"]["status"] != "Pending"
+        });
+        (record, pipeline, submitted)
+    })
+    .await
+    .unwrap();
+    assert_eq!(record["state"], "Succeeded", "{record:#}");
+    assert_eq!(record["engine"], "kfp");
+    assert_eq!(
+        kfp.run_state(record["id"].as_str().unwrap()),
+        Some("SUCCEEDED")
+    );
+    assert_eq!(pipeline["run"]["status"], "Succeeded", "{pipeline:#}");
+    let id = submitted["run_id"].as_str().unwrap();
+    assert_eq!(
+        kfp.run_state(id),
+        Some("SUCCEEDED"),
+        "the workflow id is the KFP run id"
+    );
+    // Both runs' steps report to the server's public address.
+    let creates: Vec<_> = kfp
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "POST" && r.path == "/apis/v2beta1/runs")
+        .collect();
+    assert_eq!(creates.len(), 2);
+    for create in &creates {
+        let executors = create.body["pipeline_spec"]["deploymentSpec"]["executors"]
+            .as_object()
+            .unwrap();
+        for executor in executors.values() {
+            assert_eq!(
+                executor["container"]["env"][0]["value"], "http://baton.example:8080",
+                "{executor:#}"
+            );
+        }
+    }
+    assert_eq!(creates[1].body["runtime_config"]["parameters"]["x"], 5);
+}

@@ -250,12 +250,12 @@ fn every_command_works_on_the_server_and_remote_local_runs_there() {
 }
 
 #[test]
-fn remote_kfp_and_a_missing_server_are_clear_errors() {
+fn remote_kfp_on_a_server_without_kfp_and_a_missing_server_are_clear_errors() {
     let (_dir, data) = data_dir();
     let server = TestServer::start_in(&data, &[]);
     let p = project_on(&server);
     let err = api(&p, &server, &["run", "chain", "--engine", "remote:kfp"]).fails(2);
-    assert!(err.contains("needs the KFP engine"), "{err}");
+    assert!(err.contains("This server has no KFP engine"), "{err}");
     let err = Run::from(
         p.command(&["run", "chain", "--engine", "remote"])
             .env_remove("BATON_API")

@@ -30,6 +30,8 @@ async fn remote() -> Remote {
         max_workers: 2,
         body_limit: DEFAULT_BODY_LIMIT,
         step_executor: Some(exec.clone()),
+        kfp: None,
+        public_url: None,
     })
     .await
     .unwrap();

@@ -33,6 +33,11 @@ pub struct ServerArgs {
     #[arg(long, value_name = "N")]
     max_workers: Option<usize>,
 
+    /// This server's address as KFP pods reach it, given to every compiled step as BATON_API
+    /// [default: http://<the address it listens on>]
+    #[arg(long, value_name = "URL")]
+    public_url: Option<String>,
+
     /// The largest request body accepted, in bytes
     #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_BODY_LIMIT)]
     body_limit: usize,
@@ -75,6 +80,8 @@ pub(crate) async fn run(args: ServerArgs, ctx: &Context) -> Result<ExitCode> {
         max_workers: args.max_workers.unwrap_or_else(default_workers),
         body_limit: args.body_limit,
         step_executor: None,
+        kfp: ctx.kfp_client()?,
+        public_url: args.public_url,
     })
     .await?;
     let addr = server.local_addr()?;

@@ -204,7 +204,6 @@ pub(crate) async fn run(args: RunArgs, ctx: &Context) -> Result<ExitCode> {
     };
     let watch = args.follow.watch(ctx);
     if let EngineKind::Remote { inner } = baton.workflow_engine(&name, &options)? {
-        crate::service::server_engine(inner)?;
         let remote = ctx.remote_engine()?;
         let run = baton
             .submit_remote_workflow(&remote, &name, inner, &options)

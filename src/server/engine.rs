@@ -12,8 +12,13 @@ use std::sync::{Arc, Weak};
 use async_trait::async_trait;
 
 use super::Projects;
-use crate::engine::{EngineRegistry, StepExecutor, StepInvocation, StepOutcome};
+use crate::engine::{
+    EngineRegistry, StepExecutor, StepInvocation, StepOutcome, WorkflowRunRequest,
+};
+use crate::engines::kfp::{CompileFn, KfpEngine};
 use crate::engines::local::LocalEngine;
+use crate::kfp::client::KfpClient;
+use crate::kfp::{configured_image, CompileOptions};
 use crate::service::RunnerExecutor;
 
 /// Runs each step through `baton runner` in the project the step belongs to.
@@ -55,7 +60,33 @@ impl StepExecutor for ProjectsExecutor {
     }
 }
 
-/// The server's engines: `local` running steps through `executor`.
-pub fn registry(executor: Arc<dyn StepExecutor>) -> EngineRegistry {
-    EngineRegistry::new().with(Arc::new(LocalEngine::new(executor)))
+/// The server's engines: `local` running steps through `executor`, and `kfp` when given.
+pub fn registry(executor: Arc<dyn StepExecutor>, kfp: Option<KfpEngine>) -> EngineRegistry {
+    let registry = EngineRegistry::new().with(Arc::new(LocalEngine::new(executor)));
+    match kfp {
+        Some(kfp) => registry.with(Arc::new(kfp)),
+        None => registry,
+    }
+}
+
+/// The server's `kfp` engine: each workflow compiles with its project's functions as the
+/// server holds them when the run starts, and its steps report to `api_url` (this server, as
+/// the pods reach it).
+pub fn kfp_engine(projects: &Arc<Projects>, client: KfpClient, api_url: String) -> KfpEngine {
+    let projects = Arc::downgrade(projects);
+    let compile: CompileFn = Arc::new(move |request: &WorkflowRunRequest| {
+        let projects = projects
+            .upgrade()
+            .ok_or_else(|| crate::Error::runtime("The server is stopping"))?;
+        let project = projects.load(&request.project)?;
+        let mut options = CompileOptions::new(project.name(), configured_image());
+        options.functions = project
+            .functions()?
+            .into_iter()
+            .map(|f| (f.name.clone(), f))
+            .collect();
+        options.env.insert("BATON_API".to_string(), api_url.clone());
+        crate::kfp::compile(&request.dag, &options)
+    });
+    KfpEngine::new(client, compile)
 }

@@ -35,6 +35,7 @@ use tracing::Level;
 
 use crate::engine::{EngineRegistry, StepExecutor};
 use crate::error::{Error, IoResultExt, Result};
+use crate::kfp::client::KfpClient;
 pub use auth::Token;
 pub use jobs::Jobs;
 pub use projects::Projects;
@@ -62,6 +63,11 @@ pub struct ServerConfig {
     /// What executes workflow steps; `None` runs each through `baton runner` in its project.
     /// Tests give the engine conformance suite's executor here.
     pub step_executor: Option<Arc<dyn StepExecutor>>,
+    /// The Kubeflow Pipelines that `kfp` and `remote:kfp` runs go to, if any.
+    pub kfp: Option<KfpClient>,
+    /// This server's address as KFP pods reach it (`BATON_API` of their steps); `None` is the
+    /// address it listens on.
+    pub public_url: Option<String>,
 }
 
 /// What every handler shares.
@@ -70,6 +76,8 @@ pub(crate) struct AppState {
     pub projects: Arc<Projects>,
     /// The engines hosting every workflow run of this server.
     pub engines: EngineRegistry,
+    /// Whether `engines` has a real `kfp` engine (a KFP is configured).
+    pub has_kfp: bool,
     /// The runs and workflows executing on this server.
     pub jobs: Jobs,
     /// The default artifact path handed to clients (absolute).
@@ -103,19 +111,31 @@ impl Server {
                 crate::service::step_interpreter().await,
             )),
         };
-        let engines = engine::registry(executor);
-        projects.set_engines(engines.clone());
         let listener = tokio::net::TcpListener::bind(config.addr)
             .await
             .map_err(|e| {
                 Error::io(format!("Cannot listen on {}", config.addr), e)
                     .with_hint("pick another port with --port, or 0 for any free one")
             })?;
+        let bound = listener
+            .local_addr()
+            .map_err(|e| Error::io("Cannot read the listening address", e))?;
+        let kfp = config.kfp.map(|client| {
+            let url = config
+                .public_url
+                .clone()
+                .unwrap_or_else(|| format!("http://{bound}"));
+            engine::kfp_engine(&projects, client, url)
+        });
+        let has_kfp = kfp.is_some();
+        let engines = engine::registry(executor, kfp);
+        projects.set_engines(engines.clone());
         Ok(Server {
             listener,
             state: Arc::new(AppState {
                 projects,
                 engines,
+                has_kfp,
                 jobs: Jobs::new(config.max_workers),
                 artifact_path: artifacts.to_string_lossy().into_owned(),
             }),

@@ -43,7 +43,7 @@ impl Baton {
         inner: Option<InnerEngine>,
         options: &RunWorkflowOptions,
     ) -> Result<RemoteWorkflowRun> {
-        let engine = server_engine(inner)?;
+        let engine = server_engine(inner);
         let mut file = self.project.file.clone();
         file.spec.artifact_path = Some(self.project.resolve_artifact_path(None));
         let body = WorkflowSubmitBody {
@@ -79,14 +79,11 @@ impl Baton {
 }
 
 /// The engine a server runs a remote workflow with: its local one (`None` lets it choose,
-/// which is local too). `remote:kfp` is refused until baton has a KFP engine.
-pub fn server_engine(inner: Option<InnerEngine>) -> Result<Option<String>> {
+/// which is local too), or its KFP for `remote:kfp` (a server without one refuses the run).
+pub fn server_engine(inner: Option<InnerEngine>) -> Option<String> {
     match inner {
-        None | Some(InnerEngine::Local) => Ok(None),
-        Some(InnerEngine::Kfp) => Err(Error::invalid_with_hint(
-            "The `remote:kfp` engine needs the KFP engine, which this baton does not have yet",
-            "run the workflow on the server's local engine with `--engine remote:local`",
-        )),
+        None | Some(InnerEngine::Local) => None,
+        Some(InnerEngine::Kfp) => Some("kfp".to_string()),
     }
 }
 

@@ -32,6 +32,8 @@ pub struct SubmitWorkflow {
 
 #[derive(Debug, Default, Deserialize)]
 struct WorkflowSubmitSpec {
+    /// `kfp` (the client's default for `remote`, and `remote:kfp`) or `local`.
+    engine: Option<String>,
     path: Option<String>,
     handler: Option<String>,
     #[serde(default)]
@@ -68,9 +70,15 @@ pub async fn submit(
             })
             .await?;
     }
+    // MLRun's client asks for `kfp` for both `remote` and `remote:kfp`: KFP runs it when this
+    // server has one, else its local engine does.
+    let engine = match spec.engine.as_deref() {
+        Some("kfp") if state.has_kfp => EngineKind::Kfp,
+        _ => EngineKind::Local,
+    };
     let options = RunWorkflowOptions {
         args,
-        engine: Some(EngineKind::Local),
+        engine: Some(engine),
         ..RunWorkflowOptions::default()
     };
     let prepared = baton.prepare_workflow(&name, &options).await?;

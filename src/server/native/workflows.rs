@@ -53,9 +53,22 @@ pub fn routes() -> Router<Arc<AppState>> {
         )
 }
 
-/// The engine hosting the runs.
+/// The engine new engine-protocol runs start on.
 fn engine(state: &AppState) -> Arc<dyn WorkflowEngine> {
     state.engines.get(EngineKind::Local)
+}
+
+/// The engine that knows run `id`: the local one, else the `kfp` one (a `remote:kfp` run);
+/// the local engine's answer when neither does (its "not found").
+async fn engine_of(state: &AppState, id: &WorkflowRunId) -> Arc<dyn WorkflowEngine> {
+    let local = engine(state);
+    if state.has_kfp && local.status(id).await.is_err() {
+        let kfp = state.engines.get(EngineKind::Kfp);
+        if kfp.status(id).await.is_ok() {
+            return kfp;
+        }
+    }
+    local
 }
 
 /// `POST /api/baton/v1/engine/runs`: starts a run (a retry when `previous` is given).
@@ -82,7 +95,8 @@ async fn status(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    let status = engine(&state).status(&WorkflowRunId::from(id)).await?;
+    let id = WorkflowRunId::from(id);
+    let status = engine_of(&state, &id).await.status(&id).await?;
     Ok(Json(
         serde_json::to_value(status).expect("statuses serialize"),
     ))
@@ -91,7 +105,8 @@ async fn status(
 /// `GET /api/baton/v1/engine/runs/{id}/events`: the status, then every event as it happens,
 /// one JSON document per line; the stream ends after the run finished.
 async fn events(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> ApiResult<Body> {
-    let subscription = engine(&state).subscribe(&WorkflowRunId::from(id)).await?;
+    let id = WorkflowRunId::from(id);
+    let subscription = engine_of(&state, &id).await.subscribe(&id).await?;
     let first = futures::stream::iter([StreamLine::Status(subscription.status)]);
     let lines = first
         .chain(subscription.events.map(StreamLine::Event))
@@ -108,7 +123,8 @@ async fn terminate(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    engine(&state).terminate(&WorkflowRunId::from(id)).await?;
+    let id = WorkflowRunId::from(id);
+    engine_of(&state, &id).await.terminate(&id).await?;
     Ok(Json(json!({})))
 }
 
@@ -130,20 +146,23 @@ async fn submit(
         }
         state.projects.store(file)?;
     }
-    let engine =
-        match body.engine.as_deref() {
-            None | Some("local") => EngineKind::Local,
-            Some("kfp") => return Err(Error::bad_request(
-                "This server has no KFP engine: run the workflow with the `remote:local` engine",
+    let engine = match body.engine.as_deref() {
+        None | Some("local") => EngineKind::Local,
+        Some("kfp") if state.has_kfp => EngineKind::Kfp,
+        Some("kfp") => {
+            return Err(Error::bad_request(
+                "This server has no KFP engine (start it with --kfp-url): run the workflow \
+                 with the `remote:local` engine",
             )
-            .into()),
-            Some(other) => {
-                return Err(Error::invalid(format!(
-                    "Unknown server-side engine `{other}`: expected `local` or `kfp`"
-                ))
-                .into())
-            }
-        };
+            .into())
+        }
+        Some(other) => {
+            return Err(Error::invalid(format!(
+                "Unknown server-side engine `{other}`: expected `local` or `kfp`"
+            ))
+            .into())
+        }
+    };
     let baton = state.projects.baton(&project).await?;
     let options = RunWorkflowOptions {
         args: body.args,
@@ -203,7 +222,8 @@ async fn terminate_recorded(
         Termination::Requested => {
             // The run lives in this server's engine: stop it now rather than at the driver's
             // next look at the database.
-            match engine(&state).terminate(&WorkflowRunId::from(id)).await {
+            let id = WorkflowRunId::from(id);
+            match engine_of(&state, &id).await.terminate(&id).await {
                 Err(e) if e.kind() != ErrorKind::NotFound => return Err(e.into()),
                 _ => {}
             }
