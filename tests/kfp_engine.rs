@@ -826,7 +826,7 @@ async fn the_official_kfp_client_works_against_the_fake() {
     let python = String::from_utf8(venv.stdout).unwrap().trim().to_string();
     let fake = FakeKfp::start().await;
     let out = tokio::process::Command::new(python)
-        .arg(root.join("fake_client_check.py"))
+        .arg(script.with_file_name("fake_client_check.py"))
         .arg(fake.url())
         .output()
         .await
