@@ -5,8 +5,11 @@
 //! state. The implementations live in the `engines` module, above this one:
 //!
 //! - `engines::local::LocalEngine`: steps run on this machine, through a [`StepExecutor`].
-//! - [`UnavailableEngine`]: stands in for `kfp` and `remote` until they are built; every method
-//!   is a clear [`Error::BadRequest`].
+//! - `engines::remote::RemoteEngine`: runs hosted by a `baton server` ([`wire`] is its protocol).
+//! - `engines::kfp::KfpEngine`: Kubeflow Pipelines runs created from compiled specs.
+//! - [`UnavailableEngine`]: stands in for an engine this process was not given (`kfp` without a
+//!   KFP URL, the remote engines without a server); every method is a clear
+//!   [`Error::BadRequest`].
 //!
 //! Engines do not draw anything: they publish [`WorkflowEvent`]s that fold into the run's
 //! [`WorkflowRunStatus`]; [`WorkflowEngine::subscribe`] streams them to the CLI's progress view
