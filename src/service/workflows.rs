@@ -11,7 +11,7 @@ use crate::engines::local::LocalEngine;
 use crate::error::{Error, Result};
 use crate::model::{WorkflowRunRecord, WorkflowSpec};
 use crate::project::{PreparedWorkflow, RunWorkflowOptions, SetWorkflowRequest, WorkflowRunHandle};
-use crate::runner::PythonRunner;
+use crate::runner::{Isolation, PythonRunner};
 use crate::workflow::{Dag, PYTHON_ENV};
 
 /// How long a finished run waits, once steps were canceled, for their runners to record their
@@ -33,6 +33,12 @@ impl Baton {
     pub async fn set_workflow(&mut self, request: SetWorkflowRequest) -> Result<WorkflowSpec> {
         let db = self.db.clone();
         self.project.set_workflow(db.as_ref(), request).await
+    }
+
+    /// How the local engine isolates the steps of this service's runs (default
+    /// [`Isolation::Process`]); takes effect if set before the first run is prepared.
+    pub fn set_isolation(&mut self, isolation: Isolation) {
+        self.isolation = isolation;
     }
 
     /// The workflow to run when none is named: the project's only one.
@@ -57,7 +63,9 @@ impl Baton {
     }
 
     /// The engines of this process for the project's runs, built once: `local` runs each step
-    /// through `baton runner` ([`RunnerExecutor`]); the others are not available yet.
+    /// as [`Baton::set_isolation`] says ([`RunnerExecutor`]); the others are not available yet.
+    /// With [`Isolation::Fork`] the warm Python worker starts here, while the caller goes on to
+    /// prepare the workflow.
     async fn engines(&self) -> &EngineRegistry {
         self.engines
             .get_or_init(|| async {
@@ -67,7 +75,8 @@ impl Baton {
                     self.runner_db(),
                     self.logs.clone(),
                     step_interpreter().await,
-                );
+                )
+                .with_isolation(self.isolation, self.code.clone());
                 EngineRegistry::new().with(Arc::new(LocalEngine::new(Arc::new(executor))))
             })
             .await
@@ -130,6 +139,12 @@ impl Baton {
         };
         crate::launcher::reap_stopped_runners(self.db.as_ref(), self.project.name(), RUNNER_GRACE)
             .await?;
+        super::step_executor::reap_stopped_steps(
+            self.db.as_ref(),
+            self.project.name(),
+            RUNNER_GRACE,
+        )
+        .await?;
         record
     }
 
