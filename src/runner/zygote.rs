@@ -176,6 +176,12 @@ impl ForkServer {
     }
 }
 
+impl Drop for Worker {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
 /// One run's folder inside its worker's scratch folder.
 pub(super) struct StepDir {
     path: PathBuf,
@@ -201,7 +207,8 @@ struct Worker {
     scratch: Scratch,
     socket: PathBuf,
     pid: u32,
-    child: Mutex<Child>,
+    /// `None` once killed (a task reaps it).
+    child: Mutex<Option<Child>>,
     /// The worker exits when this closes (this process is gone).
     _lifeline: ChildStdin,
     /// Where the worker says `ready`, read once.
@@ -275,7 +282,7 @@ impl Worker {
             socket: scratch.path().join("zygote.sock"),
             scratch,
             pid,
-            child: Mutex::new(child),
+            child: Mutex::new(Some(child)),
             _lifeline: lifeline,
             stdout: tokio::sync::Mutex::new(Some(stdout)),
             ready: tokio::sync::OnceCell::new(),
@@ -287,20 +294,31 @@ impl Worker {
         if self.dead.load(Ordering::Relaxed) {
             return false;
         }
-        let mut child = self.child.lock().unwrap_or_else(|e| e.into_inner());
-        let running = matches!(child.try_wait(), Ok(None));
+        let running = {
+            let mut child = self.child.lock().unwrap_or_else(|e| e.into_inner());
+            child
+                .as_mut()
+                .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+        };
         if !running {
-            self.dead.store(true, Ordering::Relaxed);
+            self.kill();
         }
         running
     }
 
-    /// Marks the worker dead and kills it; the next run starts another.
+    /// Marks the worker dead, kills it and reaps it; the next run starts another.
     fn kill(&self) {
         self.dead.store(true, Ordering::Relaxed);
-        let mut child = self.child.lock().unwrap_or_else(|e| e.into_inner());
-        let _ = child.start_kill();
-        let _ = child.try_wait();
+        let child = self.child.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(mut child) = child {
+            let _ = child.start_kill();
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                runtime.spawn(async move {
+                    let _ = child.wait().await;
+                });
+            }
+            // Without a runtime, tokio reaps the killed child later (`kill_on_drop`).
+        }
     }
 
     /// Waits until the worker listens; a worker that exits first (a broken interpreter) is an
