@@ -1,13 +1,17 @@
 //! A 50-step workflow of trivial Python handlers, end to end through `baton run --json
 //! --no-watch`: a chain (each step after the previous one) and a fan-out (50 independent steps at
-//! the default parallelism, the number of CPUs), against a single `baton run-function` of the
-//! same handler measured in the same run.
+//! the default parallelism, the number of CPUs), each with `--isolation fork` (a warm Python
+//! worker forks each step) and `--isolation process` (a `baton runner` and a fresh Python per
+//! step), against a single `baton run-function` of the same handler and a bare `os.fork()` of the
+//! same interpreter, measured in the same run.
 //!
 //! Run with `cargo bench --bench workflow_e2e` (`BATON_BENCH_REPEAT=N` changes the number of
-//! rounds, default 3). Each round runs, in turn: the baseline 3 times, the chain, the fan-out;
-//! once with the interpreter the environment gives (`$BATON_PYTHON`, else `python3`) and once
-//! with `BATON_PYTHON` set to the real interpreter behind `python3` (a pyenv shim costs a lot per
-//! step). Rows are medians over rounds. The per-step breakdown comes from the timestamps the
+//! rounds, default 3). Everything uses `BATON_PYTHON` set to the real interpreter behind
+//! `python3`. Each round runs, in turn: the baseline 3 times, 200 bare forks, the chain and the
+//! fan-out on both transports, and, when `BATON_BENCH_MLRUN_PYTHON` names the interpreter of an
+//! MLRun venv with kfp (`bash tests/mlrun/venv.sh kfp18`), MLRun's own `local` engine on the same
+//! chain and fan-out (`benches/mlrun_local_e2e.py`), each a whole process. Rows are medians over
+//! rounds. The per-step breakdown comes from the timestamps the
 //! engine (step started/finished) and the runner (run start_time/end_time) record.
 //!
 //! The dispatcher's own in-process cost per step, without any process, is measured by
@@ -185,9 +189,58 @@ impl Breakdown {
 /// One workflow row: the wall time of `baton run` per round, and its step breakdown.
 struct WorkflowRow {
     name: &'static str,
-    python: Option<PathBuf>,
+    isolation: &'static str,
     totals: Vec<Duration>,
     breakdown: Breakdown,
+}
+
+/// Median microseconds of a bare `os.fork()` (the child `os._exit(0)`, the parent `waitpid`) in
+/// `python`, over 200 forks: the floor under any fork transport.
+fn bare_fork_us(python: &Path) -> f64 {
+    let script = "import os, time\nds = []\nfor _ in range(200):\n    t = time.perf_counter()\n    pid = os.fork()\n    if pid == 0:\n        os._exit(0)\n    os.waitpid(pid, 0)\n    ds.append(time.perf_counter() - t)\nds.sort()\nprint(ds[len(ds) // 2] * 1e6)\n";
+    let out = std::process::Command::new(python)
+        .args(["-c", script])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+}
+
+/// One whole-process run of MLRun's `local` engine on the same workflow (`shape` is `chain` or
+/// `fan`), with `python` from the MLRun venv; returns its wall time.
+fn mlrun_local(python: &Path, shape: &str) -> Duration {
+    let work = tempfile::tempdir().unwrap();
+    let mut cmd = std::process::Command::new(python);
+    cmd.arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/mlrun_local_e2e.py"))
+        .arg(shape)
+        .arg(STEPS.to_string())
+        .current_dir(work.path())
+        .env("PYTHONWARNINGS", "ignore")
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .stdin(std::process::Stdio::null());
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy();
+        if name.starts_with("MLRUN_") || name.starts_with("V3IO_") {
+            cmd.env_remove(&*name);
+        }
+    }
+    let start = Instant::now();
+    let out = cmd.output().unwrap();
+    let elapsed = start.elapsed();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout.lines().last().unwrap_or_default();
+    let json: Value = serde_json::from_str(line).unwrap_or_else(|e| {
+        panic!(
+            "MLRun local ({shape}) printed no result ({e}): {stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    assert_eq!(json["state"], "succeeded", "MLRun local ({shape}): {json}");
+    elapsed
 }
 
 fn main() {
@@ -198,90 +251,140 @@ fn main() {
     let project = Project::load(p.path()).unwrap();
     let db = project.open_db().unwrap();
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mlrun = std::env::var_os("BATON_BENCH_MLRUN_PYTHON")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from);
+    let python = Some(real.as_path());
 
-    // Warm-up: fills the code cache and the page cache for both interpreters.
-    for python in [None, Some(real.as_path())] {
-        timed(&p, &["run-function", "triv", "--json"], python);
-    }
+    // Warm-up: fills the code cache and the page cache.
+    timed(&p, &["run-function", "triv", "--json"], python);
+    timed(&p, &["run", "chain", "--json", "--no-watch"], python);
 
-    let mut baseline: Vec<Vec<Duration>> = vec![Vec::new(), Vec::new()];
-    let mut rows: Vec<WorkflowRow> = [("chain", None), ("fan", None)]
-        .into_iter()
-        .chain([("chain", Some(real.clone())), ("fan", Some(real.clone()))])
-        .map(|(name, python)| WorkflowRow {
-            name,
-            python,
-            totals: Vec::new(),
-            breakdown: Breakdown::default(),
-        })
-        .collect();
+    let mut baseline: Vec<Duration> = Vec::new();
+    let mut forks: Vec<f64> = Vec::new();
+    let mut mlrun_totals: [Vec<Duration>; 2] = [Vec::new(), Vec::new()];
+    let mut rows: Vec<WorkflowRow> = [
+        ("chain", "fork"),
+        ("chain", "process"),
+        ("fan", "fork"),
+        ("fan", "process"),
+    ]
+    .into_iter()
+    .map(|(name, isolation)| WorkflowRow {
+        name,
+        isolation,
+        totals: Vec::new(),
+        breakdown: Breakdown::default(),
+    })
+    .collect();
     for _ in 0..repeat {
-        for (i, python) in [None, Some(real.as_path())].into_iter().enumerate() {
-            for _ in 0..BASELINE_PER_ROUND {
-                let (d, run) = timed(&p, &["run-function", "triv", "--json"], python);
-                assert_eq!(run["status"]["state"], "completed", "{run}");
-                baseline[i].push(d);
-            }
+        for _ in 0..BASELINE_PER_ROUND {
+            let (d, run) = timed(&p, &["run-function", "triv", "--json"], python);
+            assert_eq!(run["status"]["state"], "completed", "{run}");
+            baseline.push(d);
         }
+        forks.push(bare_fork_us(&real));
         for row in &mut rows {
             let (d, wf) = timed(
                 &p,
-                &["run", row.name, "--json", "--no-watch"],
-                row.python.as_deref(),
+                &[
+                    "run",
+                    row.name,
+                    "--json",
+                    "--no-watch",
+                    "--isolation",
+                    row.isolation,
+                ],
+                python,
             );
             row.totals.push(d);
             row.breakdown.add(&rt, &project, &db, &wf, d);
         }
+        if let Some(mlrun) = &mlrun {
+            for (i, shape) in ["chain", "fan"].into_iter().enumerate() {
+                mlrun_totals[i].push(mlrun_local(mlrun, shape));
+            }
+        }
     }
 
-    let interpreter = |python: &Option<PathBuf>| match python {
-        None => std::env::var("BATON_PYTHON")
-            .ok()
-            .filter(|v| !v.is_empty())
-            .unwrap_or_else(|| "python3".into()),
-        Some(_) => "real".into(),
-    };
-    let base = [median(baseline[0].clone()), median(baseline[1].clone())];
+    let base = median(baseline.clone());
+    let fork_us = median(forks.clone());
     println!(
         "workflow_e2e: {STEPS} steps of `def main(): return 1` (store:// code artifact, warm \
-         cache), `baton run --json --no-watch`; parallelism {cpus} (CPUs); median of {repeat} \
-         rounds, baseline median of {}",
+         cache), `baton run --json --no-watch --isolation fork|process` with the real \
+         interpreter; parallelism {cpus} (CPUs); median of {repeat} rounds, baseline median of {}",
         repeat * BASELINE_PER_ROUND
     );
     println!("real interpreter: {}", real.display());
+    println!("bare os.fork() + _exit + waitpid in that interpreter: {fork_us:.0} us (median)");
     println!(
-        "{:<44} {:>9} {:>12} {:>14}",
+        "{:<34} {:>9} {:>12} {:>14}",
         "what", "total ms", "ms per step", "x run-function"
     );
-    for (i, python) in [None, Some(real.clone())].iter().enumerate() {
-        println!(
-            "{:<44} {:>9.1} {:>12.1} {:>14.2}",
-            format!("baseline: run-function ({})", interpreter(python)),
-            ms(base[i]),
-            ms(base[i]),
-            1.0
-        );
-    }
+    println!(
+        "{:<34} {:>9.1} {:>12.1} {:>14.2}",
+        "baseline: run-function (process)",
+        ms(base),
+        ms(base),
+        1.0
+    );
+    let mut totals = std::collections::BTreeMap::new();
     for row in &rows {
         let total = median(row.totals.clone());
-        let b = base[usize::from(row.python.is_some())];
+        totals.insert((row.name, row.isolation), total);
         let per_step = total / STEPS as u32;
         println!(
-            "{:<44} {:>9.1} {:>12.1} {:>14.2}",
-            format!(
-                "{} ({})",
-                if row.name == "chain" {
-                    "chain of 50"
-                } else {
-                    "fan-out of 50"
-                },
-                interpreter(&row.python)
-            ),
+            "{:<34} {:>9.1} {:>12.2} {:>14.3}",
+            format!("{} of 50 ({})", row.name, row.isolation),
             ms(total),
             ms(per_step),
-            per_step.as_secs_f64() / b.as_secs_f64()
+            per_step.as_secs_f64() / base.as_secs_f64()
         );
     }
+    for (i, shape) in ["chain", "fan"].into_iter().enumerate() {
+        if !mlrun_totals[i].is_empty() {
+            let total = median(mlrun_totals[i].clone());
+            println!(
+                "{:<34} {:>9.1} {:>12.2} {:>14.3}",
+                format!("MLRun local, {shape} of 50"),
+                ms(total),
+                ms(total / STEPS as u32),
+                (total / STEPS as u32).as_secs_f64() / base.as_secs_f64()
+            );
+        }
+    }
+
+    println!();
+    println!("per-step overhead (median engine step started..finished, ms), and ratios:");
+    for row in rows.iter().filter(|r| r.name == "chain") {
+        println!(
+            "  chain step ({:<7}) {:>8.2} ms  = {:>6.1} x bare fork",
+            row.isolation,
+            median(row.breakdown.step.clone()),
+            median(row.breakdown.step.clone()) * 1e3 / fork_us
+        );
+    }
+    for name in ["chain", "fan"] {
+        let (f, pr) = (totals[&(name, "fork")], totals[&(name, "process")]);
+        println!(
+            "  {name}: process / fork = {:.1} x (whole `baton run`)",
+            pr.as_secs_f64() / f.as_secs_f64()
+        );
+    }
+    for (i, name) in ["chain", "fan"].into_iter().enumerate() {
+        if !mlrun_totals[i].is_empty() {
+            let m = median(mlrun_totals[i].clone());
+            let f = totals[&(name, "fork")];
+            println!(
+                "  {name}: MLRun local / baton fork = {:.1} x (whole process each)",
+                m.as_secs_f64() / f.as_secs_f64()
+            );
+        }
+    }
+    if mlrun.is_none() {
+        println!("  (set BATON_BENCH_MLRUN_PYTHON to the MLRun venv's python to compare with MLRun local)");
+    }
+
     println!();
     println!("per-step breakdown, medians over all steps of all rounds (ms):");
     println!(
@@ -303,8 +406,8 @@ fn main() {
             format!("{:.3}", median(b.gap.clone()))
         };
         println!(
-            "{:<22} {:>8.1} {:>14.1} {:>10.1} {:>13.1} {:>10} {:>10.1} {:>10.1}",
-            format!("{} ({})", row.name, interpreter(&row.python)),
+            "{:<22} {:>8.2} {:>14.2} {:>10.2} {:>13.2} {:>10} {:>10.1} {:>10.1}",
+            format!("{} ({})", row.name, row.isolation),
             median(b.step.clone()),
             median(b.before_runner.clone()),
             median(b.in_runner.clone()),

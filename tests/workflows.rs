@@ -979,11 +979,27 @@ fn run_refused_after(p: &TestProject, args: &[&str], code: i32) -> String {
 /// until the run is recorded Running with its handler started; returns the `baton run` child,
 /// the workflow run id and the file holding the handler's pid.
 fn start_long_workflow(p: &TestProject) -> (std::process::Child, String, std::path::PathBuf) {
+    start_long_workflow_with(p, "fork")
+}
+
+/// [`start_long_workflow`] with `--isolation ISOLATION`.
+fn start_long_workflow_with(
+    p: &TestProject,
+    isolation: &str,
+) -> (std::process::Child, String, std::path::PathBuf) {
     set_workflow(p, "long", "long.yaml", LONG, &[]);
     let pidfile = p.path().join("hang.pid");
     let arg = format!("pidfile={}", pidfile.display());
     let child = p
-        .command(&["run", "long", "-a", &arg, "--json"])
+        .command(&[
+            "run",
+            "long",
+            "-a",
+            &arg,
+            "--json",
+            "--isolation",
+            isolation,
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -1230,31 +1246,39 @@ fn sigterm_and_sighup_to_baton_run_cancel_the_workflow_like_ctrl_c() {
 
 #[test]
 fn killing_baton_run_with_sigkill_kills_its_steps_and_settles_every_record() {
-    let p = project();
-    let (mut child, id, pidfile) = start_long_workflow(&p);
-    child.kill().unwrap();
-    child.wait().unwrap();
-    let pid = read_pid(&pidfile);
-    poll("the handler of the killed driver to exit", || !alive(pid));
-    poll("the step run to be settled", || {
-        step_run_states(&p, &id) == [("hang".to_string(), "aborted".to_string())]
-    });
-    let mut settled = Value::Null;
-    poll(
-        "the run to be settled once the driver's lease expires",
-        || {
-            settled = p.baton(&["workflows", "get", &id, "--json"]).json();
-            settled["state"] != "Running"
-        },
-    );
-    assert_eq!(settled["state"], "Failed", "{settled:#}");
-    assert_eq!(step(&settled, "hang")["state"], "Canceled", "{settled:#}");
-    assert_eq!(step(&settled, "next")["state"], "Canceled", "{settled:#}");
-    // Reading again changes nothing.
-    assert_eq!(
-        p.baton(&["workflows", "get", &id, "--json"]).json(),
-        settled
-    );
+    // A `baton runner` process survives its driver long enough to record its run `aborted`; a
+    // runner inside the driver dies with it, and its run is settled `error` once its lease
+    // expires (and the workflow's step shows it failed). Either way the handler dies at once.
+    for (isolation, step_state, hang) in [
+        ("process", "aborted", "Canceled"),
+        ("fork", "error", "Failed"),
+    ] {
+        let p = project();
+        let (mut child, id, pidfile) = start_long_workflow_with(&p, isolation);
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let pid = read_pid(&pidfile);
+        poll("the handler of the killed driver to exit", || !alive(pid));
+        poll("the step run to be settled", || {
+            step_run_states(&p, &id) == [("hang".to_string(), step_state.to_string())]
+        });
+        let mut settled = Value::Null;
+        poll(
+            "the run to be settled once the driver's lease expires",
+            || {
+                settled = p.baton(&["workflows", "get", &id, "--json"]).json();
+                settled["state"] != "Running"
+            },
+        );
+        assert_eq!(settled["state"], "Failed", "{isolation}: {settled:#}");
+        assert_eq!(step(&settled, "hang")["state"], hang, "{settled:#}");
+        assert_eq!(step(&settled, "next")["state"], "Canceled", "{settled:#}");
+        // Reading again changes nothing.
+        assert_eq!(
+            p.baton(&["workflows", "get", &id, "--json"]).json(),
+            settled
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

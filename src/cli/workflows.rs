@@ -15,8 +15,10 @@ use crate::engine::{EngineKind, StepState, WorkflowState};
 use crate::error::{Error, Result};
 use crate::project::{RunWorkflowOptions, SetWorkflowRequest, WorkflowRunHandle};
 use crate::runner::parse_params;
+use crate::runner::Isolation;
 use crate::service::{Baton, RemoteWorkflowRun, Termination};
 use crate::workflow::{render_graph, ArgSchemaEntry, GraphFormat};
+use clap::builder::TypedValueParser as _;
 
 /// Arguments of `baton set-workflow`.
 #[derive(Debug, Args)]
@@ -67,6 +69,12 @@ pub struct RunArgs {
     /// Run even when an argument is not declared by the workflow (a warning instead of an error)
     #[arg(long)]
     allow_extra_args: bool,
+    /// How local steps run: `fork` (a child of a warm Python worker, about a millisecond to
+    /// start) or `process` (a `baton runner` and a fresh Python per step)
+    #[arg(long, value_name = "HOW", default_value = "fork",
+          value_parser = clap::builder::PossibleValuesParser::new(["fork", "process"])
+              .map(|s| s.parse::<Isolation>().expect("a listed value")))]
+    isolation: Isolation,
     #[command(flatten)]
     follow: FollowArgs,
 }
@@ -185,7 +193,8 @@ pub(crate) async fn run(args: RunArgs, ctx: &Context) -> Result<ExitCode> {
     // Caught from now on: Ctrl-C, `kill`, `timeout`, systemd or a closed terminal cancel the run
     // (every step aborted and recorded) instead of killing this process and orphaning its steps.
     let cancel = crate::launcher::shutdown_signal();
-    let baton = ctx.baton().await?;
+    let mut baton = ctx.baton().await?;
+    baton.set_isolation(args.isolation);
     let name = match args.name {
         Some(name) => name,
         None => baton.default_workflow()?,

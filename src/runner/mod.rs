@@ -7,10 +7,12 @@
 //!
 //! # Why a protocol and not an embedded interpreter
 //!
-//! Step start-up dominates workflows of small steps. Today each handler runs in a fresh
-//! `python -u -c <bootstrap>` process ([`PythonRunner`]); the transport is meant to move to a warm
-//! Python process that forks per step. Nothing outside this module may depend on the process
-//! being fresh: callers see only [`HandlerRequest`] in, [`HandlerOutcome`] out, and a log file.
+//! Step start-up dominates workflows of small steps. A [`PythonRunner`] has two transports
+//! ([`Isolation`]): a fresh `python -u -c <bootstrap>` process per handler run, or a child forked
+//! by a warm Python worker (a "zygote", see [`ForkServer`]) that has the bootstrap imported and
+//! never imports user code. Both give the run its own process and process group, its log and the
+//! same cancellation. Nothing outside this module depends on which one ran a handler: callers
+//! see only [`HandlerRequest`] in, [`HandlerOutcome`] out, and a log file.
 //!
 //! # Failures
 //!
@@ -24,6 +26,7 @@ mod params;
 mod python;
 mod source;
 mod step;
+mod zygote;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -41,6 +44,41 @@ pub use params::{parse_param, parse_params, MAX_VALUE_DEPTH};
 pub use python::PythonRunner;
 pub use source::{CodeSources, ResolvedSource};
 pub use step::{run_step, StepEnv};
+pub use zygote::ForkServer;
+
+/// How a handler run is isolated: each one always gets a process (and process group) of its own.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum Isolation {
+    /// A fresh interpreter per run (`python -u -c <bootstrap>`): tens of milliseconds each.
+    Process,
+    /// A child forked by a warm interpreter that has the bootstrap imported ([`ForkServer`]):
+    /// about a millisecond each.
+    #[default]
+    Fork,
+}
+
+impl fmt::Display for Isolation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Isolation::Process => "process",
+            Isolation::Fork => "fork",
+        })
+    }
+}
+
+impl FromStr for Isolation {
+    type Err = Error;
+
+    fn from_str(text: &str) -> Result<Self> {
+        match text {
+            "process" => Ok(Isolation::Process),
+            "fork" => Ok(Isolation::Fork),
+            other => Err(Error::invalid(format!(
+                "Isolation `{other}` is not one of `process`, `fork`"
+            ))),
+        }
+    }
+}
 
 /// Everything needed to run one handler. Paths may be relative: they are taken against the
 /// caller's current directory, not the code folder the handler runs in.

@@ -13,13 +13,14 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use tokio::process::{Child, Command};
 
-use super::{ContextSettings, HandlerOutcome, HandlerRef, HandlerRequest};
+use super::zygote::ForkServer;
+use super::{ContextSettings, HandlerOutcome, HandlerRef, HandlerRequest, Isolation};
 use crate::error::IoResultExt;
 use crate::logs::{copy_capped, LogCap};
 use crate::{Error, Result};
 
 /// The bootstrap, shipped inside the binary so a runner needs nothing but an interpreter.
-const BOOTSTRAP: &str = include_str!("python/bootstrap.py");
+pub(super) const BOOTSTRAP: &str = include_str!("python/bootstrap.py");
 
 /// The protocol version; the bootstrap refuses a request with another one.
 const PROTOCOL: u32 = 1;
@@ -39,16 +40,48 @@ const PROTOCOL: u32 = 1;
 /// }
 /// # }
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// With a [`ForkServer`] ([`PythonRunner::with_fork_server`]) each run is instead a child forked
+/// by a warm Python worker of that interpreter: the same protocol, log, process group and
+/// cancellation, without an interpreter's start-up per run.
+#[derive(Debug, Clone)]
 pub struct PythonRunner {
     python: PathBuf,
+    fork: Option<ForkServer>,
 }
+
+impl PartialEq for PythonRunner {
+    fn eq(&self, other: &Self) -> bool {
+        self.python == other.python && self.isolation() == other.isolation()
+    }
+}
+
+impl Eq for PythonRunner {}
 
 impl PythonRunner {
     /// A runner using the given interpreter.
     pub fn new(python: impl Into<PathBuf>) -> Self {
         PythonRunner {
             python: python.into(),
+            fork: None,
+        }
+    }
+
+    /// The same runner, its runs forked by `server`'s warm worker for this interpreter (started
+    /// now, in the background, so the first run finds it ready).
+    pub fn with_fork_server(self, server: ForkServer) -> Self {
+        server.prestart(&self.python);
+        PythonRunner {
+            fork: Some(server),
+            ..self
+        }
+    }
+
+    /// How this runner isolates a handler run.
+    pub fn isolation(&self) -> Isolation {
+        match self.fork {
+            Some(_) => Isolation::Fork,
+            None => Isolation::Process,
         }
     }
 
@@ -110,99 +143,84 @@ impl PythonRunner {
                 code_dir.display()
             )));
         }
-        let scratch = Scratch::create()?;
-        let request_path = scratch.path().join("request.json");
-        let result_path = scratch.path().join("result.json");
-        let wire = WireRequest {
-            protocol: PROTOCOL,
-            code_dir: &code_dir,
-            code_source: req.code_source.as_deref(),
-            module: &handler.module,
-            function: &handler.function,
-            params: &req.params,
-            inputs: absolute_inputs(&req.inputs)?,
-            context: ContextSettings {
-                artifact_path: absolute(&req.context.artifact_path)?,
-                ..req.context.clone()
-            },
-            result_path: &result_path,
+        let inputs = absolute_inputs(&req.inputs)?;
+        let context = ContextSettings {
+            artifact_path: absolute(&req.context.artifact_path)?,
+            ..req.context.clone()
         };
-        let body = serde_json::to_vec(&wire)
-            .map_err(|e| Error::runtime_from("Could not encode the handler request", e))?;
-        // The request holds every parameter, secrets included: readable by this user only.
-        write_private(&request_path, &body)
-            .io_context(|| format!("Could not write `{}`", request_path.display()))?;
-
+        let wire = |result_path: &Path| {
+            serde_json::to_vec(&WireRequest {
+                protocol: PROTOCOL,
+                code_dir: &code_dir,
+                code_source: req.code_source.as_deref(),
+                module: &handler.module,
+                function: &handler.function,
+                params: &req.params,
+                inputs: inputs.clone(),
+                context: context.clone(),
+                result_path,
+            })
+            .map_err(|e| Error::runtime_from("Could not encode the handler request", e))
+        };
         let cap = LogCap::from_env()?;
-        let (output, stdout) = std::io::pipe()
+        let (output, log_write) = std::io::pipe()
             .io_context(|| "Could not create a pipe for the handler's output".into())?;
-        let stderr = stdout
-            .try_clone()
-            .io_context(|| "Could not create a pipe for the handler's output".into())?;
-        let mut command = Command::new(&self.python);
-        command
-            .arg("-u") // unbuffered, so stdout and stderr land in the log in the order written
-            .arg("-c")
-            .arg(BOOTSTRAP)
-            .arg(&request_path)
-            .current_dir(&code_dir)
-            .stdin(Stdio::null())
-            .stdout(stdout)
-            .stderr(stderr)
-            .kill_on_drop(true);
-        command.process_group(0);
         // The handler watches the read end of this pipe and kills its whole group when it
-        // closes: the write end lives only here, so this process's death (even by SIGKILL)
-        // takes the handler and everything it started along.
+        // closes: the write end lives only here, so the end of this run (dropped, or this
+        // process killed, even by SIGKILL) takes the handler and everything it started along.
         let (watch_read, watch_write) = watch_pipe()?;
-        let inherited = [watch_read.as_raw_fd(), scratch.lock_fd()];
-        command.env("BATON_WATCH_FD", inherited[0].to_string());
-        // SAFETY: the closure runs in the forked child before exec and only calls fcntl(2),
-        // which is async-signal-safe, on descriptors this process owns for the whole spawn.
-        unsafe {
-            command.pre_exec(move || {
-                // Keep the watch pipe and the scratch folder's lock across exec: the lock then
-                // stays held while any process of the run lives.
-                for fd in inherited {
-                    if libc::fcntl(fd, libc::F_SETFD, 0) == -1 {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                }
-                Ok(())
-            });
-        }
-        let child = command.spawn().map_err(|e| {
-            Error::runtime_from(
-                format!(
-                    "Could not start Python `{}` for handler `{handler}` (set BATON_PYTHON to \
-                     the interpreter to use)",
-                    self.python.display()
-                ),
-                e,
-            )
-        })?;
-        // The command holds the pipe's write ends: drop them, so the copy sees the end of the
-        // output once every process of the handler's group is gone.
-        drop(command);
-        drop(watch_read);
-        let copied = spawn_log_copy(output, log, cap)?;
-        let status = ProcessGroup::new(child, watch_write)
-            .wait()
-            .await
-            .map_err(|e| {
-                Error::runtime_from(
-                    format!("Lost track of the process of handler `{handler}`"),
-                    e,
-                )
-            })?;
-        finish_log_copy(copied).await;
+
+        let (ended, result_path, _scratch) = match &self.fork {
+            None => {
+                let scratch = Scratch::create()?;
+                let result_path = scratch.path().join("result.json");
+                let request_path = scratch.path().join("request.json");
+                // The request holds every parameter, secrets included: readable by this user
+                // only.
+                write_private(&request_path, &wire(&result_path)?)
+                    .io_context(|| format!("Could not write `{}`", request_path.display()))?;
+                let child = self.spawn_cold(
+                    &handler,
+                    &code_dir,
+                    &request_path,
+                    log_write,
+                    &watch_read,
+                    &scratch,
+                )?;
+                drop(watch_read);
+                let copied = spawn_log_copy(output, log, cap)?;
+                let status = ProcessGroup::new(child, watch_write)
+                    .wait()
+                    .await
+                    .map_err(|e| {
+                        Error::runtime_from(
+                            format!("Lost track of the process of handler `{handler}`"),
+                            e,
+                        )
+                    })?;
+                finish_log_copy(copied).await;
+                (describe(status), result_path, StepScratch::Cold(scratch))
+            }
+            Some(server) => {
+                let step = server.step_dir(&self.python)?;
+                let result_path = step.path().join("result.json");
+                let body = wire(&result_path)?;
+                let copied = spawn_log_copy(output, log, cap)?;
+                let ended = server
+                    .run(&self.python, &handler, &body, log_write.into(), watch_read)
+                    .await;
+                drop(watch_write);
+                let ended = ended?;
+                finish_log_copy(copied).await;
+                (ended, result_path, StepScratch::Fork(step))
+            }
+        };
 
         let text = match fs::read(&result_path) {
             Ok(text) => text,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Err(Error::runtime(format!(
-                    "Handler `{handler}` ended ({}) without reporting a result; see the log `{}`",
-                    describe(status),
+                    "Handler `{handler}` ended ({ended}) without reporting a result; see the log `{}`",
                     log.display()
                 )));
             }
@@ -220,6 +238,68 @@ impl PythonRunner {
             )
         })
     }
+
+    /// Starts `python -u -c <bootstrap> <request>` in a process group of its own, its output on
+    /// `log_write`, holding `watch_read` and the scratch folder's lock.
+    fn spawn_cold(
+        &self,
+        handler: &HandlerRef,
+        code_dir: &Path,
+        request_path: &Path,
+        log_write: std::io::PipeWriter,
+        watch_read: &OwnedFd,
+        scratch: &Scratch,
+    ) -> Result<Child> {
+        let stderr = log_write
+            .try_clone()
+            .io_context(|| "Could not create a pipe for the handler's output".into())?;
+        let mut command = Command::new(&self.python);
+        command
+            .arg("-u") // unbuffered, so stdout and stderr land in the log in the order written
+            .arg("-c")
+            .arg(BOOTSTRAP)
+            .arg(request_path)
+            .current_dir(code_dir)
+            .stdin(Stdio::null())
+            .stdout(log_write)
+            .stderr(stderr)
+            .kill_on_drop(true);
+        command.process_group(0);
+        let inherited = [watch_read.as_raw_fd(), scratch.lock_fd()];
+        command.env("BATON_WATCH_FD", inherited[0].to_string());
+        // SAFETY: the closure runs in the forked child before exec and only calls fcntl(2),
+        // which is async-signal-safe, on descriptors this process owns for the whole spawn.
+        unsafe {
+            command.pre_exec(move || {
+                // Keep the watch pipe and the scratch folder's lock across exec: the lock then
+                // stays held while any process of the run lives.
+                for fd in inherited {
+                    if libc::fcntl(fd, libc::F_SETFD, 0) == -1 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                }
+                Ok(())
+            });
+        }
+        // The command holds the pipe's write ends; it is dropped on return, so the copy sees
+        // the end of the output once every process of the handler's group is gone.
+        command.spawn().map_err(|e| {
+            Error::runtime_from(
+                format!(
+                    "Could not start Python `{}` for handler `{handler}` (set BATON_PYTHON to \
+                     the interpreter to use)",
+                    self.python.display()
+                ),
+                e,
+            )
+        })
+    }
+}
+
+/// Where a run's request and result live until it ends (removed when dropped).
+enum StepScratch {
+    Cold(#[allow(dead_code)] Scratch),
+    Fork(#[allow(dead_code)] super::zygote::StepDir),
 }
 
 /// The request as the bootstrap reads it.
@@ -315,7 +395,7 @@ impl Drop for ProcessGroup {
 }
 
 /// A pipe whose two ends are closed on exec (the read end is kept for the handler by hand).
-fn watch_pipe() -> Result<(OwnedFd, OwnedFd)> {
+pub(super) fn watch_pipe() -> Result<(OwnedFd, OwnedFd)> {
     let mut fds = [0; 2];
     // SAFETY: pipe2(2) writes two descriptors into the array it is given.
     if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } == -1 {
@@ -343,7 +423,7 @@ fn write_private(path: &Path, body: &[u8]) -> std::io::Result<()> {
 /// It holds an exclusive lock on its `owner.lock` file (which names the owner's pid) for as
 /// long as a process of the run lives; the handler inherits it. A folder whose lock nobody holds
 /// any more was left by a runner killed before it could remove it, and the next run removes it.
-struct Scratch {
+pub(super) struct Scratch {
     dir: tempfile::TempDir,
     lock: fs::File,
 }
@@ -355,7 +435,7 @@ const SCRATCH_LOCK: &str = "owner.lock";
 const LOCKLESS_STALE_AFTER: std::time::Duration = std::time::Duration::from_secs(3600);
 
 impl Scratch {
-    fn create() -> Result<Scratch> {
+    pub(super) fn create() -> Result<Scratch> {
         remove_stale_scratch(&std::env::temp_dir());
         let dir = tempfile::Builder::new()
             .prefix(SCRATCH_PREFIX)
@@ -377,7 +457,7 @@ impl Scratch {
         Ok(Scratch { dir, lock })
     }
 
-    fn path(&self) -> &Path {
+    pub(super) fn path(&self) -> &Path {
         self.dir.path()
     }
 

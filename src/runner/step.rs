@@ -90,13 +90,17 @@ async fn drive(
             run.status.failure_kind = handler.failure_kind;
         }
         Some(Err(err)) => {
-            tracing::error!("{err}");
+            // Into the run's log, where its reader looks (not the terminal of a process that
+            // runs many steps in-process).
+            tracing::debug!("{err}");
+            note(&env.log, &format!("error: {}", err.chain()));
             run.status.state = RunState::Error;
             run.status.error = Some(err.chain().to_string());
             run.status.failure_kind = super::failure_kind_of(&err);
         }
         None => {
-            tracing::warn!("run `{uid}` aborted");
+            tracing::debug!("run `{uid}` aborted");
+            note(&env.log, "run aborted");
             run.status.state = RunState::Aborted;
             run.status.error = Some("Run aborted".into());
         }
@@ -108,6 +112,19 @@ async fn drive(
         return db.read_run(project, uid).await;
     }
     Ok(run)
+}
+
+/// Appends a `[baton] ` line to the run's log, best effort.
+fn note(log: &Path, text: &str) {
+    use std::io::Write;
+    let appended = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .and_then(|mut file| writeln!(file, "[baton] {text}"));
+    if let Err(err) = appended {
+        tracing::warn!("could not write the log `{}`: {err}", log.display());
+    }
 }
 
 fn already_ended(run: &RunObject) -> Error {

@@ -49,6 +49,8 @@ pub struct Baton {
     /// Built on first use (the local engine resolves the interpreter its steps run), then
     /// shared by every run of this service.
     engines: tokio::sync::OnceCell<EngineRegistry>,
+    /// How the local engine isolates steps ([`Baton::set_isolation`]).
+    isolation: crate::runner::Isolation,
 }
 
 impl Baton {
@@ -72,6 +74,7 @@ impl Baton {
             code,
             logs,
             engines: tokio::sync::OnceCell::new(),
+            isolation: crate::runner::Isolation::Process,
         }
     }
 

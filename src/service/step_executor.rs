@@ -1,30 +1,43 @@
-//! [`RunnerExecutor`]: the local engine's steps, each run as a function run through
-//! `baton runner`, exactly as `baton run-function` runs one.
+//! [`RunnerExecutor`]: the local engine's steps, each recorded as a function run exactly as
+//! `baton run-function` records one, then executed by a `baton runner` process
+//! ([`Isolation::Process`]) or by the runner in this process, its handler forked by a warm Python
+//! worker ([`Isolation::Fork`]).
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use serde_json::{Map, Value};
 
-use crate::db::Db;
+use crate::db::{settle_run, Db};
 use crate::engine::{StepExecutor, StepInvocation, StepOutcome};
 use crate::launcher::{self, RunRequest};
 use crate::logs::LogStore;
-use crate::model::RunState;
+use crate::model::{RunObject, RunState};
 use crate::project::Project;
+use crate::runner::{run_step, CodeSources, ForkServer, Isolation, PythonRunner, StepEnv};
 use crate::workflow::StepAction;
 
 /// Executes workflow steps as recorded function runs labelled `workflow=<id>`.
 ///
-/// A step whose future is dropped (timeout, terminate) drops its [`launcher::RunHandle`], which
-/// stops the runner; the runner aborts the handler and records the run as `aborted`.
+/// A step whose future is dropped (timeout, terminate) stops its runner: a `baton runner`
+/// process gets SIGTERM (dropping its [`launcher::RunHandle`]); an in-process runner is told to
+/// stop. Either aborts the handler and records the run as `aborted`.
 pub struct RunnerExecutor {
     project: Project,
     db: Arc<dyn Db>,
     runner_db: launcher::RunnerDb,
     logs: LogStore,
     python: Option<PathBuf>,
+    /// `Some` when steps run in this process ([`Isolation::Fork`]).
+    in_process: Option<InProcess>,
+}
+
+/// What the runner needs to execute steps in this process.
+struct InProcess {
+    code: CodeSources,
+    python: PythonRunner,
 }
 
 impl RunnerExecutor {
@@ -44,7 +57,75 @@ impl RunnerExecutor {
             runner_db,
             logs,
             python,
+            in_process: None,
         }
+    }
+
+    /// The same executor with its steps isolated as `isolation` says. With
+    /// [`Isolation::Fork`] the runner runs in this process, resolving code through `code`, and
+    /// the interpreter's warm worker starts now, so it is ready by the first step.
+    pub fn with_isolation(self, isolation: Isolation, code: CodeSources) -> Self {
+        let in_process = match isolation {
+            Isolation::Process => None,
+            Isolation::Fork => {
+                let python = match &self.python {
+                    Some(python) => PythonRunner::new(python),
+                    None => PythonRunner::from_env(),
+                };
+                Some(InProcess {
+                    code,
+                    python: python.with_fork_server(ForkServer::new()),
+                })
+            }
+        };
+        RunnerExecutor { in_process, ..self }
+    }
+
+    /// Runs the recorded `run` with the runner in this process, its log at `log`.
+    async fn run_in_process(
+        &self,
+        env: &InProcess,
+        run: &RunObject,
+        log: PathBuf,
+    ) -> crate::Result<RunObject> {
+        let env = StepEnv {
+            code: env.code.clone(),
+            python: env.python.clone(),
+            log,
+        };
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let db = self.db.clone();
+        let project = run.metadata.project.clone();
+        let uid = run.metadata.uid.clone();
+        let task = tokio::spawn({
+            let (project, uid) = (project.clone(), uid.clone());
+            async move {
+                let stopped = async {
+                    let _ = stopped.await;
+                };
+                run_step(db, &project, &uid, &env, stopped).await
+            }
+        });
+        let mut step = InProcessStep {
+            stop: Some(stop),
+            task: Some(task),
+            project,
+            uid,
+        };
+        let ended = step
+            .task
+            .as_mut()
+            .expect("a running step has its task")
+            .await;
+        step.task = None;
+        let (project, uid) = (&step.project, &step.uid);
+        let why = match ended {
+            Ok(Ok(run)) => return Ok(run),
+            Ok(Err(err)) => err.chain().to_string(),
+            Err(err) => format!("the runner stopped: {err}"),
+        };
+        let run = self.db.read_run(project, uid).await?;
+        settle_run(self.db.as_ref(), &run, RunState::Error, why).await
     }
 
     async fn run_function(&self, invocation: &StepInvocation) -> crate::Result<StepOutcome> {
@@ -73,15 +154,20 @@ impl RunnerExecutor {
         let run = launcher::submit(&self.project, self.db.as_ref(), request).await?;
         invocation.report_run(&run.metadata.uid);
         let log = self.logs.path(&run.metadata.uid);
-        let handle = launcher::start(
-            &self.project,
-            &self.runner_db,
-            &run,
-            self.python.as_deref(),
-            &log,
-        )?;
-        tracing::trace!(step = %step.name, uid = %run.metadata.uid, "runner started");
-        let run = handle.wait(self.db.as_ref()).await?;
+        let run = match &self.in_process {
+            Some(env) => self.run_in_process(env, &run, log).await?,
+            None => {
+                let handle = launcher::start(
+                    &self.project,
+                    &self.runner_db,
+                    &run,
+                    self.python.as_deref(),
+                    &log,
+                )?;
+                tracing::trace!(step = %step.name, uid = %run.metadata.uid, "runner started");
+                handle.wait(self.db.as_ref()).await?
+            }
+        };
         tracing::trace!(step = %step.name, uid = %run.metadata.uid, state = %run.status.state, "runner ended");
         let uid = run.metadata.uid.clone();
         if run.status.state != RunState::Completed {
@@ -138,5 +224,80 @@ impl StepExecutor for RunnerExecutor {
                 _ => outcome,
             }
         })
+    }
+}
+
+/// A step whose runner runs in this process. Dropped before it ends (the step was canceled), it
+/// tells the runner to stop (it aborts the handler and records the run `aborted`) and leaves the
+/// runner's task to [`reap_stopped_steps`].
+struct InProcessStep {
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<crate::Result<RunObject>>>,
+    project: String,
+    uid: String,
+}
+
+impl Drop for InProcessStep {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(task) = self.task.take().filter(|t| !t.is_finished()) {
+            STOPPING
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(Stopping {
+                    task,
+                    project: std::mem::take(&mut self.project),
+                    uid: std::mem::take(&mut self.uid),
+                });
+        }
+    }
+}
+
+/// In-process runners told to stop, kept so the run can wait until they have recorded their runs.
+static STOPPING: Mutex<Vec<Stopping>> = Mutex::new(Vec::new());
+
+struct Stopping {
+    task: tokio::task::JoinHandle<crate::Result<RunObject>>,
+    project: String,
+    uid: String,
+}
+
+/// Waits until every in-process runner of `project` told to stop has recorded its run, and
+/// after `grace` drops those still running (which kills their handlers); a run left unrecorded is
+/// recorded `aborted`. The in-process counterpart of [`launcher::reap_stopped_runners`].
+pub(crate) async fn reap_stopped_steps(
+    db: &dyn Db,
+    project: &str,
+    grace: Duration,
+) -> crate::Result<()> {
+    let deadline = tokio::time::Instant::now() + grace;
+    loop {
+        let stopping: Vec<Stopping> = {
+            let mut all = STOPPING.lock().unwrap_or_else(|e| e.into_inner());
+            let (mine, others) = std::mem::take(&mut *all)
+                .into_iter()
+                .partition(|step| step.project == project);
+            *all = others;
+            mine
+        };
+        if stopping.is_empty() {
+            return Ok(());
+        }
+        for mut step in stopping {
+            if tokio::time::timeout_at(deadline, &mut step.task)
+                .await
+                .is_err()
+            {
+                tracing::warn!(
+                    "the runner of run `{}` did not stop within {}; killing its handler",
+                    step.uid,
+                    humantime::format_duration(grace)
+                );
+                step.task.abort();
+                let _ = step.task.await;
+            }
+            let run = db.read_run(&step.project, &step.uid).await?;
+            settle_run(db, &run, RunState::Aborted, "Run aborted".into()).await?;
+        }
     }
 }

@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::kfp::{configured_image, CompileOptions};
 use crate::model::{WorkflowRunRecord, WorkflowSpec};
 use crate::project::{PreparedWorkflow, RunWorkflowOptions, SetWorkflowRequest, WorkflowRunHandle};
-use crate::runner::PythonRunner;
+use crate::runner::{Isolation, PythonRunner};
 use crate::workflow::{Dag, PYTHON_ENV};
 
 /// How long a finished run waits, once steps were canceled, for their runners to record their
@@ -35,6 +35,12 @@ impl Baton {
     pub async fn set_workflow(&mut self, request: SetWorkflowRequest) -> Result<WorkflowSpec> {
         let db = self.db.clone();
         self.project.set_workflow(db.as_ref(), request).await
+    }
+
+    /// How the local engine isolates the steps of this service's runs (default
+    /// [`Isolation::Process`]); takes effect if set before the first run is prepared.
+    pub fn set_isolation(&mut self, isolation: Isolation) {
+        self.isolation = isolation;
     }
 
     /// The workflow to run when none is named: the project's only one.
@@ -59,8 +65,10 @@ impl Baton {
     }
 
     /// The engines of this process for the project's runs, built once: `local` runs each step
-    /// through `baton runner` ([`RunnerExecutor`]); `kfp` submits to the configured Kubeflow
-    /// Pipelines ([`Baton::with_kfp`]); the others are not available here.
+    /// as [`Baton::set_isolation`] says ([`RunnerExecutor`]); `kfp` submits to the configured
+    /// Kubeflow Pipelines ([`Baton::with_kfp`]); the others are not available here. With
+    /// [`Isolation::Fork`] the warm Python worker starts here, while the caller goes on to
+    /// prepare the workflow.
     async fn engines(&self) -> &EngineRegistry {
         self.engines
             .get_or_init(|| async {
@@ -70,7 +78,8 @@ impl Baton {
                     self.runner_db(),
                     self.logs.clone(),
                     step_interpreter().await,
-                );
+                )
+                .with_isolation(self.isolation, self.code.clone());
                 let registry =
                     EngineRegistry::new().with(Arc::new(LocalEngine::new(Arc::new(executor))));
                 match self.kfp_engine() {
@@ -180,6 +189,12 @@ impl Baton {
         };
         crate::launcher::reap_stopped_runners(self.db.as_ref(), self.project.name(), RUNNER_GRACE)
             .await?;
+        super::step_executor::reap_stopped_steps(
+            self.db.as_ref(),
+            self.project.name(),
+            RUNNER_GRACE,
+        )
+        .await?;
         record
     }
 

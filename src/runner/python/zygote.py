@@ -1,0 +1,277 @@
+"""baton's warm Python worker (the "zygote"): forks one child per handler run.
+
+Started as `python -u -c <this file> <folder>`; `<folder>` is a private (0700) folder holding
+`bootstrap.py` (the handler bootstrap) and where this process listens, `<folder>/zygote.sock`.
+It imports the bootstrap and the stdlib modules it needs once, then never imports user code.
+
+Per connection, one handler run:
+
+- in: a 4-byte big-endian length and that many bytes of JSON, the bootstrap's request unchanged
+  (protocol 1, with `result_path`), sent with two descriptors attached (SCM_RIGHTS): the write end
+  of the run's log pipe, and the read end of the run's watch pipe (see the bootstrap's
+  `_die_with_runner`);
+- out: one JSON line `{"pid": N}` once the child is forked (it leads its own process group, whose
+  id is N), then one line `{"exit": code}` or `{"signal": number}` once it has exited, its group
+  has been killed and it has been reaped; or one line `{"error": text}` when no child was started.
+
+The child sets its process group, its working directory (the bootstrap's `run_request` does),
+points stdout and stderr at the log pipe, runs the handler, writes the result file and leaves with
+`os._exit` (threads the handler left behind end with it). This process reaps every child, and kills
+its group first, while the unreaped leader still holds the group id. A connection closed by the
+runner before the exit is reported cancels the run: the child's group is killed at once. When its
+stdin closes (the runner's process is gone), it kills every child's group and exits.
+"""
+
+import sys
+
+sys.path[:] = [p for p in sys.path if p not in ("", ".")]
+
+import importlib.util
+import os
+
+_FOLDER = sys.argv[1]
+_spec = importlib.util.spec_from_file_location("baton_bootstrap", os.path.join(_FOLDER, "bootstrap.py"))
+bootstrap = importlib.util.module_from_spec(_spec)
+sys.modules["baton_bootstrap"] = bootstrap
+_spec.loader.exec_module(bootstrap)
+
+# What a fresh bootstrap process would have imported by the time it runs the handler (the watch
+# thread needs `signal` and `threading`). A child forgets every other module this process imports
+# for itself, so a payload's `socket.py` or `selectors.py` is found exactly as in a fresh process.
+bootstrap._stdlib("signal")
+bootstrap._stdlib("threading")
+_BASELINE = set(sys.modules)
+
+import json
+import selectors
+import signal
+import socket
+import struct
+
+_MAX_REQUEST = 64 * 1024 * 1024
+
+
+def _recv_exactly(conn, size, fds):
+    data = b""
+    while len(data) < size:
+        chunk, more, _flags, _addr = socket.recv_fds(conn, size - len(data), 4)
+        if not chunk:
+            raise EOFError("the runner closed the connection mid-request")
+        data += chunk
+        fds.extend(more)
+    return data
+
+
+def _read_request(conn):
+    """The request and the descriptors sent with it: (request, log_fd, watch_fd)."""
+    fds = []
+    try:
+        (size,) = struct.unpack(">I", _recv_exactly(conn, 4, fds))
+        if size > _MAX_REQUEST:
+            raise ValueError("request of {} bytes is too large".format(size))
+        request = json.loads(_recv_exactly(conn, size, fds))
+        if len(fds) != 2:
+            raise ValueError("expected 2 descriptors with the request, got {}".format(len(fds)))
+        return request, fds[0], fds[1]
+    except BaseException:
+        for fd in fds:
+            os.close(fd)
+        raise
+
+
+def _send(conn, message):
+    try:
+        conn.sendall((json.dumps(message) + "\n").encode())
+    except OSError:
+        pass  # the runner is gone; nobody to tell
+
+
+def _child(request, log_fd, watch_fd, keep_out):
+    """In the forked child: become the handler's process, run it, leave. Never returns."""
+    code = 1
+    try:
+        os.setpgid(0, 0)
+        signal.set_wakeup_fd(-1)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        for fd in keep_out:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        null = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(null, 0)
+        os.close(null)
+        os.dup2(log_fd, 1)
+        os.dup2(log_fd, 2)
+        os.close(log_fd)
+        for name in set(sys.modules) - _BASELINE:
+            del sys.modules[name]
+        sys.argv[:] = ["-c"]
+        os.environ["BATON_WATCH_FD"] = str(watch_fd)
+        os.set_inheritable(watch_fd, True)
+        bootstrap._die_with_runner()
+        result = bootstrap.run_request(request)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        bootstrap._write_result(request["result_path"], result)
+        code = 0 if result["state"] == "completed" else 1
+    except BaseException as err:
+        try:
+            os.write(2, "[baton] the warm worker's child failed: {!r}\n".format(err).encode())
+        except OSError:
+            pass
+    finally:
+        os._exit(code)
+
+
+class Zygote:
+    def __init__(self):
+        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        path = os.path.join(_FOLDER, "zygote.sock")
+        old = os.umask(0o177)
+        try:
+            self.listener.bind(path)
+        finally:
+            os.umask(old)
+        self.listener.listen(128)
+        self.listener.setblocking(False)
+        self.wake_read, self.wake_write = os.pipe()
+        os.set_blocking(self.wake_read, False)
+        os.set_blocking(self.wake_write, False)
+        signal.set_wakeup_fd(self.wake_write)
+        signal.signal(signal.SIGCHLD, lambda *_: None)
+        self.selector = selectors.DefaultSelector()
+        self.selector.register(self.listener, selectors.EVENT_READ, "accept")
+        self.selector.register(self.wake_read, selectors.EVENT_READ, "child")
+        self.selector.register(0, selectors.EVENT_READ, "stdin")
+        # pid -> the connection its exit is reported on (None once the runner hung up).
+        self.children = {}
+
+    def own_fds(self):
+        fds = [self.listener.fileno(), self.wake_read, self.wake_write, self.selector.fileno()]
+        fds.extend(c.fileno() for c in self.children.values() if c is not None)
+        return fds
+
+    def accept(self):
+        try:
+            conn, _ = self.listener.accept()
+        except (BlockingIOError, InterruptedError):
+            return
+        conn.setblocking(True)
+        conn.settimeout(10)
+        try:
+            request, log_fd, watch_fd = _read_request(conn)
+        except Exception as err:
+            _send(conn, {"error": "bad request: {}".format(err)})
+            conn.close()
+            return
+        sys.stdout.flush()
+        sys.stderr.flush()
+        try:
+            pid = os.fork()
+        except OSError as err:
+            os.close(log_fd)
+            os.close(watch_fd)
+            _send(conn, {"error": "fork failed: {}".format(err)})
+            conn.close()
+            return
+        if pid == 0:
+            _child(request, log_fd, watch_fd, self.own_fds() + [conn.fileno()])
+        os.close(log_fd)
+        os.close(watch_fd)
+        try:
+            os.setpgid(pid, pid)  # also done by the child: whichever runs first
+        except OSError:
+            pass
+        _send(conn, {"pid": pid})
+        conn.setblocking(False)
+        self.children[pid] = conn
+        self.selector.register(conn, selectors.EVENT_READ, pid)
+
+    def hung_up(self, pid):
+        """The runner closed the connection of a running child: cancel the run."""
+        conn = self.children.get(pid)
+        if conn is None:
+            return
+        try:
+            if conn.recv(1):
+                return  # the runner sends nothing after the request; ignore stray bytes
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            pass
+        self.selector.unregister(conn)
+        conn.close()
+        self.children[pid] = None
+        self.kill_group(pid)
+
+    @staticmethod
+    def kill_group(pid):
+        # The leader is not reaped yet, so its id still names this run's group only.
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except OSError:
+            pass
+
+    def reap(self):
+        try:
+            while os.read(self.wake_read, 512):
+                pass
+        except (BlockingIOError, InterruptedError):
+            pass
+        for pid in list(self.children):
+            try:
+                info = os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+            except ChildProcessError:
+                info = None
+            if info is None:
+                continue
+            # Exited but not reaped: kill what it left in its group, then reap it.
+            self.kill_group(pid)
+            _, status = os.waitpid(pid, 0)
+            conn = self.children.pop(pid)
+            if conn is None:
+                continue
+            if os.WIFSIGNALED(status):
+                _send(conn, {"signal": os.WTERMSIG(status)})
+            else:
+                _send(conn, {"exit": os.waitstatus_to_exitcode(status)})
+            self.selector.unregister(conn)
+            conn.close()
+
+    def serve(self):
+        sys.stdout.write("ready\n")
+        sys.stdout.flush()
+        while True:
+            for key, _ in self.selector.select():
+                what = key.data
+                if what == "accept":
+                    self.accept()
+                elif what == "child":
+                    self.reap()
+                elif what == "stdin":
+                    try:
+                        if os.read(0, 512):
+                            continue
+                    except InterruptedError:
+                        continue
+                    except OSError:
+                        pass
+                    self.shutdown()
+                    return
+                else:
+                    self.hung_up(what)
+
+    def shutdown(self):
+        for pid in list(self.children):
+            self.kill_group(pid)
+        for pid in list(self.children):
+            try:
+                os.waitpid(pid, 0)
+            except ChildProcessError:
+                pass
+
+
+if __name__ == "__main__":
+    Zygote().serve()
