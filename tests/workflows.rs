@@ -1374,3 +1374,52 @@ fn a_step_after_a_condition_group_starts_once_every_step_in_it_and_its_inner_gro
     // The group's steps ran after their condition's producer.
     assert!(span("slow").0 >= span("produce").1, "{runs:#?}");
 }
+
+/// MLRun's `build_function` step on the local engine: it writes the function's build context
+/// and outputs the image it names, which a later step can use; a deploy step is refused before
+/// anything runs, naming the step and what to do instead.
+#[test]
+fn a_build_steps_image_output_feeds_a_later_step_and_deploy_steps_are_refused() {
+    let p = project();
+    set_workflow(
+        &p,
+        "build",
+        "build.py",
+        "import mlrun\n\
+         def pipeline():\n    \
+             builder = mlrun.build_function('steps')\n    \
+             mlrun.run_function('steps', handler='steps:echo', params={'x': builder.outputs['image']}, outputs=['value'])\n",
+        &[],
+    );
+    let record = run_ok(&p, &["build"]);
+    let image = ".mlrun/func-my-project-steps:latest";
+    assert_eq!(
+        step(&record, "build-steps")["outputs"]["image"],
+        image,
+        "{record:#}"
+    );
+    assert_eq!(
+        step(&record, "steps")["outputs"]["value"],
+        image,
+        "{record:#}"
+    );
+    assert!(p.path().join(".baton/builds/steps/Dockerfile").is_file());
+
+    let p = project();
+    set_workflow(
+        &p,
+        "deploy",
+        "deploy.py",
+        "import mlrun\ndef pipeline():\n    mlrun.deploy_function('steps')\n",
+        &[],
+    );
+    let stderr = run_refused(&p, &["deploy"], 2);
+    assert!(
+        stderr.contains("Step `deploy-steps` deploys real-time function `steps`, which the local engine cannot do"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("deploy the function before the run"),
+        "{stderr}"
+    );
+}

@@ -317,8 +317,9 @@ pub fn refuse_deploy_steps(dag: &Dag, engine: &str) -> Result<()> {
         .find(|s| s.action == crate::workflow::StepAction::Deploy)
     {
         Some(step) => Err(Error::bad_request(format!(
-            "Step `{}` deploys real-time function `{}`, which {engine} cannot do; use the kfp \
-             engine",
+            "Step `{}` deploys real-time function `{}`, which {engine} cannot do (no engine of \
+             baton deploys nuclio or serving functions yet): deploy the function before the \
+             run and keep only `run` and `build` steps",
             step.name, step.function
         ))),
         None => Ok(()),

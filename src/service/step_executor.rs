@@ -19,6 +19,13 @@ use crate::project::Project;
 use crate::runner::{run_step, CodeSources, ForkServer, Isolation, PythonRunner, StepEnv};
 use crate::workflow::StepAction;
 
+/// The image a build step names as its `image` output: MLRun's target for a built function,
+/// `.mlrun/func-<project>-<function>:latest` (a registry-relative name; `baton build` writes
+/// its context, and the image is built from it outside baton).
+fn built_image(project: &str, function: &str) -> String {
+    format!(".mlrun/func-{project}-{function}:latest")
+}
+
 /// Executes workflow steps as recorded function runs labelled `workflow=<id>`.
 ///
 /// A step whose future is dropped (timeout, terminate) stops its runner: a `baton runner`
@@ -204,6 +211,10 @@ impl StepExecutor for RunnerExecutor {
                 .await
                 .map(|out| {
                     let mut outputs = Map::new();
+                    outputs.insert(
+                        "image".into(),
+                        built_image(self.project.name(), &invocation.step.function).into(),
+                    );
                     outputs.insert(
                         "build_context".into(),
                         out.dir.to_string_lossy().into_owned().into(),

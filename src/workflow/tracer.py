@@ -460,7 +460,8 @@ def build_function(*args, **kwargs):
     if "function" not in bound:
         refuse("`build_function()` without a function")
     function = function_name(bound["function"], "build_function")
-    return add_step(function, "build", {}, "build-" + function)
+    # MLRun's build step outputs the image it built (`builder.outputs["image"]`).
+    return add_step(function, "build", {"outputs": ["image"]}, "build-" + function)
 
 
 def deploy_function(*args, **kwargs):
@@ -469,7 +470,8 @@ def deploy_function(*args, **kwargs):
     if "function" not in bound:
         refuse("`deploy_function()` without a function")
     function = function_name(bound["function"], "deploy_function")
-    return add_step(function, "deploy", {}, "deploy-" + function)
+    # MLRun's deploy step outputs the function's endpoint (`deployer.outputs["endpoint"]`).
+    return add_step(function, "deploy", {"outputs": ["endpoint"]}, "deploy-" + function)
 
 
 # ---------------------------------------------------------------------------------------------
