@@ -25,24 +25,23 @@ steps:
     params: {x: \"{{steps.first.outputs.return}}\"}
 ";
 
-/// A project on `server` with function `steps` and workflow `chain`, and the CLI's answer to
-/// `baton run chain --engine kfp ARGS`.
-fn run_on_kfp(server: &TestServer, kfp: &str, args: &[&str]) -> (TestProject, Run) {
+/// `baton ARGS` in `p`, against `server`, with extra environment `env`.
+fn baton_on(p: &TestProject, server: &TestServer, env: &[(&str, &str)], args: &[&str]) -> Run {
+    let mut command = p.command(args);
+    command.env("BATON_API", &server.url);
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    Run::from(command.output().unwrap())
+}
+
+/// A project on `server` with function `steps` and workflow `chain`, all logged through the CLI.
+fn chain_project(server: &TestServer) -> TestProject {
     let p = TestProject::new();
     p.write("steps.py", "def double(x):\n    return 2 * int(x)\n");
     p.write("chain.yaml", CHAIN);
-    let api = |args: &[&str]| {
-        Run::from(
-            p.command(args)
-                .env("BATON_API", &server.url)
-                .env("BATON_KFP_URL", kfp)
-                .env("BATON_KFP_POLL", "50ms")
-                .env("BATON_KFP_IMAGE", "baton/runner:test")
-                .output()
-                .unwrap(),
-        )
-    };
-    api(&["log-code", "steps_code", "--local-path", "steps.py"]).ok();
+    let api = |args: &[&str]| baton_on(&p, server, &[], args).ok();
+    api(&["log-code", "steps_code", "--local-path", "steps.py"]);
     api(&[
         "log-code",
         "chain",
@@ -50,8 +49,7 @@ fn run_on_kfp(server: &TestServer, kfp: &str, args: &[&str]) -> (TestProject, Ru
         "chain.yaml",
         "--code-type",
         "workflow",
-    ])
-    .ok();
+    ]);
     api(&[
         "set-function",
         "--name",
@@ -60,19 +58,29 @@ fn run_on_kfp(server: &TestServer, kfp: &str, args: &[&str]) -> (TestProject, Ru
         "store://artifacts/my-project/steps_code",
         "--handler",
         "steps:double",
-    ])
-    .ok();
+    ]);
     api(&[
         "set-workflow",
         "--name",
         "chain",
         "--path",
         "store://artifacts/my-project/chain",
-    ])
-    .ok();
+    ]);
+    p
+}
+
+/// A project on `server` with function `steps` and workflow `chain`, and the CLI's answer to
+/// `baton run chain --engine kfp ARGS`.
+fn run_on_kfp(server: &TestServer, kfp: &str, args: &[&str]) -> (TestProject, Run) {
+    let p = chain_project(server);
+    let env = [
+        ("BATON_KFP_URL", kfp),
+        ("BATON_KFP_POLL", "50ms"),
+        ("BATON_KFP_IMAGE", "baton/runner:test"),
+    ];
     let mut run = vec!["run", "chain", "--engine", "kfp", "--json"];
     run.extend_from_slice(args);
-    let outcome = api(&run);
+    let outcome = baton_on(&p, server, &env, &run);
     (p, outcome)
 }
 
@@ -203,46 +211,14 @@ async fn remote_kfp_runs_through_the_server_and_answers_mlruns_polling() {
             ],
         );
         // The CLI: remote:kfp (the server drives the KFP run).
-        let p = TestProject::new();
-        p.write("steps.py", "def double(x):\n    return 2 * int(x)\n");
-        p.write("chain.yaml", CHAIN);
-        let api = |args: &[&str]| {
-            Run::from(
-                p.command(args)
-                    .env("BATON_API", &server.url)
-                    .output()
-                    .unwrap(),
-            )
-        };
-        api(&["log-code", "steps_code", "--local-path", "steps.py"]).ok();
-        api(&[
-            "log-code",
-            "chain",
-            "--local-path",
-            "chain.yaml",
-            "--code-type",
-            "workflow",
-        ])
-        .ok();
-        api(&[
-            "set-function",
-            "--name",
-            "steps",
-            "--func",
-            "store://artifacts/my-project/steps_code",
-            "--handler",
-            "steps:double",
-        ])
-        .ok();
-        api(&[
-            "set-workflow",
-            "--name",
-            "chain",
-            "--path",
-            "store://artifacts/my-project/chain",
-        ])
-        .ok();
-        let record = api(&["run", "chain", "--engine", "remote:kfp", "--json"]).json();
+        let p = chain_project(&server);
+        let record = baton_on(
+            &p,
+            &server,
+            &[],
+            &["run", "chain", "--engine", "remote:kfp", "--json"],
+        )
+        .json();
 
         // MLRun's client: `project.run(engine="remote:kfp")` sends engine `kfp`.
         let (status, submitted) = server.call(

@@ -19,7 +19,7 @@ pub use functions::{
     check_module_handler, normalize_function_name, resolve_function_artifact, EffectiveBuild,
     SetFunctionRequest, DEFAULT_BASE_IMAGE,
 };
-pub use run_workflow::{PreparedWorkflow, RunWorkflowOptions, WorkflowRunHandle};
+pub use run_workflow::{args_schema, PreparedWorkflow, RunWorkflowOptions, WorkflowRunHandle};
 use store::StateDir;
 pub use store::{MemoryProjectStore, ProjectStore, ProjectYaml, StateLock};
 pub use workflows::{

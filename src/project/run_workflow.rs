@@ -57,6 +57,20 @@ impl RunWorkflowOptions {
     }
 }
 
+/// The argument schema of workflow `spec` (its `args_schema` entries, parsed).
+pub fn args_schema(spec: &crate::model::WorkflowSpec) -> Result<Vec<ArgSchemaEntry>> {
+    spec.args_schema
+        .iter()
+        .map(|v| serde_json::from_value(v.clone()))
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|e| {
+            Error::invalid(format!(
+                "The args_schema of workflow `{}` is malformed: {e}",
+                spec.name
+            ))
+        })
+}
+
 /// A workflow ready to run: its source resolved, its graph checked, its arguments merged.
 #[derive(Debug, Clone)]
 pub struct PreparedWorkflow {
@@ -100,16 +114,7 @@ impl Project {
         let spec = self.workflow(name)?;
         let engine = self.workflow_engine(name, options)?;
         let (source, dag) = self.load_workflow_dag(db, &spec).await?;
-        let schema: Vec<ArgSchemaEntry> = spec
-            .args_schema
-            .iter()
-            .map(|v| serde_json::from_value(v.clone()))
-            .collect::<std::result::Result<_, _>>()
-            .map_err(|e| {
-                Error::invalid(format!(
-                    "The args_schema of workflow `{name}` is malformed: {e}"
-                ))
-            })?;
+        let schema = args_schema(&spec)?;
         let mut given = spec.args.clone();
         given.extend(options.args.clone());
         let args = merge_args(dag.params(), &schema, &given, options.allow_extra_args)?;

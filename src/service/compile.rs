@@ -23,16 +23,7 @@ impl Baton {
     ) -> Result<Value> {
         let spec = self.project.workflow(name)?;
         let dag = self.workflow_dag(name).await?;
-        let schema: Vec<ArgSchemaEntry> = spec
-            .args_schema
-            .iter()
-            .map(|v| serde_json::from_value(v.clone()))
-            .collect::<std::result::Result<_, _>>()
-            .map_err(|e| {
-                Error::invalid(format!(
-                    "The args_schema of workflow `{name}` is malformed: {e}"
-                ))
-            })?;
+        let schema = crate::project::args_schema(&spec)?;
         let mut given = spec.args.clone();
         given.extend(args.clone());
         let dag = with_defaults(dag, &schema, &given)?;
