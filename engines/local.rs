@@ -658,8 +658,9 @@ struct RunEntry {
 /// The `local` engine: runs each workflow's steps through a [`StepExecutor`] on this machine.
 ///
 /// One engine serves any number of runs, of any project, at once. Runs live in memory, keyed by
-/// id, for the engine's lifetime. Dropping the engine terminates the runs still going (their
-/// steps' futures are dropped).
+/// id, for the engine's lifetime, or, with [`LocalEngine::with_retention`] (a long-lived
+/// server), until that long after they finished: their records keep them after that. Dropping
+/// the engine terminates the runs still going (their steps' futures are dropped).
 ///
 /// ```
 /// # use std::sync::Arc;
@@ -700,7 +701,9 @@ struct RunEntry {
 pub struct LocalEngine {
     executor: Arc<dyn StepExecutor>,
     parallelism: usize,
-    runs: Mutex<HashMap<WorkflowRunId, RunEntry>>,
+    runs: Arc<Mutex<HashMap<WorkflowRunId, RunEntry>>>,
+    /// How long a finished run stays known; `None` is the engine's lifetime.
+    retention: Option<Duration>,
 }
 
 impl fmt::Display for LocalEngine {
@@ -716,8 +719,18 @@ impl LocalEngine {
         LocalEngine {
             executor,
             parallelism: std::thread::available_parallelism().map_or(1, NonZeroUsize::get),
-            runs: Mutex::new(HashMap::new()),
+            runs: Arc::new(Mutex::new(HashMap::new())),
+            retention: None,
         }
+    }
+
+    /// The same engine forgetting each run `retention` after it finished (its status and
+    /// events then answer [`Error::NotFound`]), so a process that runs workflows for months
+    /// holds only recent ones.
+    #[must_use]
+    pub fn with_retention(mut self, retention: Duration) -> Self {
+        self.retention = Some(retention);
+        self
     }
 
     fn start(
@@ -753,7 +766,6 @@ impl LocalEngine {
             publisher,
         );
         let (terminate_tx, terminate_rx) = mpsc::unbounded_channel();
-        tokio::spawn(drive(dispatcher, Arc::clone(&self.executor), terminate_rx));
         self.lock().insert(
             id.clone(),
             RunEntry {
@@ -761,6 +773,17 @@ impl LocalEngine {
                 feed,
             },
         );
+        let executor = Arc::clone(&self.executor);
+        let (runs, retention, finished) = (Arc::clone(&self.runs), self.retention, id.clone());
+        tokio::spawn(async move {
+            drive(dispatcher, executor, terminate_rx).await;
+            if let Some(retention) = retention {
+                tokio::time::sleep(retention).await;
+                runs.lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&finished);
+            }
+        });
         Ok(id)
     }
 

@@ -864,3 +864,29 @@ async fn a_reported_run_links_the_step_while_it_runs_and_after_it_is_canceled() 
     assert_eq!(ended.step("a").unwrap().state, StepState::Canceled);
     assert_eq!(ended.step("a").unwrap().run_uid.as_deref(), Some("run-42"));
 }
+
+/// An engine with a retention period (a server's) forgets a run that long after it finished,
+/// and no sooner; without one (the CLI's) it keeps it for its lifetime.
+#[tokio::test(start_paused = true)]
+async fn finished_runs_are_forgotten_after_the_retention_period_only() {
+    let exec = Arc::new(Scripted::default());
+    let retaining = LocalEngine::new(exec.clone() as Arc<dyn StepExecutor>)
+        .with_retention(Duration::from_secs(600));
+    let keeping = LocalEngine::new(exec.clone() as Arc<dyn StepExecutor>);
+    let req = || request(dag("{name: w, steps: [{name: a, function: f}]}"), json!({}));
+    let forgetful = retaining.run(req(), RunOptions::default()).await.unwrap();
+    let lasting = keeping.run(req(), RunOptions::default()).await.unwrap();
+    for (engine, id) in [(&retaining, &forgetful), (&keeping, &lasting)] {
+        let status = engine.wait(id, Some(BOUND)).await.unwrap();
+        assert_eq!(status.state, WorkflowState::Succeeded);
+    }
+    tokio::time::sleep(Duration::from_secs(599)).await;
+    assert!(
+        retaining.status(&forgetful).await.is_ok(),
+        "kept within the period"
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let err = retaining.status(&forgetful).await.unwrap_err();
+    assert_eq!(err.kind(), baton::error::ErrorKind::NotFound);
+    assert!(keeping.status(&lasting).await.is_ok());
+}

@@ -264,7 +264,8 @@ pub trait WorkflowEngine: Send + Sync {
     /// The request is refused (an error, nothing started) when the engine cannot honour it
     /// ([`check`](Self::check), or an option it does not support). Once this returns `Ok`, the
     /// run is owned by the engine: [`status`](Self::status) reports it until the engine is
-    /// dropped. The run's timeout and parallelism come from `options`.
+    /// dropped, or until a retention period the engine documents has passed after the run
+    /// finished. The run's timeout and parallelism come from `options`.
     async fn run(&self, request: WorkflowRunRequest, options: RunOptions) -> Result<WorkflowRunId>;
 
     /// The current status: a consistent snapshot (no step is reported in two states), possibly

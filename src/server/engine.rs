@@ -60,9 +60,16 @@ impl StepExecutor for ProjectsExecutor {
     }
 }
 
-/// The server's engines: `local` running steps through `executor`, and `kfp` when given.
+/// How long the server's local engine keeps a finished run in memory: long enough for every
+/// follower to read its end; its record keeps it after that.
+const RUN_RETENTION: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// The server's engines: `local` running steps through `executor` (finished runs forgotten
+/// after [`RUN_RETENTION`], so a server that runs for months holds only recent ones), and `kfp`
+/// when given.
 pub fn registry(executor: Arc<dyn StepExecutor>, kfp: Option<KfpEngine>) -> EngineRegistry {
-    let registry = EngineRegistry::new().with(Arc::new(LocalEngine::new(executor)));
+    let local = LocalEngine::new(executor).with_retention(RUN_RETENTION);
+    let registry = EngineRegistry::new().with(Arc::new(local));
     match kfp {
         Some(kfp) => registry.with(Arc::new(kfp)),
         None => registry,
