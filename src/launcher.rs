@@ -129,12 +129,12 @@ pub struct RunHandle {
 static STOPPING: Mutex<Vec<Stopping>> = Mutex::new(Vec::new());
 
 /// A runner asked to stop, and the run it executes.
-#[derive(Debug)]
 struct Stopping {
-    /// Reaps the runner as soon as it exits, so cancelled steps leave no zombie behind.
+    /// Ends when the runner has stopped (and, for a process, has been reaped, so cancelled
+    /// steps leave no zombie behind).
     exited: tokio::task::JoinHandle<()>,
-    /// Tells the reaping task to kill the runner (it did not stop in time).
-    kill: tokio::sync::oneshot::Sender<()>,
+    /// Stops the runner for good: it did not stop in time.
+    kill: Box<dyn FnOnce() + Send>,
     project: String,
     uid: String,
 }
@@ -142,7 +142,7 @@ struct Stopping {
 impl Stopping {
     /// Hands `child`, already asked to stop, to a task that reaps it when it exits.
     fn watch(mut child: tokio::process::Child, project: String, uid: String) -> Stopping {
-        let (kill, killed) = tokio::sync::oneshot::channel();
+        let (kill, killed) = tokio::sync::oneshot::channel::<()>();
         let exited = tokio::spawn(async move {
             tokio::select! {
                 _ = child.wait() => {}
@@ -153,15 +153,41 @@ impl Stopping {
         });
         Stopping {
             exited,
-            kill,
+            kill: Box::new(move || {
+                let _ = kill.send(());
+            }),
             project,
             uid,
         }
     }
 }
 
-/// Waits until every runner asked to stop by dropping its [`RunHandle`] has exited (each one
-/// kills its handler and records its run first), killing those still running after `grace`.
+/// Registers a runner of run `uid` in `project` that runs in this process as `task` and was
+/// already told to stop: [`reap_stopped_runners`] waits for it like for a runner process, and
+/// aborts the task (which kills its handler) when it does not stop in time.
+pub fn stopping_in_process<T: Send + 'static>(
+    task: tokio::task::JoinHandle<T>,
+    project: String,
+    uid: String,
+) {
+    let abort = task.abort_handle();
+    let exited = tokio::spawn(async move {
+        let _ = task.await;
+    });
+    STOPPING
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(Stopping {
+            exited,
+            kill: Box::new(move || abort.abort()),
+            project,
+            uid,
+        });
+}
+
+/// Waits until every runner asked to stop (by dropping its [`RunHandle`], or through
+/// [`stopping_in_process`]) has stopped (each one kills its handler and records its run first),
+/// killing those still running after `grace`.
 /// A run its runner left unrecorded (stopped before it could listen for signals) is recorded
 /// `aborted`. A process that cancels steps calls this before it exits, so it leaves no runner
 /// behind and no run `running`. Only runners of runs in `project` (whose records `db` holds)
@@ -190,7 +216,7 @@ pub async fn reap_stopped_runners(db: &dyn Db, project: &str, grace: Duration) -
                     runner.uid,
                     humantime::format_duration(grace)
                 );
-                let _ = runner.kill.send(());
+                (runner.kill)();
                 let _ = runner.exited.await;
             }
             let run = db.read_run(&runner.project, &runner.uid).await?;

@@ -4,8 +4,7 @@
 //! worker ([`Isolation::Fork`]).
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde_json::{Map, Value};
@@ -240,7 +239,7 @@ impl StepExecutor for RunnerExecutor {
 
 /// A step whose runner runs in this process. Dropped before it ends (the step was canceled), it
 /// tells the runner to stop (it aborts the handler and records the run `aborted`) and leaves the
-/// runner's task to [`reap_stopped_steps`].
+/// runner's task to [`launcher::reap_stopped_runners`].
 struct InProcessStep {
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<crate::Result<RunObject>>>,
@@ -252,63 +251,11 @@ impl Drop for InProcessStep {
     fn drop(&mut self) {
         drop(self.stop.take());
         if let Some(task) = self.task.take().filter(|t| !t.is_finished()) {
-            STOPPING
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(Stopping {
-                    task,
-                    project: std::mem::take(&mut self.project),
-                    uid: std::mem::take(&mut self.uid),
-                });
-        }
-    }
-}
-
-/// In-process runners told to stop, kept so the run can wait until they have recorded their runs.
-static STOPPING: Mutex<Vec<Stopping>> = Mutex::new(Vec::new());
-
-struct Stopping {
-    task: tokio::task::JoinHandle<crate::Result<RunObject>>,
-    project: String,
-    uid: String,
-}
-
-/// Waits until every in-process runner of `project` told to stop has recorded its run, and
-/// after `grace` drops those still running (which kills their handlers); a run left unrecorded is
-/// recorded `aborted`. The in-process counterpart of [`launcher::reap_stopped_runners`].
-pub(crate) async fn reap_stopped_steps(
-    db: &dyn Db,
-    project: &str,
-    grace: Duration,
-) -> crate::Result<()> {
-    let deadline = tokio::time::Instant::now() + grace;
-    loop {
-        let stopping: Vec<Stopping> = {
-            let mut all = STOPPING.lock().unwrap_or_else(|e| e.into_inner());
-            let (mine, others) = std::mem::take(&mut *all)
-                .into_iter()
-                .partition(|step| step.project == project);
-            *all = others;
-            mine
-        };
-        if stopping.is_empty() {
-            return Ok(());
-        }
-        for mut step in stopping {
-            if tokio::time::timeout_at(deadline, &mut step.task)
-                .await
-                .is_err()
-            {
-                tracing::warn!(
-                    "the runner of run `{}` did not stop within {}; killing its handler",
-                    step.uid,
-                    humantime::format_duration(grace)
-                );
-                step.task.abort();
-                let _ = step.task.await;
-            }
-            let run = db.read_run(&step.project, &step.uid).await?;
-            settle_run(db, &run, RunState::Aborted, "Run aborted".into()).await?;
+            launcher::stopping_in_process(
+                task,
+                std::mem::take(&mut self.project),
+                std::mem::take(&mut self.uid),
+            );
         }
     }
 }

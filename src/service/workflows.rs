@@ -189,12 +189,6 @@ impl Baton {
         };
         crate::launcher::reap_stopped_runners(self.db.as_ref(), self.project.name(), RUNNER_GRACE)
             .await?;
-        super::step_executor::reap_stopped_steps(
-            self.db.as_ref(),
-            self.project.name(),
-            RUNNER_GRACE,
-        )
-        .await?;
         record
     }
 
