@@ -39,9 +39,9 @@ use futures::StreamExt;
 use serde_json::Value;
 
 use crate::engine::{
-    check_retryable, AttemptResult, EngineKind, RunOptions, StepRef, StepState, Subscription,
-    WorkflowEngine, WorkflowEvent, WorkflowEventKind, WorkflowRunId, WorkflowRunRequest,
-    WorkflowRunStatus, WorkflowState,
+    check_retryable, wait_by_following, AttemptResult, EngineKind, RunOptions, StepRef, StepState,
+    Subscription, WorkflowEngine, WorkflowEvent, WorkflowEventKind, WorkflowRunId,
+    WorkflowRunRequest, WorkflowRunStatus, WorkflowState,
 };
 use crate::error::{Error, ErrorKind, Result};
 use crate::kfp::client::{parse_time, KfpClient, NewRun, Run, RuntimeState, StateChange};
@@ -314,22 +314,7 @@ impl WorkflowEngine for KfpEngine {
         id: &WorkflowRunId,
         timeout: Option<Duration>,
     ) -> Result<WorkflowRunStatus> {
-        let follow = async {
-            let mut sub = self.subscribe(id).await?;
-            while let Some(event) = sub.events.next().await {
-                sub.status.apply(&event);
-            }
-            Ok(sub.status)
-        };
-        match timeout {
-            None => follow.await,
-            Some(limit) => tokio::time::timeout(limit, follow).await.map_err(|_| {
-                Error::runtime(format!(
-                    "workflow run `{id}` did not finish within {}",
-                    humantime::format_duration(limit)
-                ))
-            })?,
-        }
+        wait_by_following(self, id, timeout).await
     }
 
     async fn terminate(&self, id: &WorkflowRunId) -> Result<()> {

@@ -19,8 +19,8 @@ use crate::engine::wire::{
     ENGINE_RUNS_PATH,
 };
 use crate::engine::{
-    check_retryable, refuse_deploy_steps, EngineKind, InnerEngine, RunOptions, Subscription,
-    WorkflowEngine, WorkflowRunId, WorkflowRunRequest, WorkflowRunStatus,
+    check_retryable, refuse_deploy_steps, wait_by_following, EngineKind, InnerEngine, RunOptions,
+    Subscription, WorkflowEngine, WorkflowRunId, WorkflowRunRequest, WorkflowRunStatus,
 };
 use crate::error::{Error, Result};
 use crate::model::WorkflowRunRecord;
@@ -167,27 +167,7 @@ impl WorkflowEngine for RemoteEngine {
         id: &WorkflowRunId,
         timeout: Option<Duration>,
     ) -> Result<WorkflowRunStatus> {
-        let follow = async {
-            let mut subscription = self.subscribe(id).await?;
-            while let Some(event) = subscription.events.next().await {
-                subscription.status.apply(&event);
-            }
-            if subscription.status.state.is_terminal() {
-                Ok(subscription.status)
-            } else {
-                // The stream broke before the end (the connection dropped): ask again.
-                self.status(id).await
-            }
-        };
-        match timeout {
-            None => follow.await,
-            Some(limit) => tokio::time::timeout(limit, follow).await.map_err(|_| {
-                Error::runtime(format!(
-                    "workflow run `{id}` did not finish within {}",
-                    humantime::format_duration(limit)
-                ))
-            })?,
-        }
+        wait_by_following(self, id, timeout).await
     }
 
     async fn terminate(&self, id: &WorkflowRunId) -> Result<()> {

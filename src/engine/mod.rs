@@ -327,6 +327,39 @@ pub fn refuse_deploy_steps(dag: &Dag, engine: &str) -> Result<()> {
     }
 }
 
+/// [`WorkflowEngine::wait`] for an engine that follows runs through its own
+/// [`WorkflowEngine::subscribe`] (the remote and kfp engines): the events are folded until the
+/// stream ends; a stream that ended before the run did (a dropped connection) is answered by
+/// [`WorkflowEngine::status`]. After `timeout` the run keeps going and the wait is an
+/// [`Error::Runtime`] saying so.
+pub async fn wait_by_following(
+    engine: &dyn WorkflowEngine,
+    id: &WorkflowRunId,
+    timeout: Option<Duration>,
+) -> Result<WorkflowRunStatus> {
+    use futures::StreamExt;
+    let follow = async {
+        let mut subscription = engine.subscribe(id).await?;
+        while let Some(event) = subscription.events.next().await {
+            subscription.status.apply(&event);
+        }
+        if subscription.status.state.is_terminal() {
+            Ok(subscription.status)
+        } else {
+            engine.status(id).await
+        }
+    };
+    match timeout {
+        None => follow.await,
+        Some(limit) => tokio::time::timeout(limit, follow).await.map_err(|_| {
+            Error::runtime(format!(
+                "workflow run `{id}` did not finish within {}; it is still running",
+                humantime::format_duration(limit)
+            ))
+        })?,
+    }
+}
+
 /// Whether `previous` may be retried: terminal and not succeeded. Every engine's
 /// [`WorkflowEngine::retry`] applies this rule.
 pub fn check_retryable(previous: &WorkflowRunStatus) -> Result<()> {
