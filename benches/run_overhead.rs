@@ -27,7 +27,6 @@ use serde_json::{json, Value};
 
 /// The bootstrap `baton runner` hands to Python, run here on its own for the breakdown.
 const BOOTSTRAP: &str = include_str!("../src/runner/python/bootstrap.py");
-const HANDLER: &str = "def main():\n    return 1\n";
 const WARMUP: usize = 3;
 
 /// One measured command: a label, how to build it, and a check of its output.
@@ -100,24 +99,6 @@ fn which_python3() -> String {
         .unwrap_or_else(|| "?".into())
 }
 
-/// A project with the trivial handler logged as a code artifact and `triv` pointing at it.
-fn project() -> TestProject {
-    let p = TestProject::new();
-    p.write("triv.py", HANDLER);
-    p.log_code("triv_code", "triv.py", &[]);
-    p.baton(&[
-        "set-function",
-        "--name",
-        "triv",
-        "--func",
-        "store://artifacts/my-project/triv_code",
-        "--handler",
-        "triv:main",
-    ])
-    .ok();
-    p
-}
-
 /// Records `n` runs of `triv` as `created` (what `run-function` does before starting the
 /// runner), so `baton runner UID` can be timed on its own.
 fn submit_runs(root: &Path, n: usize) -> Vec<String> {
@@ -172,7 +153,7 @@ fn span_ms(run: &Value, from: &str, to: &str) -> f64 {
 
 fn main() {
     let runs = rounds("BATON_BENCH_RUNS", 15);
-    let p = project();
+    let p = TestProject::with_trivial_function();
     let root = p.path().to_path_buf();
     let real = real_python();
     let bootstrap_python = std::env::var_os("BATON_PYTHON")
@@ -182,7 +163,7 @@ fn main() {
     let scratch = tempfile::tempdir().unwrap();
     let code_dir = scratch.path().join("code");
     std::fs::create_dir_all(&code_dir).unwrap();
-    std::fs::write(code_dir.join("triv.py"), HANDLER).unwrap();
+    std::fs::write(code_dir.join("triv.py"), common::TRIVIAL_HANDLER).unwrap();
     let request = bootstrap_request(scratch.path(), &code_dir);
     let runner_uids = submit_runs(&root, runs + WARMUP);
 

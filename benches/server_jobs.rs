@@ -28,7 +28,6 @@ use common::TestProject;
 use reqwest::blocking::Client;
 use serde_json::{json, Value};
 
-const HANDLER: &str = "def main():\n    return 1\n";
 const PROJECT: &str = "bench";
 /// Client threads submitting at once.
 const CLIENTS: usize = 4;
@@ -40,28 +39,16 @@ const WARMUP: usize = 2;
 fn server(data: &std::path::Path) -> TestServer {
     let server = TestServer::start_in(data, &[]);
     server.create_project(PROJECT);
-    let source = server.log_code(PROJECT, "triv_code", "triv.py", HANDLER, "function");
+    let source = server.log_code(
+        PROJECT,
+        "triv_code",
+        "triv.py",
+        common::TRIVIAL_HANDLER,
+        "function",
+    );
     let (status, body) = server.store_function(PROJECT, "triv", &source, "triv:main");
     assert_eq!(status, 200, "storing function triv: {body}");
     server
-}
-
-/// A project folder with `triv` pointing at the same handler, for `baton run-function`.
-fn project() -> TestProject {
-    let p = TestProject::new();
-    p.write("triv.py", HANDLER);
-    p.log_code("triv_code", "triv.py", &[]);
-    p.baton(&[
-        "set-function",
-        "--name",
-        "triv",
-        "--func",
-        "store://artifacts/my-project/triv_code",
-        "--handler",
-        "triv:main",
-    ])
-    .ok();
-    p
 }
 
 /// A client uid, as MLRun's client makes one.
@@ -198,7 +185,7 @@ fn main() {
 
     let (_keep, data) = data_dir();
     let server = server(&data);
-    let p = project();
+    let p = TestProject::with_trivial_function();
     let http = client();
 
     // Latency: one job at a time, interleaved with run-function; the first rounds warm the

@@ -53,19 +53,7 @@ fn workflow_yaml(name: &str, chain: bool) -> String {
 /// A project with the trivial handler as a store:// code artifact (function `triv`) and the two
 /// workflows, `chain` and `fan`, logged as workflow code artifacts.
 fn project() -> TestProject {
-    let p = TestProject::new();
-    p.write("triv.py", "def main():\n    return 1\n");
-    p.log_code("triv_code", "triv.py", &[]);
-    p.baton(&[
-        "set-function",
-        "--name",
-        "triv",
-        "--func",
-        "store://artifacts/my-project/triv_code",
-        "--handler",
-        "triv:main",
-    ])
-    .ok();
+    let p = TestProject::with_trivial_function();
     for (name, chain) in [("chain", true), ("fan", false)] {
         let file = format!("{name}.yaml");
         p.write(&file, workflow_yaml(name, chain));

@@ -64,6 +64,9 @@ impl Run {
     }
 }
 
+/// A handler that does nothing but return: what the benchmarks run to measure baton itself.
+pub const TRIVIAL_HANDLER: &str = "def main():\n    return 1\n";
+
 /// The `baton` binary under test.
 pub fn baton_bin() -> &'static str {
     env!("CARGO_BIN_EXE_baton")
@@ -138,6 +141,16 @@ impl TestProject {
             handler,
         ])
         .ok();
+    }
+
+    /// A new project whose function `triv` runs [`TRIVIAL_HANDLER`] from a code artifact
+    /// (`triv_code`): what the benchmarks measure baton with.
+    pub fn with_trivial_function() -> TestProject {
+        let p = TestProject::new();
+        p.write("triv.py", TRIVIAL_HANDLER);
+        p.log_code("triv_code", "triv.py", &[]);
+        p.set_store_function("triv", "triv_code", "triv:main");
+        p
     }
 
     /// `artifacts get URI --json`.
