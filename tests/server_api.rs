@@ -349,3 +349,48 @@ fn identical_code_logged_again_under_a_new_tree_resolves_by_uid() {
     assert_eq!(run["status"]["state"], "completed", "{run}");
     assert_eq!(run["status"]["results"]["return"], 4);
 }
+
+/// `--max-workers 1`: a second job waits, recorded `created`, until the first has ended.
+#[test]
+fn jobs_beyond_max_workers_wait_as_created_until_a_worker_is_free() {
+    let (dir, data) = data_dir();
+    let server = TestServer::start_in(&data, &["--max-workers", "1"]);
+    server.create_project("p");
+    let waiter = "import os, time\n\ndef main(flag):\n    print('waiting', flush=True)\n    while not os.path.exists(flag):\n        time.sleep(0.02)\n    return 'done'\n";
+    let source = server.log_code("p", "waiter_code", "waiter.py", waiter, "function");
+    assert_eq!(
+        server
+            .store_function("p", "waiter", &source, "waiter:main")
+            .0,
+        200
+    );
+    let flag = dir.path().join("go");
+    let params = json!({"flag": flag});
+    assert_eq!(
+        server
+            .submit_job("p", "waiter", "first01", params.clone())
+            .0,
+        200
+    );
+    common::poll("the first job runs", || {
+        let log = server
+            .request(Method::GET, "/api/v1/projects/p/logs/first01")
+            .send()
+            .unwrap()
+            .text()
+            .unwrap();
+        log.contains("waiting")
+    });
+    assert_eq!(server.submit_job("p", "waiter", "second1", params).0, 200);
+    // The only worker is busy: the second job has not started, however long it waits.
+    for _ in 0..10 {
+        let second = server.get("/api/v1/projects/p/runs/second1")["data"].clone();
+        assert_eq!(second["status"]["state"], "created", "{second}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::fs::write(&flag, "").unwrap();
+    for uid in ["first01", "second1"] {
+        let run = server.wait_run("p", uid);
+        assert_eq!(run["status"]["state"], "completed", "{run}");
+    }
+}
