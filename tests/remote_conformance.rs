@@ -29,6 +29,7 @@ async fn remote() -> Remote {
         token: None,
         max_workers: 2,
         body_limit: DEFAULT_BODY_LIMIT,
+        isolation: baton::runner::Isolation::default(),
         step_executor: Some(exec.clone()),
         kfp: None,
         public_url: None,

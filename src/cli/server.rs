@@ -4,12 +4,14 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use clap::builder::TypedValueParser as _;
 use clap::Args;
 
 use super::Context;
 use crate::error::{Error, Result};
 use crate::launcher;
 use crate::model::Driver;
+use crate::runner::Isolation;
 use crate::server::{Server, ServerConfig, Token, DEFAULT_BODY_LIMIT};
 
 /// Arguments of `baton server`.
@@ -37,6 +39,13 @@ pub struct ServerArgs {
     /// [default: http://<the address it listens on>]
     #[arg(long, value_name = "URL")]
     public_url: Option<String>,
+
+    /// How workflow steps are isolated: `fork` (a child of a warm Python worker the server
+    /// keeps) or `process` (a `baton runner` and a fresh Python per step)
+    #[arg(long, default_value = "fork", value_name = "HOW",
+          value_parser = clap::builder::PossibleValuesParser::new(["fork", "process"])
+              .map(|s| s.parse::<Isolation>().expect("a listed value")))]
+    isolation: Isolation,
 
     /// The largest request body accepted, in bytes
     #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_BODY_LIMIT)]
@@ -80,6 +89,7 @@ pub(crate) async fn run(args: ServerArgs, ctx: &Context) -> Result<ExitCode> {
         max_workers: args.max_workers.unwrap_or_else(default_workers),
         body_limit: args.body_limit,
         step_executor: None,
+        isolation: args.isolation,
         kfp: ctx.kfp_client()?,
         public_url: args.public_url,
     })

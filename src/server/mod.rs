@@ -36,6 +36,7 @@ use tracing::Level;
 use crate::engine::{EngineRegistry, StepExecutor};
 use crate::error::{Error, IoResultExt, Result};
 use crate::kfp::client::KfpClient;
+use crate::runner::Isolation;
 pub use auth::Token;
 pub use jobs::Jobs;
 pub use projects::Projects;
@@ -63,6 +64,9 @@ pub struct ServerConfig {
     /// What executes workflow steps; `None` runs each through `baton runner` in its project.
     /// Tests give the engine conformance suite's executor here.
     pub step_executor: Option<Arc<dyn StepExecutor>>,
+    /// How workflow steps are isolated when `step_executor` is `None`: forked by the server's
+    /// warm Python workers (the default), or a `baton runner` process each.
+    pub isolation: Isolation,
     /// The Kubeflow Pipelines that `kfp` and `remote:kfp` runs go to, if any.
     pub kfp: Option<KfpClient>,
     /// This server's address as KFP pods reach it (`BATON_API` of their steps); `None` is the
@@ -109,7 +113,8 @@ impl Server {
             None => Arc::new(engine::ProjectsExecutor::new(
                 &projects,
                 crate::service::step_interpreter().await,
-            )),
+                config.isolation,
+            )?),
         };
         let listener = tokio::net::TcpListener::bind(config.addr)
             .await
