@@ -74,7 +74,7 @@ impl Baton {
             code,
             logs,
             engines: tokio::sync::OnceCell::new(),
-            isolation: crate::runner::Isolation::Process,
+            isolation: crate::runner::Isolation::default(),
         }
     }
 
