@@ -210,6 +210,7 @@ pub(crate) async fn run(args: RunArgs, ctx: &Context) -> Result<ExitCode> {
         parallelism: args.follow.parallelism,
         timeout: args.follow.timeout,
         allow_extra_args: args.allow_extra_args,
+        labels: Default::default(),
     };
     let watch = args.follow.watch(ctx);
     if let EngineKind::Remote { inner } = baton.workflow_engine(&name, &options)? {

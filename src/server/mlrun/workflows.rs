@@ -81,10 +81,10 @@ pub async fn submit(
         engine: Some(engine),
         ..RunWorkflowOptions::default()
     };
-    let prepared = baton.prepare_workflow(&name, &options).await?;
-    let handle = baton.start_workflow(prepared, &options).await?;
-    let id = handle.id().to_string();
-    state.jobs.follow_workflow(baton, handle);
+    let id = state
+        .jobs
+        .start_workflow(baton, &name, &options, None)
+        .await?;
     Ok(Json(json!({
         "project": project,
         "name": name,
