@@ -15,8 +15,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::db::settle_run;
-use crate::model::{RunObject, RunState};
 use crate::model::WorkflowRunRecord;
+use crate::model::{RunObject, RunState};
 use crate::project::{RunWorkflowOptions, WorkflowRunHandle};
 use crate::service::Baton;
 
