@@ -10,6 +10,8 @@ pub mod launcher;
 pub mod routes;
 pub mod scheduler;
 pub mod store;
+#[cfg(test)]
+mod tests;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -26,7 +26,7 @@ use crate::schedule::{on_overlap, Clock, OverlapAction};
 const MAX_SLEEP: Duration = Duration::from_secs(60);
 
 /// What a fire whose run was going when the server stopped records.
-const RESTARTED: &str = "the server restarted while the run was going";
+pub(crate) const RESTARTED: &str = "the server restarted while the run was going";
 
 /// Starts the runs of fires: `baton server` runs the schedule's workflow on itself.
 #[async_trait]
