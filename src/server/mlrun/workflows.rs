@@ -4,7 +4,9 @@
 //! MLRun's client never stores the workflow in the project before `project.run(engine="remote")`:
 //! the submission carries the workflow's spec, so it is set (and checked: a `store://` path must
 //! be a workflow artifact) from there. The workflow's source is resolved now, its graph built and
-//! its steps dispatched on this host by the local engine; the answer carries the run's id.
+//! its steps dispatched on this host by the local engine; the answer carries the run's id. A
+//! submission with a schedule stores the schedule instead (answered `scheduled`): each fire
+//! resolves the workflow afresh.
 
 use std::sync::Arc;
 
@@ -49,11 +51,11 @@ pub async fn submit(
 ) -> ApiResult<Json<Value>> {
     let mut baton = state.projects.baton(&project).await?;
     let spec = body.spec.unwrap_or_default();
-    if spec.schedule.as_ref().is_some_and(|s| !s.is_null()) {
-        return Err(Error::bad_request(
-            "Scheduled workflows are not supported by this server yet; submit the workflow without a schedule",
-        )
-        .into());
+    let schedule = spec.schedule.clone().filter(|s| !s.is_null());
+    if schedule.is_some() && spec.engine.as_deref().is_some_and(|e| e.contains("local")) {
+        return Err(
+            Error::invalid("'schedule' argument is not supported for 'local' engine.").into(),
+        );
     }
     let mut args = spec.args.clone().unwrap_or_default();
     args.extend(body.arguments.unwrap_or_default());
@@ -69,6 +71,24 @@ pub async fn submit(
                 args_schema: Vec::new(),
             })
             .await?;
+    }
+    if let Some(schedule) = schedule {
+        super::schedules::store_workflow_schedule(
+            &state,
+            &project,
+            &name,
+            &schedule,
+            spec.engine.as_deref(),
+            args,
+        )
+        .await?;
+        return Ok(Json(json!({
+            "project": project,
+            "name": name,
+            "status": "scheduled",
+            "run_id": null,
+            "schedule": schedule,
+        })));
     }
     // MLRun's client asks for `kfp` for both `remote` and `remote:kfp`: KFP runs it when this
     // server has one, else its local engine does.
