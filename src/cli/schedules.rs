@@ -48,6 +48,9 @@ pub enum SchedulesCommand {
     Get {
         /// The schedule
         name: String,
+        /// How many of its newest fires to show
+        #[arg(long, value_name = "N", default_value_t = 20)]
+        fires: usize,
         /// Print as JSON
         #[arg(long)]
         json: bool,
@@ -158,9 +161,11 @@ pub(crate) async fn run(cmd: SchedulesCommand, ctx: &Context) -> Result<ExitCode
                 ctx.printer.data(table(&schedules));
             }
         }
-        SchedulesCommand::Get { name, json } => {
-            let detail: ScheduleDetail =
-                api.get(&url(&api, project, Some(&name), "")?, &[]).await?;
+        SchedulesCommand::Get { name, fires, json } => {
+            let query = [("fires", fires.to_string())];
+            let detail: ScheduleDetail = api
+                .get(&url(&api, project, Some(&name), "")?, &query)
+                .await?;
             if json {
                 ctx.printer.json(&detail);
             } else {

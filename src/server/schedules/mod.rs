@@ -218,7 +218,7 @@ impl Schedules {
             )));
         }
         let cron = schedule.spec.cron()?;
-        let before_from = from - chrono::Duration::milliseconds(1);
+        let before_from = from - chrono::Duration::seconds(1);
         let times = cron.times_between(before_from, to, MAX_BACKFILL_FIRES + 1);
         if times.len() > MAX_BACKFILL_FIRES {
             return Err(Error::invalid(format!(

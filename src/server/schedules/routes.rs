@@ -18,14 +18,21 @@ use crate::schedule::{
     parse_zone, Catchup, Overlap, DEFAULT_CATCHUP_WINDOW, DEFAULT_CONCURRENCY_LIMIT,
 };
 use crate::server::api_error::ApiResult;
-use crate::server::body::JsonBody;
+use crate::server::body::{JsonBody, Query};
 use crate::server::AppState;
 
 /// The path of a project's schedules.
 pub const SCHEDULES_PATH: &str = "/api/baton/v1/projects/{project}/schedules";
 
-/// How many fires `GET .../schedules/{name}` shows.
+/// How many fires `GET .../schedules/{name}` shows unless asked (`?fires=N`).
 const SHOWN_FIRES: usize = 20;
+
+/// Query of `GET .../schedules/{name}`.
+#[derive(Debug, Deserialize)]
+struct DetailQuery {
+    /// How many of the newest fires to show.
+    fires: Option<usize>,
+}
 
 /// The body of `POST .../schedules`: a schedule to store (replacing one of that name).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -180,9 +187,11 @@ async fn list(
 async fn detail(
     State(state): State<Arc<AppState>>,
     Path((project, name)): Path<(String, String)>,
+    Query(query): Query<DetailQuery>,
 ) -> ApiResult<Json<ScheduleDetail>> {
     let schedule = state.schedules.get(&project, &name).await?;
-    let fires = state.schedules.fires(&project, &name, SHOWN_FIRES).await?;
+    let shown = query.fires.unwrap_or(SHOWN_FIRES);
+    let fires = state.schedules.fires(&project, &name, shown).await?;
     Ok(Json(ScheduleDetail { schedule, fires }))
 }
 
