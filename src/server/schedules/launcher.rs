@@ -8,7 +8,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use super::scheduler::{Launcher, RunEnded};
-use super::store::{Fire, ScheduleRecord};
+use super::store::{Fire, ScheduleSpec};
 use crate::db::RunFilter;
 use crate::engine::EngineKind;
 use crate::error::Result;
@@ -53,12 +53,7 @@ fn fire_labels(fire: &Fire) -> BTreeMap<String, String> {
 
 #[async_trait]
 impl Launcher for ServerLauncher {
-    async fn start(
-        &self,
-        schedule: &ScheduleRecord,
-        fire: &Fire,
-        ended: RunEnded,
-    ) -> Result<String> {
+    async fn start(&self, spec: &ScheduleSpec, fire: &Fire, ended: RunEnded) -> Result<String> {
         if std::env::var(FAULT_ENV).as_deref() == Ok("after-fire-recorded") {
             tracing::error!(
                 "{FAULT_ENV}: exiting after recording the fire of {}",
@@ -66,13 +61,13 @@ impl Launcher for ServerLauncher {
             );
             std::process::exit(70);
         }
-        let baton = self.projects.baton(&schedule.project).await?;
-        let engine = match schedule.spec.engine.as_deref() {
+        let baton = self.projects.baton(&fire.project).await?;
+        let engine = match spec.engine.as_deref() {
             Some("kfp") if self.has_kfp => EngineKind::Kfp,
             _ => EngineKind::Local,
         };
         let options = RunWorkflowOptions {
-            args: schedule.spec.args.clone(),
+            args: spec.args.clone(),
             engine: Some(engine),
             labels: fire_labels(fire),
             ..RunWorkflowOptions::default()
@@ -85,7 +80,7 @@ impl Launcher for ServerLauncher {
             ended.report(state);
         });
         self.jobs
-            .start_workflow(baton, &schedule.spec.workflow, &options, Some(on_end))
+            .start_workflow(baton, &spec.workflow, &options, Some(on_end))
             .await
     }
 

@@ -17,7 +17,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::store::{Fire, FireState, ScheduleKey, ScheduleRecord, ScheduleStore};
+use super::store::{Fire, FireState, ScheduleKey, ScheduleSpec, ScheduleStore};
 use crate::error::{ErrorKind, Result};
 use crate::schedule::{on_overlap, Clock, OverlapAction};
 
@@ -31,14 +31,9 @@ pub(crate) const RESTARTED: &str = "the server restarted while the run was going
 /// Starts the runs of fires: `baton server` runs the schedule's workflow on itself.
 #[async_trait]
 pub trait Launcher: Send + Sync {
-    /// Starts the run of `fire` of `schedule`; answers its workflow run id. When the run ends,
-    /// the launcher calls [`RunEnded::report`].
-    async fn start(
-        &self,
-        schedule: &ScheduleRecord,
-        fire: &Fire,
-        ended: RunEnded,
-    ) -> Result<String>;
+    /// Starts the run of `fire` of a schedule with `spec`; answers its workflow run id. When
+    /// the run ends, the launcher calls [`RunEnded::report`].
+    async fn start(&self, spec: &ScheduleSpec, fire: &Fire, ended: RunEnded) -> Result<String>;
 
     /// Asks workflow run `run_id` of `project` to terminate.
     async fn terminate(&self, project: &str, run_id: &str) -> Result<()>;
@@ -232,28 +227,45 @@ impl Scheduler {
     /// Decides schedule `key`'s fires due at `now`, queues its next fire time and starts what
     /// it can.
     async fn tick(&mut self, key: &ScheduleKey, now: DateTime<Utc>) {
-        if let Err(e) = self.store.decide(key, now).await {
-            tracing::error!(
-                "cannot decide the fires of schedule `{}`: {}",
-                key.1,
-                e.chain()
-            );
-        }
-        match self.store.get(&key.0, &key.1).await {
-            Ok(record) if !record.paused => {
-                if let Some(next) = record.next_fire.as_deref().and_then(|t| t.parse().ok()) {
-                    self.enqueue(key.clone(), next);
-                }
+        let decided = match self.store.decide(key, now).await {
+            Ok(decided) => decided,
+            Err(e) => {
+                tracing::error!(
+                    "cannot decide the fires of schedule `{}`: {}",
+                    key.1,
+                    e.chain()
+                );
+                return;
             }
-            _ => {}
+        };
+        let Some(spec) = decided.spec else { return };
+        if let Some(next) = decided.next_fire {
+            self.enqueue(key.clone(), next);
         }
-        self.start_waiting(key).await;
+        if !decided.fires.is_empty() {
+            if let Err(e) = self.start_fires(key, &spec, decided.fires).await {
+                tracing::error!(
+                    "cannot start the fires of schedule `{}`: {}",
+                    key.1,
+                    e.chain()
+                );
+            }
+        }
     }
 
     /// Starts, skips or buffers the pending fires of schedule `key` (and a buffered one once
     /// nothing runs) as its overlap policy says.
     async fn start_waiting(&mut self, key: &ScheduleKey) {
-        if let Err(e) = self.try_start_waiting(key).await {
+        let started = async {
+            let pending = self.store.fires_in(FireState::Pending, Some(key)).await?;
+            let spec = match self.store.get(&key.0, &key.1).await {
+                Ok(schedule) => schedule.spec,
+                Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
+                Err(e) => return Err(e),
+            };
+            self.start_fires(key, &spec, pending).await
+        };
+        if let Err(e) = started.await {
             tracing::error!(
                 "cannot start the fires of schedule `{}`: {}",
                 key.1,
@@ -262,32 +274,31 @@ impl Scheduler {
         }
     }
 
-    async fn try_start_waiting(&mut self, key: &ScheduleKey) -> Result<()> {
-        let pending = self.store.fires_in(FireState::Pending, Some(key)).await?;
-        let mut buffered = self.store.fires_in(FireState::Buffered, Some(key)).await?;
+    /// Starts, skips or buffers `pending` fires of schedule `key` with `spec` as its overlap
+    /// policy says, after starting a buffered fire when nothing runs.
+    async fn start_fires(
+        &self,
+        key: &ScheduleKey,
+        spec: &ScheduleSpec,
+        pending: Vec<Fire>,
+    ) -> Result<()> {
+        let (mut buffered, mut running) = self.store.waiting_and_running(key).await?;
         if pending.is_empty() && buffered.is_empty() {
             return Ok(());
         }
-        let schedule = match self.store.get(&key.0, &key.1).await {
-            Ok(schedule) => schedule,
-            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(e),
-        };
-        let mut running = self.store.fires_in(FireState::Started, Some(key)).await?;
         if running.is_empty() && !buffered.is_empty() {
             let fire = buffered.remove(0);
-            running.extend(self.start(&schedule, fire).await?);
+            running.extend(self.start(spec, fire).await?);
         }
-        let limit = schedule.spec.concurrency_limit;
         for fire in pending {
             let action = on_overlap(
-                schedule.spec.overlap,
+                spec.overlap,
                 running.len(),
-                limit,
+                spec.concurrency_limit,
                 !buffered.is_empty(),
             );
             match action {
-                OverlapAction::Start => running.extend(self.start(&schedule, fire).await?),
+                OverlapAction::Start => running.extend(self.start(spec, fire).await?),
                 OverlapAction::Skip(reason) => {
                     tracing::warn!("schedule `{}`: {reason}", key.1);
                     self.store
@@ -309,7 +320,7 @@ impl Scheduler {
                 }
                 OverlapAction::TerminateThenStart => {
                     self.terminate_all(&running).await;
-                    running.extend(self.start(&schedule, fire).await?);
+                    running.extend(self.start(spec, fire).await?);
                 }
             }
         }
@@ -318,12 +329,12 @@ impl Scheduler {
 
     /// Starts `fire`'s run and records it `started` (or `failed` with the reason); answers
     /// the fire when its run is going.
-    async fn start(&self, schedule: &ScheduleRecord, fire: Fire) -> Result<Option<Fire>> {
+    async fn start(&self, spec: &ScheduleSpec, fire: Fire) -> Result<Option<Fire>> {
         let ended = RunEnded {
             tx: self.tx.clone(),
             fire: fire.clone(),
         };
-        match self.launcher.start(schedule, &fire, ended).await {
+        match self.launcher.start(spec, &fire, ended).await {
             Ok(run_id) => {
                 self.store
                     .update_fire(&fire, FireState::Started, Some(&run_id), None)

@@ -178,6 +178,17 @@ impl Fire {
 /// A schedule's key.
 pub type ScheduleKey = (String, String);
 
+/// What [`ScheduleStore::decide`] decided.
+#[derive(Debug, Default)]
+pub struct Decided {
+    /// The fires it recorded, oldest first.
+    pub fires: Vec<Fire>,
+    /// The schedule's spec; `None` when it is paused or gone.
+    pub spec: Option<ScheduleSpec>,
+    /// Its next fire time after this decision.
+    pub next_fire: Option<DateTime<Utc>>,
+}
+
 /// The schedules database.
 pub struct ScheduleStore {
     conn: Arc<Mutex<Connection>>,
@@ -417,7 +428,7 @@ impl ScheduleStore {
     /// Decides schedule `key`'s fires due at `now` (as its catch-up policy says), records them
     /// `pending` and moves its cursor to `now`, in one transaction. A paused or deleted
     /// schedule decides nothing.
-    pub async fn decide(&self, key: &ScheduleKey, now: DateTime<Utc>) -> Result<Vec<Fire>> {
+    pub async fn decide(&self, key: &ScheduleKey, now: DateTime<Utc>) -> Result<Decided> {
         let (project, name) = key.clone();
         self.with(move |conn| {
             let tx = conn
@@ -433,21 +444,20 @@ impl ScheduleStore {
                 .optional()
                 .map_err(db_error("decide fires"))?;
             let Some((spec, cursor)) = row else {
-                return Ok(Vec::new());
+                return Ok(Decided::default());
             };
             let spec: ScheduleSpec = serde_json::from_str(&spec)
                 .map_err(|e| Error::internal_from("A stored schedule is malformed", e))?;
             let cursor = DateTime::<Utc>::from_timestamp_millis(cursor).unwrap_or_default();
+            let cron = spec.cron()?;
             if cursor >= now {
-                return Ok(Vec::new());
+                return Ok(Decided {
+                    fires: Vec::new(),
+                    next_fire: cron.next_after(cursor),
+                    spec: Some(spec),
+                });
             }
-            let due = due_times(
-                &spec.cron()?,
-                cursor,
-                now,
-                spec.catchup,
-                spec.catchup_window(),
-            );
+            let due = due_times(&cron, cursor, now, spec.catchup, spec.catchup_window());
             let fires = insert_fires(&tx, &project, &name, &due, FireCause::Schedule)?;
             tx.execute(
                 "UPDATE schedules SET cursor_ms = ?3 WHERE project = ?1 AND name = ?2",
@@ -455,7 +465,35 @@ impl ScheduleStore {
             )
             .map_err(db_error("decide fires"))?;
             tx.commit().map_err(db_error("decide fires"))?;
-            Ok(fires)
+            Ok(Decided {
+                fires,
+                next_fire: cron.next_after(now),
+                spec: Some(spec),
+            })
+        })
+        .await
+    }
+
+    /// The fires of schedule `key` that wait (`buffered`) and those whose run is going
+    /// (`started`), oldest first.
+    pub async fn waiting_and_running(&self, key: &ScheduleKey) -> Result<(Vec<Fire>, Vec<Fire>)> {
+        let (project, name) = key.clone();
+        self.with(move |conn| {
+            let mut statement = conn
+                .prepare_cached(&format!(
+                    "SELECT {FIRE_COLUMNS} FROM fires WHERE project = ?1 AND name = ?2 \
+                     AND state IN ('buffered', 'started') ORDER BY scheduled_ms"
+                ))
+                .map_err(db_error("read fires"))?;
+            let rows = statement
+                .query_map(params![project, name], fire_from_row)
+                .map_err(db_error("read fires"))?;
+            let fires: Vec<Fire> = rows
+                .collect::<rusqlite::Result<_>>()
+                .map_err(db_error("read fires"))?;
+            Ok(fires
+                .into_iter()
+                .partition(|f| f.state == FireState::Buffered))
         })
         .await
     }

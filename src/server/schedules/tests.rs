@@ -29,7 +29,7 @@ struct Recorder {
 
 #[async_trait]
 impl Launcher for Recorder {
-    async fn start(&self, _: &ScheduleRecord, fire: &Fire, ended: RunEnded) -> Result<String> {
+    async fn start(&self, _: &ScheduleSpec, fire: &Fire, ended: RunEnded) -> Result<String> {
         let mut started = self.started.lock().unwrap();
         let id = format!("run-{}", started.len());
         let at = fire.scheduled.parse().unwrap();
@@ -429,7 +429,7 @@ async fn a_fire_recorded_before_a_crash_runs_exactly_once_after_restart() {
         )
         .await;
     // The previous server decided 10:00 and died before starting its run.
-    let fires = s.store.decide(&key, s.clock.now()).await.unwrap();
+    let fires = s.store.decide(&key, s.clock.now()).await.unwrap().fires;
     assert_eq!(fires.len(), 1);
     let (_handle, stop, task) = s.start();
     settle().await;
@@ -460,7 +460,7 @@ async fn a_fire_whose_run_the_dead_server_started_is_not_started_again() {
             "2026-01-01T09:30:00Z",
         )
         .await;
-    let fires = s.store.decide(&key, s.clock.now()).await.unwrap();
+    let fires = s.store.decide(&key, s.clock.now()).await.unwrap().fires;
     s.launcher
         .started_before
         .lock()
