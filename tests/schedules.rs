@@ -156,6 +156,11 @@ fn schedules_are_stored_listed_paused_and_deleted_and_bad_input_names_the_field(
         err.contains("'schedule' argument is not supported for 'local' engine."),
         "{err}"
     );
+    let err = schedule(&["--schedule", "0 3 * * *", "--engine", "remote:kfp"]).fails(2);
+    assert!(
+        err.contains("engine: this server has no KFP engine"),
+        "{err}"
+    );
     let err = api(&p, &server, &["run", "nope", "--schedule", "0 3 * * *"]).fails(2);
     assert!(err.contains("workflow:") && err.contains("nope"), "{err}");
     let err = p
@@ -393,7 +398,6 @@ fn kill_9_at_random_points_of_a_busy_schedule_fires_each_time_exactly_once() {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_nanos() as u64;
-    eprintln!("kill points seeded with {seed}");
     let mut random = Lcg(seed);
     let mut server = server;
     let mut times = BTreeSet::new();
@@ -436,15 +440,6 @@ fn kill_9_at_random_points_of_a_busy_schedule_fires_each_time_exactly_once() {
         .map(|f| (f["scheduled"].as_str().unwrap().to_string(), f))
         .collect();
     assert_eq!(by_time.keys().cloned().collect::<BTreeSet<_>>(), times);
-    let caught = fires
-        .iter()
-        .filter(|f| {
-            f["detail"]
-                .as_str()
-                .is_some_and(|d| d.contains("restarted"))
-        })
-        .count();
-    eprintln!("{caught} fire(s) had their run going or about to start when a kill came");
 
     // Every workflow run a fire started, found by its fire label: on its record, or on its
     // step runs when the server died before the record was stored.
@@ -473,7 +468,11 @@ fn kill_9_at_random_points_of_a_busy_schedule_fires_each_time_exactly_once() {
         let run_id = fire["run_id"]
             .as_str()
             .unwrap_or_else(|| panic!("no run: {fire:#}"));
-        assert_eq!(runs, BTreeSet::from([run_id.to_string()]), "{fire:#}");
+        assert_eq!(
+            runs,
+            BTreeSet::from([run_id.to_string()]),
+            "kill points seeded with {seed}: {fire:#}"
+        );
     }
     assert_eq!(
         runs_of.len(),

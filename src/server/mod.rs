@@ -5,7 +5,8 @@
 //! Every handler is thin: it parses the request, calls the service ([`crate::service::Baton`])
 //! of the project it names, and answers in MLRun's shapes; errors become MLRun's error body with
 //! the status of their kind. Runs and workflows submitted here execute on this host, started by
-//! [`Jobs`], which owns them until they end or the server stops.
+//! [`Jobs`], which owns them until they end or the server stops. Schedules ([`schedules`]) fire
+//! workflow runs through the same path, from one scheduler task.
 //!
 //! A server keeps everything in its data folder: `projects/<name>/` holds each project's
 //! `project.yaml` and its embedded state (SQLite database, logs), and `artifacts/` is the default

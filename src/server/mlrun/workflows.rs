@@ -192,13 +192,24 @@ pub fn runner_state(state: WorkflowState) -> &'static str {
 /// MLRun's run shape, with the run state the workflow's state maps to.
 pub fn runner_run(run: &WorkflowRunRecord) -> Value {
     let state = runner_state(run.state);
+    // The run's own labels (a scheduled run's `mlrun/schedule-name`), then the runner's.
+    let mut labels: Map<String, Value> = run
+        .labels
+        .iter()
+        .map(|(k, v)| (k.clone(), Value::from(v.as_str())))
+        .collect();
+    labels.extend([
+        ("kind".to_string(), Value::from("job")),
+        ("job-type".to_string(), Value::from("workflow-runner")),
+        ("workflow".to_string(), Value::from(run.id.as_str())),
+    ]);
     json!({
         "metadata": {
             "uid": run.id,
             "name": format!("workflow-runner-{}", run.name),
             "project": run.project,
             "iteration": 0,
-            "labels": {"kind": "job", "job-type": "workflow-runner", "workflow": run.id},
+            "labels": labels,
         },
         "spec": {"parameters": run.args},
         "status": {

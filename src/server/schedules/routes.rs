@@ -81,6 +81,14 @@ impl ScheduleBody {
             })?,
             None => DEFAULT_CATCHUP_WINDOW,
         };
+        if let Some(engine) = self.engine.as_deref().filter(|e| !matches!(*e, "" | "kfp")) {
+            // `local` gets MLRun's own refusal when the schedule is checked.
+            if !engine.contains("local") {
+                return Err(Error::invalid(format!(
+                    "engine: unknown server-side engine `{engine}`; expected `kfp`, or none for the server's local engine"
+                )));
+            }
+        }
         if self.concurrency_limit == Some(0) {
             return Err(Error::invalid("concurrency_limit: must be at least 1"));
         }
@@ -155,6 +163,12 @@ async fn put(
     JsonBody(body): JsonBody<ScheduleBody>,
 ) -> ApiResult<(StatusCode, Json<ScheduleRecord>)> {
     let spec = body.spec()?;
+    if spec.engine.as_deref() == Some("kfp") && !state.has_kfp {
+        return Err(Error::bad_request(
+            "engine: this server has no KFP engine (start it with --kfp-url); schedule the workflow on its local engine",
+        )
+        .into());
+    }
     if let Some(file) = body.project {
         if file.metadata.name != project {
             return Err(Error::bad_request(format!(

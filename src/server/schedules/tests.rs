@@ -11,9 +11,7 @@ use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
 
 use super::scheduler::{Launcher, RunEnded, Scheduler, SchedulerHandle};
-use super::store::{
-    Fire, FireCause, FireState, ScheduleKey, ScheduleRecord, ScheduleSpec, ScheduleStore,
-};
+use super::store::{Fire, FireCause, FireState, ScheduleKey, ScheduleSpec, ScheduleStore};
 use crate::error::Result;
 use crate::schedule::{Catchup, Clock, Overlap, TokioClock};
 
