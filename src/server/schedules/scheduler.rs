@@ -2,7 +2,7 @@
 //! is due (never polling per second), decides each due fire in the store and starts its run
 //! through a [`Launcher`].
 //!
-//! Every input is a [`Command`] handled one at a time by the loop: a schedule changed (stored,
+//! Every input is a command handled one at a time by the loop: a schedule changed (stored,
 //! deleted, paused, resumed, triggered, backfilled) or a fire's run ended. At start it recovers
 //! what a previous server left: fires whose run was going end (`server restarted`), and fires
 //! decided but not started are started now, unless the previous server had started their run
