@@ -47,6 +47,7 @@ impl TestServer {
             step_executor: None,
             kfp: None,
             public_url: None,
+            schedule_min_interval: baton::server::schedules::DEFAULT_MIN_INTERVAL,
         })
         .await
         .unwrap();

@@ -33,6 +33,7 @@ async fn remote() -> Remote {
         step_executor: Some(exec.clone()),
         kfp: None,
         public_url: None,
+        schedule_min_interval: baton::server::schedules::DEFAULT_MIN_INTERVAL,
     })
     .await
     .unwrap();

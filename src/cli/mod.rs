@@ -14,6 +14,7 @@ mod log_code;
 mod printer;
 mod progress;
 mod runs;
+mod schedules;
 mod server;
 mod table;
 mod workflows;
@@ -114,6 +115,9 @@ enum Command {
     /// List, inspect and terminate workflow runs
     #[command(subcommand)]
     Workflows(workflows::WorkflowsCommand),
+    /// List, pause, trigger and backfill the schedules a server holds (needs --api)
+    #[command(subcommand)]
+    Schedules(schedules::SchedulesCommand),
     /// Print a workflow's step graph
     Graph(workflows::GraphArgs),
     /// Compile a workflow to a Kubeflow Pipelines v2 pipeline (YAML)
@@ -316,6 +320,7 @@ async fn run(command: Command, ctx: &Context) -> Result<ExitCode> {
         Command::SetWorkflow(args) => workflows::set_workflow(*args, ctx).await,
         Command::Run(args) => workflows::run(*args, ctx).await,
         Command::Workflows(cmd) => workflows::workflows(cmd, ctx).await,
+        Command::Schedules(cmd) => schedules::run(cmd, ctx).await,
         Command::Graph(args) => workflows::graph(args, ctx).await,
         Command::Compile(args) => compile::run(args, ctx).await,
         Command::Runner(args) => runs::runner(*args, ctx).await,

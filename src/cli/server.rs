@@ -47,9 +47,23 @@ pub struct ServerArgs {
               .map(|s| s.parse::<Isolation>().expect("a listed value")))]
     isolation: Isolation,
 
+    /// Refuse schedules whose cron fires more often than this (MLRun's minimum interval; 0
+    /// allows any)
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_interval)]
+    schedule_min_interval: std::time::Duration,
+
     /// The largest request body accepted, in bytes
     #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_BODY_LIMIT)]
     body_limit: usize,
+}
+
+/// A duration such as `10m` or `1h`; `0` alone is zero (no minimum).
+fn parse_interval(text: &str) -> std::result::Result<std::time::Duration, String> {
+    if text.trim() == "0" {
+        return Ok(std::time::Duration::ZERO);
+    }
+    humantime::parse_duration(text)
+        .map_err(|e| format!("`{text}` is not a duration such as 10m: {e}"))
 }
 
 /// One worker per CPU.
@@ -92,6 +106,7 @@ pub(crate) async fn run(args: ServerArgs, ctx: &Context) -> Result<ExitCode> {
         isolation: args.isolation,
         kfp: ctx.kfp_client()?,
         public_url: args.public_url,
+        schedule_min_interval: args.schedule_min_interval,
     })
     .await?;
     let addr = server.local_addr()?;
