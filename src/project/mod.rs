@@ -7,6 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+mod atomic;
 mod build;
 mod entries;
 mod functions;

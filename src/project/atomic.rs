@@ -1,0 +1,34 @@
+//! Replacing a file in one step: write a temporary file beside it, then rename it over the old
+//! one, so a reader (or a crash) sees the old file or the new one, never half of it.
+
+use std::fs::File;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use crate::error::{Error, IoResultExt, Result};
+
+/// Writes `path` through `write`, atomically. The file keeps its mode if it exists (a new file
+/// gets the mode the umask gives any new file). When `write` fails, nothing is left behind and
+/// `path` is untouched.
+pub(super) fn replace_file(path: &Path, write: impl FnOnce(&mut File) -> Result<()>) -> Result<()> {
+    let context = || format!("Failed to write `{}`", path.display());
+    let dir = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    let existing = std::fs::metadata(path).ok().map(|m| m.permissions());
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".baton-")
+        .permissions(std::fs::Permissions::from_mode(0o666))
+        .tempfile_in(dir)
+        .io_context(context)?;
+    if let Some(permissions) = existing {
+        tmp.as_file()
+            .set_permissions(permissions)
+            .io_context(context)?;
+    }
+    write(tmp.as_file_mut())?;
+    tmp.persist(path)
+        .map_err(|e| Error::io(context(), e.error))?;
+    Ok(())
+}
