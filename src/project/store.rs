@@ -62,7 +62,7 @@ impl ProjectYaml {
     fn save(&self, file: &ProjectFile) -> Result<()> {
         let path = self.path();
         let text = serde_yaml::to_string(file).expect("project files always serialize");
-        super::atomic::replace_file(&path, |out| {
+        super::files::replace_file(&path, |out| {
             std::io::Write::write_all(out, text.as_bytes())
                 .io_context(|| format!("Failed to write `{}`", path.display()))
         })

@@ -1,5 +1,6 @@
-//! Replacing a file in one step: write a temporary file beside it, then rename it over the old
-//! one, so a reader (or a crash) sees the old file or the new one, never half of it.
+//! File work shared by the project's writers: replacing a file in one step (a temporary file
+//! beside it, renamed over the old one, so a reader or a crash sees the old file or the new one,
+//! never half of it), and running such work off the async runtime.
 
 use std::fs::File;
 use std::os::unix::fs::PermissionsExt;
@@ -31,4 +32,13 @@ pub(super) fn replace_file(path: &Path, write: impl FnOnce(&mut File) -> Result<
     tmp.persist(path)
         .map_err(|e| Error::io(context(), e.error))?;
     Ok(())
+}
+
+/// Runs blocking file-system work off the async runtime.
+pub(super) async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| Error::internal_from("A file-system task failed", e))?
 }
