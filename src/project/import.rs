@@ -113,7 +113,13 @@ pub async fn import_project(
         .into_result(&format!(
             "Cannot import project `{name}` from `{}`",
             source.display()
-        ))?;
+        ))
+        .map_err(|e| match e.kind() {
+            crate::error::ErrorKind::NotFound => e.with_hint(
+                "a YAML export keeps store:// URIs: import it where those artifacts exist (`--api URL` of the server holding them), or import a zip export, which carries the code",
+            ),
+            _ => e,
+        })?;
     drop(db);
 
     let target = dir.clone();
