@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use baton::artifact::{log_code_file, CodeSource, LogCodeRequest};
 use baton::datastore::DataStore;
 use baton::project::{import_project, Project, SetFunctionRequest};
-use support::{benchmarking, median, ms, rounds};
+use support::{benchmarking, median, ms, pseudo_random_bytes, rounds};
 
 /// Bytes of incompressible data in the archive artifact.
 const ARCHIVE_BYTES: usize = 16 * 1024 * 1024;
@@ -41,15 +41,7 @@ fn source(n: usize) -> String {
 
 /// A tar.gz of pseudo-random (incompressible) bytes.
 fn make_archive(path: &Path, bytes: usize) {
-    let mut state = 0x9e37_79b9_7f4a_7c15u64;
-    let data: Vec<u8> = (0..bytes)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state as u8
-        })
-        .collect();
+    let data = pseudo_random_bytes(bytes);
     let encoder = flate2::write::GzEncoder::new(
         std::fs::File::create(path).unwrap(),
         flate2::Compression::fast(),

@@ -207,12 +207,14 @@ fn a_yaml_export_keeps_store_uris_and_imports_where_the_artifacts_exist() {
 #[test]
 fn a_yaml_export_imported_where_the_artifacts_are_missing_fails_naming_every_uri() {
     let exporting = churn();
+    // In the project folder, `export project.yaml` names the definition itself: it stays as the
+    // user wrote it.
+    let own = exporting.path().join("project.yaml");
+    let text = format!("# kept\n{}", std::fs::read_to_string(&own).unwrap());
+    std::fs::write(&own, &text).unwrap();
     exporting.baton(&["export", "project.yaml"]).ok();
-    let src = exporting
-        .path()
-        .join("project.yaml")
-        .to_string_lossy()
-        .into_owned();
+    assert_eq!(std::fs::read_to_string(&own).unwrap(), text);
+    let src = own.to_string_lossy().into_owned();
 
     let importing = TestProject::empty();
     let stderr = importing

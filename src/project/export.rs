@@ -22,19 +22,21 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::fs::File;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Component, Path, PathBuf};
 
 use futures::StreamExt;
 use serde::Serialize;
 use serde_json::Value;
+use sha2::{Digest, Sha256};
+use tempfile::NamedTempFile;
 
-use super::files::{blocking, replace_file};
+use super::files::{blocking, commit, replace_file, stage_beside};
 use super::problems::Problems;
 use super::{resolve_function_artifact, resolve_workflow_artifact, Project, PROJECT_FILE};
 use crate::artifact::requirements;
 use crate::code::{detect, ArchiveFormat};
-use crate::datastore::{DataStore, PayloadDigest};
+use crate::datastore::DataStore;
 use crate::db::Db;
 use crate::error::{Error, IoResultExt, Result};
 use crate::model::Artifact;
@@ -119,6 +121,9 @@ impl Project {
     ) -> Result<ExportSummary> {
         let format = ExportFormat::of_path(out)?;
         let code = match format {
+            // `baton export project.yaml` in the project folder names the definition itself:
+            // it is already written, and rewriting it would drop the user's comments.
+            ExportFormat::Yaml if is_same_file(out, &self.root().join(PROJECT_FILE)) => Vec::new(),
             ExportFormat::Yaml => {
                 let yaml = serde_yaml::to_string(&self.file).expect("project files serialize");
                 let out = out.to_path_buf();
@@ -164,31 +169,48 @@ impl Project {
             .zip(&planned)
             .map(|(result, p)| problems.keep(&p.subject(), result))
             .collect();
-        problems.into_result(&summary)?;
-        let fetched: Vec<Fetched> = fetched.into_iter().flatten().collect();
-
-        let paths = layout(&planned, &fetched);
-        let file = self.exported_definition(&planned, &paths)?;
-        let yaml = serde_yaml::to_string(&file).expect("project files serialize");
-        let members: Vec<(String, PathBuf, bool)> = paths
+        let packaged: Vec<(&Planned, Fetched)> = planned
             .iter()
-            .zip(&fetched)
-            .map(|(path, f)| (path.clone(), f.file.clone(), f.archive.is_some()))
+            .zip(fetched)
+            .filter_map(|(p, f)| Some((p, f?)))
+            .collect();
+
+        // The zip is staged even when something already failed: writing it is what hashes
+        // each payload (the bytes checked are the bytes packaged, read once), so every digest
+        // mismatch is reported with the other failures.
+        let paths = layout(&packaged);
+        let file = self.exported_definition(&packaged, &paths)?;
+        let yaml = serde_yaml::to_string(&file).expect("project files serialize");
+        let members: Vec<Member> = packaged
+            .iter()
+            .zip(&paths)
+            .map(|((_, f), path)| Member {
+                path: path.clone(),
+                file: f.file.clone(),
+                archive: f.archive.is_some(),
+            })
             .collect();
         let zip_path = out.to_path_buf();
-        blocking(move || write_zip(&zip_path, &yaml, &members)).await?;
+        let (staged, written) = blocking(move || write_zip(&zip_path, &yaml, &members)).await?;
+        for ((p, _), digest) in packaged.iter().zip(&written) {
+            if let Err(e) = p.check_digest(digest) {
+                problems.push(p.subject(), e);
+            }
+        }
+        problems.into_result(&summary)?;
+        commit(staged, out)?;
         drop(scratch);
 
-        Ok(planned
+        Ok(packaged
             .iter()
-            .zip(&fetched)
+            .zip(written)
             .zip(paths)
-            .map(|((p, f), path)| PackagedCode {
+            .map(|(((p, f), digest), path)| PackagedCode {
                 path,
                 used_by: p.users.iter().map(|(owner, _)| owner.to_string()).collect(),
                 source: p.users[0].1.clone(),
-                digest: f.digest.sha256.clone(),
-                size: f.digest.size,
+                digest: digest.sha256,
+                size: digest.size,
                 archive: f.archive.is_some(),
             })
             .collect())
@@ -212,41 +234,46 @@ impl Project {
                 }
             }
         };
-        for (index, function) in self.functions()?.into_iter().enumerate() {
-            let Some(source) = function.url.as_deref().filter(|s| !s.is_empty()) else {
-                continue;
-            };
-            let owner = Owner::Function {
-                index,
-                name: function.name.clone(),
-            };
-            if is_store_uri(source) {
-                let resolved = resolve_function_artifact(db, self.name(), source).await;
+        for (owner, source) in self.sources()? {
+            if is_store_uri(&source) {
+                let resolved = match owner {
+                    Owner::Function { .. } => {
+                        resolve_function_artifact(db, self.name(), &source).await
+                    }
+                    Owner::Workflow { .. } => {
+                        resolve_workflow_artifact(db, self.name(), &source).await
+                    }
+                };
                 if let Some(artifact) = problems.keep(&owner.to_string(), resolved) {
-                    add(Origin::Artifact(Box::new(artifact)), owner, source);
+                    add(Origin::Artifact(Box::new(artifact)), owner, &source);
                 }
-            } else if let Some(origin) = self.local_origin(source) {
-                add(origin, owner, source);
-            }
-        }
-        for (index, workflow) in self.workflows()?.into_iter().enumerate() {
-            let Some(source) = workflow.path.as_deref().filter(|s| !s.is_empty()) else {
-                continue;
-            };
-            let owner = Owner::Workflow {
-                index,
-                name: workflow.name.clone(),
-            };
-            if is_store_uri(source) {
-                let resolved = resolve_workflow_artifact(db, self.name(), source).await;
-                if let Some(artifact) = problems.keep(&owner.to_string(), resolved) {
-                    add(Origin::Artifact(Box::new(artifact)), owner, source);
-                }
-            } else if let Some(origin) = self.local_origin(source) {
-                add(origin, owner, source);
+            } else if let Some(origin) = self.local_origin(&source) {
+                add(origin, owner, &source);
             }
         }
         Ok(planned)
+    }
+
+    /// The source of every function and workflow that has one, with its owner.
+    fn sources(&self) -> Result<Vec<(Owner, String)>> {
+        let functions = self.functions()?.into_iter().enumerate().map(|(index, f)| {
+            let owner = Owner::Function {
+                index,
+                name: f.name,
+            };
+            (owner, f.url)
+        });
+        let workflows = self.workflows()?.into_iter().enumerate().map(|(index, w)| {
+            let owner = Owner::Workflow {
+                index,
+                name: w.name,
+            };
+            (owner, w.path)
+        });
+        Ok(functions
+            .chain(workflows)
+            .filter_map(|(owner, source)| Some((owner, source.filter(|s| !s.is_empty())?)))
+            .collect())
     }
 
     /// A local file source (a path or `file://` URL), with the path it keeps in the zip when it
@@ -267,12 +294,12 @@ impl Project {
     /// The project's definition with every packaged source replaced by its path in the zip.
     fn exported_definition(
         &self,
-        planned: &[Planned],
+        packaged: &[(&Planned, Fetched)],
         paths: &[String],
     ) -> Result<crate::model::ProjectFile> {
         let mut file = self.file.clone();
         let functions = self.functions()?;
-        for (p, path) in planned.iter().zip(paths) {
+        for ((p, _), path) in packaged.iter().zip(paths) {
             for (owner, _) in &p.users {
                 match owner {
                     Owner::Function { index, .. } => {
@@ -346,21 +373,36 @@ impl Planned {
         let users: Vec<String> = self.users.iter().map(|(o, _)| o.to_string()).collect();
         format!("{} (`{}`)", users.join(", "), self.users[0].1)
     }
+
+    /// An artifact's payload must have the digest its record holds (a record without one,
+    /// logged before digests existed, is taken as it is).
+    fn check_digest(&self, written: &WrittenDigest) -> Result<()> {
+        let Origin::Artifact(artifact) = &self.origin else {
+            return Ok(());
+        };
+        match artifact.spec.digest.as_deref() {
+            Some(recorded) if recorded != written.sha256 => Err(Error::conflict(format!(
+                "its payload has digest `{}`, but the artifact records `{recorded}`",
+                written.sha256
+            ))
+            .with_hint("the object changed behind baton's back: log the code again")),
+            _ => Ok(()),
+        }
+    }
 }
 
-/// A payload fetched into a local file and checked.
+/// A payload fetched into a local file (or a local source, in place).
 #[derive(Debug)]
 struct Fetched {
     file: PathBuf,
-    digest: PayloadDigest,
     archive: Option<ArchiveFormat>,
 }
 
-/// Fetches `planned` (an artifact into `scratch`; a local file is read in place), checks an
-/// artifact's payload against its recorded digest, and tells an archive by its content.
+/// Fetches `planned` (an artifact into `scratch`; a local file is read in place) and tells an
+/// archive by its content. Digests are checked as the zip is written.
 async fn fetch(planned: &Planned, store: &DataStore, scratch: PathBuf) -> Result<Fetched> {
-    let (file, recorded) = match &planned.origin {
-        Origin::Local { path, .. } => (path.clone(), None),
+    let file = match &planned.origin {
+        Origin::Local { path, .. } => path.clone(),
         Origin::Artifact(artifact) => {
             match (&artifact.spec.inline, artifact.spec.target_path.as_deref()) {
                 (Some(body), _) => {
@@ -381,26 +423,20 @@ async fn fetch(planned: &Planned, store: &DataStore, scratch: PathBuf) -> Result
                     )))
                 }
             }
-            (scratch, artifact.spec.digest.clone())
+            scratch
         }
     };
     let checked = file.clone();
-    let (digest, archive) =
-        blocking(move || Ok((PayloadDigest::of_file(&checked)?, detect(&checked)?))).await?;
-    if let Some(recorded) = recorded {
-        if recorded != digest.sha256 {
-            return Err(Error::conflict(format!(
-                "its payload has digest `{}`, but the artifact records `{recorded}`",
-                digest.sha256
-            ))
-            .with_hint("the object changed behind baton's back: log the code again"));
-        }
+    let archive = blocking(move || detect(&checked)).await?;
+    Ok(Fetched { file, archive })
+}
+
+/// Whether `a` and `b` name the same existing file.
+fn is_same_file(a: &Path, b: &Path) -> bool {
+    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
     }
-    Ok(Fetched {
-        file,
-        digest,
-        archive,
-    })
 }
 
 /// `source` as a relative path of plain components (`a/b.py`), or `None` when it is absolute
@@ -422,11 +458,11 @@ fn inner_relative_path(source: &str) -> Option<String> {
 /// has one, else `code/<key>/<file name>` for an artifact and `code/files/<file name>` for a
 /// local file, with `-2`, `-3`, ... appended to the folder when that path is taken. An archive
 /// whose name has no archive suffix gets one, so its function still reads as an archive source.
-fn layout(planned: &[Planned], fetched: &[Fetched]) -> Vec<String> {
+fn layout(packaged: &[(&Planned, Fetched)]) -> Vec<String> {
     let mut taken: Vec<String> = vec![PROJECT_FILE.to_string()];
-    let mut paths = vec![String::new(); planned.len()];
+    let mut paths = vec![String::new(); packaged.len()];
     // Kept paths first: they cannot move, the others can.
-    for (n, p) in planned.iter().enumerate() {
+    for (n, (p, _)) in packaged.iter().enumerate() {
         if let Origin::Local {
             keep: Some(keep), ..
         } = &p.origin
@@ -437,7 +473,7 @@ fn layout(planned: &[Planned], fetched: &[Fetched]) -> Vec<String> {
             }
         }
     }
-    for (n, (p, f)) in planned.iter().zip(fetched).enumerate() {
+    for (n, (p, f)) in packaged.iter().enumerate() {
         if !paths[n].is_empty() {
             continue;
         }
@@ -492,45 +528,101 @@ fn with_archive_suffix(name: String, archive: Option<ArchiveFormat>) -> String {
     }
 }
 
-/// Writes the zip: `project.yaml` first, then each member (archives stored as they are, other
-/// files deflated), all with mode `0644` and the zip format's fixed default time, so the same
-/// project exports to the same bytes.
-fn write_zip(out: &Path, yaml: &str, members: &[(String, PathBuf, bool)]) -> Result<()> {
+/// One file of an export zip besides `project.yaml`.
+#[derive(Debug)]
+struct Member {
+    /// Its path in the zip.
+    path: String,
+    /// The local file holding its bytes.
+    file: PathBuf,
+    /// Whether it is an archive, stored as it is rather than compressed again.
+    archive: bool,
+}
+
+/// The digest and size of the bytes written for one member.
+#[derive(Debug)]
+struct WrittenDigest {
+    sha256: String,
+    size: u64,
+}
+
+/// Writes the zip into a file staged beside `out` (not yet in place): `project.yaml` first,
+/// then each member, hashed as it is copied, all with mode `0644` and the zip format's fixed
+/// default time, so the same project exports to the same bytes. Returns the staged file and
+/// each member's digest.
+fn write_zip(
+    out: &Path,
+    yaml: &str,
+    members: &[Member],
+) -> Result<(NamedTempFile, Vec<WrittenDigest>)> {
     use zip::write::SimpleFileOptions;
     use zip::CompressionMethod;
 
     let zip_error = |e: zip::result::ZipError| {
         Error::runtime_from(format!("Failed to write `{}`", out.display()), e)
     };
-    replace_file(out, |file| {
-        let mut zip = zip::ZipWriter::new(file);
-        let options = SimpleFileOptions::default()
-            .unix_permissions(0o644)
-            .compression_method(CompressionMethod::Deflated);
-        zip.start_file(PROJECT_FILE, options).map_err(zip_error)?;
-        write_all(&mut zip, yaml.as_bytes(), out)?;
-        for (path, source, archive) in members {
-            let mut input = File::open(source)
-                .io_context(|| format!("Failed to read `{}`", source.display()))?;
-            let size = input
-                .metadata()
-                .io_context(|| format!("Failed to read `{}`", source.display()))?
-                .len();
-            let method = if *archive {
-                CompressionMethod::Stored
-            } else {
-                CompressionMethod::Deflated
-            };
-            let options = options
-                .compression_method(method)
-                .large_file(size >= u64::from(u32::MAX));
-            zip.start_file(path.as_str(), options).map_err(zip_error)?;
-            std::io::copy(&mut input, &mut zip)
-                .io_context(|| format!("Failed to write `{}`", out.display()))?;
+    let mut staged = stage_beside(out)?;
+    let mut zip = zip::ZipWriter::new(staged.as_file_mut());
+    let options = SimpleFileOptions::default()
+        .unix_permissions(0o644)
+        .compression_method(CompressionMethod::Deflated);
+    zip.start_file(PROJECT_FILE, options).map_err(zip_error)?;
+    write_all(&mut zip, yaml.as_bytes(), out)?;
+    let mut written = Vec::with_capacity(members.len());
+    for member in members {
+        let read_context = || format!("Failed to read `{}`", member.file.display());
+        let input = File::open(&member.file).io_context(read_context)?;
+        let size = input.metadata().io_context(read_context)?.len();
+        let method = if member.archive {
+            CompressionMethod::Stored
+        } else {
+            CompressionMethod::Deflated
+        };
+        let options = options
+            .compression_method(method)
+            .large_file(size >= u64::from(u32::MAX));
+        zip.start_file(member.path.as_str(), options)
+            .map_err(zip_error)?;
+        let mut hashing = Hashing::new(input);
+        std::io::copy(&mut hashing, &mut zip)
+            .io_context(|| format!("Failed to write `{}`", out.display()))?;
+        written.push(hashing.finish());
+    }
+    zip.finish().map_err(zip_error)?;
+    Ok((staged, written))
+}
+
+/// A reader that hashes what passes through it.
+struct Hashing<R> {
+    inner: R,
+    sha256: Sha256,
+    size: u64,
+}
+
+impl<R: Read> Hashing<R> {
+    fn new(inner: R) -> Self {
+        Hashing {
+            inner,
+            sha256: Sha256::new(),
+            size: 0,
         }
-        zip.finish().map_err(zip_error)?;
-        Ok(())
-    })
+    }
+
+    fn finish(self) -> WrittenDigest {
+        WrittenDigest {
+            sha256: format!("sha256:{}", hex::encode(self.sha256.finalize())),
+            size: self.size,
+        }
+    }
+}
+
+impl<R: Read> Read for Hashing<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.sha256.update(&buf[..n]);
+        self.size += n as u64;
+        Ok(n)
+    }
 }
 
 fn write_all(out: &mut impl Write, bytes: &[u8], path: &Path) -> Result<()> {
