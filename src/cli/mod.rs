@@ -136,6 +136,8 @@ enum Command {
 /// What the commands share: where they run, how they print, and the server they work
 /// against, if any.
 pub(crate) struct Context {
+    /// The context folder (`-C DIR`), absolute: the working folder, except for `import`, which
+    /// creates the project there and runs where it was started.
     pub dir: PathBuf,
     pub printer: Printer,
     pub api: Option<Api>,
