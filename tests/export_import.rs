@@ -9,7 +9,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use common::server::{data_dir, TestServer};
-use common::{set_up_churn, zip_bytes, Run, TestProject};
+use common::{set_function_args, set_up_churn, zip_bytes, Run, TestProject};
 use serde_json::{json, Value};
 
 /// A new folder with the churn example set up as project `churn`.
@@ -397,15 +397,7 @@ fn local_sources_travel_too_and_the_effective_build_is_kept() {
             Some("pandas>=2.1"),
         ),
     ] {
-        let mut args = vec![
-            "set-function",
-            "--name",
-            name,
-            "--func",
-            func,
-            "--handler",
-            handler,
-        ];
+        let mut args = set_function_args(name, func, handler).to_vec();
         if let Some(requirement) = extra {
             args.extend(["--requirement", requirement]);
         }

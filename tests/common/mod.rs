@@ -131,16 +131,7 @@ impl TestProject {
     /// success.
     pub fn set_store_function(&self, name: &str, key: &str, handler: &str) {
         let func = format!("store://my-project/{key}");
-        self.baton(&[
-            "set-function",
-            "--name",
-            name,
-            "--func",
-            &func,
-            "--handler",
-            handler,
-        ])
-        .ok();
+        self.baton(&set_function_args(name, &func, handler)).ok();
     }
 
     /// A new project whose function `triv` runs [`TRIVIAL_HANDLER`] from a code artifact
@@ -157,6 +148,19 @@ impl TestProject {
     pub fn artifact(&self, uri: &str) -> serde_json::Value {
         self.baton(&["artifacts", "get", uri, "--json"]).json()
     }
+}
+
+/// The arguments of `baton set-function --name NAME --func FUNC --handler HANDLER`.
+pub fn set_function_args<'a>(name: &'a str, func: &'a str, handler: &'a str) -> [&'a str; 7] {
+    [
+        "set-function",
+        "--name",
+        name,
+        "--func",
+        func,
+        "--handler",
+        handler,
+    ]
 }
 
 /// Sets up the churn example (`examples/churn`) in `p` as `examples/churn/run.sh` does, in the
@@ -199,16 +203,7 @@ pub fn set_up_churn(p: &TestProject, baton: impl Fn(&[&str]) -> Run) {
         ("trainer", "trainer_code", "trainer:train"),
     ] {
         let func = format!("store://artifacts/churn/{key}");
-        baton(&[
-            "set-function",
-            "--name",
-            name,
-            "--func",
-            &func,
-            "--handler",
-            handler,
-        ])
-        .ok();
+        baton(&set_function_args(name, &func, handler)).ok();
     }
     baton(&[
         "set-workflow",
