@@ -8,7 +8,9 @@
 mod artifacts;
 mod build;
 mod compile;
+mod export;
 mod functions;
+mod import;
 mod init;
 mod log_code;
 mod printer;
@@ -124,6 +126,10 @@ enum Command {
     Compile(compile::CompileArgs),
     /// Write a function's image build context and record its build configuration
     Build(build::BuildArgs),
+    /// Export the project: OUT.zip with its code (handlers still resolve), or OUT.yaml
+    Export(export::ExportArgs),
+    /// Import an exported project into a new folder (`--context DIR`, created if missing)
+    Import(import::ImportArgs),
     /// Serve the MLRun-compatible HTTP API: runs and workflows submitted to it execute here
     Server(server::ServerArgs),
     /// Execute one recorded run (started by baton itself; not for direct use)
@@ -134,6 +140,8 @@ enum Command {
 /// What the commands share: where they run, how they print, and the server they work
 /// against, if any.
 pub(crate) struct Context {
+    /// The context folder (`-C DIR`), absolute: the working folder, except for `import`, which
+    /// creates the project there and runs where it was started.
     pub dir: PathBuf,
     pub printer: Printer,
     pub api: Option<Api>,
@@ -251,8 +259,14 @@ pub(crate) fn parse_key_value(text: &str) -> std::result::Result<(String, String
         .ok_or_else(|| format!("`{text}` is not of the form key=value"))
 }
 
-/// Makes the context folder the working folder (creating it for `init`) and returns it.
+/// Makes the context folder the working folder (creating it for `init`) and returns it. For
+/// `import` the context folder is the project to create, which need not exist yet: it is
+/// returned (absolute) without being entered, so the source is found from where baton runs.
 fn enter_context(cli: &Cli) -> Result<PathBuf> {
+    if matches!(cli.command, Command::Import(_)) {
+        return std::path::absolute(&cli.context)
+            .map_err(|e| Error::io(format!("Failed to resolve `{}`", cli.context.display()), e));
+    }
     if matches!(cli.command, Command::Init(_)) {
         std::fs::create_dir_all(&cli.context)
             .map_err(|e| Error::io(format!("Failed to create `{}`", cli.context.display()), e))?;
@@ -317,6 +331,8 @@ async fn run(command: Command, ctx: &Context) -> Result<ExitCode> {
         Command::RunFunction(args) => runs::run_function(*args, ctx).await,
         Command::Runs(cmd) => runs::run(cmd, ctx).await,
         Command::Build(args) => build::run(args, ctx).await,
+        Command::Export(args) => export::run(args, ctx).await,
+        Command::Import(args) => import::run(args, ctx).await,
         Command::SetWorkflow(args) => workflows::set_workflow(*args, ctx).await,
         Command::Run(args) => workflows::run(*args, ctx).await,
         Command::Workflows(cmd) => workflows::workflows(cmd, ctx).await,
