@@ -279,6 +279,59 @@ fn raw_get(url: &str, path: &str) -> String {
     answer
 }
 
+/// The parent process of `pid` (from `/proc/<pid>/stat`).
+fn parent_of(pid: i64) -> i64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after_name = &stat[stat.rfind(')').unwrap() + 2..];
+    after_name.split(' ').nth(1).unwrap().parse().unwrap()
+}
+
+/// The parent process of the handlers of two jobs on a server started with `args` (returned
+/// with its folder).
+fn job_handler_parents(args: &[&str]) -> (tempfile::TempDir, TestServer, Vec<i64>) {
+    let (dir, data) = data_dir();
+    let server = TestServer::start_in(&data, args);
+    server.create_project("p");
+    let source = server.log_code(
+        "p",
+        "parent_code",
+        "parent.py",
+        "import os\n\ndef main():\n    return os.getppid()\n",
+        "function",
+    );
+    assert_eq!(
+        server
+            .store_function("p", "parent", &source, "parent:main")
+            .0,
+        200
+    );
+    let parents = ["job00001", "job00002"]
+        .into_iter()
+        .map(|uid| {
+            assert_eq!(server.submit_job("p", "parent", uid, json!({})).0, 200);
+            let run = server.wait_run("p", uid);
+            assert_eq!(run["status"]["state"], "completed", "{run}");
+            run["status"]["results"]["return"].as_i64().unwrap()
+        })
+        .collect();
+    (dir, server, parents)
+}
+
+#[test]
+fn jobs_are_forked_by_the_servers_warm_worker_unless_isolation_is_process() {
+    let (_dir, server, parents) = job_handler_parents(&[]);
+    assert_eq!(parents[0], parents[1], "two workers: {parents:?}");
+    assert_eq!(parent_of(parents[0]), i64::from(server.pid()));
+
+    // Each handler is the child of its own `baton runner`, gone once the run ended.
+    let (_dir, server, parents) = job_handler_parents(&["--isolation", "process"]);
+    assert_ne!(parents[0], parents[1]);
+    assert!(
+        parents.iter().all(|&p| p != i64::from(server.pid())),
+        "{parents:?}"
+    );
+}
+
 #[test]
 fn sigterm_stops_the_server_and_records_its_running_job_aborted() {
     let (_dir, data) = data_dir();

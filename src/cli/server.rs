@@ -40,8 +40,8 @@ pub struct ServerArgs {
     #[arg(long, value_name = "URL")]
     public_url: Option<String>,
 
-    /// How workflow steps are isolated: `fork` (a child of a warm Python worker the server
-    /// keeps) or `process` (a `baton runner` and a fresh Python per step)
+    /// How handlers (workflow steps and function runs) are isolated: `fork` (a child of a warm
+    /// Python worker the server keeps) or `process` (a `baton runner` and a fresh Python each)
     #[arg(long, default_value = "fork", value_name = "HOW",
           value_parser = clap::builder::PossibleValuesParser::new(["fork", "process"])
               .map(|s| s.parse::<Isolation>().expect("a listed value")))]

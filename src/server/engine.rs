@@ -20,7 +20,7 @@ use crate::engines::kfp::{CompileFn, KfpEngine};
 use crate::engines::local::LocalEngine;
 use crate::kfp::client::KfpClient;
 use crate::kfp::{configured_image, CompileOptions};
-use crate::runner::{CodeSources, ForkServer, Isolation};
+use crate::runner::{CodeSources, ForkServer};
 use crate::service::RunnerExecutor;
 
 /// Runs each step in the project the step belongs to, isolated as the server is configured:
@@ -29,21 +29,22 @@ pub struct ProjectsExecutor {
     projects: Weak<Projects>,
     python: Option<PathBuf>,
     /// The warm workers every project's steps share, with the code sources they resolve
-    /// through ([`Isolation::Fork`]); `None` starts a `baton runner` per step.
+    /// through; `None` starts a `baton runner` per step.
     fork: Option<(ForkServer, CodeSources)>,
 }
 
 impl ProjectsExecutor {
     /// Steps of `projects`' workflows, every handler on interpreter `python` (else
-    /// `BATON_PYTHON`, else `python3`), isolated as `isolation` says.
+    /// `BATON_PYTHON`, else `python3`): forked by `fork`'s warm workers when given, else run
+    /// by a `baton runner` process each.
     pub fn new(
         projects: &Arc<Projects>,
         python: Option<PathBuf>,
-        isolation: Isolation,
+        fork: Option<ForkServer>,
     ) -> crate::Result<Self> {
-        let fork = match isolation {
-            Isolation::Fork => Some((ForkServer::new(), CodeSources::from_env()?)),
-            Isolation::Process => None,
+        let fork = match fork {
+            Some(server) => Some((server, CodeSources::from_env()?)),
+            None => None,
         };
         Ok(ProjectsExecutor {
             projects: Arc::downgrade(projects),

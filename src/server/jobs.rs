@@ -3,9 +3,12 @@
 //! Every run (`submit_job`) and workflow (`workflows/.../submit`) accepted by the server becomes
 //! a task tracked here. Function runs wait for one of `max_workers` slots before their runner
 //! starts (until then they stay `created`); a workflow's steps are bounded by the workflow's
-//! own parallelism. When the server stops, [`Jobs::shutdown`] asks every task to stop: runners
-//! get SIGTERM and record their runs `aborted`, workflows are terminated and record
-//! `Canceled`, and the tasks are waited for, so a graceful stop leaves nothing `running`.
+//! own parallelism. A run's handler is forked by the server's warm Python worker, with the runner
+//! in this process, unless the server runs each through a `baton runner` process
+//! (`--isolation process`). When the server stops, [`Jobs::shutdown`] asks every task to stop:
+//! handlers are aborted (runner processes get SIGTERM) and runs recorded `aborted`, workflows
+//! are terminated and record `Canceled`, and the tasks are waited for, so a graceful stop leaves
+//! nothing `running`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,6 +21,7 @@ use crate::db::settle_run;
 use crate::model::WorkflowRunRecord;
 use crate::model::{RunObject, RunState};
 use crate::project::{RunWorkflowOptions, WorkflowRunHandle};
+use crate::runner::PythonRunner;
 use crate::service::Baton;
 
 /// Told how a workflow run started by [`Jobs::start_workflow`] ended.
@@ -29,15 +33,20 @@ pub struct Jobs {
     tasks: TaskTracker,
     stop: CancellationToken,
     slots: Arc<Semaphore>,
+    /// The interpreter whose warm workers fork function runs' handlers, with the runner in this
+    /// process; `None` starts a `baton runner` process per run.
+    forked: Option<PythonRunner>,
 }
 
 impl Jobs {
-    /// No jobs yet; at most `max_workers` function runs execute at once (at least one).
-    pub fn new(max_workers: usize) -> Jobs {
+    /// No jobs yet; at most `max_workers` function runs execute at once (at least one), their
+    /// handlers forked by `forked`'s warm workers when given, else each run by a `baton runner`.
+    pub fn new(max_workers: usize, forked: Option<PythonRunner>) -> Jobs {
         Jobs {
             tasks: TaskTracker::new(),
             stop: CancellationToken::new(),
             slots: Arc::new(Semaphore::new(max_workers.max(1))),
+            forked,
         }
     }
 
@@ -46,11 +55,12 @@ impl Jobs {
         self.stop.clone()
     }
 
-    /// Executes recorded run `run` of `baton`'s project: waits for a slot, starts its runner
-    /// and waits for it, stopping it when the server stops.
+    /// Executes recorded run `run` of `baton`'s project: waits for a slot, runs it (forked, or
+    /// by a runner process) and waits for it, stopping it when the server stops.
     pub fn start_run(&self, baton: Baton, run: RunObject) {
         let stop = self.stop.clone();
         let slots = self.slots.clone();
+        let forked = self.forked.clone();
         self.tasks.spawn(async move {
             let uid = run.metadata.uid.clone();
             let slot = tokio::select! {
@@ -61,9 +71,12 @@ impl Jobs {
                 None => Err(crate::Error::runtime(
                     "The server stopped before the run started",
                 )),
-                Some(_slot) => match baton.start_run(&run) {
-                    Ok(handle) => handle.wait_or_stop(baton.db(), stop.cancelled()).await,
-                    Err(e) => Err(e),
+                Some(_slot) => match &forked {
+                    Some(python) => baton.run_forked(&run, python, stop.cancelled()).await,
+                    None => match baton.start_run(&run) {
+                        Ok(handle) => handle.wait_or_stop(baton.db(), stop.cancelled()).await,
+                        Err(e) => Err(e),
+                    },
                 },
             };
             if let Err(err) = outcome {

@@ -38,7 +38,7 @@ use tracing::Level;
 use crate::engine::{EngineRegistry, StepExecutor};
 use crate::error::{Error, IoResultExt, Result};
 use crate::kfp::client::KfpClient;
-use crate::runner::Isolation;
+use crate::runner::{ForkServer, Isolation, PythonRunner};
 pub use auth::Token;
 pub use jobs::Jobs;
 pub use projects::Projects;
@@ -66,8 +66,9 @@ pub struct ServerConfig {
     /// What executes workflow steps; `None` runs each through `baton runner` in its project.
     /// Tests give the engine conformance suite's executor here.
     pub step_executor: Option<Arc<dyn StepExecutor>>,
-    /// How workflow steps are isolated when `step_executor` is `None`: forked by the server's
-    /// warm Python workers (the default), or a `baton runner` process each.
+    /// How function runs, and workflow steps when `step_executor` is `None`, are isolated:
+    /// forked by the server's warm Python workers (the default), or a `baton runner` process
+    /// each.
     pub isolation: Isolation,
     /// The Kubeflow Pipelines that `kfp` and `remote:kfp` runs go to, if any.
     pub kfp: Option<KfpClient>,
@@ -116,12 +117,15 @@ impl Server {
             data_dir.join("projects"),
             artifacts.clone(),
         )?);
+        // One set of warm Python workers for every project's steps and function runs.
+        let python = crate::service::step_interpreter().await;
+        let fork = (config.isolation == Isolation::Fork).then(ForkServer::new);
         let executor = match config.step_executor {
             Some(executor) => executor,
             None => Arc::new(engine::ProjectsExecutor::new(
                 &projects,
-                crate::service::step_interpreter().await,
-                config.isolation,
+                python.clone(),
+                fork.clone(),
             )?),
         };
         let listener = tokio::net::TcpListener::bind(config.addr)
@@ -143,7 +147,12 @@ impl Server {
         let has_kfp = kfp.is_some();
         let engines = engine::registry(executor, kfp);
         projects.set_engines(engines.clone());
-        let jobs = Jobs::new(config.max_workers);
+        let forked_runs = fork.map(|server| {
+            python
+                .map_or_else(PythonRunner::from_env, PythonRunner::new)
+                .with_fork_server(server)
+        });
+        let jobs = Jobs::new(config.max_workers, forked_runs);
         let store = Arc::new(schedules::store::ScheduleStore::open(
             &data_dir.join("schedules.db"),
         )?);

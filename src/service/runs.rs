@@ -9,6 +9,7 @@ use crate::error::{Error, Result};
 use crate::launcher::{self, RunHandle, RunRequest};
 use crate::logs::{Copied, LogTail};
 use crate::model::{RunObject, RunState};
+use crate::runner::{run_step, PythonRunner, StepEnv};
 
 /// A run recorded and ready to start, with what the caller should tell the user about it.
 #[derive(Debug, Clone)]
@@ -44,6 +45,30 @@ impl Baton {
             None,
             &self.logs.path(&run.metadata.uid),
         )
+    }
+
+    /// Executes recorded run `run` with the runner in this process, its handler run by `python`
+    /// (a child of a warm worker when `python` has a fork server); `cancel` resolving aborts
+    /// the handler and records the run `aborted`. Returns the final record.
+    pub async fn run_forked(
+        &self,
+        run: &RunObject,
+        python: &PythonRunner,
+        cancel: impl std::future::Future<Output = ()>,
+    ) -> Result<RunObject> {
+        let env = StepEnv {
+            code: self.code.clone(),
+            python: python.clone(),
+            log: self.logs.path(&run.metadata.uid),
+        };
+        run_step(
+            self.db.clone(),
+            self.project.name(),
+            &run.metadata.uid,
+            &env,
+            cancel,
+        )
+        .await
     }
 
     /// The project's runs matching `filter`, newest first; runs whose runner died are settled
