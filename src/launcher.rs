@@ -18,7 +18,7 @@ use serde_json::{Map, Value};
 
 use crate::db::{settle_run, Db};
 use crate::error::{IoResultExt, Result};
-use crate::model::{now, RunMetadata, RunObject, RunSpec, RunState, RunStatus};
+use crate::model::{now, HyperParamOptions, RunMetadata, RunObject, RunSpec, RunState, RunStatus};
 use crate::project::{check_module_handler, Project};
 use crate::uri::{source_kind, SourceKind};
 
@@ -38,6 +38,10 @@ pub struct RunRequest {
     /// The run's uid when the caller chose it (MLRun's client does, and then polls by it); a
     /// fresh one otherwise.
     pub uid: Option<String>,
+    /// Hyperparameters: when given, the run's iterations each run one parameter set.
+    pub hyperparams: Map<String, Value>,
+    /// How the hyperparameters are expanded and judged.
+    pub hyper_param_options: Option<HyperParamOptions>,
 }
 
 /// Validates a run request against the project and records the run as `created`.
@@ -52,6 +56,7 @@ pub async fn submit(project: &Project, db: &dyn Db, request: RunRequest) -> Resu
     if source_kind(&source)? != SourceKind::PythonFile {
         check_module_handler(handler.as_deref(), &source)?;
     }
+    crate::model::hyper::check_hyper(&request.hyperparams, request.hyper_param_options.as_ref())?;
     let uid = match &request.uid {
         Some(uid) => claim_uid(db, project.name(), uid).await?,
         None => uuid::Uuid::new_v4().simple().to_string(),
@@ -79,6 +84,8 @@ pub async fn submit(project: &Project, db: &dyn Db, request: RunRequest) -> Resu
             inputs: request.inputs,
             output_path: Some(output_path),
             function_snapshot: Some(snapshot.clone()),
+            hyperparams: request.hyperparams,
+            hyper_param_options: request.hyper_param_options,
             extra: Default::default(),
         },
         status: RunStatus {

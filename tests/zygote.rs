@@ -60,6 +60,7 @@ impl Fixture {
                 ..ContextSettings::default()
             },
             code_source: None,
+            stop_condition: None,
         }
     }
 

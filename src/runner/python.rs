@@ -158,6 +158,7 @@ impl PythonRunner {
                 params: &req.params,
                 inputs: inputs.clone(),
                 context: context.clone(),
+                stop_condition: req.stop_condition.as_deref(),
                 result_path,
             })
             .map_err(|e| Error::runtime_from("Could not encode the handler request", e))
@@ -314,6 +315,8 @@ struct WireRequest<'a> {
     params: &'a Map<String, Value>,
     inputs: BTreeMap<String, String>,
     context: ContextSettings,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stop_condition: Option<&'a str>,
     result_path: &'a Path,
 }
 

@@ -105,6 +105,9 @@ async fn drive(
             run.status.error = Some("Run aborted".into());
         }
     }
+    if run.is_hyper() {
+        super::hyper::settle_unfinished(db, &run).await?;
+    }
     run.status.end_time = Some(now());
     run.status.last_update = run.status.end_time.clone();
     if !db.update_active_run(&run).await? {
@@ -115,7 +118,7 @@ async fn drive(
 }
 
 /// Appends a `[baton] ` line to the run's log, best effort.
-fn note(log: &Path, text: &str) {
+pub(super) fn note(log: &Path, text: &str) {
     use std::io::Write;
     let appended = std::fs::OpenOptions::new()
         .create(true)
@@ -187,6 +190,10 @@ async fn execute(db: &dyn Db, env: &StepEnv, run: &mut RunObject) -> Result<supe
             artifact_path: Path::new(&output).join(&run.metadata.uid),
             labels: run.metadata.labels.clone(),
         },
+        stop_condition: None,
     };
+    if run.is_hyper() {
+        return super::hyper::run_iterations(db, env, run, request).await;
+    }
     env.python.run(&request, &env.log).await
 }

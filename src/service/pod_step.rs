@@ -82,6 +82,7 @@ pub async fn run_pod_step(
             inputs: step.inputs.clone(),
             labels,
             uid: None,
+            ..RunRequest::default()
         },
     )
     .await?;

@@ -67,6 +67,20 @@ impl StepNode {
                 .map(|(k, v)| Ok((k.clone(), Template::parse(v).map_err(in_step)?)))
                 .collect::<Result<BTreeMap<_, _>>>()
         };
+        crate::model::hyper::check_hyper(&step.hyperparams, step.hyper_param_options.as_ref())
+            .map_err(in_step)?;
+        if Value::Object(step.hyperparams.clone())
+            .to_string()
+            .contains("{{")
+        {
+            return Err(Error::invalid_with_hint(
+                format!(
+                    "step `{}`: hyperparams hold a `{{{{...}}}}` reference",
+                    step.name
+                ),
+                "hyperparameter values must be known when the workflow is loaded",
+            ));
+        }
         Ok(StepNode {
             params: templates(&step.params)?,
             inputs: templates(&step.inputs)?,

@@ -357,12 +357,11 @@ BUILD_FUNCTION_ARGS = [
 DEPLOY_FUNCTION_ARGS = [
     "function", "models", "env", "tag", "verbose", "builder_env", "project_object", "mock",
 ]
-RUN_SUPPORTED = {"function", "handler", "name", "params", "inputs", "outputs"}
+RUN_SUPPORTED = {"function", "handler", "name", "params", "inputs", "outputs", "hyperparams",
+                 "hyper_param_options", "selector"}
 RUN_IGNORED = {"watch", "local", "verbose", "labels", "project_object", "auto_build",
                "notifications", "reset_on_run", "use_db", "scrape_metrics", "project"}
 HINTS = {
-    "hyperparams": "run one step per parameter set instead",
-    "hyper_param_options": "run one step per parameter set instead",
     "schedule": "schedule the whole workflow instead of one step",
     "retry": "use `step.set_retry(n)` on the returned step",
     "returns": "declare output keys with `outputs=[...]`",
@@ -437,6 +436,7 @@ def add_step(function, action, bound, default_name):
                    % (outputs, record["name"]))
         if outputs:
             record["outputs"] = list(outputs)
+    record_hyperparams(record, bound)
     if CONDITIONS:
         record["when"] = " and ".join(group._text for group in CONDITIONS)
     record["action"] = action
@@ -444,6 +444,75 @@ def add_step(function, action, bound, default_name):
     for group in CONDITIONS:
         group._steps.append(record["name"])
     return StepHandle(record)
+
+
+class HyperParamOptions:
+    """`mlrun.model.HyperParamOptions`: how hyperparameters are expanded and judged."""
+
+    FIELDS = ("param_file", "strategy", "selector", "stop_condition", "parallel_runs",
+              "dask_cluster_uri", "max_iterations", "max_errors", "teardown_dask")
+
+    def __init__(self, param_file=None, strategy=None, selector=None, stop_condition=None,
+                 parallel_runs=None, dask_cluster_uri=None, max_iterations=None,
+                 max_errors=None, teardown_dask=None):
+        for field in self.FIELDS:
+            setattr(self, field, locals()[field])
+
+    def to_dict(self):
+        return {f: getattr(self, f) for f in self.FIELDS if getattr(self, f) is not None}
+
+    def __repr__(self):
+        return "HyperParamOptions(%s)" % ", ".join("%s=%r" % kv for kv in self.to_dict().items())
+
+
+HYPER_HINT = "hyperparameter values must be known when the workflow is loaded"
+
+
+def record_hyperparams(record, bound):
+    """`hyperparams=`, `hyper_param_options=` (an object or a dict) and `selector=` of a run."""
+    hyperparams = bound.get("hyperparams")
+    options = bound.get("hyper_param_options")
+    selector = bound.get("selector")
+    where = "`hyperparams` of step `%s`" % record["name"]
+    if hyperparams is not None:
+        if not isinstance(hyperparams, dict):
+            refuse("`hyperparams=` of type `%s` for step `%s` (expected a dict of lists)"
+                   % (type(hyperparams).__name__, record["name"]))
+        hyperparams = to_json_value(hyperparams, where)
+        if "{{" in json.dumps(hyperparams):
+            refuse("a pipeline placeholder in %s" % where, HYPER_HINT)
+    if isinstance(options, HyperParamOptions):
+        options = options.to_dict()
+    elif isinstance(options, dict):
+        unknown = sorted(set(options) - set(HyperParamOptions.FIELDS))
+        if unknown:
+            refuse("`hyper_param_options` key `%s` for step `%s`" % (unknown[0], record["name"]),
+                   "use the fields of HyperParamOptions: %s" % ", ".join(HyperParamOptions.FIELDS))
+        options = {k: v for k, v in options.items() if v is not None}
+    elif options is not None:
+        refuse("`hyper_param_options=` of type `%s` for step `%s`"
+               % (type(options).__name__, record["name"]),
+               "pass HyperParamOptions(...) or a dict")
+    options = dict(options or {})
+    if selector and not options.get("selector"):
+        options["selector"] = selector
+    if options:
+        options = to_json_value(options, "`hyper_param_options` of step `%s`" % record["name"])
+        if "{{" in json.dumps(options):
+            refuse("a pipeline placeholder in `hyper_param_options` of step `%s`"
+                   % record["name"], HYPER_HINT)
+    if not hyperparams:
+        if options:
+            refuse("`hyper_param_options` without `hyperparams` for step `%s`" % record["name"],
+                   "add `hyperparams={...}` (a list of values per parameter)")
+        return
+    record["hyperparams"] = hyperparams
+    if options:
+        record["hyper_param_options"] = options
+    # MLRun's hyper-parameter steps also output their summary table.
+    outputs = record.setdefault("outputs", [])
+    if "iteration_results" not in outputs:
+        outputs.append("iteration_results")
 
 
 def run_function(*args, **kwargs):
@@ -692,7 +761,8 @@ def install_fakes():
                       deploy_function=deploy_function, get_current_project=get_current_project)
     context = types.SimpleNamespace(project=PROJECT)
     projects = fake_module("mlrun.projects", pipeline_context=context, **operations)
-    mlrun = fake_module("mlrun", projects=projects, **operations)
+    model = fake_module("mlrun.model", HyperParamOptions=HyperParamOptions)
+    mlrun = fake_module("mlrun", projects=projects, model=model, **operations)
     dsl = fake_module("kfp.dsl", pipeline=pipeline, Condition=Condition, If=If)
     fake_module("kfp", dsl=dsl)
     sys.meta_path.insert(0, RefuseImports())

@@ -91,6 +91,7 @@ pub async fn submit_job(
             inputs: task.spec.inputs,
             labels,
             uid: task.metadata.uid,
+            ..RunRequest::default()
         })
         .await?;
     let run = submitted.run;
