@@ -270,6 +270,12 @@ pub struct KfpStepArgs {
     /// Abort the run when it takes longer than this many seconds
     #[arg(long, value_name = "SECS")]
     timeout: Option<u64>,
+    /// The step's hyperparameters, as a JSON object of lists
+    #[arg(long, value_name = "JSON")]
+    hyperparams: Option<String>,
+    /// The step's hyper-parameter options, as JSON
+    #[arg(long, value_name = "JSON", requires = "hyperparams")]
+    hyper_param_options: Option<String>,
 }
 
 impl KfpStepArgs {
@@ -310,8 +316,24 @@ impl KfpStepArgs {
             };
             inputs.insert(key, text);
         }
+        let hyperparams = match &self.hyperparams {
+            Some(text) => serde_json::from_str(text).map_err(|e| {
+                Error::invalid(format!("--hyperparams `{text}` is not a JSON object: {e}"))
+            })?,
+            None => serde_json::Map::new(),
+        };
+        let hyper_param_options = match &self.hyper_param_options {
+            Some(text) => Some(serde_json::from_str(text).map_err(|e| {
+                Error::invalid(format!(
+                    "--hyper-param-options `{text}` is not hyper-parameter options: {e}"
+                ))
+            })?),
+            None => None,
+        };
         Ok(crate::service::PodStep {
             project,
+            hyperparams,
+            hyper_param_options,
             workflow: self.workflow,
             step: text("step", self.step)?,
             function,

@@ -17,6 +17,10 @@
 //! `--input-template`, as component inputs named `input--<name>`. A `null` constant has no KFP
 //! type and is written straight into the command (`--param-json k=null`).
 //!
+//! A hyper-parameter step passes its (constant) `hyperparams` and `hyper_param_options` as JSON
+//! (`--hyperparams`, `--hyper-param-options`): the pod's runner runs the iterations and writes the
+//! best iteration's outputs.
+//!
 //! A step with a `when` sits alone in a sub-DAG `comp-condition-N`, reached from the root through
 //! a task `condition-N` whose inputs are `pipelinechannel--<arg>` and
 //! `pipelinechannel--<step key>-<output>` (everything the step and its condition read) and whose
@@ -655,6 +659,19 @@ impl<'a> Compiler<'a> {
         }
         for (k, v) in &self.options.labels {
             command.extend(["--label".to_owned(), format!("{k}={v}")]);
+        }
+        if !step.hyperparams.is_empty() {
+            // Constants, checked when the Dag was built: the runner runs the iterations.
+            command.extend([
+                "--hyperparams".to_owned(),
+                Value::Object(step.hyperparams.clone()).to_string(),
+            ]);
+            if let Some(options) = &step.hyper_param_options {
+                let options = serde_json::to_string(options).map_err(|e| {
+                    Error::internal_from("Failed to encode hyper-parameter options", e)
+                })?;
+                command.extend(["--hyper-param-options".to_owned(), options]);
+            }
         }
         let mut inputs = BTreeMap::new();
         for (name, template) in &node.params {
