@@ -18,7 +18,9 @@ use serde_json::{Map, Value};
 
 use crate::db::{settle_run, Db};
 use crate::error::{IoResultExt, Result};
-use crate::model::{now, HyperParamOptions, RunMetadata, RunObject, RunSpec, RunState, RunStatus};
+use crate::model::{
+    now, FunctionOverrides, HyperParamOptions, RunMetadata, RunObject, RunSpec, RunState, RunStatus,
+};
 use crate::project::{check_module_handler, Project};
 use crate::uri::{source_kind, SourceKind};
 
@@ -42,6 +44,8 @@ pub struct RunRequest {
     pub hyperparams: Map<String, Value>,
     /// How the hyperparameters are expanded and judged.
     pub hyper_param_options: Option<HyperParamOptions>,
+    /// What a workflow step changes in the function for this run, kept on its snapshot.
+    pub overrides: FunctionOverrides,
 }
 
 /// Validates a run request against the project and records the run as `created`.
@@ -49,7 +53,8 @@ pub struct RunRequest {
 /// A `store://` source is checked again here (it must still exist and be function code), the
 /// same check MLRun's server repeats when a run is submitted; its code is not fetched.
 pub async fn submit(project: &Project, db: &dyn Db, request: RunRequest) -> Result<RunObject> {
-    let snapshot = project.snapshot_function(db, &request.function).await?;
+    let mut snapshot = project.snapshot_function(db, &request.function).await?;
+    snapshot.overrides = request.overrides.clone();
     let function = &snapshot.function;
     let source = function.url.clone().unwrap_or_default();
     let handler = request.handler.clone().or(function.handler.clone());

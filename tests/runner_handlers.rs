@@ -66,6 +66,7 @@ impl Fixture {
             },
             code_source: None,
             stop_condition: None,
+            env: Default::default(),
         }
     }
 

@@ -61,6 +61,7 @@ impl Fixture {
             },
             code_source: None,
             stop_condition: None,
+            env: Default::default(),
         }
     }
 

@@ -124,6 +124,7 @@ pub(crate) async fn run_function(args: RunFunctionArgs, ctx: &Context) -> Result
         uid: None,
         hyper_param_options,
         hyperparams: parse_params(args.hyperparams)?,
+        ..RunRequest::default()
     };
     let submitted = baton.submit_run(request).await?;
     let run = submitted.run;

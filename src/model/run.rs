@@ -6,7 +6,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{Extra, FunctionEntry, HyperParamOptions};
+use super::{Extra, FunctionEntry, FunctionOverrides, HyperParamOptions};
 
 /// The label an iteration of a hyper-parameter run carries: its parent run's uid.
 pub const PARENT_RUN_LABEL: &str = "parent-run";
@@ -129,6 +129,10 @@ pub struct FunctionSnapshot {
     /// For a `store://` source, the artifact uid and payload digest pinned at submit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pinned: Option<ResolvedCodeRecord>,
+    /// What the workflow step changed in the function for this run (environment, resources,
+    /// ...); empty for a run of the function as the project defines it.
+    #[serde(default, skip_serializing_if = "FunctionOverrides::is_empty")]
+    pub overrides: FunctionOverrides,
 }
 
 /// The exact code a run used.

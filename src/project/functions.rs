@@ -176,6 +176,7 @@ impl Project {
             function,
             code_location,
             pinned,
+            overrides: Default::default(),
         })
     }
 

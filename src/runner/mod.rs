@@ -104,6 +104,8 @@ pub struct HandlerRequest {
     /// A Python expression evaluated over the results of a completed run (a hyper-parameter
     /// run's `stop_condition`), reported as [`HandlerOutcome::stop`].
     pub stop_condition: Option<String>,
+    /// Environment variables set in the handler's process before its module is imported.
+    pub env: BTreeMap<String, String>,
 }
 
 /// The run identity and destinations exposed to the handler through its `context` object.

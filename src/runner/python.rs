@@ -159,6 +159,7 @@ impl PythonRunner {
                 inputs: inputs.clone(),
                 context: context.clone(),
                 stop_condition: req.stop_condition.as_deref(),
+                env: &req.env,
                 result_path,
             })
             .map_err(|e| Error::runtime_from("Could not encode the handler request", e))
@@ -317,6 +318,8 @@ struct WireRequest<'a> {
     context: ContextSettings,
     #[serde(skip_serializing_if = "Option::is_none")]
     stop_condition: Option<&'a str>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    env: &'a BTreeMap<String, String>,
     result_path: &'a Path,
 }
 

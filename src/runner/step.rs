@@ -191,6 +191,7 @@ async fn execute(db: &dyn Db, env: &StepEnv, run: &mut RunObject) -> Result<supe
             labels: run.metadata.labels.clone(),
         },
         stop_condition: None,
+        env: snapshot.overrides.env.clone(),
     };
     if run.is_hyper() {
         return super::hyper::run_iterations(db, env, run, request).await;

@@ -91,6 +91,7 @@ pub async fn run_pod_step(
             uid: None,
             hyperparams: step.hyperparams.clone(),
             hyper_param_options: step.hyper_param_options.clone(),
+            ..RunRequest::default()
         },
     )
     .await?;

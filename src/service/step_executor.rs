@@ -158,6 +158,7 @@ impl RunnerExecutor {
             uid: None,
             hyperparams: step.hyperparams.clone(),
             hyper_param_options: step.hyper_param_options.clone(),
+            overrides: step.overrides.clone(),
         };
         let run = launcher::submit(&self.project, self.db.as_ref(), request).await?;
         invocation.report_run(&run.metadata.uid);

@@ -437,6 +437,9 @@ def add_step(function, action, bound, default_name):
         if outputs:
             record["outputs"] = list(outputs)
     record_hyperparams(record, bound)
+    handle = FUNCTION_OBJECTS.get(function)
+    if action == "run" and handle is not None and handle._overrides:
+        record["overrides"] = handle.overrides()
     if CONDITIONS:
         record["when"] = " and ".join(group._text for group in CONDITIONS)
     record["action"] = action
@@ -548,21 +551,164 @@ def deploy_function(*args, **kwargs):
 # ---------------------------------------------------------------------------------------------
 
 
+OVERRIDE_HINT = "values of function modifiers must be known when the workflow is loaded"
+
+
+class Modifier:
+    """What a mount helper (`mount_pvc(...)`, `auto_mount()`, ...) returns, for `fn.apply()`."""
+
+    def __init__(self, helper, args):
+        self.record = {"helper": helper}
+        for key, value in args.items():
+            if value is not None:
+                self.record[key] = value
+
+    def __call__(self, *args, **kwargs):
+        refuse("calling the `%s` modifier directly" % self.record["helper"],
+               "pass it to `fn.apply(...)`")
+
+    def __repr__(self):
+        return "<modifier %s>" % self.record["helper"]
+
+
+def mount_helper(name, *order, **defaults):
+    """A stand-in for MLRun's mount helper `name(<order>...)`; `defaults` are keyword-only."""
+
+    def helper(*args, **kwargs):
+        names = list(order) + list(defaults)
+        if len(args) > len(names):
+            refuse("`%s` with %d positional arguments" % (name, len(args)))
+        given = dict(zip(names, args))
+        for key, value in kwargs.items():
+            if key not in names:
+                refuse("`%s(%s=...)`: unknown argument `%s`" % (name, key, key))
+            given[key] = value
+        return Modifier(name, given)
+
+    helper.__name__ = name
+    return helper
+
+
+MOUNT_HELPERS = {
+    "mount_pvc": mount_helper("mount_pvc", "pvc_name", "volume_name", "volume_mount_path"),
+    "auto_mount": mount_helper("auto_mount", "pvc_name", "volume_mount_path", "volume_name"),
+    "mount_v3io": mount_helper("mount_v3io", "name", "remote", "access_key", "user", "secret",
+                               "volume_mounts"),
+    "mount_secret": mount_helper("mount_secret", "secret_name", "mount_path", "volume_name",
+                                 "items"),
+    "mount_configmap": mount_helper("mount_configmap", "configmap_name", "mount_path",
+                                    "volume_name", "items"),
+}
+
+
 class FunctionHandle:
-    """A project function, as `funcs["name"]` returns it."""
+    """A project function, as `funcs["name"]` and `project.get_function("name")` return it.
+    Modifiers called on it (`set_env`, `with_limits`, `apply(mount_pvc(...))`, ...) change the
+    steps later run from it: they are recorded as the steps' `overrides`."""
 
     def __init__(self, name):
         self._name = name
+        self._overrides = {}
 
     def as_step(self, *args, **kwargs):
         bound = bind("as_step", AS_STEP_ARGS, args, kwargs, RUN_SUPPORTED - {"function"},
                      RUN_IGNORED)
         return add_step(self._name, "run", bound, self._name)
 
+    def deploy_step(self, project="", models=None, env=None, tag=None, verbose=None,
+                    use_function_from_db=None):
+        return deploy_function(self, models=models, env=env, tag=tag)
+
+    def _text(self, value, what):
+        value = to_json_value(value, "%s of function `%s`" % (what, self._name))
+        if isinstance(value, str) and "{{" in value:
+            refuse("a pipeline placeholder in %s of function `%s`" % (what, self._name),
+                   OVERRIDE_HINT)
+        if isinstance(value, (dict, list)):
+            refuse("a `%s` value in %s of function `%s`" % (type(value).__name__, what,
+                                                          self._name))
+        return value if isinstance(value, str) else json.dumps(value)
+
+    def _resources(self, section, patch, values):
+        given = {k: self._text(v, "`%s`" % section) for k, v in values.items() if v is not None}
+        if patch:
+            self._overrides.setdefault(section, {}).update(given)
+        else:
+            self._overrides[section] = given
+        if not self._overrides[section]:
+            del self._overrides[section]
+        return self
+
+    def with_requests(self, mem=None, cpu=None, patch=False):
+        return self._resources("requests", patch, {"memory": mem, "cpu": cpu})
+
+    def with_limits(self, mem=None, cpu=None, gpus=None, gpu_type="nvidia.com/gpu", patch=False):
+        return self._resources("limits", patch, {"memory": mem, "cpu": cpu, gpu_type: gpus})
+
+    def set_env(self, name, value=None, value_from=None):
+        if value_from is not None:
+            refuse("`set_env(%r, value_from=...)` on function `%s`" % (name, self._name),
+                   "set a plain value; secrets are not passed through workflow steps yet")
+        if not isinstance(name, str) or not name:
+            refuse("`set_env(%r)` on function `%s` (the name must be a string)"
+                   % (name, self._name))
+        env = self._overrides.setdefault("env", {})
+        env[name] = self._text("" if value is None else value, "`set_env(%r)`" % name)
+        return self
+
+    def set_envs(self, env_vars=None, file_path=None):
+        if file_path is not None:
+            refuse("`set_envs(file_path=...)` on function `%s`" % self._name,
+                   "pass the variables as `env_vars={...}`")
+        if not isinstance(env_vars, dict) or not env_vars:
+            refuse("`set_envs(%r)` on function `%s` (expected a dict of variables)"
+                   % (env_vars, self._name))
+        for name, value in env_vars.items():
+            self.set_env(name, value)
+        return self
+
+    def with_node_selection(self, node_name=None, node_selector=None, affinity=None,
+                            tolerations=None):
+        for arg, value in [("node_name", node_name), ("affinity", affinity),
+                           ("tolerations", tolerations)]:
+            if value is not None:
+                refuse("`with_node_selection(%s=...)` on function `%s`" % (arg, self._name),
+                       "select nodes by labels with `node_selector={...}`")
+        if node_selector is not None:
+            if not isinstance(node_selector, dict):
+                refuse("`with_node_selection(node_selector=%r)` on function `%s` (expected a "
+                       "dict of node labels)" % (node_selector, self._name))
+            self._overrides["node_selector"] = {
+                k: self._text(v, "`node_selector`") for k, v in node_selector.items()}
+            if not self._overrides["node_selector"]:
+                del self._overrides["node_selector"]
+        return self
+
+    def apply(self, modifier):
+        if not isinstance(modifier, Modifier):
+            refuse("`.apply(%r)` on function `%s`" % (modifier, self._name),
+                   "baton knows MLRun's mount helpers: %s" % ", ".join(sorted(MOUNT_HELPERS)))
+        record = to_json_value(modifier.record, "`apply()` on function `%s`" % self._name)
+        if "{{" in json.dumps(record):
+            refuse("a pipeline placeholder in `apply(%s(...))` on function `%s`"
+                   % (record["helper"], self._name), OVERRIDE_HINT)
+        self._overrides.setdefault("mounts", []).append(record)
+        return self
+
+    def overrides(self):
+        """The modifiers so far, as a step's `overrides` (a copy: later calls do not change
+        steps already recorded)."""
+        return json.loads(json.dumps(self._overrides))
+
     def __getattr__(self, name):
         if name.startswith("__"):
             raise AttributeError(name)
-        refuse("`.%s` on function `%s`" % (name, self._name))
+        refuse("`.%s` on function `%s`" % (name, self._name),
+               "in a workflow baton knows these modifiers: with_requests, with_limits, set_env, "
+               "set_envs, with_node_selection, apply(<mount helper>); and as_step, deploy_step")
+
+
+FUNCTION_OBJECTS = {}
 
 
 class Functions:
@@ -574,7 +720,11 @@ class Functions:
     def __getitem__(self, key):
         if not isinstance(key, str) or not key or "{{" in key:
             refuse("`%s[%r]` (function names are fixed, non-empty strings)" % (self._label, key))
-        return FunctionHandle(key)
+        # One object per function, as MLRun's pipeline context keeps them: a modifier called
+        # through one reference is seen through the others and by `run_function("name")`.
+        if key not in FUNCTION_OBJECTS:
+            FUNCTION_OBJECTS[key] = FunctionHandle(key)
+        return FUNCTION_OBJECTS[key]
 
     def get(self, key, *default):
         if default:
@@ -762,7 +912,11 @@ def install_fakes():
     context = types.SimpleNamespace(project=PROJECT)
     projects = fake_module("mlrun.projects", pipeline_context=context, **operations)
     model = fake_module("mlrun.model", HyperParamOptions=HyperParamOptions)
-    mlrun = fake_module("mlrun", projects=projects, model=model, **operations)
+    mounts = fake_module("mlrun.runtimes.mounts", **MOUNT_HELPERS)
+    runtimes = fake_module("mlrun.runtimes", mounts=mounts)
+    mlrun = fake_module("mlrun", projects=projects, model=model, runtimes=runtimes,
+                        auto_mount=MOUNT_HELPERS["auto_mount"],
+                        mount_v3io=MOUNT_HELPERS["mount_v3io"], **operations)
     dsl = fake_module("kfp.dsl", pipeline=pipeline, Condition=Condition, If=If)
     fake_module("kfp", dsl=dsl)
     sys.meta_path.insert(0, RefuseImports())

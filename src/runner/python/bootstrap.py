@@ -588,6 +588,8 @@ def run_request(request):
                     request.get("protocol"), PROTOCOL
                 )
             )
+        # A workflow step's `set_env`/`set_envs`, visible to the module when it is imported.
+        os.environ.update(request.get("env") or {})
         code_dir = os.path.abspath(request["code_dir"])
         module, function = request["module"], request["function"]
         params = request.get("params") or {}
