@@ -10,6 +10,7 @@ use std::sync::Arc;
 mod build;
 mod entries;
 mod functions;
+mod hub;
 mod run_workflow;
 mod store;
 mod workflows;
@@ -19,6 +20,7 @@ pub use functions::{
     check_module_handler, normalize_function_name, resolve_function_artifact, EffectiveBuild,
     SetFunctionRequest, DEFAULT_BASE_IMAGE,
 };
+pub use hub::{HUB_ENV, HUB_PREFIX};
 pub use run_workflow::{args_schema, PreparedWorkflow, RunWorkflowOptions, WorkflowRunHandle};
 use store::StateDir;
 pub use store::{MemoryProjectStore, ProjectStore, ProjectYaml, StateLock};

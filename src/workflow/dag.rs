@@ -182,7 +182,8 @@ impl Dag {
                 )));
             }
             if let Some(known) = &check.known_functions {
-                if !known.contains(&step.function) {
+                // A `hub://` function is resolved from the hub when its step runs.
+                if !known.contains(&step.function) && !step.function.starts_with("hub://") {
                     return Err(Error::invalid(format!(
                         "step `{name}` uses unknown function `{}`; project functions: {}",
                         step.function,

@@ -400,6 +400,14 @@ def function_name(value, call):
     refuse("`%s` of `%s` (expected a function name or funcs[\"name\"])" % (call, value))
 
 
+def step_name_of(function):
+    """The default step name of a function: its name; for `hub://[<source>/]<name>[:<tag>]`,
+    the hub function's name (as MLRun names the function it imports)."""
+    if function.startswith("hub://"):
+        return function[len("hub://"):].split(":")[0].split("/")[-1].replace("_", "-")
+    return function
+
+
 def add_step(function, action, bound, default_name):
     # `name=""` is MLRun's own default ("not given"): the step is named after its function.
     name = bound.get("name") or default_name
@@ -523,7 +531,7 @@ def run_function(*args, **kwargs):
     if "function" not in bound:
         refuse("`run_function()` without a function")
     function = function_name(bound["function"], "run_function")
-    return add_step(function, "run", bound, function)
+    return add_step(function, "run", bound, step_name_of(function))
 
 
 def build_function(*args, **kwargs):
