@@ -545,13 +545,17 @@ def build_function(*args, **kwargs):
 
 
 def deploy_function(*args, **kwargs):
-    bound = bind("deploy_function", DEPLOY_FUNCTION_ARGS, args, kwargs, {"function"},
-                 {"project_object", "verbose"})
+    bound = bind("deploy_function", DEPLOY_FUNCTION_ARGS, args, kwargs,
+                 {"function", "models", "env", "tag"}, {"project_object", "verbose"})
     if "function" not in bound:
         refuse("`deploy_function()` without a function")
     function = function_name(bound["function"], "deploy_function")
+    # What the deployment would be given is kept as the step's params (no engine of baton
+    # deploys; every one refuses the step when the run is submitted).
+    params = {key: bound[key] for key in ("models", "env", "tag") if key in bound}
     # MLRun's deploy step outputs the function's endpoint (`deployer.outputs["endpoint"]`).
-    return add_step(function, "deploy", {"outputs": ["endpoint"]}, "deploy-" + function)
+    return add_step(function, "deploy", {"outputs": ["endpoint"], "params": params},
+                    "deploy-" + function)
 
 
 # ---------------------------------------------------------------------------------------------
