@@ -530,3 +530,66 @@ fn workflow_hyperparameters_that_are_not_known_at_load_time_are_refused() {
         "{stderr}"
     );
 }
+
+/// Ctrl-C while iterations run: the parent and its running iterations are recorded `aborted`,
+/// their handlers killed, and no iteration is left `running`.
+#[test]
+fn an_aborted_run_aborts_its_running_iterations_and_kills_their_handlers() {
+    use std::os::unix::process::CommandExt;
+
+    let p = project();
+    let dir = p.path().join("pids");
+    std::fs::create_dir(&dir).unwrap();
+    let folder = format!("folder={}", dir.display());
+    let mut child = p
+        .command(&[
+            "run-function",
+            "trainer",
+            "--handler",
+            "hang",
+            "-p",
+            &folder,
+            "-x",
+            "name=[\"a\", \"b\", \"c\"]",
+            "--hyper-param-options",
+            r#"{"parallel_runs": 2}"#,
+            "--json",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let read_pid = |name: &str| {
+        std::fs::read_to_string(dir.join(format!("{name}.pid")))
+            .ok()
+            .and_then(|t| t.parse::<i32>().ok())
+    };
+    common::poll("both running iterations started", || {
+        read_pid("a").is_some() && read_pid("b").is_some()
+    });
+    let pids = [read_pid("a").unwrap(), read_pid("b").unwrap()];
+    unsafe {
+        libc::kill(-(child.id() as i32), libc::SIGINT);
+    }
+    assert_eq!(child.wait().unwrap().code(), Some(1));
+    let runs = p.baton(&["runs", "list", "--json"]).json();
+    let runs = runs.as_array().unwrap();
+    let states: Vec<(u64, &str)> = {
+        let mut all: Vec<_> = runs
+            .iter()
+            .map(|r| {
+                (
+                    r["metadata"]["iteration"].as_u64().unwrap(),
+                    r["status"]["state"].as_str().unwrap(),
+                )
+            })
+            .collect();
+        all.sort();
+        all
+    };
+    assert_eq!(states, [(0, "aborted"), (1, "aborted"), (2, "aborted")]);
+    for pid in pids {
+        common::poll("the iteration's handler was killed", || !common::alive(pid));
+    }
+}
