@@ -281,20 +281,9 @@ async fn run_iteration(
     let (mut stop, mut stop_error) = (false, None);
     match env.python.run(&request, &log).await {
         Ok(outcome) => {
-            child.status.state = match outcome.state {
-                HandlerState::Completed => RunState::Completed,
-                HandlerState::Error => RunState::Error,
-            };
-            child.status.results = outcome.results;
-            child.status.artifacts = outcome
-                .artifacts
-                .iter()
-                .map(|a| serde_json::to_value(a).expect("artifacts serialize"))
-                .collect();
-            child.status.error = outcome.error;
-            child.status.failure_kind = outcome.failure_kind;
             stop = outcome.stop == Some(true);
-            stop_error = outcome.stop_error;
+            stop_error = outcome.stop_error.clone();
+            outcome.record(&mut child.status);
         }
         Err(err) => {
             note(&log, &format!("error: {}", err.chain()));

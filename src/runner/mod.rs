@@ -181,6 +181,25 @@ pub struct HandlerOutcome {
     pub stop_error: Option<String>,
 }
 
+impl HandlerOutcome {
+    /// Records the outcome on a run's status: its state, results, artifacts, error and failure
+    /// kind.
+    pub(crate) fn record(self, status: &mut crate::model::RunStatus) {
+        status.state = match self.state {
+            RunState::Completed => crate::model::RunState::Completed,
+            RunState::Error => crate::model::RunState::Error,
+        };
+        status.results = self.results;
+        status.artifacts = self
+            .artifacts
+            .iter()
+            .map(|a| serde_json::to_value(a).expect("artifacts serialize"))
+            .collect();
+        status.error = self.error;
+        status.failure_kind = self.failure_kind;
+    }
+}
+
 /// The failure kind of an error the runner met before or around the handler: a malformed
 /// request or something that does not exist ([`ErrorKind::InvalidArgument`],
 /// [`ErrorKind::NotFound`], [`ErrorKind::BadRequest`]) fails the same way on every attempt.

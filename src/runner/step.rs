@@ -12,7 +12,7 @@ use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::{CodeSources, ContextSettings, HandlerRequest, PythonRunner, RunState as HandlerState};
+use super::{CodeSources, ContextSettings, HandlerRequest, PythonRunner};
 use crate::db::{Db, Heartbeat, LEASE_RENEWAL, LEASE_TTL};
 use crate::error::{Error, Result};
 use crate::model::now;
@@ -75,20 +75,7 @@ async fn drive(
         _ = cancel => None,
     };
     match outcome {
-        Some(Ok(handler)) => {
-            run.status.state = match handler.state {
-                HandlerState::Completed => RunState::Completed,
-                HandlerState::Error => RunState::Error,
-            };
-            run.status.results = handler.results;
-            run.status.artifacts = handler
-                .artifacts
-                .iter()
-                .map(|a| serde_json::to_value(a).expect("artifacts serialize"))
-                .collect();
-            run.status.error = handler.error;
-            run.status.failure_kind = handler.failure_kind;
-        }
+        Some(Ok(handler)) => handler.record(&mut run.status),
         Some(Err(err)) => {
             // Into the run's log, where its reader looks (not the terminal of a process that
             // runs many steps in-process).
