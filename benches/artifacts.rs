@@ -14,34 +14,26 @@ use baton::artifact::{log_code_file, CodeSource, LogCodeRequest};
 use baton::code::CodeCache;
 use baton::datastore::DataStore;
 use baton::project::Project;
-use support::{median, ms};
+use support::{median, ms, pseudo_random_bytes};
 
 const ARCHIVE_BYTES: usize = 10 * 1024 * 1024;
 const RUNS: usize = 7;
 
 /// A tar.gz of incompressible files adding up to about 10 MiB.
 fn make_archive(path: &Path) {
-    let mut state = 0x9e37_79b9_7f4a_7c15u64;
     let encoder = flate2::write::GzEncoder::new(
         std::fs::File::create(path).unwrap(),
         flate2::Compression::fast(),
     );
     let mut tar = tar::Builder::new(encoder);
     let per_file = ARCHIVE_BYTES / 20;
-    for i in 0..20 {
-        let data: Vec<u8> = (0..per_file)
-            .map(|_| {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                state as u8
-            })
-            .collect();
+    let bytes = pseudo_random_bytes(per_file * 20);
+    for (i, data) in bytes.chunks(per_file).enumerate() {
         let mut header = tar::Header::new_gnu();
         header.set_size(data.len() as u64);
         header.set_mode(0o644);
         header.set_cksum();
-        tar.append_data(&mut header, format!("pkg/data_{i}.bin"), data.as_slice())
+        tar.append_data(&mut header, format!("pkg/data_{i}.bin"), data)
             .unwrap();
     }
     tar.into_inner().unwrap().finish().unwrap();

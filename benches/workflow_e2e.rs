@@ -36,10 +36,11 @@ use serde_json::Value;
 const STEPS: usize = 50;
 const BASELINE_PER_ROUND: usize = 3;
 
-/// The graph-form YAML of a 50-step workflow; `chain` makes each step run after the previous.
-fn workflow_yaml(name: &str, chain: bool) -> String {
+/// The graph-form YAML of a workflow of `steps` steps; `chain` makes each step run after the
+/// previous.
+fn workflow_yaml(name: &str, chain: bool, steps: usize) -> String {
     let mut yaml = format!("name: {name}\nsteps:\n");
-    for i in 0..STEPS {
+    for i in 0..steps {
         yaml.push_str(&format!(
             "  - name: s{i:02}\n    function: triv\n    handler: triv:main\n"
         ));
@@ -50,13 +51,18 @@ fn workflow_yaml(name: &str, chain: bool) -> String {
     yaml
 }
 
-/// A project with the trivial handler as a store:// code artifact (function `triv`) and the two
-/// workflows, `chain` and `fan`, logged as workflow code artifacts.
-fn project() -> TestProject {
+/// A project with the trivial handler as a store:// code artifact (function `triv`) and the
+/// workflows `chain` and `fan` (50 steps) and `wide` (a fan-out of `wide` steps), logged as
+/// workflow code artifacts.
+fn project(wide: usize) -> TestProject {
     let p = TestProject::with_trivial_function();
-    for (name, chain) in [("chain", true), ("fan", false)] {
+    for (name, chain, steps) in [
+        ("chain", true, STEPS),
+        ("fan", false, STEPS),
+        ("wide", false, wide),
+    ] {
         let file = format!("{name}.yaml");
-        p.write(&file, workflow_yaml(name, chain));
+        p.write(&file, workflow_yaml(name, chain, steps));
         let key = format!("{name}_wf");
         p.log_code(&key, &file, &["--code-type", "workflow"]);
         p.baton(&[
@@ -231,9 +237,79 @@ fn mlrun_local(python: &Path, shape: &str) -> Duration {
     elapsed
 }
 
+/// The processes of the tree rooted at `root` (itself included), from `/proc/*/stat`.
+fn process_tree(root: u32) -> Vec<u32> {
+    let parents: Vec<(u32, u32)> = std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            let ppid = stat[stat.rfind(')')? + 2..]
+                .split(' ')
+                .nth(1)?
+                .parse()
+                .ok()?;
+            Some((pid, ppid))
+        })
+        .collect();
+    let mut tree = vec![root];
+    let mut i = 0;
+    while i < tree.len() {
+        let parent = tree[i];
+        tree.extend(
+            parents
+                .iter()
+                .filter(|(_, pp)| *pp == parent)
+                .map(|(p, _)| *p),
+        );
+        i += 1;
+    }
+    tree
+}
+
+/// Total proportional set size of `pids` in KiB (shared pages split between their sharers, so
+/// forked children count only what they copied), from `/proc/<pid>/smaps_rollup`.
+fn pss_kib(pids: &[u32]) -> u64 {
+    pids.iter()
+        .filter_map(|pid| std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok())
+        .filter_map(|text| {
+            let line = text.lines().find(|l| l.starts_with("Pss:"))?;
+            line.split_whitespace().nth(1)?.parse::<u64>().ok()
+        })
+        .sum()
+}
+
+/// Runs `baton ARGS` in the project and samples the memory of its process tree every 5 ms;
+/// returns the peak total PSS (MiB) and the most processes seen at once.
+fn peak_memory(p: &TestProject, args: &[&str], python: &Path) -> (f64, usize) {
+    let mut child = p
+        .command(args)
+        .env("BATON_PYTHON", python)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let (mut peak, mut most) = (0u64, 0usize);
+    while child.try_wait().unwrap().is_none() {
+        let tree = process_tree(child.id());
+        peak = peak.max(pss_kib(&tree));
+        most = most.max(tree.len());
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(
+        child.wait().unwrap().success(),
+        "`baton {}` failed",
+        args.join(" ")
+    );
+    (peak as f64 / 1024.0, most)
+}
+
 fn main() {
     let repeat = rounds("BATON_BENCH_REPEAT", 3);
-    let p = project();
+    let wide = if support::benchmarking() { 1000 } else { 20 };
+    let p = project(wide);
     let real = real_python();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let project = Project::load(p.path()).unwrap();
@@ -407,5 +483,16 @@ fn main() {
     }
     println!(
         "dispatcher in-process cost per step: see `cargo bench --bench dispatcher` (microseconds)"
+    );
+
+    println!();
+    let (one, _) = peak_memory(&p, &["run-function", "triv", "--json"], &real);
+    let start = Instant::now();
+    let (peak, most) = peak_memory(&p, &["run", "wide", "--json", "--no-watch"], &real);
+    println!(
+        "fan-out of {wide} (fork): {:.1} s, peak memory of the process tree {peak:.1} MiB PSS \
+         ({most} processes at most) = {:.1} x one run-function's tree ({one:.1} MiB)",
+        start.elapsed().as_secs_f64(),
+        peak / one
     );
 }

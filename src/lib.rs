@@ -19,7 +19,8 @@
 //!    and recording workflows), [`engines`] (the implementations of the engine trait).
 //! 4. [`engine`] (the trait, events, the conformance suite), [`runner`] (execute one recorded
 //!    run), [`artifact`] (log code artifacts), [`workflow`] (load, check, render graphs), [`kfp`]
-//!    (compile a workflow to a Kubeflow Pipelines v2 spec).
+//!    (compile a workflow to a Kubeflow Pipelines v2 spec), [`schedule`] (cron, time zones and
+//!    the policies of scheduled runs).
 //! 5. [`db`], [`code`], [`datastore`], [`logs`].
 //! 6. [`model`] (plain MLRun-shaped data), [`uri`] (the `store://` grammar), [`error`].
 //!
@@ -48,6 +49,7 @@ pub mod logs;
 pub mod model;
 pub mod project;
 pub mod runner;
+pub mod schedule;
 pub mod server;
 pub mod service;
 pub mod uri;

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{zip_bytes, TestProject};
+use common::{set_up_churn, TestProject};
 
 #[test]
 fn version_is_printed() {
@@ -94,53 +94,9 @@ fn run_function_passes_inputs_relative_to_the_context_folder() {
 /// README's first command runs `examples/churn`; this runs the same steps with the debug binary.
 #[test]
 fn the_churn_example_runs_end_to_end() {
-    let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/churn");
-    let read = |rel: &str| std::fs::read_to_string(example.join(rel)).unwrap();
     let p = TestProject::empty();
     p.baton(&["init", "--name", "churn"]).ok();
-    p.write("src/prep.py", read("src/prep.py"));
-    p.write("src/evaluate.py", read("src/evaluate.py"));
-    p.write("workflow.py", read("workflow.py"));
-    p.write(
-        "trainer.zip",
-        zip_bytes(&[
-            ("trainer.py", &read("src/trainer/trainer.py")),
-            ("utils.py", &read("src/trainer/utils.py")),
-        ]),
-    );
-    p.log_code("prep_code", "src/prep.py", &[]);
-    p.log_code("evaluate_code", "src/evaluate.py", &[]);
-    p.log_code("trainer_code", "trainer.zip", &[]);
-    p.log_code(
-        "churn_workflow",
-        "workflow.py",
-        &["--code-type", "workflow"],
-    );
-    for (name, key, handler) in [
-        ("prep", "prep_code", "prep:main"),
-        ("evaluate", "evaluate_code", "evaluate:pick"),
-        ("trainer", "trainer_code", "trainer:train"),
-    ] {
-        let func = format!("store://artifacts/churn/{key}");
-        p.baton(&[
-            "set-function",
-            "--name",
-            name,
-            "--func",
-            &func,
-            "--handler",
-            handler,
-        ])
-        .ok();
-    }
-    p.baton(&[
-        "set-workflow",
-        "--name",
-        "main",
-        "--path",
-        "store://artifacts/churn/churn_workflow",
-    ])
-    .ok();
+    set_up_churn(&p, |args| p.baton(args));
     let record = p.baton(&["run", "main", "--json"]).json();
     assert_eq!(record["state"], "Succeeded", "{record}");
     let states: Vec<(String, String)> = record["steps"]

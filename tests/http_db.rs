@@ -43,9 +43,11 @@ impl TestServer {
             token: token.map(|t| Token::new(t.to_string()).unwrap()),
             max_workers: 2,
             body_limit: DEFAULT_BODY_LIMIT,
+            isolation: baton::runner::Isolation::default(),
             step_executor: None,
             kfp: None,
             public_url: None,
+            schedule_min_interval: baton::server::schedules::DEFAULT_MIN_INTERVAL,
         })
         .await
         .unwrap();

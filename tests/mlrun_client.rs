@@ -21,6 +21,7 @@ const MODULES: &[&str] = &[
     "test_jobs",
     "test_log_code",
     "test_roles",
+    "test_schedules",
     "test_workflows",
 ];
 
@@ -148,6 +149,11 @@ fn log_code() {
 #[test]
 fn roles() {
     run_module("test_roles");
+}
+
+#[test]
+fn schedules() {
+    run_module("test_schedules");
 }
 
 #[test]

@@ -20,6 +20,9 @@ def double(x):
     print("double", x, flush=True)
     return 2 * int(x)
 
+def parent():
+    return os.getppid()
+
 def wait_for(flag, seconds=120):
     print("waiting", flush=True)
     deadline = time.time() + seconds
@@ -247,6 +250,80 @@ fn every_command_works_on_the_server_and_remote_local_runs_there() {
     assert_eq!(listed.as_array().unwrap().len(), 1, "{listed:#}");
     let runs = api(&p, &server, &["runs", "list", "--json"]).json();
     assert_eq!(runs.as_array().unwrap().len(), 3, "{runs:#}");
+}
+
+/// The parent process of `pid` (from `/proc/<pid>/stat`).
+fn parent_of(pid: i64) -> i64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after_name = &stat[stat.rfind(')').unwrap() + 2..];
+    after_name.split(' ').nth(1).unwrap().parse().unwrap()
+}
+
+/// The parent process of each handler of two runs of a two-step workflow on `server`.
+fn handler_parents(server: &TestServer) -> Vec<i64> {
+    let p = project_on(server);
+    p.write(
+        "parents.yaml",
+        "name: parents\nsteps:\n  - {name: a, function: steps, handler: steps:parent, outputs: [return]}\n  - {name: b, function: steps, handler: steps:parent, outputs: [return], after: [a]}\n",
+    );
+    for args in [
+        &[
+            "log-code",
+            "parents",
+            "--local-path",
+            "parents.yaml",
+            "--code-type",
+            "workflow",
+        ][..],
+        &[
+            "set-workflow",
+            "--name",
+            "parents",
+            "--path",
+            "store://artifacts/my-project/parents",
+        ],
+    ] {
+        api(&p, server, args).ok();
+    }
+    let mut parents = Vec::new();
+    for _ in 0..2 {
+        let rec = api(
+            &p,
+            server,
+            &["run", "parents", "--engine", "remote:local", "--json"],
+        )
+        .json();
+        assert_eq!(rec["state"], "Succeeded", "{rec:#}");
+        for step in ["a", "b"] {
+            parents.push(
+                common::step(&rec, step)["outputs"]["return"]
+                    .as_i64()
+                    .unwrap(),
+            );
+        }
+    }
+    parents
+}
+
+#[test]
+fn the_servers_steps_are_forked_by_its_long_lived_warm_worker_unless_isolation_is_process() {
+    let (_dir, data) = data_dir();
+    let server = TestServer::start_in(&data, &[]);
+    let parents = handler_parents(&server);
+    // Every handler of both runs is a child of one warm worker, itself a child of the server.
+    assert!(parents.iter().all(|&p| p == parents[0]), "{parents:?}");
+    assert_eq!(parent_of(parents[0]), i64::from(server.pid()));
+
+    let (_dir, data) = data_dir();
+    let server = TestServer::start_in(&data, &["--isolation", "process"]);
+    let parents = handler_parents(&server);
+    // Each handler is the child of its own `baton runner`, gone once the step ended.
+    let distinct: std::collections::BTreeSet<_> = parents.iter().collect();
+    assert_eq!(distinct.len(), 4, "{parents:?}");
+    assert!(
+        parents.iter().all(|&p| p != i64::from(server.pid())),
+        "{parents:?}"
+    );
 }
 
 #[test]

@@ -29,9 +29,11 @@ async fn remote() -> Remote {
         token: None,
         max_workers: 2,
         body_limit: DEFAULT_BODY_LIMIT,
+        isolation: baton::runner::Isolation::default(),
         step_executor: Some(exec.clone()),
         kfp: None,
         public_url: None,
+        schedule_min_interval: baton::server::schedules::DEFAULT_MIN_INTERVAL,
     })
     .await
     .unwrap();

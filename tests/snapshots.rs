@@ -218,4 +218,11 @@ fn errors_for_bad_input_match_their_snapshots() {
         &TestProject::empty(),
         &["runs", "list"],
     );
+    snapshot("error_export_format", &p, &["export", "out.tar"]);
+    p.baton(&["export", "copy.yaml"]).ok();
+    snapshot(
+        "error_import_missing_artifacts",
+        &p,
+        &["import", "copy.yaml", "--context", "elsewhere"],
+    );
 }

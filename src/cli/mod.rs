@@ -8,12 +8,15 @@
 mod artifacts;
 mod build;
 mod compile;
+mod export;
 mod functions;
+mod import;
 mod init;
 mod log_code;
 mod printer;
 mod progress;
 mod runs;
+mod schedules;
 mod server;
 mod table;
 mod workflows;
@@ -114,12 +117,19 @@ enum Command {
     /// List, inspect and terminate workflow runs
     #[command(subcommand)]
     Workflows(workflows::WorkflowsCommand),
+    /// List, pause, trigger and backfill the schedules a server holds (needs --api)
+    #[command(subcommand)]
+    Schedules(schedules::SchedulesCommand),
     /// Print a workflow's step graph
     Graph(workflows::GraphArgs),
     /// Compile a workflow to a Kubeflow Pipelines v2 pipeline (YAML)
     Compile(compile::CompileArgs),
     /// Write a function's image build context and record its build configuration
     Build(build::BuildArgs),
+    /// Export the project: OUT.zip with its code (handlers still resolve), or OUT.yaml
+    Export(export::ExportArgs),
+    /// Import an exported project into a new folder (`--context DIR`, created if missing)
+    Import(import::ImportArgs),
     /// Serve the MLRun-compatible HTTP API: runs and workflows submitted to it execute here
     Server(server::ServerArgs),
     /// Execute one recorded run (started by baton itself; not for direct use)
@@ -130,6 +140,8 @@ enum Command {
 /// What the commands share: where they run, how they print, and the server they work
 /// against, if any.
 pub(crate) struct Context {
+    /// The context folder (`-C DIR`), absolute: the working folder, except for `import`, which
+    /// creates the project there and runs where it was started.
     pub dir: PathBuf,
     pub printer: Printer,
     pub api: Option<Api>,
@@ -247,8 +259,14 @@ pub(crate) fn parse_key_value(text: &str) -> std::result::Result<(String, String
         .ok_or_else(|| format!("`{text}` is not of the form key=value"))
 }
 
-/// Makes the context folder the working folder (creating it for `init`) and returns it.
+/// Makes the context folder the working folder (creating it for `init`) and returns it. For
+/// `import` the context folder is the project to create, which need not exist yet: it is
+/// returned (absolute) without being entered, so the source is found from where baton runs.
 fn enter_context(cli: &Cli) -> Result<PathBuf> {
+    if matches!(cli.command, Command::Import(_)) {
+        return std::path::absolute(&cli.context)
+            .map_err(|e| Error::io(format!("Failed to resolve `{}`", cli.context.display()), e));
+    }
     if matches!(cli.command, Command::Init(_)) {
         std::fs::create_dir_all(&cli.context)
             .map_err(|e| Error::io(format!("Failed to create `{}`", cli.context.display()), e))?;
@@ -313,9 +331,12 @@ async fn run(command: Command, ctx: &Context) -> Result<ExitCode> {
         Command::RunFunction(args) => runs::run_function(*args, ctx).await,
         Command::Runs(cmd) => runs::run(cmd, ctx).await,
         Command::Build(args) => build::run(args, ctx).await,
+        Command::Export(args) => export::run(args, ctx).await,
+        Command::Import(args) => import::run(args, ctx).await,
         Command::SetWorkflow(args) => workflows::set_workflow(*args, ctx).await,
         Command::Run(args) => workflows::run(*args, ctx).await,
         Command::Workflows(cmd) => workflows::workflows(cmd, ctx).await,
+        Command::Schedules(cmd) => schedules::run(cmd, ctx).await,
         Command::Graph(args) => workflows::graph(args, ctx).await,
         Command::Compile(args) => compile::run(args, ctx).await,
         Command::Runner(args) => runs::runner(*args, ctx).await,

@@ -4,12 +4,14 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use clap::builder::TypedValueParser as _;
 use clap::Args;
 
 use super::Context;
 use crate::error::{Error, Result};
 use crate::launcher;
 use crate::model::Driver;
+use crate::runner::Isolation;
 use crate::server::{Server, ServerConfig, Token, DEFAULT_BODY_LIMIT};
 
 /// Arguments of `baton server`.
@@ -38,9 +40,30 @@ pub struct ServerArgs {
     #[arg(long, value_name = "URL")]
     public_url: Option<String>,
 
+    /// How workflow steps are isolated: `fork` (a child of a warm Python worker the server
+    /// keeps) or `process` (a `baton runner` and a fresh Python per step)
+    #[arg(long, default_value = "fork", value_name = "HOW",
+          value_parser = clap::builder::PossibleValuesParser::new(["fork", "process"])
+              .map(|s| s.parse::<Isolation>().expect("a listed value")))]
+    isolation: Isolation,
+
+    /// Refuse schedules whose cron fires more often than this (MLRun's minimum interval; 0
+    /// allows any)
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_interval)]
+    schedule_min_interval: std::time::Duration,
+
     /// The largest request body accepted, in bytes
     #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_BODY_LIMIT)]
     body_limit: usize,
+}
+
+/// A duration such as `10m` or `1h`; `0` alone is zero (no minimum).
+fn parse_interval(text: &str) -> std::result::Result<std::time::Duration, String> {
+    if text.trim() == "0" {
+        return Ok(std::time::Duration::ZERO);
+    }
+    humantime::parse_duration(text)
+        .map_err(|e| format!("`{text}` is not a duration such as 10m: {e}"))
 }
 
 /// One worker per CPU.
@@ -80,8 +103,10 @@ pub(crate) async fn run(args: ServerArgs, ctx: &Context) -> Result<ExitCode> {
         max_workers: args.max_workers.unwrap_or_else(default_workers),
         body_limit: args.body_limit,
         step_executor: None,
+        isolation: args.isolation,
         kfp: ctx.kfp_client()?,
         public_url: args.public_url,
+        schedule_min_interval: args.schedule_min_interval,
     })
     .await?;
     let addr = server.local_addr()?;

@@ -76,6 +76,8 @@ pub struct RunArgs {
               .map(|s| s.parse::<Isolation>().expect("a listed value")))]
     isolation: Isolation,
     #[command(flatten)]
+    schedule: super::schedules::ScheduleArgs,
+    #[command(flatten)]
     follow: FollowArgs,
 }
 
@@ -199,6 +201,18 @@ pub(crate) async fn run(args: RunArgs, ctx: &Context) -> Result<ExitCode> {
         Some(name) => name,
         None => baton.default_workflow()?,
     };
+    if let Some(schedule) = args.schedule.schedule.clone() {
+        return schedule_workflow(
+            name,
+            schedule,
+            args.schedule,
+            args.engine,
+            args.args,
+            args.follow.json,
+            ctx,
+        )
+        .await;
+    }
     let options = RunWorkflowOptions {
         args: parse_params(args.args)?,
         engine: args
@@ -210,6 +224,7 @@ pub(crate) async fn run(args: RunArgs, ctx: &Context) -> Result<ExitCode> {
         parallelism: args.follow.parallelism,
         timeout: args.follow.timeout,
         allow_extra_args: args.allow_extra_args,
+        labels: Default::default(),
     };
     let watch = args.follow.watch(ctx);
     if let EngineKind::Remote { inner } = baton.workflow_engine(&name, &options)? {
@@ -255,6 +270,40 @@ pub(crate) async fn run(args: RunArgs, ctx: &Context) -> Result<ExitCode> {
         ctx,
     )
     .await
+}
+
+/// `baton run NAME --schedule CRON`: stores the schedule on the server (MLRun's rules: a
+/// schedule forces the remote runner, and a local engine is refused).
+async fn schedule_workflow(
+    name: String,
+    schedule: String,
+    args: super::schedules::ScheduleArgs,
+    engine: Option<String>,
+    run_args: Vec<(String, String)>,
+    json: bool,
+    ctx: &Context,
+) -> Result<ExitCode> {
+    let engine = engine
+        .as_deref()
+        .map(str::parse::<EngineKind>)
+        .transpose()?;
+    let engine = crate::engine::select_engine(engine, None, false, true)?;
+    let inner = match engine {
+        EngineKind::Remote { inner } => inner,
+        _ => None,
+    };
+    let body = crate::server::schedules::routes::ScheduleBody {
+        name: name.clone(),
+        workflow: Some(name),
+        schedule,
+        timezone: args.timezone,
+        overlap: args.overlap,
+        catchup: args.catchup,
+        args: parse_params(run_args)?,
+        engine: crate::service::server_engine(inner),
+        ..Default::default()
+    };
+    super::schedules::store(body, json, ctx).await
 }
 
 /// Whether progress is drawn as a live tree: on a terminal, unless `BATON_NO_PROGRESS` is set.

@@ -99,6 +99,10 @@ fn migrations() -> Migrations<'static> {
 /// Read-only connections kept open for reuse per handle.
 pub const IDLE_READERS: usize = 4;
 
+/// Prepared statements each connection keeps (`prepare_cached`): more than the distinct
+/// statements it runs, so a step's handful of writes never re-parses its SQL.
+const STATEMENT_CACHE: usize = 64;
+
 /// The SQLite implementation of [`Db`].
 #[derive(Clone)]
 pub struct SqliteDb {
@@ -165,6 +169,7 @@ impl SqliteDb {
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(db_error(path, "configure"))?;
         migrate(&mut conn, path)?;
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         Ok(SqliteDb {
             writer: Arc::new(Mutex::new(conn)),
             readers: Arc::new(Mutex::new(Vec::new())),
@@ -230,6 +235,7 @@ fn open_reader(path: &Path) -> Result<Connection> {
     // A reader waits only while a crashed writer's WAL is recovered.
     conn.busy_timeout(Duration::from_secs(60))
         .map_err(db_error(path, "configure"))?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     Ok(conn)
 }
 
@@ -299,14 +305,12 @@ impl SqliteDb {
     ) -> Result<()> {
         let (project, name) = (project.to_string(), name.to_string());
         self.write(move |conn, path| {
-            conn.execute(
-                &format!(
-                    "INSERT INTO {} (project, name, body) VALUES (?1, ?2, ?3)
+            conn.prepare_cached(&format!(
+                "INSERT INTO {} (project, name, body) VALUES (?1, ?2, ?3)
                      ON CONFLICT (project, name) DO UPDATE SET body = excluded.body",
-                    t.table
-                ),
-                params![project, name, body],
-            )
+                t.table
+            ))
+            .and_then(|mut stmt| stmt.execute(params![project, name, body]))
             .map_err(|e| {
                 Error::runtime_from(
                     format!(
@@ -332,14 +336,11 @@ impl SqliteDb {
         let (project, name) = (project.to_string(), name.to_string());
         self.read(move |conn, path| {
             let body: Option<String> = conn
-                .query_row(
-                    &format!(
-                        "SELECT body FROM {} WHERE project = ?1 AND name = ?2",
-                        t.table
-                    ),
-                    params![project, name],
-                    |row| row.get(0),
-                )
+                .prepare_cached(&format!(
+                    "SELECT body FROM {} WHERE project = ?1 AND name = ?2",
+                    t.table
+                ))
+                .and_then(|mut stmt| stmt.query_row(params![project, name], |row| row.get(0)))
                 .optional()
                 .map_err(|e| {
                     Error::runtime_from(
@@ -382,7 +383,7 @@ impl SqliteDb {
                     e,
                 )
             };
-            let mut stmt = conn.prepare(&sql).map_err(fail)?;
+            let mut stmt = conn.prepare_cached(&sql).map_err(fail)?;
             let bodies = stmt
                 .query_map(rusqlite::params_from_iter(values.iter()), |row| {
                     row.get::<_, String>(0)
@@ -444,11 +445,9 @@ impl Db for SqliteDb {
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(db_error(path, "start a transaction"))?;
             let existing: Option<String> = tx
-                .query_row(
-                    "SELECT body FROM artifacts WHERE project = ?1 AND key = ?2 AND uid = ?3",
-                    params![project, key, uid],
-                    |row| row.get(0),
-                )
+                .prepare_cached("SELECT body FROM artifacts WHERE project = ?1 AND key = ?2 AND uid = ?3")
+.and_then(|mut stmt| stmt.query_row(params![project, key, uid],
+                    |row| row.get(0),))
                 .optional()
                 .map_err(db_error(path, "read an artifact"))?;
             let created = match existing {
@@ -458,29 +457,23 @@ impl Db for SqliteDb {
                     let mut stored: Artifact = decode(path, &body)?;
                     stored.metadata.labels = artifact.metadata.labels.clone();
                     stored.metadata.updated = artifact.metadata.updated.clone();
-                    tx.execute(
-                        "UPDATE artifacts SET body = ?4 WHERE project = ?1 AND key = ?2 AND uid = ?3",
-                        params![project, key, uid, encode(&stored)],
-                    )
+                    tx.prepare_cached("UPDATE artifacts SET body = ?4 WHERE project = ?1 AND key = ?2 AND uid = ?3")
+.and_then(|mut stmt| stmt.execute(params![project, key, uid, encode(&stored)],))
                     .map_err(db_error(path, "update an artifact"))?;
                     artifact = stored;
                     false
                 }
                 None => {
-                    tx.execute(
-                        "INSERT INTO artifacts (project, key, uid, iter, tree, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                        params![project, key, uid, artifact.metadata.iter, artifact.metadata.tree, encode(&artifact)],
-                    )
+                    tx.prepare_cached("INSERT INTO artifacts (project, key, uid, iter, tree, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")
+.and_then(|mut stmt| stmt.execute(params![project, key, uid, artifact.metadata.iter, artifact.metadata.tree, encode(&artifact)],))
                     .map_err(db_error(path, "insert an artifact"))?;
                     true
                 }
             };
             for t in std::iter::once(LATEST).chain(tag.as_deref()) {
-                tx.execute(
-                    "INSERT INTO artifact_tags (project, key, tag, uid) VALUES (?1, ?2, ?3, ?4)
-                     ON CONFLICT (project, key, tag) DO UPDATE SET uid = excluded.uid",
-                    params![project, key, t, uid],
-                )
+                tx.prepare_cached("INSERT INTO artifact_tags (project, key, tag, uid) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (project, key, tag) DO UPDATE SET uid = excluded.uid")
+.and_then(|mut stmt| stmt.execute(params![project, key, t, uid],))
                 .map_err(db_error(path, "tag an artifact"))?;
             }
             tx.commit().map_err(db_error(path, "commit"))?;
@@ -526,18 +519,17 @@ impl Db for SqliteDb {
             }
             sql.push_str(" ORDER BY a.seq DESC LIMIT 1");
             let body: Option<String> = conn
-                .query_row(&sql, rusqlite::params_from_iter(args.iter()), |row| row.get(0))
+                .prepare_cached(&sql)
+.and_then(|mut stmt| stmt.query_row(rusqlite::params_from_iter(args.iter()), |row| row.get(0)))
                 .optional()
                 .map_err(db_error(path, "read an artifact"))?;
             let mut artifact: Artifact =
                 decode(path, &body.ok_or_else(|| not_found(&project, &uri))?)?;
             let uid = artifact.metadata.uid.clone().unwrap_or_default();
             let attached: bool = conn
-                .query_row(
-                    "SELECT EXISTS (SELECT 1 FROM artifact_tags WHERE project = ?1 AND key = ?2 AND tag = ?3 AND uid = ?4)",
-                    params![project, uri.key, tag, uid],
-                    |row| row.get(0),
-                )
+                .prepare_cached("SELECT EXISTS (SELECT 1 FROM artifact_tags WHERE project = ?1 AND key = ?2 AND tag = ?3 AND uid = ?4)")
+.and_then(|mut stmt| stmt.query_row(params![project, uri.key, tag, uid],
+                    |row| row.get(0),))
                 .map_err(db_error(path, "read artifact tags"))?;
             artifact.metadata.tag = attached.then_some(tag);
             Ok(artifact)
@@ -554,7 +546,7 @@ impl Db for SqliteDb {
         let filter = filter.clone();
         self.read(move |conn, path| {
             let mut stmt = conn
-                .prepare(
+                .prepare_cached(
                     "SELECT a.body,
                             (SELECT group_concat(t.tag, ',') FROM
                                 (SELECT tag FROM artifact_tags t WHERE t.project = a.project AND t.key = a.key AND t.uid = a.uid ORDER BY tag) t)
@@ -598,12 +590,12 @@ impl Db for SqliteDb {
         self.write(move |conn, path| {
             // One statement, so the check and the write are atomic across processes.
             let changed = conn
-                .execute(
+                .prepare_cached(
                     "UPDATE runs SET body = ?3 WHERE project = ?1 AND name = ?2
                      AND json_extract(body, '$.status.state')
                          NOT IN ('completed', 'error', 'aborted')",
-                    params![project, uid, body],
                 )
+                .and_then(|mut stmt| stmt.execute(params![project, uid, body]))
                 .map_err(db_error(path, "update a run"))?;
             Ok(changed == 1)
         })
@@ -661,10 +653,10 @@ impl Db for SqliteDb {
         let (project, id) = (project.to_string(), id.to_string());
         self.write(move |conn, path| {
             let changed = conn
-                .execute(
+                .prepare_cached(
                     "UPDATE workflow_runs SET terminate = 1 WHERE project = ?1 AND name = ?2",
-                    params![project, id],
                 )
+                .and_then(|mut stmt| stmt.execute(params![project, id]))
                 .map_err(db_error(path, "request a termination"))?;
             if changed == 0 {
                 return Err(Error::not_found(format!(
@@ -680,11 +672,10 @@ impl Db for SqliteDb {
         let (project, id) = (project.to_string(), id.to_string());
         self.read(move |conn, path| {
             let flag: Option<bool> = conn
-                .query_row(
+                .prepare_cached(
                     "SELECT terminate FROM workflow_runs WHERE project = ?1 AND name = ?2",
-                    params![project, id],
-                    |row| row.get(0),
                 )
+                .and_then(|mut stmt| stmt.query_row(params![project, id], |row| row.get(0)))
                 .optional()
                 .map_err(db_error(path, "read a termination request"))?;
             Ok(flag.unwrap_or(false))
@@ -698,12 +689,10 @@ impl Db for SqliteDb {
             let now = unix_ms(SystemTime::now());
             // One statement: take a free or expired lease, or extend our own.
             let changed = conn
-                .execute(
-                    "INSERT INTO leases (name, owner, expires_ms) VALUES (?1, ?2, ?3)
+                .prepare_cached("INSERT INTO leases (name, owner, expires_ms) VALUES (?1, ?2, ?3)
                      ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, expires_ms = excluded.expires_ms
-                     WHERE leases.owner = excluded.owner OR leases.expires_ms <= ?4",
-                    params![name, owner, now.saturating_add(millis(ttl)), now],
-                )
+                     WHERE leases.owner = excluded.owner OR leases.expires_ms <= ?4")
+.and_then(|mut stmt| stmt.execute(params![name, owner, now.saturating_add(millis(ttl)), now],))
                 .map_err(db_error(path, "acquire a lease"))?;
             Ok(changed == 1)
         })
@@ -715,11 +704,13 @@ impl Db for SqliteDb {
         self.write(move |conn, path| {
             let now = unix_ms(SystemTime::now());
             let changed = conn
-                .execute(
+                .prepare_cached(
                     "UPDATE leases SET expires_ms = ?3
                      WHERE name = ?1 AND owner = ?2 AND expires_ms > ?4",
-                    params![name, owner, now.saturating_add(millis(ttl)), now],
                 )
+                .and_then(|mut stmt| {
+                    stmt.execute(params![name, owner, now.saturating_add(millis(ttl)), now])
+                })
                 .map_err(db_error(path, "renew a lease"))?;
             Ok(changed == 1)
         })
@@ -729,11 +720,9 @@ impl Db for SqliteDb {
     async fn release_lease(&self, name: &str, owner: &str) -> Result<()> {
         let (name, owner) = (name.to_string(), owner.to_string());
         self.write(move |conn, path| {
-            conn.execute(
-                "DELETE FROM leases WHERE name = ?1 AND owner = ?2",
-                params![name, owner],
-            )
-            .map_err(db_error(path, "release a lease"))?;
+            conn.prepare_cached("DELETE FROM leases WHERE name = ?1 AND owner = ?2")
+                .and_then(|mut stmt| stmt.execute(params![name, owner]))
+                .map_err(db_error(path, "release a lease"))?;
             Ok(())
         })
         .await
@@ -742,11 +731,12 @@ impl Db for SqliteDb {
     async fn lease_alive(&self, name: &str) -> Result<bool> {
         let name = name.to_string();
         self.read(move |conn, path| {
-            conn.query_row(
+            conn.prepare_cached(
                 "SELECT EXISTS (SELECT 1 FROM leases WHERE name = ?1 AND expires_ms > ?2)",
-                params![name, unix_ms(SystemTime::now())],
-                |row| row.get(0),
             )
+            .and_then(|mut stmt| {
+                stmt.query_row(params![name, unix_ms(SystemTime::now())], |row| row.get(0))
+            })
             .map_err(db_error(path, "read a lease"))
         })
         .await

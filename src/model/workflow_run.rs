@@ -46,6 +46,10 @@ pub struct WorkflowRunRecord {
     /// The run this one retries, if it is a retry.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_of: Option<String>,
+    /// The run's labels (a scheduled run carries `mlrun/schedule-name`); its step runs carry
+    /// them too.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub labels: std::collections::BTreeMap<String, String>,
 }
 
 /// The `baton run` process that drives a workflow run (for people: liveness is its lease's).

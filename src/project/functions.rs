@@ -39,6 +39,23 @@ pub struct SetFunctionRequest {
     pub tag: Option<String>,
 }
 
+impl SetFunctionRequest {
+    /// The request that would define `entry` as it stands (an entry without a source has an
+    /// empty `func`).
+    pub fn from_entry(entry: &FunctionEntry) -> Self {
+        SetFunctionRequest {
+            name: entry.name.clone(),
+            func: entry.url.clone().unwrap_or_default(),
+            kind: entry.kind.clone(),
+            handler: entry.handler.clone(),
+            image: entry.image.clone(),
+            requirements: entry.requirements.clone(),
+            load_source_on_run: entry.load_source_on_run,
+            tag: entry.tag.clone(),
+        }
+    }
+}
+
 /// MLRun's function name normalisation: lowercase, `_` becomes `-`.
 pub fn normalize_function_name(name: &str) -> String {
     name.to_ascii_lowercase().replace('_', "-")
@@ -82,6 +99,32 @@ impl Project {
         db: &dyn Db,
         request: SetFunctionRequest,
     ) -> Result<FunctionEntry> {
+        let (name, kind) = self.check_function(db, &request).await?;
+        let entry = FunctionEntry {
+            name: name.clone(),
+            url: Some(request.func),
+            kind: Some(kind.as_str().to_string()),
+            image: request.image,
+            handler: request.handler,
+            requirements: request.requirements,
+            tag: request.tag,
+            load_source_on_run: request.load_source_on_run,
+            extra: Default::default(),
+        };
+        let value = serde_json::to_value(&entry).expect("function entries serialize");
+        self.update(|file| super::entries::upsert(&mut file.spec.functions, &name, value))?;
+        Ok(entry)
+    }
+
+    /// Checks a function definition as `set-function` does, without writing it: the name, the
+    /// kind and what it allows, the requirements, the handler a pulled source needs, and the
+    /// source itself (a `store://` artifact must exist and be function code; a local file must
+    /// exist). Returns the normalised name and the kind.
+    pub async fn check_function(
+        &self,
+        db: &dyn Db,
+        request: &SetFunctionRequest,
+    ) -> Result<(String, FunctionKind)> {
         let name = normalize_function_name(&request.name);
         if name.is_empty() {
             return Err(Error::invalid("Function name must be specified"));
@@ -116,20 +159,7 @@ impl Project {
             }
             SourceKind::PythonFile => self.check_local_source(&request.func)?,
         }
-        let entry = FunctionEntry {
-            name: name.clone(),
-            url: Some(request.func),
-            kind: Some(kind.as_str().to_string()),
-            image: request.image,
-            handler: request.handler,
-            requirements: request.requirements,
-            tag: request.tag,
-            load_source_on_run: request.load_source_on_run,
-            extra: Default::default(),
-        };
-        let value = serde_json::to_value(&entry).expect("function entries serialize");
-        self.update(|file| super::entries::upsert(&mut file.spec.functions, &name, value))?;
-        Ok(entry)
+        Ok((name, kind))
     }
 
     /// A local source path (relative to the project folder) must exist; URLs are checked when

@@ -3,24 +3,33 @@
 //! A project folder holds `project.yaml` (MLRun's project format, so MLRun and baton can share
 //! it) and `.baton/`: the embedded SQLite database and `artifacts/`, the default artifact path.
 //! Commands find the project like git finds a repository: from the given folder upwards.
+//!
+//! A project travels as an export ([`Project::export`]): a zip with its code, or its
+//! `project.yaml` alone; [`import_project`] turns either back into a project folder.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 mod build;
 mod entries;
+mod export;
+mod files;
 mod functions;
 mod hub;
+mod import;
+mod problems;
 mod run_workflow;
 mod store;
 mod workflows;
 
 pub use build::{BuildOutput, IMAGE_CODE_DIR};
+pub use export::{ExportFormat, ExportSummary, PackagedCode, EXPORT_CODE_DIR};
 pub use functions::{
     check_module_handler, normalize_function_name, resolve_function_artifact, EffectiveBuild,
     SetFunctionRequest, DEFAULT_BASE_IMAGE,
 };
 pub use hub::{HUB_ENV, HUB_PREFIX};
+pub use import::{import_project, ImportSummary};
 pub use run_workflow::{args_schema, PreparedWorkflow, RunWorkflowOptions, WorkflowRunHandle};
 use store::StateDir;
 pub use store::{MemoryProjectStore, ProjectStore, ProjectYaml, StateLock};

@@ -44,6 +44,8 @@ pub struct RunWorkflowOptions {
     /// Let arguments the workflow does not declare through, with a warning, instead of refusing
     /// the run.
     pub allow_extra_args: bool,
+    /// Labels of the run, put on its step runs too.
+    pub labels: std::collections::BTreeMap<String, String>,
 }
 
 impl RunWorkflowOptions {
@@ -52,6 +54,7 @@ impl RunWorkflowOptions {
         RunOptions {
             parallelism: self.parallelism,
             timeout: self.timeout,
+            labels: self.labels.clone(),
             ..RunOptions::default()
         }
     }
@@ -222,6 +225,7 @@ impl Project {
             driver: Some(Driver::current()),
             graph,
             retry_of: None,
+            labels: options.labels.clone(),
         };
         WorkflowRunHandle::new(db, engine, dag, record).await
     }

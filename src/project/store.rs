@@ -60,24 +60,12 @@ impl ProjectYaml {
     /// every field baton does not know and the file's mode (a new file gets the mode the umask
     /// gives any new file). Callers hold the project lock.
     fn save(&self, file: &ProjectFile) -> Result<()> {
-        use std::os::unix::fs::PermissionsExt;
         let path = self.path();
         let text = serde_yaml::to_string(file).expect("project files always serialize");
-        let existing = std::fs::metadata(&path).ok().map(|m| m.permissions());
-        let mut tmp = tempfile::Builder::new()
-            .permissions(std::fs::Permissions::from_mode(0o666))
-            .tempfile_in(&self.root)
-            .io_context(|| format!("Failed to write `{}`", path.display()))?;
-        if let Some(permissions) = existing {
-            tmp.as_file()
-                .set_permissions(permissions)
-                .io_context(|| format!("Failed to write `{}`", path.display()))?;
-        }
-        std::io::Write::write_all(&mut tmp, text.as_bytes())
-            .io_context(|| format!("Failed to write `{}`", path.display()))?;
-        tmp.persist(&path)
-            .map_err(|e| Error::io(format!("Failed to write `{}`", path.display()), e.error))?;
-        Ok(())
+        super::files::replace_file(&path, |out| {
+            std::io::Write::write_all(out, text.as_bytes())
+                .io_context(|| format!("Failed to write `{}`", path.display()))
+        })
     }
 }
 
@@ -86,31 +74,7 @@ impl ProjectStore for ProjectYaml {
         let path = self.path();
         let text = std::fs::read_to_string(&path)
             .io_context(|| format!("Failed to read `{}`", path.display()))?;
-        let file: ProjectFile = serde_yaml::from_str(&text).map_err(|e| {
-            Error::invalid_from(
-                format!("`{}` is not a valid project file", path.display()),
-                e,
-            )
-        })?;
-        if file.kind != "project" {
-            return Err(Error::invalid(format!(
-                "`{}` has kind `{}`; expected `project`",
-                path.display(),
-                file.kind
-            )));
-        }
-        let name = &file.metadata.name;
-        if !is_valid_project_name(name) {
-            return Err(Error::invalid_with_hint(
-                format!(
-                    "`{}` has a malformed `metadata.name`: `{}`: {PROJECT_NAME_RULE}",
-                    path.display(),
-                    name.escape_debug()
-                ),
-                "edit `metadata.name` in project.yaml; MLRun requires the same rule",
-            ));
-        }
-        Ok(file)
+        parse_project_file(&text, &path.display().to_string())
     }
 
     fn update(&self, change: &mut dyn FnMut(&mut ProjectFile)) -> Result<ProjectFile> {
@@ -120,6 +84,30 @@ impl ProjectStore for ProjectYaml {
         self.save(&file)?;
         Ok(file)
     }
+}
+
+/// Parses the text of a project file, checking its kind and name; `shown` names the file in
+/// errors.
+pub(super) fn parse_project_file(text: &str, shown: &str) -> Result<ProjectFile> {
+    let file: ProjectFile = serde_yaml::from_str(text)
+        .map_err(|e| Error::invalid_from(format!("`{shown}` is not a valid project file"), e))?;
+    if file.kind != "project" {
+        return Err(Error::invalid(format!(
+            "`{shown}` has kind `{}`; expected `project`",
+            file.kind
+        )));
+    }
+    let name = &file.metadata.name;
+    if !is_valid_project_name(name) {
+        return Err(Error::invalid_with_hint(
+            format!(
+                "`{shown}` has a malformed `metadata.name`: `{}`: {PROJECT_NAME_RULE}",
+                name.escape_debug()
+            ),
+            "edit `metadata.name` in project.yaml; MLRun requires the same rule",
+        ));
+    }
+    Ok(file)
 }
 
 /// An exclusive lock on a file under the project's `.baton/`, held until dropped.

@@ -152,38 +152,14 @@ impl Project {
         db: &dyn Db,
         request: SetWorkflowRequest,
     ) -> Result<WorkflowSpec> {
-        if request.path.is_empty() {
-            return Err(Error::invalid("workflow_path must be provided."));
-        }
-        let engine: Option<EngineKind> = request.engine.as_deref().map(str::parse).transpose()?;
-        if let Some(schedule) = &request.schedule {
-            if engine.is_some_and(EngineKind::is_local_flavour) {
-                return Err(Error::invalid_with_hint(
-                    "'schedule' argument is not supported for 'local' engine.",
-                    "scheduled workflows run on the server: use `--engine remote` or `--engine remote:kfp`",
-                ));
-            }
-            check_schedule(schedule)?;
-        }
-        if is_store_uri(&request.path) {
-            resolve_workflow_artifact(db, self.name(), &request.path).await?;
-        } else {
-            let lower = request.path.to_ascii_lowercase();
-            if !WORKFLOW_SUFFIXES.iter().any(|s| lower.ends_with(s)) {
-                return Err(Error::invalid(format!(
-                    "Invalid workflow path `{}`: expected a store:// workflow artifact or a .py, .yaml or .yml file",
-                    request.path
-                )));
-            }
-            let local = self.source_path(&request.path);
-            if !local.is_file() {
-                return Err(Error::invalid(format!(
-                    "Invalid workflow path `{}`: got a path to a non-existing file (looked for `{}`)",
-                    request.path,
-                    local.display()
-                )));
-            }
-        }
+        let engine = self
+            .check_workflow(
+                db,
+                &request.path,
+                request.engine.as_deref(),
+                request.schedule.as_deref(),
+            )
+            .await?;
         let spec = WorkflowSpec {
             name: request.name.clone(),
             path: Some(request.path),
@@ -203,6 +179,49 @@ impl Project {
         let value = serde_json::to_value(&spec).expect("workflow specs serialize");
         self.update(|file| super::entries::upsert(&mut file.spec.workflows, &request.name, value))?;
         Ok(spec)
+    }
+
+    /// Checks a workflow definition as `set-workflow` does, without writing it: the engine, the
+    /// schedule, and the path (a `store://` artifact must exist and be a single workflow file;
+    /// a local file must exist with a workflow suffix). Returns the parsed engine.
+    pub async fn check_workflow(
+        &self,
+        db: &dyn Db,
+        path: &str,
+        engine: Option<&str>,
+        schedule: Option<&str>,
+    ) -> Result<Option<EngineKind>> {
+        if path.is_empty() {
+            return Err(Error::invalid("workflow_path must be provided."));
+        }
+        let engine: Option<EngineKind> = engine.map(str::parse).transpose()?;
+        if let Some(schedule) = schedule {
+            if engine.is_some_and(EngineKind::is_local_flavour) {
+                return Err(Error::invalid_with_hint(
+                    "'schedule' argument is not supported for 'local' engine.",
+                    "scheduled workflows run on the server: use `--engine remote` or `--engine remote:kfp`",
+                ));
+            }
+            check_schedule(schedule)?;
+        }
+        if is_store_uri(path) {
+            resolve_workflow_artifact(db, self.name(), path).await?;
+        } else {
+            let lower = path.to_ascii_lowercase();
+            if !WORKFLOW_SUFFIXES.iter().any(|s| lower.ends_with(s)) {
+                return Err(Error::invalid(format!(
+                    "Invalid workflow path `{path}`: expected a store:// workflow artifact or a .py, .yaml or .yml file"
+                )));
+            }
+            let local = self.source_path(path);
+            if !local.is_file() {
+                return Err(Error::invalid(format!(
+                    "Invalid workflow path `{path}`: got a path to a non-existing file (looked for `{}`)",
+                    local.display()
+                )));
+            }
+        }
+        Ok(engine)
     }
 
     /// The project's workflow specs.

@@ -23,8 +23,8 @@
 //!
 //! The worker reaps its children; this process reaps the worker. A run that is dropped before it
 //! ends (a timeout, a terminate) closes its connection: the worker kills the child's group at
-//! once, and the child's watch thread does the same when the watch pipe closes, which also covers
-//! a worker that is gone. A worker that dies fails the runs it had in flight (their connections
+//! once, and the closed watch pipe ends the group too (see the bootstrap's `_die_with_runner`),
+//! which also covers a worker that is gone. A worker that dies fails the runs it had in flight (their connections
 //! end without an exit report) with a message saying so, and the next run starts a new one. The
 //! worker dies with this process: it is killed when its [`ForkServer`] is dropped, gets SIGKILL
 //! when this process dies (Linux's parent-death signal), and exits when its stdin closes.

@@ -1,7 +1,8 @@
 //! The engine that hosts every workflow run of a server.
 //!
 //! One local engine serves all projects: its steps go to [`ProjectsExecutor`], which runs each
-//! through `baton runner` in the step's project, exactly as `baton run` does on a laptop. Runs
+//! in the step's project exactly as `baton run` does on a laptop (a handler forked by a warm
+//! Python worker the server keeps, or a `baton runner` process). Runs
 //! submitted through MLRun's API, through baton's own service API and through the remote
 //! engine's protocol all live in this engine, so any of them can be followed or terminated by
 //! id.
@@ -19,22 +20,36 @@ use crate::engines::kfp::{CompileFn, KfpEngine};
 use crate::engines::local::LocalEngine;
 use crate::kfp::client::KfpClient;
 use crate::kfp::{configured_image, CompileOptions};
+use crate::runner::{CodeSources, ForkServer, Isolation};
 use crate::service::RunnerExecutor;
 
-/// Runs each step through `baton runner` in the project the step belongs to.
+/// Runs each step in the project the step belongs to, isolated as the server is configured:
+/// forked by the server's long-lived warm Python workers, or through a `baton runner` process.
 pub struct ProjectsExecutor {
     projects: Weak<Projects>,
     python: Option<PathBuf>,
+    /// The warm workers every project's steps share, with the code sources they resolve
+    /// through ([`Isolation::Fork`]); `None` starts a `baton runner` per step.
+    fork: Option<(ForkServer, CodeSources)>,
 }
 
 impl ProjectsExecutor {
-    /// Steps of `projects`' workflows, every runner on interpreter `python` (else
-    /// `BATON_PYTHON`, else `python3`).
-    pub fn new(projects: &Arc<Projects>, python: Option<PathBuf>) -> Self {
-        ProjectsExecutor {
+    /// Steps of `projects`' workflows, every handler on interpreter `python` (else
+    /// `BATON_PYTHON`, else `python3`), isolated as `isolation` says.
+    pub fn new(
+        projects: &Arc<Projects>,
+        python: Option<PathBuf>,
+        isolation: Isolation,
+    ) -> crate::Result<Self> {
+        let fork = match isolation {
+            Isolation::Fork => Some((ForkServer::new(), CodeSources::from_env()?)),
+            Isolation::Process => None,
+        };
+        Ok(ProjectsExecutor {
             projects: Arc::downgrade(projects),
             python,
-        }
+            fork,
+        })
     }
 }
 
@@ -53,6 +68,10 @@ impl StepExecutor for ProjectsExecutor {
                     baton.logs().clone(),
                     self.python.clone(),
                 );
+                let executor = match &self.fork {
+                    Some((server, code)) => executor.forked_by(server.clone(), code.clone()),
+                    None => executor,
+                };
                 executor.execute(step).await
             }
             Err(e) => StepOutcome::failed(e.to_string()).not_retryable(),

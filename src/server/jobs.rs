@@ -15,11 +15,16 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::db::settle_run;
+use crate::model::WorkflowRunRecord;
 use crate::model::{RunObject, RunState};
-use crate::project::WorkflowRunHandle;
+use crate::project::{RunWorkflowOptions, WorkflowRunHandle};
 use crate::service::Baton;
 
-/// The server's executing runs and workflows.
+/// Told how a workflow run started by [`Jobs::start_workflow`] ended.
+pub type OnWorkflowEnd = Box<dyn FnOnce(&crate::Result<WorkflowRunRecord>) + Send>;
+
+/// The server's executing runs and workflows (a clone shares them).
+#[derive(Clone)]
 pub struct Jobs {
     tasks: TaskTracker,
     stop: CancellationToken,
@@ -75,14 +80,40 @@ impl Jobs {
         });
     }
 
+    /// Runs workflow `name` of `baton`'s project here, the way every remote run is started:
+    /// its source resolved now, the run recorded and followed to its end by the server (which
+    /// terminates it when stopping), `on_end` told how it ended. Answers the run's id.
+    pub async fn start_workflow(
+        &self,
+        baton: Baton,
+        name: &str,
+        options: &RunWorkflowOptions,
+        on_end: Option<OnWorkflowEnd>,
+    ) -> crate::Result<String> {
+        let prepared = baton.prepare_workflow(name, options).await?;
+        let handle = baton.start_workflow(prepared, options).await?;
+        let id = handle.id().to_string();
+        self.follow_workflow(baton, handle, on_end);
+        Ok(id)
+    }
+
     /// Follows started workflow run `handle` of `baton`'s project to its end, recording it;
     /// the server stopping terminates it.
-    pub fn follow_workflow(&self, baton: Baton, handle: WorkflowRunHandle) {
+    pub fn follow_workflow(
+        &self,
+        baton: Baton,
+        handle: WorkflowRunHandle,
+        on_end: Option<OnWorkflowEnd>,
+    ) {
         let stop = self.stop.clone();
         self.tasks.spawn(async move {
             let id = handle.id();
-            if let Err(err) = baton.finish_workflow(Ok(handle), stop.cancelled()).await {
+            let ended = baton.finish_workflow(Ok(handle), stop.cancelled()).await;
+            if let Err(err) = &ended {
                 tracing::error!("workflow run `{id}` failed: {}", err.chain());
+            }
+            if let Some(on_end) = on_end {
+                on_end(&ended);
             }
         });
     }

@@ -5,7 +5,8 @@
 //! Every handler is thin: it parses the request, calls the service ([`crate::service::Baton`])
 //! of the project it names, and answers in MLRun's shapes; errors become MLRun's error body with
 //! the status of their kind. Runs and workflows submitted here execute on this host, started by
-//! [`Jobs`], which owns them until they end or the server stops.
+//! [`Jobs`], which owns them until they end or the server stops. Schedules ([`schedules`]) fire
+//! workflow runs through the same path, from one scheduler task.
 //!
 //! A server keeps everything in its data folder: `projects/<name>/` holds each project's
 //! `project.yaml` and its embedded state (SQLite database, logs), and `artifacts/` is the default
@@ -20,6 +21,7 @@ mod mlrun;
 mod native;
 mod projects;
 mod reconcile;
+pub mod schedules;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -36,6 +38,7 @@ use tracing::Level;
 use crate::engine::{EngineRegistry, StepExecutor};
 use crate::error::{Error, IoResultExt, Result};
 use crate::kfp::client::KfpClient;
+use crate::runner::Isolation;
 pub use auth::Token;
 pub use jobs::Jobs;
 pub use projects::Projects;
@@ -63,11 +66,17 @@ pub struct ServerConfig {
     /// What executes workflow steps; `None` runs each through `baton runner` in its project.
     /// Tests give the engine conformance suite's executor here.
     pub step_executor: Option<Arc<dyn StepExecutor>>,
+    /// How workflow steps are isolated when `step_executor` is `None`: forked by the server's
+    /// warm Python workers (the default), or a `baton runner` process each.
+    pub isolation: Isolation,
     /// The Kubeflow Pipelines that `kfp` and `remote:kfp` runs go to, if any.
     pub kfp: Option<KfpClient>,
     /// This server's address as KFP pods reach it (`BATON_API` of their steps); `None` is the
     /// address it listens on.
     pub public_url: Option<String>,
+    /// Schedules firing more often than this are refused (MLRun's minimum interval, 10
+    /// minutes by default); zero allows any.
+    pub schedule_min_interval: Duration,
 }
 
 /// What every handler shares.
@@ -82,12 +91,15 @@ pub(crate) struct AppState {
     pub jobs: Jobs,
     /// The default artifact path handed to clients (absolute).
     pub artifact_path: String,
+    /// The scheduled workflow runs.
+    pub schedules: schedules::Schedules,
 }
 
 /// A server bound to its address, not yet answering.
 pub struct Server {
     listener: tokio::net::TcpListener,
     state: Arc<AppState>,
+    scheduler: schedules::scheduler::Scheduler,
     token: Option<Token>,
     body_limit: usize,
 }
@@ -109,7 +121,8 @@ impl Server {
             None => Arc::new(engine::ProjectsExecutor::new(
                 &projects,
                 crate::service::step_interpreter().await,
-            )),
+                config.isolation,
+            )?),
         };
         let listener = tokio::net::TcpListener::bind(config.addr)
             .await
@@ -130,14 +143,27 @@ impl Server {
         let has_kfp = kfp.is_some();
         let engines = engine::registry(executor, kfp);
         projects.set_engines(engines.clone());
+        let jobs = Jobs::new(config.max_workers);
+        let store = Arc::new(schedules::store::ScheduleStore::open(
+            &data_dir.join("schedules.db"),
+        )?);
+        let clock: Arc<dyn crate::schedule::Clock> = Arc::new(crate::schedule::SystemClock);
+        let launcher =
+            schedules::launcher::ServerLauncher::new(projects.clone(), jobs.clone(), has_kfp);
+        let (scheduler, handle) =
+            schedules::scheduler::Scheduler::new(store.clone(), Arc::new(launcher), clock.clone());
+        let schedules =
+            schedules::Schedules::new(store, handle, clock, config.schedule_min_interval);
         Ok(Server {
             listener,
+            scheduler,
             state: Arc::new(AppState {
                 projects,
                 engines,
                 has_kfp,
-                jobs: Jobs::new(config.max_workers),
+                jobs,
                 artifact_path: artifacts.to_string_lossy().into_owned(),
+                schedules,
             }),
             token: config.token,
             body_limit: config.body_limit,
@@ -151,15 +177,17 @@ impl Server {
             .map_err(|e| Error::io("Cannot read the listening address", e))
     }
 
-    /// Answers requests until `shutdown` resolves, then stops taking requests, stops the runs
-    /// and workflows still executing (each records its end) and returns. Records a previous
-    /// server left `running` are reconciled in the background from the start.
+    /// Answers requests and fires schedules until `shutdown` resolves, then stops taking
+    /// requests, stops the runs and workflows still executing (each records its end) and
+    /// returns. Records a previous server left `running` are reconciled in the background from
+    /// the start.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<()> {
         let state = self.state.clone();
         let survey = reconcile::survey(&state).await;
         let reconcile = tokio::spawn(reconcile::settle_after_leases(state.clone(), survey));
-        let app = router(state.clone(), self.token, self.body_limit);
         let jobs_stop = state.jobs.stopper();
+        let scheduler = tokio::spawn(self.scheduler.run(jobs_stop.clone()));
+        let app = router(state.clone(), self.token, self.body_limit);
         axum::serve(self.listener, app)
             .with_graceful_shutdown(async move {
                 shutdown.await;
@@ -169,6 +197,7 @@ impl Server {
             .await
             .map_err(|e| Error::io("The server stopped", e))?;
         reconcile.abort();
+        let _ = scheduler.await;
         state.jobs.shutdown(SHUTDOWN_GRACE).await;
         Ok(())
     }
@@ -178,6 +207,7 @@ impl Server {
 fn router(state: Arc<AppState>, token: Option<Token>, body_limit: usize) -> Router {
     let api = mlrun::routes()
         .merge(native::routes())
+        .merge(schedules::routes::routes())
         .fallback(api_error::unknown_route)
         .layer(axum::middleware::from_fn_with_state(
             Arc::new(token),

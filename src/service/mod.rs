@@ -11,6 +11,7 @@ mod artifacts;
 mod compile;
 mod functions;
 mod pod_step;
+mod portable;
 mod remote;
 mod runs;
 mod server_project;
@@ -30,6 +31,7 @@ use crate::runner::CodeSources;
 pub use artifacts::PulledCode;
 pub use functions::FunctionDescription;
 pub use pod_step::{run_pod_step, PodStep};
+pub use portable::import_project;
 pub use remote::{server_engine, RemoteWorkflowRun};
 pub use runs::SubmittedRun;
 pub use server_project::ensure_server_project;
@@ -74,7 +76,7 @@ impl Baton {
             code,
             logs,
             engines: tokio::sync::OnceCell::new(),
-            isolation: crate::runner::Isolation::Process,
+            isolation: crate::runner::Isolation::default(),
         }
     }
 

@@ -71,19 +71,27 @@ impl RunnerExecutor {
     /// [`Isolation::Fork`] the runner runs in this process, resolving code through `code`, and
     /// the interpreter's warm worker starts now, so it is ready by the first step.
     pub fn with_isolation(self, isolation: Isolation, code: CodeSources) -> Self {
-        let in_process = match isolation {
-            Isolation::Process => None,
-            Isolation::Fork => {
-                let python = match &self.python {
-                    Some(python) => PythonRunner::new(python),
-                    None => PythonRunner::from_env(),
-                };
-                Some(InProcess {
-                    code,
-                    python: python.with_fork_server(ForkServer::new()),
-                })
-            }
+        match isolation {
+            Isolation::Process => RunnerExecutor {
+                in_process: None,
+                ..self
+            },
+            Isolation::Fork => self.forked_by(ForkServer::new(), code),
+        }
+    }
+
+    /// The same executor with its runner in this process, resolving code through `code`, each
+    /// handler forked by `server`'s warm worker for this executor's interpreter. Executors that
+    /// share a server (a long-lived process running many workflows) share its workers.
+    pub fn forked_by(self, server: ForkServer, code: CodeSources) -> Self {
+        let python = match &self.python {
+            Some(python) => PythonRunner::new(python),
+            None => PythonRunner::from_env(),
         };
+        let in_process = Some(InProcess {
+            code,
+            python: python.with_fork_server(server),
+        });
         RunnerExecutor { in_process, ..self }
     }
 

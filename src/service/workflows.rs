@@ -38,7 +38,7 @@ impl Baton {
     }
 
     /// How the local engine isolates the steps of this service's runs (default
-    /// [`Isolation::Process`]); takes effect if set before the first run is prepared.
+    /// [`Isolation::Fork`]); takes effect if set before the first run is prepared.
     pub fn set_isolation(&mut self, isolation: Isolation) {
         self.isolation = isolation;
     }

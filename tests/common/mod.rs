@@ -133,16 +133,7 @@ impl TestProject {
     /// success.
     pub fn set_store_function(&self, name: &str, key: &str, handler: &str) {
         let func = format!("store://my-project/{key}");
-        self.baton(&[
-            "set-function",
-            "--name",
-            name,
-            "--func",
-            &func,
-            "--handler",
-            handler,
-        ])
-        .ok();
+        self.baton(&set_function_args(name, &func, handler)).ok();
     }
 
     /// A new project whose function `triv` runs [`TRIVIAL_HANDLER`] from a code artifact
@@ -159,6 +150,71 @@ impl TestProject {
     pub fn artifact(&self, uri: &str) -> serde_json::Value {
         self.baton(&["artifacts", "get", uri, "--json"]).json()
     }
+}
+
+/// The arguments of `baton set-function --name NAME --func FUNC --handler HANDLER`.
+pub fn set_function_args<'a>(name: &'a str, func: &'a str, handler: &'a str) -> [&'a str; 7] {
+    [
+        "set-function",
+        "--name",
+        name,
+        "--func",
+        func,
+        "--handler",
+        handler,
+    ]
+}
+
+/// Sets up the churn example (`examples/churn`) in `p` as `examples/churn/run.sh` does, in the
+/// project `churn` the caller has created: its sources written, logged as code artifacts (two
+/// files, the archive `trainer.zip` holding `trainer.py` and `utils.py`, and a workflow file),
+/// and set as functions `prep`, `evaluate` and `trainer` and workflow `main`. `baton` runs one
+/// command in `p` (against a server, if it likes) and must succeed.
+pub fn set_up_churn(p: &TestProject, baton: impl Fn(&[&str]) -> Run) {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/churn");
+    let read = |rel: &str| std::fs::read_to_string(example.join(rel)).unwrap();
+    p.write("src/prep.py", read("src/prep.py"));
+    p.write("src/evaluate.py", read("src/evaluate.py"));
+    p.write("workflow.py", read("workflow.py"));
+    p.write(
+        "trainer.zip",
+        zip_bytes(&[
+            ("trainer.py", &read("src/trainer/trainer.py")),
+            ("utils.py", &read("src/trainer/utils.py")),
+        ]),
+    );
+    for (key, file) in [
+        ("prep_code", "src/prep.py"),
+        ("evaluate_code", "src/evaluate.py"),
+        ("trainer_code", "trainer.zip"),
+    ] {
+        baton(&["log-code", key, "--local-path", file]).ok();
+    }
+    baton(&[
+        "log-code",
+        "churn_workflow",
+        "--local-path",
+        "workflow.py",
+        "--code-type",
+        "workflow",
+    ])
+    .ok();
+    for (name, key, handler) in [
+        ("prep", "prep_code", "prep:main"),
+        ("evaluate", "evaluate_code", "evaluate:pick"),
+        ("trainer", "trainer_code", "trainer:train"),
+    ] {
+        let func = format!("store://artifacts/churn/{key}");
+        baton(&set_function_args(name, &func, handler)).ok();
+    }
+    baton(&[
+        "set-workflow",
+        "--name",
+        "main",
+        "--path",
+        "store://artifacts/churn/churn_workflow",
+    ])
+    .ok();
 }
 
 /// Builds a zip archive in memory from (name, contents) pairs.

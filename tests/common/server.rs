@@ -27,12 +27,18 @@ impl TestServer {
     /// A server on a free port over a new data folder kept in `keep` (so a restarted server
     /// finds it), with extra arguments.
     pub fn start_in(data: &Path, extra: &[&str]) -> TestServer {
+        TestServer::start_with_env(data, extra, &[])
+    }
+
+    /// [`TestServer::start_in`] with extra environment variables for the server.
+    pub fn start_with_env(data: &Path, extra: &[&str], env: &[(&str, &str)]) -> TestServer {
         let log = data.with_extension("log");
         let mut command = Command::new(super::baton_bin());
         command
             .args(["server", "--port", "0", "--data-dir"])
             .arg(data)
             .args(extra)
+            .envs(env.iter().copied())
             .env_remove("BATON_LOG")
             .env_remove("BATON_TOKEN")
             .stdin(Stdio::null())
@@ -73,6 +79,11 @@ impl TestServer {
     /// The server's process id.
     pub fn pid(&self) -> i32 {
         self.child.as_ref().expect("running").id() as i32
+    }
+
+    /// Waits for the server to exit on its own; returns its exit code.
+    pub fn wait_exit(&mut self) -> Option<i32> {
+        self.child.take().expect("running").wait().unwrap().code()
     }
 
     /// Sends `signal` and waits for the server to exit; returns its exit code.

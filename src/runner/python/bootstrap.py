@@ -644,12 +644,25 @@ def _write_result(path, result):
 def _die_with_runner():
     """Kills this run's whole process group (the handler and whatever it started) as soon as the
     runner that started it is gone, even by SIGKILL: the runner holds the write end of the pipe
-    whose read end `BATON_WATCH_FD` names, and the kernel closes it when the runner dies."""
+    whose read end `BATON_WATCH_FD` names, and the kernel closes it when the runner dies.
+
+    The kernel itself does the killing: the read end is put in async mode (`O_ASYNC`) with this
+    process group as its owner, so the writer's close sends SIGIO, whose default action ends a
+    process, to every process of the group. That costs two system calls and no thread. A group
+    member that handles or ignores SIGIO survives it; where async mode cannot be set, a thread
+    waits for the close and kills the group with SIGKILL instead."""
     fd = os.environ.pop("BATON_WATCH_FD", None)
     if fd is None:
         return
     fd = int(fd)
     os.set_inheritable(fd, False)
+    try:
+        fcntl = _stdlib("fcntl")
+        fcntl.fcntl(fd, fcntl.F_SETOWN, -os.getpgrp())
+        fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | os.O_ASYNC)
+        return
+    except (ImportError, OSError):
+        pass
     signal = _stdlib("signal")
 
     def watch():

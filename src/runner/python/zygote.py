@@ -36,8 +36,10 @@ sys.modules["baton_bootstrap"] = bootstrap
 _spec.loader.exec_module(bootstrap)
 
 # What a fresh bootstrap process would have imported by the time it runs the handler (the watch
-# thread needs `signal` and `threading`). A child forgets every other module this process imports
-# for itself, so a payload's `socket.py` or `selectors.py` is found exactly as in a fresh process.
+# on the runner needs `fcntl`, or `signal` and `threading` where that is not available). A child
+# forgets every other module this process imports for itself, so a payload's `socket.py` or
+# `selectors.py` is found exactly as in a fresh process.
+bootstrap._stdlib("fcntl")
 bootstrap._stdlib("signal")
 bootstrap._stdlib("threading")
 _BASELINE = set(sys.modules)

@@ -8,6 +8,7 @@ mod artifacts;
 mod functions;
 mod projects;
 mod runs;
+mod schedules;
 mod workflows;
 
 use std::sync::Arc;
@@ -58,5 +59,16 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route(
             "/api/v1/projects/{project}/pipelines/{id}/push-notifications",
             post(workflows::push_notifications),
+        )
+        .route("/api/v1/projects/{project}/schedules", get(schedules::list))
+        .route(
+            "/api/v1/projects/{project}/schedules/{name}",
+            get(schedules::get)
+                .put(schedules::update)
+                .delete(schedules::delete),
+        )
+        .route(
+            "/api/v1/projects/{project}/schedules/{name}/invoke",
+            post(schedules::invoke),
         )
 }

@@ -4,7 +4,9 @@
 //! MLRun's client never stores the workflow in the project before `project.run(engine="remote")`:
 //! the submission carries the workflow's spec, so it is set (and checked: a `store://` path must
 //! be a workflow artifact) from there. The workflow's source is resolved now, its graph built and
-//! its steps dispatched on this host by the local engine; the answer carries the run's id.
+//! its steps dispatched on this host by the local engine; the answer carries the run's id. A
+//! submission with a schedule stores the schedule instead (answered `scheduled`): each fire
+//! resolves the workflow afresh.
 
 use std::sync::Arc;
 
@@ -49,11 +51,11 @@ pub async fn submit(
 ) -> ApiResult<Json<Value>> {
     let mut baton = state.projects.baton(&project).await?;
     let spec = body.spec.unwrap_or_default();
-    if spec.schedule.as_ref().is_some_and(|s| !s.is_null()) {
-        return Err(Error::bad_request(
-            "Scheduled workflows are not supported by this server yet; submit the workflow without a schedule",
-        )
-        .into());
+    let schedule = spec.schedule.clone().filter(|s| !s.is_null());
+    if schedule.is_some() && spec.engine.as_deref().is_some_and(|e| e.contains("local")) {
+        return Err(
+            Error::invalid("'schedule' argument is not supported for 'local' engine.").into(),
+        );
     }
     let mut args = spec.args.clone().unwrap_or_default();
     args.extend(body.arguments.unwrap_or_default());
@@ -70,6 +72,24 @@ pub async fn submit(
             })
             .await?;
     }
+    if let Some(schedule) = schedule {
+        super::schedules::store_workflow_schedule(
+            &state,
+            &project,
+            &name,
+            &schedule,
+            spec.engine.as_deref(),
+            args,
+        )
+        .await?;
+        return Ok(Json(json!({
+            "project": project,
+            "name": name,
+            "status": "scheduled",
+            "run_id": null,
+            "schedule": schedule,
+        })));
+    }
     // MLRun's client asks for `kfp` for both `remote` and `remote:kfp`: KFP runs it when this
     // server has one, else its local engine does.
     let engine = match spec.engine.as_deref() {
@@ -81,10 +101,10 @@ pub async fn submit(
         engine: Some(engine),
         ..RunWorkflowOptions::default()
     };
-    let prepared = baton.prepare_workflow(&name, &options).await?;
-    let handle = baton.start_workflow(prepared, &options).await?;
-    let id = handle.id().to_string();
-    state.jobs.follow_workflow(baton, handle);
+    let id = state
+        .jobs
+        .start_workflow(baton, &name, &options, None)
+        .await?;
     Ok(Json(json!({
         "project": project,
         "name": name,
@@ -172,13 +192,24 @@ pub fn runner_state(state: WorkflowState) -> &'static str {
 /// MLRun's run shape, with the run state the workflow's state maps to.
 pub fn runner_run(run: &WorkflowRunRecord) -> Value {
     let state = runner_state(run.state);
+    // The run's own labels (a scheduled run's `mlrun/schedule-name`), then the runner's.
+    let mut labels: Map<String, Value> = run
+        .labels
+        .iter()
+        .map(|(k, v)| (k.clone(), Value::from(v.as_str())))
+        .collect();
+    labels.extend([
+        ("kind".to_string(), Value::from("job")),
+        ("job-type".to_string(), Value::from("workflow-runner")),
+        ("workflow".to_string(), Value::from(run.id.as_str())),
+    ]);
     json!({
         "metadata": {
             "uid": run.id,
             "name": format!("workflow-runner-{}", run.name),
             "project": run.project,
             "iteration": 0,
-            "labels": {"kind": "job", "job-type": "workflow-runner", "workflow": run.id},
+            "labels": labels,
         },
         "spec": {"parameters": run.args},
         "status": {

@@ -172,10 +172,10 @@ async fn submit(
         allow_extra_args: body.allow_extra_args,
         ..RunWorkflowOptions::default()
     };
-    let prepared = baton.prepare_workflow(&name, &options).await?;
-    let handle = baton.start_workflow(prepared, &options).await?;
-    let id = handle.id().to_string();
-    state.jobs.follow_workflow(baton, handle);
+    let id = state
+        .jobs
+        .start_workflow(baton, &name, &options, None)
+        .await?;
     let baton = state.projects.baton(&project).await?;
     Ok(Json(baton.db().read_workflow_run(&project, &id).await?))
 }
@@ -205,7 +205,7 @@ async fn retry(
     };
     let handle = baton.retry_workflow(&id, &options).await?;
     let new_id = handle.id().to_string();
-    state.jobs.follow_workflow(baton, handle);
+    state.jobs.follow_workflow(baton, handle, None);
     let baton = state.projects.baton(&project).await?;
     Ok(Json(baton.db().read_workflow_run(&project, &new_id).await?))
 }
