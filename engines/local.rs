@@ -745,6 +745,7 @@ impl LocalEngine {
                 "'schedule' argument is not supported for 'local' engine.",
             ));
         }
+        crate::engine::warn_unenforced_overrides(&request.dag, "the local engine");
         let id = WorkflowRunId::random();
         let names: Vec<String> = request.dag.steps().iter().map(|s| s.name.clone()).collect();
         let (publisher, feed) = run_feed(WorkflowRunStatus::pending(

@@ -18,7 +18,9 @@ use serde_json::{Map, Value};
 
 use crate::db::{settle_run, Db};
 use crate::error::{IoResultExt, Result};
-use crate::model::{now, RunMetadata, RunObject, RunSpec, RunState, RunStatus};
+use crate::model::{
+    now, FunctionOverrides, HyperParamOptions, RunMetadata, RunObject, RunSpec, RunState, RunStatus,
+};
 use crate::project::{check_module_handler, Project};
 use crate::uri::{source_kind, SourceKind};
 
@@ -38,6 +40,12 @@ pub struct RunRequest {
     /// The run's uid when the caller chose it (MLRun's client does, and then polls by it); a
     /// fresh one otherwise.
     pub uid: Option<String>,
+    /// Hyperparameters: when given, the run's iterations each run one parameter set.
+    pub hyperparams: Map<String, Value>,
+    /// How the hyperparameters are expanded and judged.
+    pub hyper_param_options: Option<HyperParamOptions>,
+    /// What a workflow step changes in the function for this run, kept on its snapshot.
+    pub overrides: FunctionOverrides,
 }
 
 /// Validates a run request against the project and records the run as `created`.
@@ -45,13 +53,15 @@ pub struct RunRequest {
 /// A `store://` source is checked again here (it must still exist and be function code), the
 /// same check MLRun's server repeats when a run is submitted; its code is not fetched.
 pub async fn submit(project: &Project, db: &dyn Db, request: RunRequest) -> Result<RunObject> {
-    let snapshot = project.snapshot_function(db, &request.function).await?;
+    let mut snapshot = project.snapshot_function(db, &request.function).await?;
+    snapshot.overrides = request.overrides.clone();
     let function = &snapshot.function;
     let source = function.url.clone().unwrap_or_default();
     let handler = request.handler.clone().or(function.handler.clone());
     if source_kind(&source)? != SourceKind::PythonFile {
         check_module_handler(handler.as_deref(), &source)?;
     }
+    crate::model::hyper::check_hyper(&request.hyperparams, request.hyper_param_options.as_ref())?;
     let uid = match &request.uid {
         Some(uid) => claim_uid(db, project.name(), uid).await?,
         None => uuid::Uuid::new_v4().simple().to_string(),
@@ -79,6 +89,8 @@ pub async fn submit(project: &Project, db: &dyn Db, request: RunRequest) -> Resu
             inputs: request.inputs,
             output_path: Some(output_path),
             function_snapshot: Some(snapshot.clone()),
+            hyperparams: request.hyperparams,
+            hyper_param_options: request.hyper_param_options,
             extra: Default::default(),
         },
         status: RunStatus {

@@ -170,13 +170,16 @@ fn other_test_workflows() -> Vec<PathBuf> {
         "tests/fixtures/workflows",
         "tests/fixtures/workflows/with_helper",
         "tests/fixtures/cli_workflows",
+        "tests/fixtures/mlrun_workflows",
     ] {
         for entry in std::fs::read_dir(repo().join(dir)).unwrap() {
             let path = entry.unwrap().path();
             let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
             let stem = path.file_stem().unwrap().to_string_lossy();
             // Helper modules imported by the workflows are not workflows.
-            if matches!(ext, "py" | "yaml" | "yml") && !matches!(&*stem, "steps" | "steps_lib") {
+            if matches!(ext, "py" | "yaml" | "yml")
+                && !matches!(&*stem, "steps" | "steps_lib" | "handlers")
+            {
                 files.push(path);
             }
         }

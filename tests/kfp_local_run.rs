@@ -21,6 +21,9 @@ def double(x):
 
 def describe(model, score):
     return "%s:%s" % (model, score)
+
+def score(context, x):
+    context.log_result("score", x * 10)
 "#;
 
 const FLOW: &str = "name: flow
@@ -54,9 +57,19 @@ steps:
 /// Compiles `flow` in a project on `server` and runs it locally with `args`; returns the
 /// driver's report.
 fn compile_and_run(server: &TestServer, dir: &std::path::Path, args: &[&str]) -> Value {
+    compile_and_run_flow(server, dir, FLOW, args)
+}
+
+/// Like [`compile_and_run`], for the workflow `flow`.
+fn compile_and_run_flow(
+    server: &TestServer,
+    dir: &std::path::Path,
+    flow: &str,
+    args: &[&str],
+) -> Value {
     let p = TestProject::new();
     p.write("steps.py", STEPS);
-    p.write("flow.yaml", FLOW);
+    p.write("flow.yaml", flow);
     let api = |args: &[&str]| {
         Run::from(
             p.command(args)
@@ -145,4 +158,35 @@ fn a_true_condition_runs_its_step_with_text_built_from_references() {
     assert_eq!(tasks["again"]["outputs"]["return"], "20");
     assert_eq!(tasks["publish"]["state"], "SUCCEEDED", "{report:#}");
     assert_eq!(tasks["publish"]["outputs"]["return"], "\"m-5:20\"");
+}
+
+/// A hyper-parameter step in a pod: the compiled command hands the runner its hyperparameters,
+/// the runner runs the iterations, and the step's outputs are the best iteration's.
+#[test]
+fn a_compiled_hyper_parameter_step_outputs_its_best_iteration() {
+    let (dir, data) = data_dir();
+    let server = TestServer::start_in(&data, &[]);
+    let flow = "name: flow
+steps:
+  - name: tune
+    function: steps
+    handler: steps:score
+    hyperparams: {x: [1, 3, 2]}
+    hyper_param_options: {selector: max.score}
+    outputs: [score, best_iteration]
+";
+    let report = compile_and_run_flow(&server, dir.path(), flow, &[]);
+    let tune = &report["tasks"]["tune"];
+    assert_eq!(tune["state"], "SUCCEEDED", "{report:#}");
+    assert_eq!(tune["outputs"]["best_iteration"], "2");
+    assert_eq!(tune["outputs"]["score"], "30");
+    let runs = server.get("/api/v1/projects/my-project/runs?label=workflow%3Dlocal-run-0001");
+    let mut iterations: Vec<u64> = runs["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["metadata"]["iteration"].as_u64().unwrap())
+        .collect();
+    iterations.sort();
+    assert_eq!(iterations, [0, 1, 2, 3]);
 }

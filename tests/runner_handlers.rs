@@ -65,6 +65,8 @@ impl Fixture {
                 labels: BTreeMap::from([("owner".to_owned(), "ana".to_owned())]),
             },
             code_source: None,
+            stop_condition: None,
+            env: Default::default(),
         }
     }
 

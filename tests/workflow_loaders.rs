@@ -273,9 +273,9 @@ fn unsupported_constructs_name_the_construct_and_line() {
             "`import mlrun.platforms` is not supported in a baton workflow",
         ),
         (
-            "import mlrun\ndef pipeline():\n    mlrun.run_function('train',\n        hyperparams={'p': [1, 2]})\n",
+            "import mlrun\ndef pipeline():\n    mlrun.run_function('train',\n        schedule='0 * * * *')\n",
             3,
-            "`run_function(hyperparams=...)` is not supported in a baton workflow",
+            "`run_function(schedule=...)` is not supported in a baton workflow",
         ),
         (
             "def pipeline():\n    this_project.run_function('train', artifact_path='/tmp/x')\n",

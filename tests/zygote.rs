@@ -60,6 +60,8 @@ impl Fixture {
                 ..ContextSettings::default()
             },
             code_source: None,
+            stop_condition: None,
+            env: Default::default(),
         }
     }
 

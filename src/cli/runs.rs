@@ -15,7 +15,7 @@ use crate::db::{HttpDb, SqliteDb};
 use crate::error::{Error, Result};
 use crate::launcher::{self, RunRequest};
 use crate::logs::LogTail;
-use crate::model::{RunObject, RunState};
+use crate::model::{HyperParamOptions, RunObject, RunState};
 use crate::runner::{parse_params, run_step, CodeSources, PythonRunner, StepEnv};
 
 /// Arguments of `baton run-function`.
@@ -36,9 +36,49 @@ pub struct RunFunctionArgs {
     /// Handler override (`<module>:<function>`)
     #[arg(long)]
     handler: Option<String>,
+    /// A hyperparameter as key=[v1,v2,...]: the run becomes one iteration per parameter set
+    /// (every combination by default); repeatable
+    #[arg(short = 'x', long = "hyperparam", value_name = "K=[..]", value_parser = super::parse_key_value)]
+    hyperparams: Vec<(String, String)>,
+    /// How hyperparameters are combined: grid (every combination), list (zipped) or random
+    #[arg(long, value_name = "STRATEGY", requires = "hyperparams")]
+    hyper_param_strategy: Option<String>,
+    /// How the best iteration is chosen: [min|max.]<result>, e.g. max.accuracy
+    #[arg(long, value_name = "SELECTOR", requires = "hyperparams")]
+    selector: Option<String>,
+    /// More hyper-parameter options as JSON (MLRun's HyperParamOptions: stop_condition,
+    /// parallel_runs, max_iterations, max_errors, ...)
+    #[arg(long, value_name = "JSON", requires = "hyperparams")]
+    hyper_param_options: Option<String>,
     /// Print the final run object as JSON
     #[arg(long)]
     json: bool,
+}
+
+impl RunFunctionArgs {
+    /// The hyper-parameter options the flags give, if any: `--hyper-param-options`, then
+    /// `--hyper-param-strategy` and `--selector` on top (MLRun's CLI order).
+    fn hyper_param_options(&self) -> Result<Option<HyperParamOptions>> {
+        let mut options = match &self.hyper_param_options {
+            Some(text) => serde_json::from_str::<HyperParamOptions>(text).map_err(|e| {
+                Error::invalid_with_hint(
+                    format!("--hyper-param-options `{text}` is not hyper-parameter options: {e}"),
+                    r#"write JSON such as `{"selector": "max.accuracy", "parallel_runs": 2}`"#,
+                )
+            })?,
+            None if self.hyper_param_strategy.is_none() && self.selector.is_none() => {
+                return Ok(None)
+            }
+            None => HyperParamOptions::default(),
+        };
+        if let Some(strategy) = &self.hyper_param_strategy {
+            options.strategy = Some(strategy.clone());
+        }
+        if let Some(selector) = &self.selector {
+            options.selector = Some(selector.clone());
+        }
+        Ok(Some(options))
+    }
 }
 
 /// The `runs` command group.
@@ -74,6 +114,7 @@ pub enum RunsCommand {
 pub(crate) async fn run_function(args: RunFunctionArgs, ctx: &Context) -> Result<ExitCode> {
     let stop = launcher::shutdown_signal();
     let baton = ctx.baton().await?;
+    let hyper_param_options = args.hyper_param_options()?;
     let request = RunRequest {
         function: args.name,
         handler: args.handler,
@@ -81,6 +122,9 @@ pub(crate) async fn run_function(args: RunFunctionArgs, ctx: &Context) -> Result
         inputs: args.inputs.into_iter().collect::<BTreeMap<_, _>>(),
         labels: BTreeMap::new(),
         uid: None,
+        hyper_param_options,
+        hyperparams: parse_params(args.hyperparams)?,
+        ..RunRequest::default()
     };
     let submitted = baton.submit_run(request).await?;
     let run = submitted.run;
@@ -138,6 +182,23 @@ fn print_outcome(ctx: &Context, run: &RunObject, json: bool) {
     }
     for (key, value) in &run.status.results {
         ctx.printer.data(format!("{key}: {value}"));
+    }
+    if let Some((header, rows)) = run.status.iterations.split_first() {
+        let header: Vec<String> = header.iter().map(cell_text).collect();
+        let mut table = Table::new(&header.iter().map(String::as_str).collect::<Vec<_>>());
+        for row in rows {
+            table.row(row.iter().map(cell_text));
+        }
+        ctx.printer.info(table.to_string());
+    }
+}
+
+/// A summary table cell as text: strings unquoted, `null` empty, anything else as JSON.
+fn cell_text(value: &serde_json::Value) -> String {
+    match value {
+        serde_json::Value::Null => String::new(),
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
     }
 }
 
@@ -210,6 +271,12 @@ pub struct KfpStepArgs {
     /// Abort the run when it takes longer than this many seconds
     #[arg(long, value_name = "SECS")]
     timeout: Option<u64>,
+    /// The step's hyperparameters, as a JSON object of lists
+    #[arg(long, value_name = "JSON")]
+    hyperparams: Option<String>,
+    /// The step's hyper-parameter options, as JSON
+    #[arg(long, value_name = "JSON", requires = "hyperparams")]
+    hyper_param_options: Option<String>,
 }
 
 impl KfpStepArgs {
@@ -250,8 +317,24 @@ impl KfpStepArgs {
             };
             inputs.insert(key, text);
         }
+        let hyperparams = match &self.hyperparams {
+            Some(text) => serde_json::from_str(text).map_err(|e| {
+                Error::invalid(format!("--hyperparams `{text}` is not a JSON object: {e}"))
+            })?,
+            None => serde_json::Map::new(),
+        };
+        let hyper_param_options = match &self.hyper_param_options {
+            Some(text) => Some(serde_json::from_str(text).map_err(|e| {
+                Error::invalid(format!(
+                    "--hyper-param-options `{text}` is not hyper-parameter options: {e}"
+                ))
+            })?),
+            None => None,
+        };
         Ok(crate::service::PodStep {
             project,
+            hyperparams,
+            hyper_param_options,
             workflow: self.workflow,
             step: text("step", self.step)?,
             function,

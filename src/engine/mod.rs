@@ -308,6 +308,27 @@ pub trait WorkflowEngine: Send + Sync {
     ) -> Result<WorkflowRunId>;
 }
 
+/// Warns once about what steps ask of their functions (`with_limits`, `with_node_selection`,
+/// mounts) that an engine running steps as processes on one machine cannot enforce; `engine`
+/// names the engine. Environment variables are not in the list: such engines set them.
+pub fn warn_unenforced_overrides(dag: &Dag, engine: &str) {
+    let steps: Vec<String> = dag
+        .steps()
+        .iter()
+        .filter_map(|step| {
+            let what = step.overrides.unenforceable_locally();
+            (!what.is_empty()).then(|| format!("`{}` ({})", step.name, what.join(", ")))
+        })
+        .collect();
+    if !steps.is_empty() {
+        tracing::warn!(
+            "{engine} cannot enforce what these steps ask of their functions, so they run \
+             without it: {}",
+            steps.join(", ")
+        );
+    }
+}
+
 /// Refuses a workflow with a `deploy` step: engines that run steps as processes (the local
 /// engine, and a server's local engine behind the remote one) cannot deploy real-time
 /// functions. `engine` names the engine in the error.

@@ -17,6 +17,15 @@
 //! `--input-template`, as component inputs named `input--<name>`. A `null` constant has no KFP
 //! type and is written straight into the command (`--param-json k=null`).
 //!
+//! A hyper-parameter step passes its (constant) `hyperparams` and `hyper_param_options` as JSON
+//! (`--hyperparams`, `--hyper-param-options`): the pod's runner runs the iterations and writes the
+//! best iteration's outputs.
+//!
+//! A step's function overrides (MLRun's modifiers called in the pipeline) go into its container:
+//! `set_env` variables into `env` (the ones baton needs win), `with_requests`/`with_limits` into
+//! `resources` (`resourceCpuRequest`, `resourceMemoryLimit`, a GPU limit as the `accelerator`).
+//! Node selection and mounts are refused: they belong to the kfp-kubernetes platform spec.
+//!
 //! A step with a `when` sits alone in a sub-DAG `comp-condition-N`, reached from the root through
 //! a task `condition-N` whose inputs are `pipelinechannel--<arg>` and
 //! `pipelinechannel--<step key>-<output>` (everything the step and its condition read) and whose
@@ -43,7 +52,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::{json, Map, Value};
 
 use crate::error::{Error, Result};
-use crate::model::FunctionEntry;
+use crate::model::{FunctionEntry, FunctionOverrides};
 use crate::workflow::condition::{CompareOp, Comparison, Literal, Operand};
 use crate::workflow::refs::{Reference, Segment};
 use crate::workflow::{Dag, StepAction, Template, WorkflowParam};
@@ -443,10 +452,14 @@ impl<'a> Compiler<'a> {
                 .clone()
                 .filter(|image| !image.trim().is_empty())
                 .unwrap_or_else(|| self.options.default_image.clone());
-            executors.insert(
-                format!("exec-{key}"),
-                container_json(image, parts.command.clone(), &self.options.env),
-            );
+            // The step's own variables (`set_env`), then the ones every step needs, which win.
+            let mut env = step.overrides.env.clone();
+            env.extend(self.options.env.clone());
+            let mut executor = container_json(image, parts.command.clone(), &env);
+            if let Some(resources) = container_resources(&step.overrides).map_err(in_step)? {
+                executor["container"]["resources"] = resources;
+            }
+            executors.insert(format!("exec-{key}"), executor);
 
             let mut task = Map::new();
             task.insert(
@@ -655,6 +668,19 @@ impl<'a> Compiler<'a> {
         }
         for (k, v) in &self.options.labels {
             command.extend(["--label".to_owned(), format!("{k}={v}")]);
+        }
+        if !step.hyperparams.is_empty() {
+            // Constants, checked when the Dag was built: the runner runs the iterations.
+            command.extend([
+                "--hyperparams".to_owned(),
+                Value::Object(step.hyperparams.clone()).to_string(),
+            ]);
+            if let Some(options) = &step.hyper_param_options {
+                let options = serde_json::to_string(options).map_err(|e| {
+                    Error::internal_from("Failed to encode hyper-parameter options", e)
+                })?;
+                command.extend(["--hyper-param-options".to_owned(), options]);
+            }
         }
         let mut inputs = BTreeMap::new();
         for (name, template) in &node.params {
@@ -1073,6 +1099,50 @@ fn sorted(value: Value) -> Value {
 }
 
 /// A step's container: its image, its command and, when there are any, its environment.
+/// A step's `with_requests`/`with_limits` as the container's `resources` (KFP's string fields;
+/// a GPU limit as its one accelerator). Node selection and mounts belong to the kfp-kubernetes
+/// platform spec, which baton does not write: they are refused.
+fn container_resources(overrides: &FunctionOverrides) -> Result<Option<Value>> {
+    let refuse = |what: &str, modifier: &str| {
+        Error::invalid_with_hint(
+            format!(
+                "{what} (`{modifier}`) cannot be expressed in a KFP pipeline spec (it belongs to                  the kfp-kubernetes platform spec, which baton does not write)"
+            ),
+            "drop the modifier for kfp runs, or run the workflow on the local engine",
+        )
+    };
+    if !overrides.node_selector.is_empty() {
+        return Err(refuse("node selection", "with_node_selection"));
+    }
+    if !overrides.mounts.is_empty() {
+        return Err(refuse("a volume mount", "apply"));
+    }
+    let mut resources = Map::new();
+    for (section, values) in [
+        ("Request", &overrides.requests),
+        ("Limit", &overrides.limits),
+    ] {
+        for (key, value) in values {
+            match key.as_str() {
+                "cpu" => resources.insert(format!("resourceCpu{section}"), json!(value)),
+                "memory" => resources.insert(format!("resourceMemory{section}"), json!(value)),
+                gpu if section == "Limit" && !resources.contains_key("accelerator") => resources
+                    .insert(
+                        "accelerator".into(),
+                        json!({"resourceType": gpu, "resourceCount": value}),
+                    ),
+                other => {
+                    return Err(Error::invalid(format!(
+                        "the resource `{other}` cannot be expressed in a KFP pipeline spec (one \
+                         GPU type as a limit, cpu and memory as requests or limits)"
+                    )))
+                }
+            };
+        }
+    }
+    Ok((!resources.is_empty()).then_some(Value::Object(resources)))
+}
+
 fn container_json(image: String, command: Vec<String>, env: &BTreeMap<String, String>) -> Value {
     let mut container = json!({"image": image, "command": command});
     if !env.is_empty() {
@@ -1424,6 +1494,42 @@ steps:
             .unwrap_err()
             .to_string();
         assert!(err.contains("step `a` uses function `nope`"), "{err}");
+        for (overrides, want) in [
+            (
+                "{node_selector: {pool: gpu}}",
+                "step `a`: node selection (`with_node_selection`) cannot be expressed in a KFP pipeline spec",
+            ),
+            (
+                "{mounts: [{helper: auto_mount}]}",
+                "step `a`: a volume mount (`apply`) cannot be expressed in a KFP pipeline spec",
+            ),
+            (
+                "{limits: {nvidia.com/gpu: '1', amd.com/gpu: '1'}}",
+                "step `a`: the resource `nvidia.com/gpu` cannot be expressed in a KFP pipeline spec",
+            ),
+        ] {
+            let err = error(&format!(
+                "name: w\nsteps: [{{name: a, function: f, overrides: {overrides}}}]"
+            ));
+            assert!(err.starts_with(want), "{err}");
+        }
+    }
+
+    #[test]
+    fn overrides_go_into_the_container() {
+        let spec = spec(
+            "name: w\nsteps: [{name: a, function: f, overrides: {env: {MODE: fast}, requests: {cpu: '1'}, limits: {memory: 2Gi, nvidia.com/gpu: '2'}}}]",
+        );
+        let container = &spec["deploymentSpec"]["executors"]["exec-a"]["container"];
+        assert_eq!(container["env"], json!([{"name": "MODE", "value": "fast"}]));
+        assert_eq!(
+            container["resources"],
+            json!({
+                "resourceCpuRequest": "1",
+                "resourceMemoryLimit": "2Gi",
+                "accelerator": {"resourceType": "nvidia.com/gpu", "resourceCount": "2"},
+            })
+        );
     }
 
     #[test]

@@ -6,6 +6,8 @@
 
 pub mod artifact;
 pub mod function;
+pub mod hyper;
+pub mod overrides;
 pub mod project;
 pub mod run;
 pub mod workflow;
@@ -14,6 +16,8 @@ pub mod workflow_status;
 
 pub use artifact::{Artifact, ArtifactMetadata, CodeArtifactSpec, CodeType};
 pub use function::{FunctionEntry, FunctionKind};
+pub use hyper::{HyperParamOptions, HyperPlan};
+pub use overrides::FunctionOverrides;
 pub use project::{ProjectFile, ProjectMetadata, ProjectSpec};
 pub use run::{
     FunctionSnapshot, ResolvedCodeRecord, RunMetadata, RunObject, RunSpec, RunState, RunStatus,

@@ -6,7 +6,10 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{Extra, FunctionEntry};
+use super::{Extra, FunctionEntry, FunctionOverrides, HyperParamOptions};
+
+/// The label an iteration of a hyper-parameter run carries: its parent run's uid.
+pub const PARENT_RUN_LABEL: &str = "parent-run";
 
 /// One execution of a function.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -63,6 +66,13 @@ pub struct RunSpec {
     /// needs besides the database, the datastore and the code cache.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub function_snapshot: Option<FunctionSnapshot>,
+    /// Hyperparameters, each a list of values: the run is a parent whose iterations each run
+    /// one parameter set (see [`super::hyper`]).
+    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+    pub hyperparams: serde_json::Map<String, Value>,
+    /// How the hyperparameters are expanded and the iterations judged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hyper_param_options: Option<HyperParamOptions>,
     /// Unknown spec fields.
     #[serde(flatten)]
     pub extra: Extra,
@@ -97,6 +107,10 @@ pub struct RunStatus {
     /// The code the runner resolved at start-up, so the run can be reproduced exactly.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub code: Option<ResolvedCodeRecord>,
+    /// A hyper-parameter run's summary table (MLRun's `status.iterations`): a header row, then
+    /// one row per iteration (see [`super::hyper::summary_table`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub iterations: Vec<Vec<Value>>,
     /// Unknown status fields.
     #[serde(flatten)]
     pub extra: Extra,
@@ -115,6 +129,10 @@ pub struct FunctionSnapshot {
     /// For a `store://` source, the artifact uid and payload digest pinned at submit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pinned: Option<ResolvedCodeRecord>,
+    /// What the workflow step changed in the function for this run (environment, resources,
+    /// ...); empty for a run of the function as the project defines it.
+    #[serde(default, skip_serializing_if = "FunctionOverrides::is_empty")]
+    pub overrides: FunctionOverrides,
 }
 
 /// The exact code a run used.
@@ -157,8 +175,20 @@ impl RunObject {
 
     /// The name of the heartbeat lease the run's runner holds while it runs: a `running` run
     /// whose lease expired lost its runner (killed with the process that started it).
+    /// An iteration of a hyper-parameter run is executed by its parent's runner, so it names
+    /// the parent's lease.
     pub fn runner_lease(&self) -> String {
-        format!("run/{}/{}", self.metadata.project, self.metadata.uid)
+        let uid = self
+            .metadata
+            .labels
+            .get(PARENT_RUN_LABEL)
+            .unwrap_or(&self.metadata.uid);
+        format!("run/{}/{uid}", self.metadata.project)
+    }
+
+    /// Whether the run is the parent of hyper-parameter iterations.
+    pub fn is_hyper(&self) -> bool {
+        !self.spec.hyperparams.is_empty()
     }
 }
 

@@ -184,7 +184,11 @@ impl Project {
     /// code) and pinned to that version; a path source becomes an absolute path. The code
     /// itself is not fetched.
     pub async fn snapshot_function(&self, db: &dyn Db, name: &str) -> Result<FunctionSnapshot> {
-        let function = self.function(name)?;
+        let function = if name.starts_with(super::HUB_PREFIX) {
+            self.hub_function(name).await?
+        } else {
+            self.function(name)?
+        };
         let source = function.url.clone().unwrap_or_default();
         let (code_location, pinned) = match source_kind(&source)? {
             SourceKind::Store => {
@@ -206,6 +210,7 @@ impl Project {
             function,
             code_location,
             pinned,
+            overrides: Default::default(),
         })
     }
 

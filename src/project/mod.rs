@@ -15,6 +15,7 @@ mod entries;
 mod export;
 mod files;
 mod functions;
+mod hub;
 mod import;
 mod problems;
 mod run_workflow;
@@ -27,6 +28,7 @@ pub use functions::{
     check_module_handler, normalize_function_name, resolve_function_artifact, EffectiveBuild,
     SetFunctionRequest, DEFAULT_BASE_IMAGE,
 };
+pub use hub::{HUB_ENV, HUB_PREFIX};
 pub use import::{import_project, ImportSummary};
 pub use run_workflow::{args_schema, PreparedWorkflow, RunWorkflowOptions, WorkflowRunHandle};
 use store::StateDir;

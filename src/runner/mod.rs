@@ -22,6 +22,7 @@
 //! name, a missing code folder, an interpreter that cannot start, or a process that died without
 //! reporting (killed, crashed, `os._exit`).
 
+mod hyper;
 mod params;
 mod python;
 mod source;
@@ -100,6 +101,11 @@ pub struct HandlerRequest {
     /// What the user calls the code (the function's source, such as a `store://` URI), named
     /// in messages instead of the cache folder it was fetched to; `None` names the folder.
     pub code_source: Option<String>,
+    /// A Python expression evaluated over the results of a completed run (a hyper-parameter
+    /// run's `stop_condition`), reported as [`HandlerOutcome::stop`].
+    pub stop_condition: Option<String>,
+    /// Environment variables set in the handler's process before its module is imported.
+    pub env: BTreeMap<String, String>,
 }
 
 /// The run identity and destinations exposed to the handler through its `context` object.
@@ -166,6 +172,32 @@ pub struct HandlerOutcome {
     /// [`FailureKind::Config`] for a handler that cannot be found or called as configured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure_kind: Option<FailureKind>,
+    /// Whether [`HandlerRequest::stop_condition`] held on the results (only when one was given
+    /// and the run completed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop: Option<bool>,
+    /// Why [`HandlerRequest::stop_condition`] could not be evaluated (`NameError: ...`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_error: Option<String>,
+}
+
+impl HandlerOutcome {
+    /// Records the outcome on a run's status: its state, results, artifacts, error and failure
+    /// kind.
+    pub(crate) fn record(self, status: &mut crate::model::RunStatus) {
+        status.state = match self.state {
+            RunState::Completed => crate::model::RunState::Completed,
+            RunState::Error => crate::model::RunState::Error,
+        };
+        status.results = self.results;
+        status.artifacts = self
+            .artifacts
+            .iter()
+            .map(|a| serde_json::to_value(a).expect("artifacts serialize"))
+            .collect();
+        status.error = self.error;
+        status.failure_kind = self.failure_kind;
+    }
 }
 
 /// The failure kind of an error the runner met before or around the handler: a malformed

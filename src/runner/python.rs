@@ -158,6 +158,8 @@ impl PythonRunner {
                 params: &req.params,
                 inputs: inputs.clone(),
                 context: context.clone(),
+                stop_condition: req.stop_condition.as_deref(),
+                env: &req.env,
                 result_path,
             })
             .map_err(|e| Error::runtime_from("Could not encode the handler request", e))
@@ -314,6 +316,10 @@ struct WireRequest<'a> {
     params: &'a Map<String, Value>,
     inputs: BTreeMap<String, String>,
     context: ContextSettings,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stop_condition: Option<&'a str>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    env: &'a BTreeMap<String, String>,
     result_path: &'a Path,
 }
 

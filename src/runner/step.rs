@@ -12,7 +12,7 @@ use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::{CodeSources, ContextSettings, HandlerRequest, PythonRunner, RunState as HandlerState};
+use super::{CodeSources, ContextSettings, HandlerRequest, PythonRunner};
 use crate::db::{Db, Heartbeat, LEASE_RENEWAL, LEASE_TTL};
 use crate::error::{Error, Result};
 use crate::model::now;
@@ -75,20 +75,7 @@ async fn drive(
         _ = cancel => None,
     };
     match outcome {
-        Some(Ok(handler)) => {
-            run.status.state = match handler.state {
-                HandlerState::Completed => RunState::Completed,
-                HandlerState::Error => RunState::Error,
-            };
-            run.status.results = handler.results;
-            run.status.artifacts = handler
-                .artifacts
-                .iter()
-                .map(|a| serde_json::to_value(a).expect("artifacts serialize"))
-                .collect();
-            run.status.error = handler.error;
-            run.status.failure_kind = handler.failure_kind;
-        }
+        Some(Ok(handler)) => handler.record(&mut run.status),
         Some(Err(err)) => {
             // Into the run's log, where its reader looks (not the terminal of a process that
             // runs many steps in-process).
@@ -105,6 +92,9 @@ async fn drive(
             run.status.error = Some("Run aborted".into());
         }
     }
+    if run.is_hyper() {
+        super::hyper::settle_unfinished(db, &run).await?;
+    }
     run.status.end_time = Some(now());
     run.status.last_update = run.status.end_time.clone();
     if !db.update_active_run(&run).await? {
@@ -115,7 +105,7 @@ async fn drive(
 }
 
 /// Appends a `[baton] ` line to the run's log, best effort.
-fn note(log: &Path, text: &str) {
+pub(super) fn note(log: &Path, text: &str) {
     use std::io::Write;
     let appended = std::fs::OpenOptions::new()
         .create(true)
@@ -187,6 +177,11 @@ async fn execute(db: &dyn Db, env: &StepEnv, run: &mut RunObject) -> Result<supe
             artifact_path: Path::new(&output).join(&run.metadata.uid),
             labels: run.metadata.labels.clone(),
         },
+        stop_condition: None,
+        env: snapshot.overrides.env.clone(),
     };
+    if run.is_hyper() {
+        return super::hyper::run_iterations(db, env, run, request).await;
+    }
     env.python.run(&request, &env.log).await
 }

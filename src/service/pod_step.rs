@@ -17,7 +17,10 @@ use serde_json::{Map, Value};
 use crate::db::Db;
 use crate::error::{Error, IoResultExt, Result};
 use crate::launcher::{self, RunRequest};
-use crate::model::{FunctionEntry, ProjectFile, ProjectMetadata, ProjectSpec, RunObject, RunState};
+use crate::model::{
+    FunctionEntry, HyperParamOptions, ProjectFile, ProjectMetadata, ProjectSpec, RunObject,
+    RunState,
+};
 use crate::project::{MemoryProjectStore, Project};
 use crate::runner::{run_step, StepEnv};
 
@@ -42,6 +45,10 @@ pub struct PodStep {
     pub labels: BTreeMap<String, String>,
     /// Where each declared output goes.
     pub outputs: BTreeMap<String, PathBuf>,
+    /// The step's hyperparameters (none: a single run).
+    pub hyperparams: Map<String, Value>,
+    /// The step's hyper-parameter options.
+    pub hyper_param_options: Option<HyperParamOptions>,
 }
 
 /// Records and executes `step` on the server whose database is `db`, then writes its outputs.
@@ -82,6 +89,9 @@ pub async fn run_pod_step(
             inputs: step.inputs.clone(),
             labels,
             uid: None,
+            hyperparams: step.hyperparams.clone(),
+            hyper_param_options: step.hyper_param_options.clone(),
+            ..RunRequest::default()
         },
     )
     .await?;

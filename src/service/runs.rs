@@ -28,7 +28,9 @@ impl Baton {
     /// Validates and records a run of a project function (see [`launcher::submit`]), and says
     /// whether the function needs a build.
     pub async fn submit_run(&self, request: RunRequest) -> Result<SubmittedRun> {
-        let build_required = self.build_required(&request.function).await?;
+        // A hub function is not in the project: it is resolved (and checked) at submit.
+        let build_required = !request.function.starts_with(crate::project::HUB_PREFIX)
+            && self.build_required(&request.function).await?;
         let run = launcher::submit(&self.project, self.db.as_ref(), request).await?;
         Ok(SubmittedRun {
             run,

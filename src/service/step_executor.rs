@@ -164,6 +164,9 @@ impl RunnerExecutor {
                 ])
                 .collect(),
             uid: None,
+            hyperparams: step.hyperparams.clone(),
+            hyper_param_options: step.hyper_param_options.clone(),
+            overrides: step.overrides.clone(),
         };
         let run = launcher::submit(&self.project, self.db.as_ref(), request).await?;
         invocation.report_run(&run.metadata.uid);

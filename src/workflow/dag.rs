@@ -67,6 +67,20 @@ impl StepNode {
                 .map(|(k, v)| Ok((k.clone(), Template::parse(v).map_err(in_step)?)))
                 .collect::<Result<BTreeMap<_, _>>>()
         };
+        crate::model::hyper::check_hyper(&step.hyperparams, step.hyper_param_options.as_ref())
+            .map_err(in_step)?;
+        if Value::Object(step.hyperparams.clone())
+            .to_string()
+            .contains("{{")
+        {
+            return Err(Error::invalid_with_hint(
+                format!(
+                    "step `{}`: hyperparams hold a `{{{{...}}}}` reference",
+                    step.name
+                ),
+                "hyperparameter values must be known when the workflow is loaded",
+            ));
+        }
         Ok(StepNode {
             params: templates(&step.params)?,
             inputs: templates(&step.inputs)?,
@@ -168,7 +182,8 @@ impl Dag {
                 )));
             }
             if let Some(known) = &check.known_functions {
-                if !known.contains(&step.function) {
+                // A `hub://` function is resolved from the hub when its step runs.
+                if !known.contains(&step.function) && !step.function.starts_with("hub://") {
                     return Err(Error::invalid(format!(
                         "step `{name}` uses unknown function `{}`; project functions: {}",
                         step.function,

@@ -15,6 +15,9 @@
 //!     retries: {limit: 2, backoff: 5s}
 //!     timeout: 10m
 //!     action: run
+//!     hyperparams: {lr: [0.1, 0.01]}          # optional: one run per parameter set
+//!     hyper_param_options: {selector: max.accuracy}
+//!     overrides: {env: {MODE: fast}, limits: {memory: 1Gi}}   # optional: set_env, with_limits...
 //! ```
 //!
 //! A string that is exactly one `{{...}}` reference takes the referenced value's type; references
@@ -24,7 +27,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Map, Value};
+
+use crate::model::{FunctionOverrides, HyperParamOptions};
 
 /// A whole workflow: its parameters and its steps, in declaration order.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -103,6 +108,17 @@ pub struct Step {
     /// What the step does with its function.
     #[serde(default)]
     pub action: StepAction,
+    /// Hyperparameters (a list of values each), in the order written: the step's run is a
+    /// hyper-parameter run whose iterations each run one parameter set.
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub hyperparams: Map<String, Value>,
+    /// How the hyperparameters are expanded and the iterations judged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hyper_param_options: Option<HyperParamOptions>,
+    /// What this step changes in its function (MLRun's modifiers called in the pipeline):
+    /// environment variables, resources, node selection, mounts.
+    #[serde(default, skip_serializing_if = "FunctionOverrides::is_empty")]
+    pub overrides: FunctionOverrides,
 }
 
 /// How often and how patiently a failed step is retried.

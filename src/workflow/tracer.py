@@ -89,7 +89,9 @@ class Placeholder:
 
     def __format__(self, spec):
         if spec:
-            refuse("formatting pipeline placeholder `%s` with `:%s`" % (self._text, spec))
+            refuse("formatting pipeline placeholder `%s` with `:%s`" % (self._text, spec),
+                   "format the value in the step's handler; in the workflow use plain "
+                   "`{placeholder}`")
         return self._text
 
     def __add__(self, other):
@@ -134,7 +136,8 @@ class Placeholder:
         refuse("`.%s` on pipeline placeholder `%s`" % (name, self._text), CONTROL_FLOW_HINT)
 
     def __setattr__(self, name, value):
-        refuse("setting `.%s` on pipeline placeholder `%s`" % (name, self._text))
+        refuse("setting `.%s` on pipeline placeholder `%s`" % (name, self._text),
+               CONTROL_FLOW_HINT)
 
 
 def _refuse_op(op):
@@ -162,7 +165,8 @@ def render_operand(value):
         return str(value)
     if value is None or isinstance(value, (bool, int, float, str)):
         if isinstance(value, float) and not math.isfinite(value):
-            refuse("the non-finite number `%r` in a condition" % value)
+            refuse("the non-finite number `%r` in a condition" % value,
+               "use a finite number")
         return json.dumps(value)
     refuse("a `%s` operand in a condition" % type(value).__name__,
            "compare a pipeline placeholder with a string, number, boolean or None")
@@ -211,7 +215,8 @@ def to_json_value(value, where):
         return value
     if isinstance(value, float):
         if not math.isfinite(value):
-            refuse("the non-finite number `%r` in %s" % (value, where))
+            refuse("the non-finite number `%r` in %s" % (value, where),
+               "use a finite number")
         return value
     if isinstance(value, (list, tuple)):
         return [to_json_value(v, where) for v in value]
@@ -219,7 +224,8 @@ def to_json_value(value, where):
         out = {}
         for k, v in value.items():
             if not isinstance(k, str):
-                refuse("the non-string key `%r` in %s" % (k, where))
+                refuse("the non-string key `%r` in %s" % (k, where),
+               "use string keys")
             out[k] = to_json_value(v, where)
         return out
     if isinstance(value, Comparison):
@@ -242,7 +248,8 @@ class StepOutputs:
 
     def __getitem__(self, key):
         if not isinstance(key, str):
-            refuse("output key `%r` of step `%s` (keys are strings)" % (key, self._step))
+            refuse("output key `%r` of step `%s` (keys are strings)" % (key, self._step),
+               'read an output with `step.outputs["key"]`')
         return Placeholder("{{steps.%s.outputs.%s}}" % (self._step, key))
 
     def __getattr__(self, name):
@@ -297,10 +304,12 @@ class StepHandle:
         for arg, value in [("policy", policy), ("backoff_factor", backoff_factor),
                            ("backoff_max_duration", backoff_max_duration)]:
             if value is not None:
-                refuse("`set_retry(%s=...)` on step `%s`" % (arg, self.name))
+                refuse("`set_retry(%s=...)` on step `%s`" % (arg, self.name),
+                       "use `set_retry(num_retries, backoff_duration=...)`")
         if not isinstance(num_retries, int) or isinstance(num_retries, bool) or num_retries < 0:
             refuse("`set_retry(%r)` on step `%s` (num_retries must be an int >= 0)"
-                   % (num_retries, self.name))
+                   % (num_retries, self.name),
+               "pass the number of retries, e.g. `set_retry(2)`")
         retries = {"limit": num_retries}
         if backoff_duration is not None:
             retries["backoff"] = duration_text(backoff_duration, "set_retry(backoff_duration)")
@@ -322,13 +331,16 @@ class StepHandle:
     def __getattr__(self, name):
         if name.startswith("__"):
             raise AttributeError(name)
-        refuse("`.%s` on step `%s`" % (name, self._record["name"]))
+        refuse("`.%s` on step `%s`" % (name, self._record["name"]),
+               'a step has `.outputs["key"]`, `.after(...)`, `.set_retry(n)` and '
+               "`.set_timeout(seconds)`")
 
 
 def duration_text(value, where):
     if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
         if isinstance(value, float) and not math.isfinite(value):
-            refuse("the duration `%r` in %s" % (value, where))
+            refuse("the duration `%r` in %s" % (value, where),
+               "use seconds or text such as `30s`")
         millis = int(round(value * 1000))
         return "%ds" % (millis // 1000) if millis % 1000 == 0 else "%dms" % millis
     if isinstance(value, str) and value.strip():
@@ -357,12 +369,11 @@ BUILD_FUNCTION_ARGS = [
 DEPLOY_FUNCTION_ARGS = [
     "function", "models", "env", "tag", "verbose", "builder_env", "project_object", "mock",
 ]
-RUN_SUPPORTED = {"function", "handler", "name", "params", "inputs", "outputs"}
+RUN_SUPPORTED = {"function", "handler", "name", "params", "inputs", "outputs", "hyperparams",
+                 "hyper_param_options", "selector"}
 RUN_IGNORED = {"watch", "local", "verbose", "labels", "project_object", "auto_build",
                "notifications", "reset_on_run", "use_db", "scrape_metrics", "project"}
 HINTS = {
-    "hyperparams": "run one step per parameter set instead",
-    "hyper_param_options": "run one step per parameter set instead",
     "schedule": "schedule the whole workflow instead of one step",
     "retry": "use `step.set_retry(n)` on the returned step",
     "returns": "declare output keys with `outputs=[...]`",
@@ -378,18 +389,21 @@ def is_unset(value):
 
 def bind(call, order, args, kwargs, supported, ignored):
     if len(args) > len(order):
-        refuse("`%s` with %d positional arguments" % (call, len(args)))
+        refuse("`%s` with %d positional arguments" % (call, len(args)),
+               "pass the arguments after the first ones by keyword")
     bound = dict(zip(order, args))
     for key, value in kwargs.items():
         if key in bound:
-            refuse("`%s` with argument `%s` given twice" % (call, key))
+            refuse("`%s` with argument `%s` given twice" % (call, key),
+                   "give each argument once")
         bound[key] = value
     for key, value in bound.items():
         if key in supported or key in ignored or is_unset(value):
             continue
+        takes = "`%s` takes: %s" % (call, ", ".join(k for k in order if k in supported))
         if key not in order:
-            refuse("`%s(%s=...)`: unknown argument `%s`" % (call, key, key))
-        refuse("`%s(%s=...)`" % (call, key), HINTS.get(key))
+            refuse("`%s(%s=...)`: unknown argument `%s`" % (call, key, key), takes)
+        refuse("`%s(%s=...)`" % (call, key), HINTS.get(key, takes))
     return {k: v for k, v in bound.items() if k in supported and v is not None}
 
 
@@ -398,14 +412,24 @@ def function_name(value, call):
         return value._name
     if isinstance(value, str) and value and "{{" not in value:
         return value
-    refuse("`%s` of `%s` (expected a function name or funcs[\"name\"])" % (call, value))
+    refuse("`%s` of `%s` (expected a function name or funcs[\"name\"])" % (call, value),
+               'pass a function name such as "trainer", or funcs["trainer"]')
+
+
+def step_name_of(function):
+    """The default step name of a function: its name; for `hub://[<source>/]<name>[:<tag>]`,
+    the hub function's name (as MLRun names the function it imports)."""
+    if function.startswith("hub://"):
+        return function[len("hub://"):].split(":")[0].split("/")[-1].replace("_", "-")
+    return function
 
 
 def add_step(function, action, bound, default_name):
     # `name=""` is MLRun's own default ("not given"): the step is named after its function.
     name = bound.get("name") or default_name
     if not isinstance(name, str) or "{{" in name:
-        refuse("step name `%s` (names are fixed strings, not pipeline placeholders)" % (name,))
+        refuse("step name `%s` (names are fixed strings, not pipeline placeholders)" % (name,),
+               "name steps with fixed text")
     if not name.strip():
         file, line = user_location()
         err = WorkflowError("step name %r is blank" % name,
@@ -419,7 +443,8 @@ def add_step(function, action, bound, default_name):
     if handler:
         if not isinstance(handler, str):
             refuse("a `%s` handler for step `%s` (use the handler's name)"
-                   % (type(handler).__name__, record["name"]))
+                   % (type(handler).__name__, record["name"]),
+               'name the handler, e.g. `handler="train"`')
         record["handler"] = handler
     for key in ("params", "inputs"):
         value = bound.get(key)
@@ -427,16 +452,22 @@ def add_step(function, action, bound, default_name):
             continue
         if not isinstance(value, dict):
             refuse("`%s=` of type `%s` for step `%s` (expected a dict)"
-                   % (key, type(value).__name__, record["name"]))
+                   % (key, type(value).__name__, record["name"]),
+               "pass a dict of names to values")
         if value:
             record[key] = to_json_value(value, "`%s` of step `%s`" % (key, record["name"]))
     outputs = bound.get("outputs")
     if outputs is not None:
         if isinstance(outputs, str) or not all(isinstance(o, str) for o in outputs):
             refuse("`outputs=%r` for step `%s` (expected a list of key names)"
-                   % (outputs, record["name"]))
+                   % (outputs, record["name"]),
+               'list the output keys, e.g. `outputs=["model"]`')
         if outputs:
             record["outputs"] = list(outputs)
+    record_hyperparams(record, bound)
+    handle = FUNCTION_OBJECTS.get(function)
+    if action == "run" and handle is not None and handle._overrides:
+        record["overrides"] = handle.overrides()
     if CONDITIONS:
         record["when"] = " and ".join(group._text for group in CONDITIONS)
     record["action"] = action
@@ -446,32 +477,106 @@ def add_step(function, action, bound, default_name):
     return StepHandle(record)
 
 
+class HyperParamOptions:
+    """`mlrun.model.HyperParamOptions`: how hyperparameters are expanded and judged."""
+
+    FIELDS = ("param_file", "strategy", "selector", "stop_condition", "parallel_runs",
+              "dask_cluster_uri", "max_iterations", "max_errors", "teardown_dask")
+
+    def __init__(self, param_file=None, strategy=None, selector=None, stop_condition=None,
+                 parallel_runs=None, dask_cluster_uri=None, max_iterations=None,
+                 max_errors=None, teardown_dask=None):
+        for field in self.FIELDS:
+            setattr(self, field, locals()[field])
+
+    def to_dict(self):
+        return {f: getattr(self, f) for f in self.FIELDS if getattr(self, f) is not None}
+
+    def __repr__(self):
+        return "HyperParamOptions(%s)" % ", ".join("%s=%r" % kv for kv in self.to_dict().items())
+
+
+HYPER_HINT = "hyperparameter values must be known when the workflow is loaded"
+
+
+def record_hyperparams(record, bound):
+    """`hyperparams=`, `hyper_param_options=` (an object or a dict) and `selector=` of a run."""
+    hyperparams = bound.get("hyperparams")
+    options = bound.get("hyper_param_options")
+    selector = bound.get("selector")
+    where = "`hyperparams` of step `%s`" % record["name"]
+    if hyperparams is not None:
+        if not isinstance(hyperparams, dict):
+            refuse("`hyperparams=` of type `%s` for step `%s` (expected a dict of lists)"
+                   % (type(hyperparams).__name__, record["name"]),
+               'pass a dict of lists, e.g. `hyperparams={"lr": [0.1, 0.01]}`')
+        hyperparams = to_json_value(hyperparams, where)
+        if "{{" in json.dumps(hyperparams):
+            refuse("a pipeline placeholder in %s" % where, HYPER_HINT)
+    if isinstance(options, HyperParamOptions):
+        options = options.to_dict()
+    elif isinstance(options, dict):
+        unknown = sorted(set(options) - set(HyperParamOptions.FIELDS))
+        if unknown:
+            refuse("`hyper_param_options` key `%s` for step `%s`" % (unknown[0], record["name"]),
+                   "use the fields of HyperParamOptions: %s" % ", ".join(HyperParamOptions.FIELDS))
+        options = {k: v for k, v in options.items() if v is not None}
+    elif options is not None:
+        refuse("`hyper_param_options=` of type `%s` for step `%s`"
+               % (type(options).__name__, record["name"]),
+               "pass HyperParamOptions(...) or a dict")
+    options = dict(options or {})
+    if selector and not options.get("selector"):
+        options["selector"] = selector
+    if options:
+        options = to_json_value(options, "`hyper_param_options` of step `%s`" % record["name"])
+        if "{{" in json.dumps(options):
+            refuse("a pipeline placeholder in `hyper_param_options` of step `%s`"
+                   % record["name"], HYPER_HINT)
+    if not hyperparams:
+        if options:
+            refuse("`hyper_param_options` without `hyperparams` for step `%s`" % record["name"],
+                   "add `hyperparams={...}` (a list of values per parameter)")
+        return
+    record["hyperparams"] = hyperparams
+    if options:
+        record["hyper_param_options"] = options
+    # MLRun's hyper-parameter steps also output their summary table.
+    outputs = record.setdefault("outputs", [])
+    if "iteration_results" not in outputs:
+        outputs.append("iteration_results")
+
+
 def run_function(*args, **kwargs):
     bound = bind("run_function", RUN_FUNCTION_ARGS, args, kwargs, RUN_SUPPORTED, RUN_IGNORED)
     if "function" not in bound:
-        refuse("`run_function()` without a function")
+        refuse("`run_function()` without a function", 'name it: `run_function("name", ...)`')
     function = function_name(bound["function"], "run_function")
-    return add_step(function, "run", bound, function)
+    return add_step(function, "run", bound, step_name_of(function))
 
 
 def build_function(*args, **kwargs):
     bound = bind("build_function", BUILD_FUNCTION_ARGS, args, kwargs, {"function"},
                  {"project_object"})
     if "function" not in bound:
-        refuse("`build_function()` without a function")
+        refuse("`build_function()` without a function", 'name it: `build_function("name")`')
     function = function_name(bound["function"], "build_function")
     # MLRun's build step outputs the image it built (`builder.outputs["image"]`).
     return add_step(function, "build", {"outputs": ["image"]}, "build-" + function)
 
 
 def deploy_function(*args, **kwargs):
-    bound = bind("deploy_function", DEPLOY_FUNCTION_ARGS, args, kwargs, {"function"},
-                 {"project_object", "verbose"})
+    bound = bind("deploy_function", DEPLOY_FUNCTION_ARGS, args, kwargs,
+                 {"function", "models", "env", "tag"}, {"project_object", "verbose"})
     if "function" not in bound:
-        refuse("`deploy_function()` without a function")
+        refuse("`deploy_function()` without a function", 'name it: `deploy_function("name")`')
     function = function_name(bound["function"], "deploy_function")
+    # What the deployment would be given is kept as the step's params (no engine of baton
+    # deploys; every one refuses the step when the run is submitted).
+    params = {key: bound[key] for key in ("models", "env", "tag") if key in bound}
     # MLRun's deploy step outputs the function's endpoint (`deployer.outputs["endpoint"]`).
-    return add_step(function, "deploy", {"outputs": ["endpoint"]}, "deploy-" + function)
+    return add_step(function, "deploy", {"outputs": ["endpoint"], "params": params},
+                    "deploy-" + function)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -479,21 +584,172 @@ def deploy_function(*args, **kwargs):
 # ---------------------------------------------------------------------------------------------
 
 
+OVERRIDE_HINT = "values of function modifiers must be known when the workflow is loaded"
+
+
+class Modifier:
+    """What a mount helper (`mount_pvc(...)`, `auto_mount()`, ...) returns, for `fn.apply()`."""
+
+    def __init__(self, helper, args):
+        self.record = {"helper": helper}
+        for key, value in args.items():
+            if value is not None:
+                self.record[key] = value
+
+    def __call__(self, *args, **kwargs):
+        refuse("calling the `%s` modifier directly" % self.record["helper"],
+               "pass it to `fn.apply(...)`")
+
+    def __repr__(self):
+        return "<modifier %s>" % self.record["helper"]
+
+
+def mount_helper(name, *order, **defaults):
+    """A stand-in for MLRun's mount helper `name(<order>...)`; `defaults` are keyword-only."""
+
+    def helper(*args, **kwargs):
+        names = list(order) + list(defaults)
+        if len(args) > len(names):
+            refuse("`%s` with %d positional arguments" % (name, len(args)),
+               "pass the arguments after the first ones by keyword")
+        given = dict(zip(names, args))
+        for key, value in kwargs.items():
+            if key not in names:
+                refuse("`%s(%s=...)`: unknown argument `%s`" % (name, key, key),
+               "`%s` takes: %s" % (name, ", ".join(names)))
+            given[key] = value
+        return Modifier(name, given)
+
+    helper.__name__ = name
+    return helper
+
+
+MOUNT_HELPERS = {
+    "mount_pvc": mount_helper("mount_pvc", "pvc_name", "volume_name", "volume_mount_path"),
+    "auto_mount": mount_helper("auto_mount", "pvc_name", "volume_mount_path", "volume_name"),
+    "mount_v3io": mount_helper("mount_v3io", "name", "remote", "access_key", "user", "secret",
+                               "volume_mounts"),
+    "mount_secret": mount_helper("mount_secret", "secret_name", "mount_path", "volume_name",
+                                 "items"),
+    "mount_configmap": mount_helper("mount_configmap", "configmap_name", "mount_path",
+                                    "volume_name", "items"),
+}
+
+
 class FunctionHandle:
-    """A project function, as `funcs["name"]` returns it."""
+    """A project function, as `funcs["name"]` and `project.get_function("name")` return it.
+    Modifiers called on it (`set_env`, `with_limits`, `apply(mount_pvc(...))`, ...) change the
+    steps later run from it: they are recorded as the steps' `overrides`."""
 
     def __init__(self, name):
         self._name = name
+        self._overrides = {}
 
     def as_step(self, *args, **kwargs):
         bound = bind("as_step", AS_STEP_ARGS, args, kwargs, RUN_SUPPORTED - {"function"},
                      RUN_IGNORED)
         return add_step(self._name, "run", bound, self._name)
 
+    def deploy_step(self, project="", models=None, env=None, tag=None, verbose=None,
+                    use_function_from_db=None):
+        return deploy_function(self, models=models, env=env, tag=tag)
+
+    def _text(self, value, what):
+        value = to_json_value(value, "%s of function `%s`" % (what, self._name))
+        if isinstance(value, str) and "{{" in value:
+            refuse("a pipeline placeholder in %s of function `%s`" % (what, self._name),
+                   OVERRIDE_HINT)
+        if isinstance(value, (dict, list)):
+            refuse("a `%s` value in %s of function `%s`" % (type(value).__name__, what,
+                                                          self._name),
+               "use a string or a number")
+        return value if isinstance(value, str) else json.dumps(value)
+
+    def _resources(self, section, patch, values):
+        given = {k: self._text(v, "`%s`" % section) for k, v in values.items() if v is not None}
+        if patch:
+            self._overrides.setdefault(section, {}).update(given)
+        else:
+            self._overrides[section] = given
+        if not self._overrides[section]:
+            del self._overrides[section]
+        return self
+
+    def with_requests(self, mem=None, cpu=None, patch=False):
+        return self._resources("requests", patch, {"memory": mem, "cpu": cpu})
+
+    def with_limits(self, mem=None, cpu=None, gpus=None, gpu_type="nvidia.com/gpu", patch=False):
+        return self._resources("limits", patch, {"memory": mem, "cpu": cpu, gpu_type: gpus})
+
+    def set_env(self, name, value=None, value_from=None):
+        if value_from is not None:
+            refuse("`set_env(%r, value_from=...)` on function `%s`" % (name, self._name),
+                   "set a plain value; secrets are not passed through workflow steps yet")
+        if not isinstance(name, str) or not name:
+            refuse("`set_env(%r)` on function `%s` (the name must be a string)"
+                   % (name, self._name),
+               'name the variable, e.g. `set_env("MODE", "fast")`')
+        env = self._overrides.setdefault("env", {})
+        env[name] = self._text("" if value is None else value, "`set_env(%r)`" % name)
+        return self
+
+    def set_envs(self, env_vars=None, file_path=None):
+        if file_path is not None:
+            refuse("`set_envs(file_path=...)` on function `%s`" % self._name,
+                   "pass the variables as `env_vars={...}`")
+        if not isinstance(env_vars, dict) or not env_vars:
+            refuse("`set_envs(%r)` on function `%s` (expected a dict of variables)"
+                   % (env_vars, self._name),
+               'pass `env_vars={"NAME": "value"}`')
+        for name, value in env_vars.items():
+            self.set_env(name, value)
+        return self
+
+    def with_node_selection(self, node_name=None, node_selector=None, affinity=None,
+                            tolerations=None):
+        for arg, value in [("node_name", node_name), ("affinity", affinity),
+                           ("tolerations", tolerations)]:
+            if value is not None:
+                refuse("`with_node_selection(%s=...)` on function `%s`" % (arg, self._name),
+                       "select nodes by labels with `node_selector={...}`")
+        if node_selector is not None:
+            if not isinstance(node_selector, dict):
+                refuse("`with_node_selection(node_selector=%r)` on function `%s` (expected a "
+                       "dict of node labels)" % (node_selector, self._name),
+               'pass `node_selector={"label": "value"}`')
+            self._overrides["node_selector"] = {
+                k: self._text(v, "`node_selector`") for k, v in node_selector.items()}
+            if not self._overrides["node_selector"]:
+                del self._overrides["node_selector"]
+        return self
+
+    def apply(self, modifier):
+        if not isinstance(modifier, Modifier):
+            refuse("`.apply(%r)` on function `%s`" % (modifier, self._name),
+                   "baton knows MLRun's mount helpers: %s" % ", ".join(sorted(MOUNT_HELPERS)))
+        record = to_json_value(modifier.record, "`apply()` on function `%s`" % self._name)
+        if "{{" in json.dumps(record):
+            refuse("a pipeline placeholder in `apply(%s(...))` on function `%s`"
+                   % (record["helper"], self._name), OVERRIDE_HINT)
+        self._overrides.setdefault("mounts", []).append(record)
+        return self
+
+    def overrides(self):
+        """The modifiers so far, as a step's `overrides` (a copy: later calls do not change
+        steps already recorded)."""
+        return json.loads(json.dumps(self._overrides))
+
     def __getattr__(self, name):
         if name.startswith("__"):
             raise AttributeError(name)
-        refuse("`.%s` on function `%s`" % (name, self._name))
+        refuse("`.%s` on function `%s`" % (name, self._name),
+               "in a workflow baton knows these modifiers: with_requests, with_limits, set_env, "
+               "set_envs, with_node_selection, apply(<mount helper>); and as_step, deploy_step")
+
+
+FUNCTION_OBJECTS = {}
+FUNCTIONS_AT_RUN_TIME = ("which functions exist is checked when the workflow runs; name each "
+                         'function with `%s["name"]`')
 
 
 class Functions:
@@ -504,8 +760,13 @@ class Functions:
 
     def __getitem__(self, key):
         if not isinstance(key, str) or not key or "{{" in key:
-            refuse("`%s[%r]` (function names are fixed, non-empty strings)" % (self._label, key))
-        return FunctionHandle(key)
+            refuse("`%s[%r]` (function names are fixed, non-empty strings)" % (self._label, key),
+               'name the function, e.g. `funcs["trainer"]`')
+        # One object per function, as MLRun's pipeline context keeps them: a modifier called
+        # through one reference is seen through the others and by `run_function("name")`.
+        if key not in FUNCTION_OBJECTS:
+            FUNCTION_OBJECTS[key] = FunctionHandle(key)
+        return FUNCTION_OBJECTS[key]
 
     def get(self, key, *default):
         if default:
@@ -517,16 +778,16 @@ class Functions:
     def __getattr__(self, name):
         if name.startswith("__"):
             raise AttributeError(name)
-        refuse("`%s.%s`" % (self._label, name))
+        refuse("`%s.%s`" % (self._label, name), 'use `%s["name"]`' % self._label)
 
     def __contains__(self, key):
-        refuse("`in %s`" % self._label)
+        refuse("`in %s`" % self._label, FUNCTIONS_AT_RUN_TIME % self._label)
 
     def __iter__(self):
-        refuse("iterating over `%s`" % self._label)
+        refuse("iterating over `%s`" % self._label, FUNCTIONS_AT_RUN_TIME % self._label)
 
     def __len__(self):
-        refuse("`len(%s)`" % self._label)
+        refuse("`len(%s)`" % self._label, FUNCTIONS_AT_RUN_TIME % self._label)
 
 
 class ProjectSpec:
@@ -538,7 +799,7 @@ class ProjectSpec:
     def __getattr__(self, name):
         if name.startswith("__"):
             raise AttributeError(name)
-        refuse("`project.spec.%s`" % name)
+        refuse("`project.spec.%s`" % name, "a workflow reads `project.spec.params`")
 
 
 # `get_artifact_uri` categories and the store kind each names (MLRun's rule).
@@ -588,13 +849,16 @@ class Project:
 
     def get_function(self, key, *args, **kwargs):
         if args or any(v is not None for v in kwargs.values()):
-            refuse("`project.get_function()` with arguments other than the name")
+            refuse("`project.get_function()` with arguments other than the name",
+                   'pass only the name: `project.get_function("name")`')
         return FUNCS[key]
 
     def __getattr__(self, name):
         if name.startswith("__"):
             raise AttributeError(name)
-        refuse("`project.%s`" % name)
+        refuse("`project.%s`" % name,
+               "a workflow's project has name, spec.params, get_param, get_artifact_uri, "
+               "get_function, run_function, build_function and deploy_function")
 
 
 PROJECT = Project(PROJECT_CONTEXT)
@@ -635,7 +899,8 @@ class Condition:
 
     def __enter__(self):
         if self._entered:
-            refuse("entering the same `%s` group twice" % self.construct)
+            refuse("entering the same `%s` group twice" % self.construct,
+                   "open a new `with %s(...)` block" % self.construct)
         self._open = self._entered = True
         CONDITIONS.append(self)
         return self
@@ -664,7 +929,9 @@ class FakeModule(types.ModuleType):
     def __getattr__(self, name):
         if name.startswith("__"):
             raise AttributeError(name)
-        refuse("`%s.%s`" % (self.__name__, name))
+        offered = sorted(k for k in vars(self) if not k.startswith("_"))
+        refuse("`%s.%s`" % (self.__name__, name),
+               "in a workflow, `%s` offers: %s" % (self.__name__, ", ".join(offered)))
 
 
 def fake_module(name, **attrs):
@@ -683,7 +950,9 @@ class RefuseImports(importlib.abc.MetaPathFinder):
     def find_spec(self, fullname, path=None, target=None):
         root = fullname.split(".")[0]
         if root in ("mlrun", "kfp") and fullname not in sys.modules:
-            refuse("`import %s`" % fullname)
+            offered = sorted(k for k, v in sys.modules.items() if isinstance(v, FakeModule))
+            refuse("`import %s`" % fullname,
+                   "a workflow can import: %s" % ", ".join(offered))
         return None
 
 
@@ -692,7 +961,12 @@ def install_fakes():
                       deploy_function=deploy_function, get_current_project=get_current_project)
     context = types.SimpleNamespace(project=PROJECT)
     projects = fake_module("mlrun.projects", pipeline_context=context, **operations)
-    mlrun = fake_module("mlrun", projects=projects, **operations)
+    model = fake_module("mlrun.model", HyperParamOptions=HyperParamOptions)
+    mounts = fake_module("mlrun.runtimes.mounts", **MOUNT_HELPERS)
+    runtimes = fake_module("mlrun.runtimes", mounts=mounts)
+    mlrun = fake_module("mlrun", projects=projects, model=model, runtimes=runtimes,
+                        auto_mount=MOUNT_HELPERS["auto_mount"],
+                        mount_v3io=MOUNT_HELPERS["mount_v3io"], **operations)
     dsl = fake_module("kfp.dsl", pipeline=pipeline, Condition=Condition, If=If)
     fake_module("kfp", dsl=dsl)
     sys.meta_path.insert(0, RefuseImports())

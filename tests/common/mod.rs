@@ -103,7 +103,9 @@ impl TestProject {
             // The embedded default unless a test names a server.
             .env_remove("BATON_API")
             .env_remove("MLRUN_DBPATH")
-            .env_remove("BATON_TOKEN");
+            .env_remove("BATON_TOKEN")
+            // No hub source unless a test names one.
+            .env_remove("BATON_HUB");
         cmd
     }
 

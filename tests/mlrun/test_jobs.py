@@ -31,6 +31,30 @@ class Jobs(harness.ServerTestCase):
         self.assertEqual(record["status"]["state"], "completed")
         self.assertEqual(record["status"]["results"], {"return": 10})
 
+    def test_hyperparameters_run_as_iterations_and_the_best_one_is_the_result(self):
+        art = self.project.log_code_file("my_func_code", local_path="./my_func.py")
+        fn = self.project.set_function(
+            func=art.uri, name="my_func", kind="job", handler="my_func:main"
+        )
+        run = fn.run(
+            hyperparams={"p1": [1, 3, 2]},
+            hyper_param_options=self.mlrun.model.HyperParamOptions(selector="max.return"),
+        )
+        self.assertEqual(run.state(), "completed")
+        record = self.read_run(run.uid())
+        # (run.output() would read the `iteration_results` artifact as an MLRun artifact, which
+        # baton's run records do not hold yet.)
+        self.assertEqual(record["status"]["results"], {"best_iteration": 2, "return": 6})
+        self.assertEqual(
+            record["status"]["iterations"],
+            [
+                ["state", "iter", "param.p1", "output.return"],
+                ["completed", 1, 1, 2],
+                ["completed", 2, 3, 6],
+                ["completed", 3, 2, 4],
+            ],
+        )
+
     def test_job_from_an_archive_artifact(self):
         art = self.project.log_code_file("my_pkg_code", local_path="./my_pkg.zip")
         fn = self.project.set_function(

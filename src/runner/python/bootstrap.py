@@ -564,6 +564,19 @@ def _truthy(value):
         return True  # e.g. an array whose truth is ambiguous: it is a value worth keeping
 
 
+def _completed(request, report):
+    """The result of a completed run; a hyper-parameter iteration's `stop_condition` is judged
+    here, as MLRun does: `eval(condition, {}, results)`."""
+    result = dict(state="completed", error=None, **report)
+    condition = request.get("stop_condition")
+    if condition:
+        try:
+            result["stop"] = bool(eval(condition, {}, dict(report["results"])))
+        except BaseException as err:
+            result["stop_error"] = "{}: {}".format(type(err).__name__, err)
+    return result
+
+
 def run_request(request):
     """Run the handler a request names and return the result dict. Never raises."""
     context = None
@@ -575,6 +588,8 @@ def run_request(request):
                     request.get("protocol"), PROTOCOL
                 )
             )
+        # A workflow step's `set_env`/`set_envs`, visible to the module when it is imported.
+        os.environ.update(request.get("env") or {})
         code_dir = os.path.abspath(request["code_dir"])
         module, function = request["module"], request["function"]
         params = request.get("params") or {}
@@ -594,7 +609,7 @@ def run_request(request):
         value = _call(fn, function, args, kwargs)
         if _truthy(value):
             context.log_result("return", value)
-        return dict(state="completed", error=None, **context._report())
+        return _completed(request, context._report())
     except ConfigError as err:
         message, failure_kind = str(err), "config"
     except HandlerError as err:
@@ -602,7 +617,7 @@ def run_request(request):
     except SystemExit as err:
         if err.code in (None, 0):
             report = context._report() if context else {"results": {}, "artifacts": []}
-            return dict(state="completed", error=None, **report)
+            return _completed(request, report)
         _print_traceback()
         message = "Handler called sys.exit({!r})".format(err.code)
     except BaseException as err:

@@ -13,6 +13,7 @@ use serde_json::{json, Map, Value};
 use crate::db::RunFilter;
 use crate::error::{Error, ErrorKind, IoResultExt};
 use crate::launcher::RunRequest;
+use crate::model::HyperParamOptions;
 use crate::server::api_error::ApiResult;
 use crate::server::body::{JsonBody, Query};
 use crate::server::AppState;
@@ -50,6 +51,31 @@ struct TaskSpec {
     parameters: Map<String, Value>,
     #[serde(default)]
     inputs: BTreeMap<String, String>,
+    /// Hyperparameters: the run's iterations each run one parameter set.
+    #[serde(default)]
+    hyperparams: Option<Map<String, Value>>,
+    /// How they are expanded and judged; MLRun's client sends every field, unset ones `null`.
+    #[serde(default)]
+    hyper_param_options: Option<HyperParamOptions>,
+    /// `run(selector=...)`: the best iteration's selector when the options name none.
+    #[serde(default)]
+    selector: Option<String>,
+    /// `run(strategy=...)`: the strategy when the options name none.
+    #[serde(default)]
+    strategy: Option<String>,
+}
+
+impl TaskSpec {
+    /// The hyper-parameter options as MLRun combines them: the options' own fields first, then
+    /// the spec's `selector` and `strategy`. `None` when the task has no hyperparameters.
+    fn hyper_param_options(&self) -> Option<HyperParamOptions> {
+        self.hyperparams.as_ref().filter(|h| !h.is_empty())?;
+        let mut options = self.hyper_param_options.clone().unwrap_or_default();
+        let given = |value: &Option<String>| value.clone().filter(|v| !v.is_empty());
+        options.selector = given(&options.selector).or_else(|| given(&self.selector));
+        options.strategy = given(&options.strategy).or_else(|| given(&self.strategy));
+        Some(options)
+    }
 }
 
 /// `POST /api/v1/submit_job`: records the run under the client's uid, answers it (`created`),
@@ -83,6 +109,7 @@ pub async fn submit_job(
             other => (k, other.to_string()),
         })
         .collect();
+    let hyper_param_options = task.spec.hyper_param_options();
     let submitted = baton
         .submit_run(RunRequest {
             function,
@@ -91,6 +118,9 @@ pub async fn submit_job(
             inputs: task.spec.inputs,
             labels,
             uid: task.metadata.uid,
+            hyperparams: task.spec.hyperparams.unwrap_or_default(),
+            hyper_param_options,
+            ..RunRequest::default()
         })
         .await?;
     let run = submitted.run;
