@@ -152,11 +152,7 @@ async fn login(State(access): State<Access>, Form(form): Form<LoginForm>) -> Res
         return (StatusCode::UNAUTHORIZED, page).into_response();
     }
     let cookie = format!("{COOKIE}={}; HttpOnly; SameSite=Strict; Path=/", form.token);
-    (
-        [(header::SET_COOKIE, cookie)],
-        Redirect::to("/"),
-    )
-        .into_response()
+    ([(header::SET_COOKIE, cookie)], Redirect::to("/")).into_response()
 }
 
 #[cfg(test)]
@@ -181,8 +177,14 @@ mod tests {
             ("host", "a:1"),
             ("origin", "http://a:1")
         ])));
-        assert!(same_origin(&headers(&[("host", "a:1"), ("origin", "http://a:1")])));
-        assert!(!same_origin(&headers(&[("host", "a:1"), ("origin", "http://evil:1")])));
+        assert!(same_origin(&headers(&[
+            ("host", "a:1"),
+            ("origin", "http://a:1")
+        ])));
+        assert!(!same_origin(&headers(&[
+            ("host", "a:1"),
+            ("origin", "http://evil:1")
+        ])));
         assert!(!same_origin(&headers(&[("host", "a:1")])));
     }
 

@@ -17,7 +17,10 @@ const JS: &str = include_str!("assets/baton.js");
 /// `GET` of both assets.
 pub fn routes() -> Router {
     Router::new()
-        .route(CSS_URL, get(|| async { asset("text/css; charset=utf-8", CSS) }))
+        .route(
+            CSS_URL,
+            get(|| async { asset("text/css; charset=utf-8", CSS) }),
+        )
         .route(
             JS_URL,
             get(|| async { asset("text/javascript; charset=utf-8", JS) }),

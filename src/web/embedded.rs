@@ -73,10 +73,7 @@ impl WebSource for EmbeddedSource {
         let stop = self.stop.clone();
         self.retries.spawn(async move {
             let id = handle.id();
-            if let Err(e) = baton
-                .finish_workflow(Ok(handle), stop.cancelled())
-                .await
-            {
+            if let Err(e) = baton.finish_workflow(Ok(handle), stop.cancelled()).await {
                 tracing::error!("workflow run `{id}` failed: {}", e.chain());
             }
         });

@@ -77,9 +77,7 @@ pub async fn workflow_run_events(
         None => None,
     };
     Ok(match hosted {
-        Some(subscription) => {
-            channel_stream(move |tx| follow_engine(project, subscription, tx))
-        }
+        Some(subscription) => channel_stream(move |tx| follow_engine(project, subscription, tx)),
         None => channel_stream(move |tx| follow_record(baton, run, tx)),
     })
 }
@@ -220,7 +218,11 @@ fn read_tail_text(path: &FsPath, max: u64) -> Result<LogTailText> {
     let mut bytes = Vec::with_capacity(len.min(max) as usize);
     file.take(max).read_to_end(&mut bytes).map_err(read_error)?;
     // Skip the continuation bytes of a character cut by the start.
-    let skip = bytes.iter().take(3).take_while(|b| (*b & 0xC0) == 0x80).count();
+    let skip = bytes
+        .iter()
+        .take(3)
+        .take_while(|b| (*b & 0xC0) == 0x80)
+        .count();
     start += skip as u64;
     let (text, used) = utf8_prefix(&bytes[skip..], true);
     Ok(LogTailText {
@@ -282,7 +284,9 @@ pub async fn log_events(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse().ok())
         .unwrap_or(query.from);
-    Ok(channel_stream(move |tx| follow_log(baton, uid, path, from, tx)))
+    Ok(channel_stream(move |tx| {
+        follow_log(baton, uid, path, from, tx)
+    }))
 }
 
 async fn follow_log(
@@ -304,15 +308,15 @@ async fn follow_log(
         };
         loop {
             let reading = path.clone();
-            let chunk = match tokio::task::spawn_blocking(move || read_chunk(&reading, offset)).await
-            {
-                Ok(Ok(chunk)) => chunk,
-                Ok(Err(e)) => {
-                    tracing::warn!("cannot read the log of run `{uid}`: {e}");
-                    return;
-                }
-                Err(_) => return,
-            };
+            let chunk =
+                match tokio::task::spawn_blocking(move || read_chunk(&reading, offset)).await {
+                    Ok(Ok(chunk)) => chunk,
+                    Ok(Err(e)) => {
+                        tracing::warn!("cannot read the log of run `{uid}`: {e}");
+                        return;
+                    }
+                    Err(_) => return,
+                };
             if chunk.is_empty() {
                 break;
             }
@@ -351,10 +355,13 @@ mod tests {
         let dir = tempfile::TempDir::new().unwrap();
         let log = dir.path().join("r.log");
         std::fs::write(&log, "xxé123").unwrap();
-        // The last 5 bytes begin inside `é`: the tail starts after it.
-        let tail = read_tail_text(&log, 5).unwrap();
+        // The last 4 bytes begin inside `é`: the tail starts after it.
+        let tail = read_tail_text(&log, 4).unwrap();
         assert_eq!(tail.text, "123");
         assert_eq!((tail.start, tail.end), (4, 7));
-        assert_eq!(read_tail_text(&dir.path().join("none.log"), 5).unwrap(), LogTailText::default());
+        assert_eq!(
+            read_tail_text(&dir.path().join("none.log"), 5).unwrap(),
+            LogTailText::default()
+        );
     }
 }

@@ -62,12 +62,13 @@ pub fn run_word(state: WorkflowState) -> String {
     state.to_string().to_lowercase()
 }
 
-/// `1.2s`, `3m 04s`, `2h 01m`: short enough for a step box.
+/// `35ms`, `1.2s`, `3m 04s`, `2h 01m`: short enough for a step box.
 pub fn duration(from: DateTime<Utc>, to: DateTime<Utc>) -> String {
     let ms = (to - from).num_milliseconds().max(0);
     let secs = ms / 1000;
     match secs {
-        0..=59 => format!("{}.{}s", secs, (ms % 1000) / 100),
+        0 => format!("{ms}ms"),
+        1..=59 => format!("{}.{}s", secs, (ms % 1000) / 100),
         60..=3599 => format!("{}m {:02}s", secs / 60, secs % 60),
         _ => format!("{}h {:02}m", secs / 3600, (secs % 3600) / 60),
     }
@@ -117,7 +118,8 @@ mod tests {
         assert_eq!(duration(t0, at("2026-01-01T00:00:01.25Z")), "1.2s");
         assert_eq!(duration(t0, at("2026-01-01T00:03:04Z")), "3m 04s");
         assert_eq!(duration(t0, at("2026-01-01T02:01:00Z")), "2h 01m");
-        assert_eq!(duration(at("2026-01-01T00:00:05Z"), t0), "0.0s");
+        assert_eq!(duration(t0, at("2026-01-01T00:00:00.035Z")), "35ms");
+        assert_eq!(duration(at("2026-01-01T00:00:05Z"), t0), "0ms");
     }
 
     #[test]

@@ -24,10 +24,7 @@ pub fn segment(text: &str) -> String {
 }
 
 /// The project's page: one section per part of the project.
-pub async fn page(
-    State(web): State<Arc<Web>>,
-    Path(project): Path<String>,
-) -> PageResult<Markup> {
+pub async fn page(State(web): State<Arc<Web>>, Path(project): Path<String>) -> PageResult<Markup> {
     let baton = web.source.baton(&project).await?;
     // Schedules (issue 12) join as a section here, between runs and functions.
     let sections = [
@@ -62,7 +59,10 @@ pub fn short(id: &str) -> &str {
 
 /// A run's duration so far, when it has ended.
 pub fn run_duration(run: &WorkflowRunRecord) -> String {
-    match (parse_time(&run.started), run.finished.as_deref().and_then(parse_time)) {
+    match (
+        parse_time(&run.started),
+        run.finished.as_deref().and_then(parse_time),
+    ) {
         (Some(from), Some(to)) => duration(from, to),
         _ => "—".into(),
     }

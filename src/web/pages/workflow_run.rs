@@ -25,7 +25,11 @@ const BOX_CHARS: usize = 26;
 
 /// The page of workflow run `id`.
 pub fn url(project: &str, id: &str) -> String {
-    format!("/projects/{}/workflow-runs/{}", segment(project), segment(id))
+    format!(
+        "/projects/{}/workflow-runs/{}",
+        segment(project),
+        segment(id)
+    )
 }
 
 /// What the page shows of one step, and what a live update sends: rendered and updated from
@@ -89,6 +93,29 @@ impl RunView {
             error,
         }
     }
+}
+
+/// A condition as a step box shows it: `{{steps.pick.outputs.score}} > {{args.min}}` reads
+/// `pick.score > min` (the full text is in the box's tooltip and the step table).
+pub fn compact_condition(text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(open) = rest.find("{{") {
+        out.push_str(&rest[..open]);
+        let Some(close) = rest[open..].find("}}") else {
+            break;
+        };
+        let inner = rest[open + 2..open + close].trim();
+        let short = match inner.split('.').collect::<Vec<_>>().as_slice() {
+            ["steps", step, "outputs", key] => format!("{step}.{key}"),
+            ["args", name] => (*name).to_string(),
+            _ => inner.to_string(),
+        };
+        out.push_str(&short);
+        rest = &rest[open + close + 2..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// The step whose failure came first (earliest end, then declaration order).
@@ -247,7 +274,7 @@ fn graph(
                                 " " tspan.dur { (v.duration) } " · attempt " tspan.att { (v.attempts) }
                             }
                             @if let Some(c) = &conditions[i] {
-                                text.cond x="10" y="57" { "if " (clip(c, BOX_CHARS - 3)) }
+                                text.cond x="10" y="57" { "if " (clip(&compact_condition(c), BOX_CHARS - 3)) }
                             }
                         }
                     }
@@ -293,6 +320,19 @@ mod tests {
     fn clipping_keeps_short_text_and_marks_cuts() {
         assert_eq!(clip("short", 10), "short");
         assert_eq!(clip("abcdefghijk", 5), "abcd…");
+    }
+
+    #[test]
+    fn conditions_read_short_in_a_box() {
+        assert_eq!(
+            compact_condition("{{steps.pick.outputs.best_score}} > {{ args.threshold }}"),
+            "pick.best_score > threshold"
+        );
+        assert_eq!(
+            compact_condition("{{steps.a.outputs.n}} == 'x'"),
+            "a.n == 'x'"
+        );
+        assert_eq!(compact_condition("plain {{odd"), "plain {{odd");
     }
 
     #[test]
