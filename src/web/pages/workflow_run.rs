@@ -101,10 +101,10 @@ pub fn compact_condition(text: &str) -> String {
     let mut out = String::new();
     let mut rest = text;
     while let Some(open) = rest.find("{{") {
-        out.push_str(&rest[..open]);
         let Some(close) = rest[open..].find("}}") else {
             break;
         };
+        out.push_str(&rest[..open]);
         let inner = rest[open + 2..open + close].trim();
         let short = match inner.split('.').collect::<Vec<_>>().as_slice() {
             ["steps", step, "outputs", key] => format!("{step}.{key}"),
