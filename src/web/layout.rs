@@ -14,7 +14,7 @@
 //! workflows are shallow and this keeps the layout small.
 
 /// A step box's width, in SVG units.
-pub const NODE_WIDTH: u32 = 200;
+pub const NODE_WIDTH: u32 = 240;
 /// A step box's height.
 pub const NODE_HEIGHT: u32 = 66;
 const GAP_X: u32 = 28;

@@ -8,6 +8,7 @@ use std::process::{Command, Output};
 
 use tempfile::TempDir;
 
+pub mod browser;
 pub mod fake_kfp;
 pub mod server;
 

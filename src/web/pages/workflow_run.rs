@@ -20,8 +20,10 @@ use crate::web::layout::{Layout, NODE_HEIGHT, NODE_WIDTH};
 use crate::web::Web;
 use crate::workflow::{Dag, DagCheck, WorkflowGraph};
 
-/// Characters of a step name or condition that fit in a step box (the rest is in its tooltip).
-const BOX_CHARS: usize = 26;
+/// Characters of a step name that fit in a step box (the rest is in its tooltip).
+const NAME_CHARS: usize = 28;
+/// Characters of a condition that fit in a step box, after its `if `.
+const CONDITION_CHARS: usize = 32;
 
 /// The page of workflow run `id`.
 pub fn url(project: &str, id: &str) -> String {
@@ -175,9 +177,9 @@ pub fn render(run: &WorkflowRunRecord) -> Markup {
                 @if let Some(i) = failed {
                     p.first-failed { "First failed step: " a href={ "#step-" (i) } { code { (run.steps[i].name) } } }
                 }
-                (facts(run))
                 (actions(run, &view))
                 (graph(run, dag.as_ref(), &views, &conditions, failed))
+                (facts(run))
                 (step_table(run, &views, &conditions, failed))
             }
         },
@@ -268,13 +270,13 @@ fn graph(
                         title { (step.name) @if let Some(c) = &conditions[i] { " (when " (c) ")" } }
                         a.run href=(v.run.as_deref().unwrap_or("#")) {
                             rect width=(NODE_WIDTH) height=(NODE_HEIGHT) rx="6" {}
-                            text.name x="10" y="19" { (clip(&step.name, BOX_CHARS)) }
+                            text.name x="10" y="19" { (clip(&step.name, NAME_CHARS)) }
                             text.status x="10" y="38" {
                                 tspan.sym { (super::symbol(&v.state)) } " " tspan.word { (v.state) }
                                 " " tspan.dur { (v.duration) } " · attempt " tspan.att { (v.attempts) }
                             }
                             @if let Some(c) = &conditions[i] {
-                                text.cond x="10" y="57" { "if " (clip(&compact_condition(c), BOX_CHARS - 3)) }
+                                text.cond x="10" y="57" { "if " (clip(&compact_condition(c), CONDITION_CHARS)) }
                             }
                         }
                     }
