@@ -131,6 +131,8 @@ fn the_churn_run_page_shows_six_steps_with_final_states_and_the_condition() {
     );
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     browser.screenshot(&root.join("target/run-page.png"));
+    let png = std::fs::read(root.join("target/run-page.png")).unwrap();
+    assert!(png.starts_with(b"\x89PNG\r\n\x1a\n") && png.len() > 10_000);
     if std::env::var_os("BATON_UPDATE_SCREENSHOT").is_some() {
         browser.screenshot(&root.join("docs/run-page.png"));
     }

@@ -121,7 +121,8 @@ enum Command {
     Compile(compile::CompileArgs),
     /// Write a function's image build context and record its build configuration
     Build(build::BuildArgs),
-    /// Serve the MLRun-compatible HTTP API: runs and workflows submitted to it execute here
+    /// Serve the MLRun-compatible HTTP API and the runs' web page at /: runs and workflows
+    /// submitted to it execute here
     Server(server::ServerArgs),
     /// Serve the web page of this project's runs on 127.0.0.1, over its embedded database
     Ui(ui::UiArgs),

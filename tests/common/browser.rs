@@ -234,12 +234,3 @@ impl Drop for Ui {
         let _ = self.child.wait();
     }
 }
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn base64_decodes() {
-        assert_eq!(super::base64_decode("aGVsbG8="), b"hello");
-        assert_eq!(super::base64_decode("aGk="), b"hi");
-    }
-}
