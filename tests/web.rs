@@ -550,3 +550,35 @@ fn the_server_serves_the_pages_at_the_root_behind_its_token() {
     let (status, body) = server.call(reqwest::Method::GET, "/api/v1/nothing-here", None);
     assert_eq!(status, 404, "{body}");
 }
+
+#[test]
+fn baton_ui_opens_the_browser_on_request_and_refuses_a_server() {
+    let p = TestProject::new();
+    let opened = p.path().join("opened");
+    let browser = p.write(
+        "browser.sh",
+        format!("#!/bin/sh\necho \"$1\" > {}\n", opened.display()),
+    );
+    std::fs::set_permissions(
+        &browser,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let ui =
+        common::browser::Ui::start_with(p.path(), &["--open"], &[("BROWSER", browser.as_os_str())]);
+    common::poll("the browser is opened", || {
+        std::fs::read_to_string(&opened).is_ok_and(|url| url.trim() == ui.url)
+    });
+    let page = reqwest::blocking::get(format!("{}projects/my-project", ui.url)).unwrap();
+    assert_eq!(page.status(), 200);
+
+    let refused = common::Run::from(
+        p.command(&["ui", "--port", "0"])
+            .env("BATON_API", "http://127.0.0.1:9")
+            .output()
+            .unwrap(),
+    );
+    let stderr = refused.fails(2);
+    assert!(stderr.contains("embedded database"), "{stderr}");
+    assert!(stderr.contains("http://127.0.0.1:9/"), "{stderr}");
+}

@@ -25,6 +25,16 @@ pub struct UiArgs {
 }
 
 pub(crate) async fn run(args: UiArgs, ctx: &Context) -> Result<ExitCode> {
+    if let Some(api) = &ctx.api {
+        return Err(Error::invalid_with_hint(
+            "`baton ui` shows the project's embedded database, and a server is given (--api or \
+             BATON_API)",
+            format!(
+                "open the server's own page, {}/",
+                api.url.trim_end_matches('/')
+            ),
+        ));
+    }
     let shutdown = launcher::shutdown_signal();
     let source = Arc::new(EmbeddedSource::open(ctx.project()?)?);
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, args.port));

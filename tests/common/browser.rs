@@ -202,8 +202,17 @@ pub struct Ui {
 impl Ui {
     /// Serves the pages of the project in `dir`.
     pub fn start(dir: &Path) -> Ui {
+        Ui::start_with(dir, &[], &[])
+    }
+
+    /// [`Ui::start`] with extra arguments and environment.
+    pub fn start_with(dir: &Path, args: &[&str], env: &[(&str, &std::ffi::OsStr)]) -> Ui {
         let mut child = Command::new(super::baton_bin())
             .args(["ui", "--port", "0"])
+            .args(args)
+            .envs(env.iter().copied())
+            .env_remove("BATON_API")
+            .env_remove("MLRUN_DBPATH")
             .current_dir(dir)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
