@@ -13,10 +13,10 @@
 //!   laid out here ([`layout`]) and sent as SVG: a 1,000-step run costs the browser one paint.
 //! - **Live without polling per step.** A run page opens one server-sent-events stream; it
 //!   carries the engine's own events when this process hosts the run, else the changes of the
-//!   run's record, read once per tick for the whole run ([`live`]). Logs stream the same way,
+//!   run's record, read once per tick for the whole run (`live`). Logs stream the same way,
 //!   in chunks of bounded size.
 //! - **Offline and small.** The stylesheet and the script (no framework) are compiled into the
-//!   binary ([`assets`]); nothing is fetched from elsewhere.
+//!   binary (`assets`); nothing is fetched from elsewhere.
 //! - **Safe actions.** Terminate and retry are POSTs that pass [`Access`]: the server's token
 //!   when it has one, and a same-origin check for browsers.
 
