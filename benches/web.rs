@@ -20,15 +20,14 @@ mod common;
 mod support;
 
 use std::io::Read;
-use std::process::{Child, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use baton::engine::{StepState, StepStatus, WorkflowState};
 use baton::model::{ResolvedCodeRecord, WorkflowRunRecord};
 use common::browser::Browser;
+use common::gated::Gated;
 use common::server::{data_dir, TestServer};
-use common::{poll, TestProject};
 use serde_json::json;
 use support::{median, ms, rounds};
 
@@ -187,86 +186,9 @@ fn rss_kib(pid: i32) -> u64 {
         .unwrap()
 }
 
-const GATE: &str = "import os, time\n\ndef wait(gate):\n    while not os.path.exists(gate):\n        time.sleep(0.05)\n    return 'ok'\n";
-
-const GATED: &str = "name: gated\nparams:\n  - {name: gate}\nsteps:\n  - name: hold\n    function: gate\n    handler: gate:wait\n    params: {gate: \"{{args.gate}}\"}\n  - name: after\n    function: gate\n    handler: gate:wait\n    params: {gate: \"{{args.gate}}\"}\n    after: [hold]\n";
-
-/// A `baton run` killed and reaped when dropped.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn memory_rows(server: &TestServer) {
-    let p = TestProject::new();
-    p.write("gate.py", GATE);
-    p.write("gated.yaml", GATED);
-    let api = |args: &[&str]| {
-        common::Run::from(
-            p.command(args)
-                .env("BATON_API", &server.url)
-                .output()
-                .unwrap(),
-        )
-    };
-    api(&["log-code", "gate_code", "--local-path", "gate.py"]).ok();
-    api(&[
-        "set-function",
-        "--name",
-        "gate",
-        "--func",
-        "store://artifacts/my-project/gate_code",
-        "--handler",
-        "gate:wait",
-    ])
-    .ok();
-    api(&[
-        "log-code",
-        "gated",
-        "--local-path",
-        "gated.yaml",
-        "--code-type",
-        "workflow",
-    ])
-    .ok();
-    api(&[
-        "set-workflow",
-        "--name",
-        "gated",
-        "--path",
-        "store://artifacts/my-project/gated",
-    ])
-    .ok();
-    let gate = p.path().join("gate");
-    let _run = Running(
-        p.command(&[
-            "run",
-            "gated",
-            "--engine",
-            "remote:local",
-            "--no-watch",
-            "-a",
-            &format!("gate={}", gate.display()),
-        ])
-        .env("BATON_API", &server.url)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap(),
-    );
-    let mut id = String::new();
-    poll("the first step runs", || {
-        let runs = api(&["workflows", "list", "--json"]).json();
-        let Some([run]) = runs.as_array().map(Vec::as_slice) else {
-            return false;
-        };
-        id = run["id"].as_str().unwrap().to_string();
-        run["steps"][0]["state"] == "Running"
-    });
+    let gated = Gated::new(Some(&server.url));
+    let (_run, id) = gated.start();
     std::thread::sleep(Duration::from_millis(500));
     let alone = rss_kib(server.pid());
     let url = format!(
@@ -297,7 +219,7 @@ fn memory_rows(server: &TestServer) {
         .collect();
     std::thread::sleep(Duration::from_secs(2));
     let following = rss_kib(server.pid());
-    std::fs::write(&gate, "").unwrap();
+    gated.open();
     for follower in followers {
         let text = follower.join().unwrap();
         assert!(text.contains(r#""i":1,"state":"succeeded""#), "{text}");

@@ -7,37 +7,12 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Child, Stdio};
 
 use common::browser::{Browser, Ui};
+use common::gated::Gated;
 use common::server::{data_dir, TestServer};
-use common::{poll, Run, TestProject};
+use common::TestProject;
 use serde_json::Value;
-
-const GATE: &str = r#"import os, time
-
-def wait(gate):
-    print("waiting for the gate", flush=True)
-    while not os.path.exists(gate):
-        time.sleep(0.05)
-    print("the gate opened", flush=True)
-    return "ok"
-"#;
-
-const GATED: &str = "name: gated
-params:
-  - {name: gate}
-steps:
-  - name: hold
-    function: gate
-    handler: gate:wait
-    params: {gate: \"{{args.gate}}\"}
-  - name: after
-    function: gate
-    handler: gate:wait
-    params: {gate: \"{{args.gate}}\"}
-    after: [hold]
-";
 
 /// A project set up like `examples/churn/run.sh`, its workflow run once.
 fn churn_project() -> (TestProject, String) {
@@ -155,111 +130,23 @@ fn the_churn_run_page_shows_six_steps_with_final_states_and_the_condition() {
     );
 }
 
-/// `baton ARGS` in the project, against the server.
-fn api(p: &TestProject, server: &TestServer, args: &[&str]) -> Run {
-    Run::from(
-        p.command(args)
-            .env("BATON_API", &server.url)
-            .output()
-            .unwrap(),
-    )
-}
-
-/// A project with function `gate` and workflow `gated`, whose steps wait for a file.
-fn gated_project(on: Option<&TestServer>) -> TestProject {
-    let p = TestProject::new();
-    p.write("gate.py", GATE);
-    p.write("gated.yaml", GATED);
-    let baton = |args: &[&str]| match on {
-        Some(server) => api(&p, server, args),
-        None => p.baton(args),
-    };
-    baton(&["log-code", "gate_code", "--local-path", "gate.py"]).ok();
-    baton(&[
-        "set-function",
-        "--name",
-        "gate",
-        "--func",
-        "store://artifacts/my-project/gate_code",
-        "--handler",
-        "gate:wait",
-    ])
-    .ok();
-    baton(&[
-        "log-code",
-        "gated",
-        "--local-path",
-        "gated.yaml",
-        "--code-type",
-        "workflow",
-    ])
-    .ok();
-    baton(&[
-        "set-workflow",
-        "--name",
-        "gated",
-        "--path",
-        "store://artifacts/my-project/gated",
-    ])
-    .ok();
-    p
-}
-
-/// A `baton run` child, killed and reaped when dropped.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// The id of the project's only workflow run, once its first step runs and logs.
-fn running_id(workflows: impl Fn() -> Value) -> String {
-    let mut id = String::new();
-    poll("the first step runs", || {
-        let runs = workflows();
-        let Some([run]) = runs.as_array().map(Vec::as_slice) else {
-            return false;
-        };
-        id = run["id"].as_str().unwrap().to_string();
-        run["steps"][0]["state"] == "Running" && run["steps"][0]["run_uid"].is_string()
-    });
-    id
-}
-
 #[test]
 fn a_running_workflow_page_updates_its_steps_and_log_live_without_a_reload() {
     let (_dir, data) = data_dir();
     let server = TestServer::start_in(&data, &[]);
-    let p = gated_project(Some(&server));
-    let gate = p.path().join("gate");
-    let run = Running(
-        p.command(&[
-            "run",
-            "gated",
-            "--engine",
-            "remote:local",
-            "--no-watch",
-            "-a",
-            &format!("gate={}", gate.display()),
-        ])
-        .env("BATON_API", &server.url)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap(),
-    );
-    let id = running_id(|| api(&p, &server, &["workflows", "list", "--json"]).json());
     let browser = Browser::start();
-    let page = format!("{}/projects/my-project/workflow-runs/{id}", server.url);
-    browser.goto(&page);
     let state = |i: usize| format!("return document.querySelector('#node-{i} .word').textContent");
+
+    let gated = Gated::new(Some(&server.url));
+    let (_run, id) = gated.start();
+    browser.goto(&format!(
+        "{}/projects/my-project/workflow-runs/{id}",
+        server.url
+    ));
     assert_eq!(browser.eval(&state(0)), "running");
     // Marks this document: a reload would lose the mark.
     browser.eval("window.batonMark = 42; return null;");
-    std::fs::write(&gate, "").unwrap();
+    gated.open();
     browser.wait_for(
         "the first step to succeed",
         &format!("{} === 'succeeded'", state(0)),
@@ -274,43 +161,24 @@ fn a_running_workflow_page_updates_its_steps_and_log_live_without_a_reload() {
         42,
         "the page was reloaded"
     );
-    drop(run);
 
-    // A step's log page tails the handler's output live.
-    let (_dir2, data2) = data_dir();
-    let server2 = TestServer::start_in(&data2, &[]);
-    let p2 = gated_project(Some(&server2));
-    let gate2 = p2.path().join("gate");
-    let _run2 = Running(
-        p2.command(&[
-            "run",
-            "gated",
-            "--engine",
-            "remote:local",
-            "--no-watch",
-            "-a",
-            &format!("gate={}", gate2.display()),
-        ])
-        .env("BATON_API", &server2.url)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap(),
-    );
-    let id2 = running_id(|| api(&p2, &server2, &["workflows", "list", "--json"]).json());
-    let rec = api(&p2, &server2, &["workflows", "get", &id2, "--json"]).json();
-    let uid = rec["steps"][0]["run_uid"].as_str().unwrap().to_string();
-    browser.goto(&format!("{}/projects/my-project/runs/{uid}", server2.url));
-    browser.wait_for(
-        "the handler's first line",
-        "return document.getElementById('log').textContent.includes('waiting for the gate')",
-    );
+    // A running step's log page tails the handler's output live.
+    let (_dir, data) = data_dir();
+    let server = TestServer::start_in(&data, &[]);
+    let gated = Gated::new(Some(&server.url));
+    let (_run, id) = gated.start();
+    let uid = gated.record(&id)["steps"][0]["run_uid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    browser.goto(&format!("{}/projects/my-project/runs/{uid}", server.url));
+    let log_has = |text: &str| {
+        format!("return document.getElementById('log').textContent.includes('{text}')")
+    };
+    browser.wait_for("the handler's first line", &log_has("waiting for the gate"));
     browser.eval("window.batonMark = 7; return null;");
-    std::fs::write(&gate2, "").unwrap();
-    browser.wait_for(
-        "the handler's last line",
-        "return document.getElementById('log').textContent.includes('the gate opened')",
-    );
+    gated.open();
+    browser.wait_for("the handler's last line", &log_has("the gate opened"));
     assert_eq!(
         browser.eval("return window.batonMark"),
         7,
@@ -320,23 +188,9 @@ fn a_running_workflow_page_updates_its_steps_and_log_live_without_a_reload() {
 
 #[test]
 fn terminate_from_the_page_cancels_a_running_workflow() {
-    let p = gated_project(None);
-    let gate = p.path().join("never");
-    let mut run = Running(
-        p.command(&[
-            "run",
-            "gated",
-            "--no-watch",
-            "-a",
-            &format!("gate={}", gate.display()),
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap(),
-    );
-    let id = running_id(|| p.baton(&["workflows", "list", "--json"]).json());
-    let ui = Ui::start(p.path());
+    let gated = Gated::new(None);
+    let (mut run, id) = gated.start();
+    let ui = Ui::start(gated.project.path());
     let browser = Browser::start();
     browser.goto(&format!("{}projects/my-project/workflow-runs/{id}", ui.url));
     assert_eq!(
@@ -358,6 +212,5 @@ fn terminate_from_the_page_cancels_a_running_workflow() {
     );
     let status = run.0.wait().unwrap();
     assert_eq!(status.code(), Some(1), "a canceled run exits 1");
-    let record = p.baton(&["workflows", "get", &id, "--json"]).json();
-    assert_eq!(record["state"], "Canceled");
+    assert_eq!(gated.record(&id)["state"], "Canceled");
 }

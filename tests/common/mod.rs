@@ -10,6 +10,7 @@ use tempfile::TempDir;
 
 pub mod browser;
 pub mod fake_kfp;
+pub mod gated;
 pub mod server;
 
 /// A temporary project folder with its own code cache.

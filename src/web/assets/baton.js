@@ -17,8 +17,20 @@ function setBadge(root, state) {
   for (const el of root.querySelectorAll("[data-state]")) el.dataset.state = state;
 }
 
+// A run page's step elements (its box and its table row) by step index, found once: a
+// 1,000-step page then updates a step without searching the document.
+const stepElements = new Map();
+
+function indexSteps() {
+  for (const el of document.querySelectorAll("[data-step]")) {
+    const list = stepElements.get(el.dataset.step) || [];
+    list.push(el);
+    stepElements.set(el.dataset.step, list);
+  }
+}
+
 function updateStep(step) {
-  for (const el of document.querySelectorAll(`[data-step="${step.i}"]`)) {
+  for (const el of stepElements.get(String(step.i)) || []) {
     el.dataset.state = step.state;
     setBadge(el, step.state);
     setText(el, ".dur", step.duration);
@@ -69,7 +81,10 @@ function followLog(log) {
 
 document.addEventListener("DOMContentLoaded", () => {
   const page = document.getElementById("run");
-  if (page && page.dataset.ended !== "true") followRun(page);
+  if (page && page.dataset.ended !== "true") {
+    indexSteps();
+    followRun(page);
+  }
   const log = document.getElementById("log");
   if (log && log.dataset.follow) followLog(log);
 });
