@@ -6,7 +6,8 @@
 //!   loading the run's JSON (`GET /api/baton/v1/projects/{p}/workflow-runs/{id}`, what
 //!   `baton workflows get --json` reads);
 //! - **server time and page weight**: the run page's HTML as the server answers it (time to the
-//!   last byte, and bytes) against that JSON;
+//!   last byte, and bytes, plain and gzipped as browsers get it) against that JSON (plain: the
+//!   API does not compress);
 //! - **memory while 20 pages follow one live run**: the server's resident memory with 20 event
 //!   streams open on a running workflow, against the same server with the run going and no
 //!   page open.
@@ -91,10 +92,14 @@ fn store(server: &TestServer, run: &WorkflowRunRecord) {
     runtime.block_on(db.store_workflow_run(run)).unwrap();
 }
 
-/// Time to the last byte and size of `GET url`.
-fn fetch(http: &reqwest::blocking::Client, url: &str) -> (Duration, usize) {
+/// Time to the last byte and size of `GET url`, as sent (gzipped when `gzip`).
+fn fetch(http: &reqwest::blocking::Client, url: &str, gzip: bool) -> (Duration, usize) {
     let start = Instant::now();
-    let body = http.get(url).send().unwrap().bytes().unwrap();
+    let mut request = http.get(url);
+    if gzip {
+        request = request.header("accept-encoding", "gzip");
+    }
+    let body = request.send().unwrap().bytes().unwrap();
     (start.elapsed(), body.len())
 }
 
@@ -132,10 +137,11 @@ fn page_rows(server: &TestServer, browser: &Browser, n: usize, runs: usize) {
     let (mut page_fcp, mut page_load, mut json_fcp, mut json_load) =
         (vec![], vec![], vec![], vec![]);
     let (mut page_ms, mut json_ms) = (vec![], vec![]);
-    let (mut page_bytes, mut json_bytes) = (0, 0);
+    let (mut page_bytes, mut page_gzip, mut json_bytes) = (0, 0, 0);
     for round in 0..runs + 1 {
-        let (p, pb) = fetch(&http, &page);
-        let (j, jb) = fetch(&http, &json);
+        let (p, pb) = fetch(&http, &page, false);
+        let (j, jb) = fetch(&http, &json, false);
+        page_gzip = fetch(&http, &page, true).1;
         let (pf, pl) = render(browser, &page);
         let (jf, jl) = render(browser, &json);
         if round == 0 {

@@ -16,7 +16,7 @@
 //!   run's record, read once per tick for the whole run (`live`). Logs stream the same way,
 //!   in chunks of bounded size.
 //! - **Offline and small.** The stylesheet and the script (no framework) are compiled into the
-//!   binary (`assets`); nothing is fetched from elsewhere.
+//!   binary (`assets`); nothing is fetched from elsewhere; pages travel gzipped.
 //! - **Safe actions.** Terminate and retry are POSTs that pass [`Access`]: the server's token
 //!   when it has one, and a same-origin check for browsers.
 
@@ -96,4 +96,7 @@ pub fn router(source: Arc<dyn WebSource>, access: Access) -> Router {
         .merge(assets::routes())
         .merge(access::login_routes(access.clone()))
         .layer(axum::middleware::from_fn_with_state(access, access::guard))
+        // Pages and assets travel gzipped to browsers that accept it; event streams never are
+        // (the default predicate leaves `text/event-stream` alone, so events are not held back).
+        .layer(tower_http::compression::CompressionLayer::new().gzip(true))
 }
