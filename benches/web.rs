@@ -180,6 +180,12 @@ fn page_rows(server: &TestServer, browser: &Browser, n: usize, runs: usize) {
         json_bytes as f64 / 1024.0,
         "KiB",
     );
+    row(
+        "weight, gzipped as browsers get it",
+        page_gzip as f64 / 1024.0,
+        json_bytes as f64 / 1024.0,
+        "KiB",
+    );
 }
 
 /// The server's resident memory, in KiB.
