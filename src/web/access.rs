@@ -1,8 +1,8 @@
 //! Who may see the pages and act on runs.
 //!
 //! - With a token (a `baton server --token`), every page needs it: as `Authorization: Bearer`
-//!   (scripts) or as the `baton_token` cookie a browser gets from `/login` (HttpOnly,
-//!   SameSite=Strict, so no other site's page sends it).
+//!   (scripts) or as the `baton_token` cookie a browser gets from `/login` (the token in hex;
+//!   HttpOnly, SameSite=Strict, so no other site's page sends it).
 //! - Every POST from a browser must come from one of these pages: `Sec-Fetch-Site:
 //!   same-origin`, or an `Origin` naming this host. A request carrying the right bearer token
 //!   is not a browser's and needs no such check; one with neither is refused, so another site
@@ -64,7 +64,9 @@ impl Access {
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(';'))
             .filter_map(|pair| pair.trim().split_once('='))
-            .any(|(name, value)| name == COOKIE && check(value))
+            .filter(|(name, _)| *name == COOKIE)
+            .filter_map(|(_, value)| String::from_utf8(hex::decode(value).ok()?).ok())
+            .any(|token| check(&token))
     }
 }
 
@@ -151,7 +153,11 @@ async fn login(State(access): State<Access>, Form(form): Form<LoginForm>) -> Res
         let page = login_page(Some("That is not this server's token"));
         return (StatusCode::UNAUTHORIZED, page).into_response();
     }
-    let cookie = format!("{COOKIE}={}; HttpOnly; SameSite=Strict; Path=/", form.token);
+    // Hex, so a token with `;` or spaces still makes one cookie value.
+    let cookie = format!(
+        "{COOKIE}={}; HttpOnly; SameSite=Strict; Path=/",
+        hex::encode(&form.token)
+    );
     ([(header::SET_COOKIE, cookie)], Redirect::to("/")).into_response()
 }
 
@@ -191,8 +197,10 @@ mod tests {
     #[test]
     fn the_cookie_and_the_bearer_must_hold_the_token() {
         let access = Access::with_token(Arc::new(|t| t == "s3cret"));
-        assert!(access.cookie_ok(&headers(&[("cookie", "x=1; baton_token=s3cret")])));
-        assert!(!access.cookie_ok(&headers(&[("cookie", "baton_token=nope")])));
+        // `s3cret` in hex.
+        assert!(access.cookie_ok(&headers(&[("cookie", "x=1; baton_token=733363726574")])));
+        assert!(!access.cookie_ok(&headers(&[("cookie", "baton_token=s3cret")])));
+        assert!(!access.cookie_ok(&headers(&[("cookie", "baton_token=6e6f7065")])));
         assert!(access.bearer_ok(&headers(&[("authorization", "Bearer s3cret")])));
         assert!(!access.bearer_ok(&headers(&[("authorization", "Bearer s3cre")])));
         assert!(!Access::open().cookie_ok(&headers(&[("cookie", "baton_token=x")])));
