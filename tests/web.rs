@@ -526,10 +526,59 @@ async fn assets_are_built_in_and_pages_load_nothing_from_elsewhere() {
 }
 
 #[test]
+fn retry_from_a_server_page_starts_a_new_run_that_the_server_follows_to_its_end() {
+    let (_keep, data) = common::server::data_dir();
+    let server = TestServer::start_in(&data, &[]);
+    let gated = common::gated::Gated::new(Some(&server.url));
+    let (mut run, id) = gated.start();
+    gated.baton(&["workflows", "terminate", &id]).ok();
+    run.0.wait().unwrap();
+    assert_eq!(gated.record(&id)["state"], "Canceled");
+
+    let http = reqwest::blocking::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let retry = format!(
+        "{}/projects/my-project/workflow-runs/{id}/retry",
+        server.url
+    );
+    assert_eq!(http.post(&retry).send().unwrap().status(), 403);
+    let answer = http
+        .post(&retry)
+        .header("sec-fetch-site", "same-origin")
+        .send()
+        .unwrap();
+    assert_eq!(answer.status(), 303);
+    let location = answer.headers()["location"].to_str().unwrap().to_string();
+    let new_id = location.rsplit('/').next().unwrap().to_string();
+    assert_ne!(new_id, id);
+    assert_eq!(gated.record(&new_id)["retry_of"], id.as_str());
+    // The page of the new run says what it retries; the server drives it to its end.
+    let page = http
+        .get(format!("{}{location}", server.url))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(
+        page.contains(&format!(
+            "retry of <a href=\"/projects/my-project/workflow-runs/{id}\">"
+        )),
+        "{page}"
+    );
+    gated.open();
+    common::poll("the retried run succeeds", || {
+        gated.record(&new_id)["state"] == "Succeeded"
+    });
+}
+
+#[test]
 fn the_server_serves_the_pages_at_the_root_behind_its_token() {
     let (_keep, data) = common::server::data_dir();
     let server = TestServer::start_in(&data, &["--token", "s3cret"]);
     server.create_project("shown");
+    server.create_project("other");
     let http = reqwest::blocking::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -537,6 +586,16 @@ fn the_server_serves_the_pages_at_the_root_behind_its_token() {
     let anonymous = http.get(format!("{}/", server.url)).send().unwrap();
     assert_eq!(anonymous.status(), 303);
     assert_eq!(anonymous.headers()["location"], "/login");
+    let projects = http
+        .get(format!("{}/", server.url))
+        .bearer_auth("s3cret")
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    for link in ["href=\"/projects/shown\"", "href=\"/projects/other\""] {
+        assert!(projects.contains(link), "{projects}");
+    }
     let page = http
         .get(format!("{}/projects/shown", server.url))
         .bearer_auth("s3cret")
