@@ -30,7 +30,13 @@ function indexSteps() {
 }
 
 function updateStep(step) {
-  for (const el of stepElements.get(String(step.i)) || []) {
+  const elements = stepElements.get(String(step.i)) || [];
+  // Events come in order, so the first failure seen live is the run's first failed step
+  // (one that failed before the page loaded is already marked).
+  if (step.state === "failed" && !document.querySelector(".first-failed")) {
+    for (const el of elements) el.classList.add("first-failed");
+  }
+  for (const el of elements) {
     el.dataset.state = step.state;
     setBadge(el, step.state);
     setText(el, ".dur", step.duration);
