@@ -13,7 +13,8 @@
 //!
 //! Imports point down this list only (`tests/module_layers.rs` fails on a cycle):
 //!
-//! 1. `cli` and [`server`]: parse, one service call, print or answer.
+//! 1. `cli`, [`server`] and [`web`] (the run pages): parse, one service call, print, answer or
+//!    render.
 //! 2. [`service`]: the use cases, and the wiring of engines to the runner.
 //! 3. [`launcher`] (start `baton runner` processes), [`project`] (definitions, builds, running
 //!    and recording workflows), [`engines`] (the implementations of the engine trait).
@@ -53,6 +54,7 @@ pub mod schedule;
 pub mod server;
 pub mod service;
 pub mod uri;
+pub mod web;
 pub mod workflow;
 
 pub use error::{Error, Result};

@@ -19,6 +19,7 @@ mod runs;
 mod schedules;
 mod server;
 mod table;
+mod ui;
 mod workflows;
 
 use std::path::PathBuf;
@@ -130,8 +131,11 @@ enum Command {
     Export(export::ExportArgs),
     /// Import an exported project into a new folder (`--context DIR`, created if missing)
     Import(import::ImportArgs),
-    /// Serve the MLRun-compatible HTTP API: runs and workflows submitted to it execute here
+    /// Serve the MLRun-compatible HTTP API and the runs' web page at /: runs and workflows
+    /// submitted to it execute here
     Server(server::ServerArgs),
+    /// Serve the web page of this project's runs on 127.0.0.1, over its embedded database
+    Ui(ui::UiArgs),
     /// Execute one recorded run (started by baton itself; not for direct use)
     #[command(hide = true)]
     Runner(Box<runs::RunnerArgs>),
@@ -341,5 +345,6 @@ async fn run(command: Command, ctx: &Context) -> Result<ExitCode> {
         Command::Compile(args) => compile::run(args, ctx).await,
         Command::Runner(args) => runs::runner(*args, ctx).await,
         Command::Server(args) => server::run(args, ctx).await,
+        Command::Ui(args) => ui::run(args, ctx).await,
     }
 }

@@ -33,7 +33,7 @@ impl Token {
 
     /// Whether `presented` is this token, in time independent of where they differ and of
     /// the token's length (both are hashed first, so the comparison is always 32 bytes).
-    fn matches(&self, presented: &str) -> bool {
+    pub(crate) fn matches(&self, presented: &str) -> bool {
         let expected = Sha256::digest(self.0.as_bytes());
         let presented = Sha256::digest(presented.as_bytes());
         expected.ct_eq(&presented).into()

@@ -1,4 +1,5 @@
-//! `baton server`: the HTTP API over the service layer.
+//! `baton server`: the HTTP API over the service layer, and the web pages ([`crate::web`]) at
+//! `/`.
 //!
 //! The API is the part of MLRun's REST API that the unmodified MLRun client uses to log code
 //! artifacts, store functions, run jobs and submit workflows (`server/mlrun/`), plus `GET /healthz`.
@@ -22,6 +23,7 @@ mod native;
 mod projects;
 mod reconcile;
 pub mod schedules;
+mod web;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -212,8 +214,14 @@ impl Server {
     }
 }
 
-/// The whole API: `GET /healthz` (never behind the token) and MLRun's routes.
+/// The whole API: `GET /healthz` (never behind the token), MLRun's routes under `/api`, and
+/// the web pages (behind the same token, see [`crate::web::Access`]).
 fn router(state: Arc<AppState>, token: Option<Token>, body_limit: usize) -> Router {
+    let access = match token.clone() {
+        Some(token) => crate::web::Access::with_token(Arc::new(move |t| token.matches(t))),
+        None => crate::web::Access::open(),
+    };
+    let pages = crate::web::router(Arc::new(web::ServerSource(state.clone())), access);
     let api = mlrun::routes()
         .merge(native::routes())
         .merge(schedules::routes::routes())
@@ -225,13 +233,14 @@ fn router(state: Arc<AppState>, token: Option<Token>, body_limit: usize) -> Rout
     Router::new()
         .route("/healthz", get(healthz))
         .merge(api)
+        .with_state(state)
+        .merge(pages)
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(DefaultMakeSpan::new().level(Level::INFO))
                 .on_response(DefaultOnResponse::new().level(Level::INFO)),
         )
-        .with_state(state)
 }
 
 async fn healthz() -> &'static str {

@@ -8,7 +8,9 @@ use std::process::{Command, Output};
 
 use tempfile::TempDir;
 
+pub mod browser;
 pub mod fake_kfp;
+pub mod gated;
 pub mod server;
 
 /// A temporary project folder with its own code cache.
