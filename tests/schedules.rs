@@ -201,38 +201,16 @@ fn schedules_are_stored_listed_paused_and_deleted_and_bad_input_names_the_field(
         "{table}"
     );
 
-    let err = api(
-        &p,
-        &server,
-        &[
-            "schedules",
-            "backfill",
-            "hello",
-            "--from",
-            "2020-01-01T00:00:00Z",
-            "--to",
-            "2999-01-01T00:00:00Z",
-        ],
-    )
-    .fails(2);
+    let backfill = |from: &str, to: &str| {
+        let args = ["schedules", "backfill", "hello", "--from", from, "--to", to];
+        api(&p, &server, &args).fails(2)
+    };
+    let err = backfill("2020-01-01T00:00:00Z", "2999-01-01T00:00:00Z");
     assert!(
         err.contains("to:") && err.contains("in the future"),
         "{err}"
     );
-    let err = api(
-        &p,
-        &server,
-        &[
-            "schedules",
-            "backfill",
-            "hello",
-            "--from",
-            "2020-01-01T00:00:00Z",
-            "--to",
-            "2020-06-01T00:00:00Z",
-        ],
-    )
-    .fails(2);
+    let err = backfill("2020-01-01T00:00:00Z", "2020-06-01T00:00:00Z");
     assert!(
         err.contains("from:") && err.contains("longer than the 31 days"),
         "{err}"

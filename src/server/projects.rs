@@ -103,6 +103,18 @@ impl Projects {
         Ok(project)
     }
 
+    /// Stores `file`, which a request on project `project` (its path) sent along; a definition
+    /// of another project is [`Error::BadRequest`].
+    pub fn store_sent(&self, project: &str, file: ProjectFile) -> Result<Project> {
+        if file.metadata.name != project {
+            return Err(Error::bad_request(format!(
+                "project.metadata.name `{}` does not match the project `{project}` in the path",
+                file.metadata.name
+            )));
+        }
+        self.store(file)
+    }
+
     /// Makes every service of these projects run workflows on `engines` (set once, at start).
     pub fn set_engines(&self, engines: EngineRegistry) {
         let _ = self.engines.set(engines);

@@ -137,14 +137,7 @@ async fn submit(
     JsonBody(body): JsonBody<WorkflowSubmitBody>,
 ) -> ApiResult<Json<WorkflowRunRecord>> {
     if let Some(file) = body.project {
-        if file.metadata.name != project {
-            return Err(Error::bad_request(format!(
-                "project.metadata.name `{}` does not match the project `{project}` in the path",
-                file.metadata.name
-            ))
-            .into());
-        }
-        state.projects.store(file)?;
+        state.projects.store_sent(&project, file)?;
     }
     let engine = match body.engine.as_deref() {
         None | Some("local") => EngineKind::Local,

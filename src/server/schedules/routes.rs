@@ -170,14 +170,7 @@ async fn put(
         .into());
     }
     if let Some(file) = body.project {
-        if file.metadata.name != project {
-            return Err(Error::bad_request(format!(
-                "project.metadata.name `{}` does not match the project `{project}` in the path",
-                file.metadata.name
-            ))
-            .into());
-        }
-        state.projects.store(file)?;
+        state.projects.store_sent(&project, file)?;
     }
     let (record, created) = state
         .schedules

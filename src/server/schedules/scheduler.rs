@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use futures::StreamExt;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -24,6 +25,9 @@ use crate::schedule::{on_overlap, Clock, OverlapAction};
 /// The longest the loop sleeps without looking at the clock again, so a wall clock that jumps
 /// (NTP, a suspended host) is noticed within this.
 const MAX_SLEEP: Duration = Duration::from_secs(60);
+
+/// How many schedules due at the same instant start their runs at once.
+const CONCURRENT_STARTS: usize = 32;
 
 /// What a fire whose run was going when the server stopped records.
 pub(crate) const RESTARTED: &str = "the server restarted while the run was going";
@@ -155,13 +159,14 @@ impl Scheduler {
         }
         loop {
             let now = self.clock.now();
-            while let Some((at, key)) = self.queue.first().cloned() {
-                if at > now {
-                    break;
-                }
-                self.queue.pop_first();
+            let mut due = Vec::new();
+            while self.queue.first().is_some_and(|(at, _)| *at <= now) {
+                let (_, key) = self.queue.pop_first().expect("a first entry");
                 self.due.remove(&key);
-                self.tick(&key, now).await;
+                due.push(key);
+            }
+            if !due.is_empty() {
+                self.tick(due, now).await;
             }
             let wait = self
                 .queue
@@ -224,33 +229,38 @@ impl Scheduler {
         }
     }
 
-    /// Decides schedule `key`'s fires due at `now`, queues its next fire time and starts what
-    /// it can.
-    async fn tick(&mut self, key: &ScheduleKey, now: DateTime<Utc>) {
-        let decided = match self.store.decide(key, now).await {
+    /// Decides the fires of schedules `keys` due at `now` (in one transaction), queues their
+    /// next fire times and starts what they can, up to [`CONCURRENT_STARTS`] schedules at once.
+    async fn tick(&mut self, keys: Vec<ScheduleKey>, now: DateTime<Utc>) {
+        let decided = match self.store.decide_all(keys, now).await {
             Ok(decided) => decided,
             Err(e) => {
-                tracing::error!(
-                    "cannot decide the fires of schedule `{}`: {}",
-                    key.1,
-                    e.chain()
-                );
+                tracing::error!("cannot decide the fires of due schedules: {}", e.chain());
                 return;
             }
         };
-        let Some(spec) = decided.spec else { return };
-        if let Some(next) = decided.next_fire {
-            self.enqueue(key.clone(), next);
-        }
-        if !decided.fires.is_empty() {
-            if let Err(e) = self.start_fires(key, &spec, decided.fires).await {
-                tracing::error!(
-                    "cannot start the fires of schedule `{}`: {}",
-                    key.1,
-                    e.chain()
-                );
+        let mut starts = Vec::new();
+        for (key, decided) in decided {
+            let Some(spec) = decided.spec else { continue };
+            if let Some(next) = decided.next_fire {
+                self.enqueue(key.clone(), next);
+            }
+            if !decided.fires.is_empty() {
+                starts.push((key, spec, decided.fires));
             }
         }
+        let this = &*self;
+        futures::stream::iter(starts)
+            .for_each_concurrent(CONCURRENT_STARTS, |(key, spec, fires)| async move {
+                if let Err(e) = this.start_fires(&key, &spec, fires).await {
+                    tracing::error!(
+                        "cannot start the fires of schedule `{}`: {}",
+                        key.1,
+                        e.chain()
+                    );
+                }
+            })
+            .await;
     }
 
     /// Starts, skips or buffers the pending fires of schedule `key` (and a buffered one once

@@ -429,47 +429,27 @@ impl ScheduleStore {
     /// `pending` and moves its cursor to `now`, in one transaction. A paused or deleted
     /// schedule decides nothing.
     pub async fn decide(&self, key: &ScheduleKey, now: DateTime<Utc>) -> Result<Decided> {
-        let (project, name) = key.clone();
+        let mut decided = self.decide_all(vec![key.clone()], now).await?;
+        Ok(decided.pop().map(|(_, d)| d).unwrap_or_default())
+    }
+
+    /// [`ScheduleStore::decide`] for each of `keys`, all in one transaction.
+    pub async fn decide_all(
+        &self,
+        keys: Vec<ScheduleKey>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<(ScheduleKey, Decided)>> {
         self.with(move |conn| {
             let tx = conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(db_error("decide fires"))?;
-            let row: Option<(String, i64)> = tx
-                .query_row(
-                    "SELECT spec, cursor_ms FROM schedules \
-                     WHERE project = ?1 AND name = ?2 AND paused = 0",
-                    params![project, name],
-                    |row| Ok((row.get(0)?, row.get(1)?)),
-                )
-                .optional()
-                .map_err(db_error("decide fires"))?;
-            let Some((spec, cursor)) = row else {
-                return Ok(Decided::default());
-            };
-            let spec: ScheduleSpec = serde_json::from_str(&spec)
-                .map_err(|e| Error::internal_from("A stored schedule is malformed", e))?;
-            let cursor = DateTime::<Utc>::from_timestamp_millis(cursor).unwrap_or_default();
-            let cron = spec.cron()?;
-            if cursor >= now {
-                return Ok(Decided {
-                    fires: Vec::new(),
-                    next_fire: cron.next_after(cursor),
-                    spec: Some(spec),
-                });
+            let mut all = Vec::with_capacity(keys.len());
+            for key in keys {
+                let decided = decide_in(&tx, &key, now)?;
+                all.push((key, decided));
             }
-            let due = due_times(&cron, cursor, now, spec.catchup, spec.catchup_window());
-            let fires = insert_fires(&tx, &project, &name, &due, FireCause::Schedule)?;
-            tx.execute(
-                "UPDATE schedules SET cursor_ms = ?3 WHERE project = ?1 AND name = ?2",
-                params![project, name, now.timestamp_millis()],
-            )
-            .map_err(db_error("decide fires"))?;
             tx.commit().map_err(db_error("decide fires"))?;
-            Ok(Decided {
-                fires,
-                next_fire: cron.next_after(now),
-                spec: Some(spec),
-            })
+            Ok(all)
         })
         .await
     }
@@ -599,6 +579,50 @@ impl ScheduleStore {
         })
         .await
     }
+}
+
+/// Decides schedule `key`'s fires due at `now` within transaction `tx`: see
+/// [`ScheduleStore::decide`].
+fn decide_in(
+    tx: &rusqlite::Transaction<'_>,
+    (project, name): &ScheduleKey,
+    now: DateTime<Utc>,
+) -> Result<Decided> {
+    let row: Option<(String, i64)> = tx
+        .query_row(
+            "SELECT spec, cursor_ms FROM schedules \
+             WHERE project = ?1 AND name = ?2 AND paused = 0",
+            params![project, name],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .optional()
+        .map_err(db_error("decide fires"))?;
+    let Some((spec, cursor)) = row else {
+        return Ok(Decided::default());
+    };
+    let spec: ScheduleSpec = serde_json::from_str(&spec)
+        .map_err(|e| Error::internal_from("A stored schedule is malformed", e))?;
+    let cursor = DateTime::<Utc>::from_timestamp_millis(cursor).unwrap_or_default();
+    let cron = spec.cron()?;
+    if cursor >= now {
+        return Ok(Decided {
+            fires: Vec::new(),
+            next_fire: cron.next_after(cursor),
+            spec: Some(spec),
+        });
+    }
+    let due = due_times(&cron, cursor, now, spec.catchup, spec.catchup_window());
+    let fires = insert_fires(tx, project, name, &due, FireCause::Schedule)?;
+    tx.execute(
+        "UPDATE schedules SET cursor_ms = ?3 WHERE project = ?1 AND name = ?2",
+        params![project, name, now.timestamp_millis()],
+    )
+    .map_err(db_error("decide fires"))?;
+    Ok(Decided {
+        fires,
+        next_fire: cron.next_after(now),
+        spec: Some(spec),
+    })
 }
 
 /// Inserts a `pending` fire of `cause` for each of `times` that has none yet; answers those.
