@@ -109,6 +109,7 @@ fn record(id: &str, state: WorkflowState, steps: Vec<StepStatus>) -> WorkflowRun
         driver: None,
         graph: Some(json!({"name": "main", "steps": graph_steps})),
         retry_of: None,
+        labels: Default::default(),
     }
 }
 
