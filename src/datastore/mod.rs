@@ -1,32 +1,50 @@
-//! Payload I/O over [`object_store`], addressed by URL.
+//! Payload I/O addressed by URL: local paths and `file://`, `s3://`, `http(s)://` (read-only)
+//! and `ds://<profile>/<path>`.
 //!
-//! Callers name payloads by the URL stored in an artifact's `target_path` (an absolute local
-//! path or `file://` today; `s3://`, `http(s)://` and `ds://` profiles slot in here later), and
-//! never see which backend serves them. Writes are atomic: a reader never observes a partly
-//! written object, which matters when several `log-code` runs upload to the same target at once.
-//! Payloads are streamed in chunks of [`CHUNK_SIZE`], never held whole in memory.
+//! Callers name payloads by the URL stored in an artifact's `target_path` and never see which
+//! backend serves them; [`registry`] maps a URL to one, [`s3`], [`http`] and [`profile`] are the
+//! backends that need more than [`object_store`]'s own, and [`git`] fetches git sources.
+//!
+//! - **Atomic writes**: a reader never observes a partly written object (an S3 multipart upload
+//!   becomes visible when it completes; a local file is renamed into place), which matters when
+//!   several `log-code` runs upload to the same target at once.
+//! - **Streamed**: payloads move in chunks of [`CHUNK_SIZE`] (uploads in parts of
+//!   [`UPLOAD_PART_SIZE`], S3's minimum being 5 MiB), never held whole in memory, and are hashed
+//!   on the way.
+//! - **Whole or refused**: a download that ends before the size its backend announced is an
+//!   error, never a short file; an upload whose bytes are not the digest the caller expects is
+//!   abandoned before it becomes visible.
 
 use std::path::Path;
 
 use bytes::Bytes;
 use futures::StreamExt;
-use object_store::{PutPayload, WriteMultipart};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use object_store::WriteMultipart;
+use tokio::io::AsyncWriteExt;
 
 use crate::error::{Error, Result};
 
 mod digest;
-mod registry;
+pub mod git;
+pub mod http;
+pub mod profile;
+pub mod registry;
+pub mod s3;
 
 use digest::Hasher;
 pub use digest::PayloadDigest;
-use registry::Registry;
+use http::{HttpLimits, Incoming};
+use profile::ProfileAccess;
+use registry::{Location, Registry};
 pub use registry::{is_absolute_target, local_path};
 
 /// How many bytes a streamed read or upload handles at a time.
 pub const CHUNK_SIZE: usize = 1024 * 1024;
 
-/// Parts of a streamed upload in flight at once (each holds one chunk).
+/// The size of one part of a streamed upload (S3 refuses parts under 5 MiB but the last).
+pub const UPLOAD_PART_SIZE: usize = 8 * 1024 * 1024;
+
+/// Parts of a streamed upload in flight at once (each holds one part).
 const UPLOAD_CONCURRENCY: usize = 4;
 
 /// Reads and writes artifact payloads by URL.
@@ -35,34 +53,54 @@ pub struct DataStore {
     registry: Registry,
 }
 
-impl Default for DataStore {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 impl std::fmt::Debug for DataStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("DataStore")
     }
 }
 
+impl Default for DataStore {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl DataStore {
-    /// A datastore serving local files.
+    /// A datastore with the default HTTP limits ([`HttpLimits::default`]).
     pub fn new() -> Self {
         DataStore {
-            registry: Registry::new(),
+            registry: Registry::with_limits(HttpLimits::default())
+                .expect("the HTTP client builds with default settings"),
+        }
+    }
+
+    /// A datastore with the HTTP limits of the environment ([`HttpLimits::from_env`]); a
+    /// malformed limit is [`Error::InvalidArgument`] naming its variable.
+    pub fn from_env() -> Result<Self> {
+        Ok(DataStore {
+            registry: Registry::with_limits(HttpLimits::from_env()?)?,
+        })
+    }
+
+    /// The same datastore with HTTP downloads bounded by `limits`.
+    pub fn with_http_limits(self, limits: HttpLimits) -> Result<Self> {
+        Ok(DataStore {
+            registry: self.registry.with_http_limits(limits)?,
+        })
+    }
+
+    /// The same datastore resolving `ds://` URLs through `profiles`.
+    pub fn with_profiles(self, profiles: ProfileAccess) -> Self {
+        DataStore {
+            registry: self.registry.with_profiles(profiles),
         }
     }
 
     /// Stores `bytes` at `url`, replacing any previous object atomically.
     pub async fn put(&self, url: &str, bytes: Bytes) -> Result<()> {
-        let loc = self.registry.locate(url)?;
-        loc.store
-            .put(&loc.path, PutPayload::from_bytes(bytes))
-            .await
-            .map_err(|e| Error::runtime_from(format!("Failed to upload to `{url}`"), e))?;
-        Ok(())
+        let expected = PayloadDigest::of_bytes(&bytes);
+        let chunks = futures::stream::iter([Ok(bytes)]);
+        self.write(url, chunks, &expected).await
     }
 
     /// Streams the local file `source` to `url`, replacing any previous object atomically.
@@ -70,103 +108,182 @@ impl DataStore {
     /// The bytes are hashed on the way; if they are not `expected` (the file changed since it
     /// was hashed), the upload is abandoned and nothing is replaced.
     pub async fn put_file(&self, url: &str, source: &Path, expected: &PayloadDigest) -> Result<()> {
-        let loc = self.registry.locate(url)?;
-        let upload_error = |e| Error::runtime_from(format!("Failed to upload to `{url}`"), e);
-        let read_error = |e| Error::io(format!("Failed to read `{}`", source.display()), e);
-        let mut file = tokio::fs::File::open(source).await.map_err(read_error)?;
-        let upload = loc
-            .store
-            .put_multipart(&loc.path)
+        let shown = source.display().to_string();
+        let file = tokio::fs::File::open(source)
             .await
-            .map_err(upload_error)?;
-        let mut writer = WriteMultipart::new_with_chunk_size(upload, CHUNK_SIZE);
-        let mut hasher = Hasher::default();
-        let mut buf = vec![0u8; CHUNK_SIZE];
-        loop {
-            let n = match file.read(&mut buf).await {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) => {
-                    let _ = writer.abort().await;
-                    return Err(read_error(e));
+            .map_err(|e| Error::io(format!("Failed to read `{shown}`"), e))?;
+        let chunks = tokio_util::io::ReaderStream::with_capacity(file, CHUNK_SIZE)
+            .map(move |r| r.map_err(|e| Error::io(format!("Failed to read `{shown}`"), e)));
+        self.write(url, chunks, expected)
+            .await
+            .map_err(|e| match e {
+                Error::Conflict { .. } => Error::conflict(format!(
+                    "`{}` changed while it was being uploaded (expected digest `{}`)",
+                    source.display(),
+                    expected.sha256,
+                ))
+                .with_hint("log it again once it stops changing"),
+                e => e,
+            })
+    }
+
+    /// Streams `chunks` to `url`, replacing any previous object atomically, provided they are
+    /// exactly `expected`: otherwise the upload is abandoned, nothing is replaced, and the
+    /// answer is [`Error::Conflict`].
+    pub async fn write(
+        &self,
+        url: &str,
+        chunks: impl futures::Stream<Item = Result<Bytes>> + Send + 'static,
+        expected: &PayloadDigest,
+    ) -> Result<()> {
+        match self.registry.locate(url).await? {
+            Location::Object { store, path } => {
+                let upload_error = |e| Error::runtime_from(format!("Failed to upload to `{url}`"), e);
+                let upload = store.put_multipart(&path).await.map_err(upload_error)?;
+                let mut writer = WriteMultipart::new_with_chunk_size(upload, UPLOAD_PART_SIZE);
+                let mut hasher = Hasher::default();
+                let mut chunks = std::pin::pin!(chunks);
+                while let Some(chunk) = chunks.next().await {
+                    let chunk = match chunk {
+                        Ok(chunk) => chunk,
+                        Err(e) => {
+                            let _ = writer.abort().await;
+                            return Err(e);
+                        }
+                    };
+                    hasher.update(&chunk);
+                    if let Err(e) = writer.wait_for_capacity(UPLOAD_CONCURRENCY).await {
+                        let _ = writer.abort().await;
+                        return Err(upload_error(e));
+                    }
+                    writer.write(&chunk);
                 }
-            };
-            hasher.update(&buf[..n]);
-            if let Err(e) = writer.wait_for_capacity(UPLOAD_CONCURRENCY).await {
-                let _ = writer.abort().await;
-                return Err(upload_error(e));
+                let actual = hasher.finish();
+                if &actual != expected {
+                    let _ = writer.abort().await;
+                    return Err(digest_mismatch(url, expected, &actual));
+                }
+                writer.finish().await.map_err(upload_error)?;
+                Ok(())
             }
-            writer.write(&buf[..n]);
+            Location::Http {
+                url: route,
+                bearer,
+                writable: true,
+            } => {
+                let body = reqwest::Body::wrap_stream(chunks);
+                self.registry
+                    .http()
+                    .upload(&route, bearer.as_ref(), expected, body)
+                    .await
+            }
+            Location::Http { .. } => Err(Error::invalid_with_hint(
+                format!("Cannot upload to `{url}`: HTTP(S) sources are read-only"),
+                "upload to a local path, an `s3://` URL or a `ds://` profile instead",
+            )),
         }
-        let actual = hasher.finish();
-        if &actual != expected {
-            let _ = writer.abort().await;
-            return Err(Error::conflict(format!(
-                "`{}` changed while it was being uploaded (digest `{}`, then `{}`)",
-                source.display(),
-                expected.sha256,
-                actual.sha256
-            ))
-            .with_hint("log it again once it stops changing"));
+    }
+
+    /// Opens the object at `url` for reading; `None` when there is none.
+    pub async fn read(&self, url: &str) -> Result<Option<Incoming>> {
+        match self.registry.locate(url).await? {
+            Location::Object { store, path } => {
+                let result = match store.get(&path).await {
+                    Ok(result) => result,
+                    Err(object_store::Error::NotFound { .. }) => return Ok(None),
+                    Err(e) => {
+                        return Err(Error::runtime_from(format!("Failed to read `{url}`"), e))
+                    }
+                };
+                let announced = Some(result.meta.size);
+                let shown = url.to_string();
+                let chunks = result
+                    .into_stream()
+                    .map(move |chunk| {
+                        chunk.map_err(|e| {
+                            Error::runtime_from(format!("Failed to read `{shown}`"), e)
+                        })
+                    })
+                    .boxed();
+                Ok(Some(Incoming { announced, chunks }))
+            }
+            Location::Http { url: route, bearer, .. } => self
+                .registry
+                .http()
+                .get(&route, bearer.as_ref())
+                .await,
         }
-        writer.finish().await.map_err(upload_error)?;
-        Ok(())
     }
 
     /// The digest of the object at `url`, streamed; `None` when there is no object.
     pub async fn digest(&self, url: &str) -> Result<Option<PayloadDigest>> {
-        let loc = self.registry.locate(url)?;
-        let result = match loc.store.get(&loc.path).await {
-            Ok(result) => result,
-            Err(object_store::Error::NotFound { .. }) => return Ok(None),
-            Err(e) => return Err(Error::runtime_from(format!("Failed to read `{url}`"), e)),
+        let Some(incoming) = self.read(url).await? else {
+            return Ok(None);
         };
-        let mut stream = result.into_stream();
         let mut hasher = Hasher::default();
-        while let Some(chunk) = stream.next().await {
-            let chunk =
-                chunk.map_err(|e| Error::runtime_from(format!("Failed to read `{url}`"), e))?;
-            hasher.update(&chunk);
+        let mut chunks = incoming.chunks;
+        while let Some(chunk) = chunks.next().await {
+            hasher.update(&chunk?);
         }
-        Ok(Some(hasher.finish()))
+        let digest = hasher.finish();
+        check_complete(url, incoming.announced, digest.size)?;
+        Ok(Some(digest))
     }
 
     /// Whether the object at `url` already holds exactly the payload `expected` (its size is
     /// checked first, so a differing object is rarely read).
     pub async fn holds(&self, url: &str, expected: &PayloadDigest) -> Result<bool> {
-        let loc = self.registry.locate(url)?;
-        match loc.store.head(&loc.path).await {
-            Ok(meta) if meta.size == expected.size => {}
-            Ok(_) | Err(object_store::Error::NotFound { .. }) => return Ok(false),
-            Err(e) => return Err(Error::runtime_from(format!("Failed to look up `{url}`"), e)),
+        if let Location::Object { store, path } = self.registry.locate(url).await? {
+            match store.head(&path).await {
+                Ok(meta) if meta.size == expected.size => {}
+                Ok(_) | Err(object_store::Error::NotFound { .. }) => return Ok(false),
+                Err(e) => {
+                    return Err(Error::runtime_from(format!("Failed to look up `{url}`"), e))
+                }
+            }
         }
         Ok(self.digest(url).await?.as_ref() == Some(expected))
     }
 
     /// Streams the object at `url` into `dest`, returning the number of bytes written.
     ///
-    /// A missing object is [`Error::NotFound`] naming the URL.
+    /// A missing object is [`Error::NotFound`] naming the URL; a transfer that ends before the
+    /// size the backend announced is [`Error::Runtime`] ("truncated"), and `dest` must then be
+    /// thrown away.
     pub async fn download(&self, url: &str, dest: &mut tokio::fs::File) -> Result<u64> {
-        let loc = self.registry.locate(url)?;
-        let result = loc.store.get(&loc.path).await.map_err(|e| match e {
-            object_store::Error::NotFound { .. } => {
-                Error::not_found(format!("Payload `{url}` does not exist"))
-            }
-            e => Error::runtime_from(format!("Failed to download `{url}`"), e),
-        })?;
-        let mut stream = result.into_stream();
+        let incoming = self
+            .read(url)
+            .await?
+            .ok_or_else(|| Error::not_found(format!("Payload `{url}` does not exist")))?;
+        let write_error =
+            |e| Error::io(format!("Failed to write the download of `{url}`"), e);
+        let mut chunks = incoming.chunks;
         let mut written = 0u64;
-        while let Some(chunk) = stream.next().await {
-            let chunk =
-                chunk.map_err(|e| Error::runtime_from(format!("Failed to download `{url}`"), e))?;
-            dest.write_all(&chunk)
-                .await
-                .map_err(|e| Error::io(format!("Failed to write the download of `{url}`"), e))?;
+        while let Some(chunk) = chunks.next().await {
+            let chunk = chunk?;
+            dest.write_all(&chunk).await.map_err(write_error)?;
             written += chunk.len() as u64;
         }
-        dest.flush()
-            .await
-            .map_err(|e| Error::io(format!("Failed to write the download of `{url}`"), e))?;
+        dest.flush().await.map_err(write_error)?;
+        check_complete(url, incoming.announced, written)?;
         Ok(written)
     }
+}
+
+/// A transfer that delivered fewer (or more) bytes than its backend announced is refused.
+fn check_complete(url: &str, announced: Option<u64>, received: u64) -> Result<()> {
+    match announced {
+        Some(size) if size != received => Err(Error::runtime(format!(
+            "The download of `{url}` was truncated: {received} of {size} bytes arrived"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// An upload whose bytes are not the ones the caller hashed.
+fn digest_mismatch(url: &str, expected: &PayloadDigest, actual: &PayloadDigest) -> Error {
+    Error::conflict(format!(
+        "The upload to `{url}` was abandoned: its bytes have digest `{}`, not the expected `{}`",
+        actual.sha256, expected.sha256
+    ))
 }

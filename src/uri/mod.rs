@@ -51,6 +51,19 @@ pub fn is_store_uri(s: &str) -> bool {
     s.starts_with(STORE_SCHEME)
 }
 
+/// Whether `source` is the URL of a remote store (anything with a scheme but `file://`).
+pub fn is_remote_url(source: &str) -> bool {
+    source.contains("://") && !source.starts_with("file://")
+}
+
+/// Whether `url` is a git source: `git://`, `git+https://`, `git+http://`, `git+ssh://` or
+/// `git+file://`, with an optional `#<branch|tag|commit>`.
+pub fn is_git_url(url: &str) -> bool {
+    ["git://", "git+https://", "git+http://", "git+ssh://", "git+file://"]
+        .iter()
+        .any(|p| url.starts_with(p))
+}
+
 /// The suffixes of archive sources a function may name by path or URL.
 const ARCHIVE_SUFFIXES: [&str; 4] = [".zip", ".tar.gz", ".tgz", ".tar"];
 
