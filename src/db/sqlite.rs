@@ -117,7 +117,7 @@ impl std::fmt::Debug for SqliteDb {
     }
 }
 
-fn db_error(path: &Path, what: &'static str) -> impl FnOnce(rusqlite::Error) -> Error {
+pub(super) fn db_error(path: &Path, what: &'static str) -> impl FnOnce(rusqlite::Error) -> Error {
     let path = path.display().to_string();
     move |e| Error::runtime_from(format!("Database `{path}`: failed to {what}"), e)
 }
@@ -165,6 +165,7 @@ impl SqliteDb {
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(db_error(path, "configure"))?;
         migrate(&mut conn, path)?;
+        super::profiles::ensure_schema(&conn).map_err(db_error(path, "create the profile table"))?;
         Ok(SqliteDb {
             writer: Arc::new(Mutex::new(conn)),
             readers: Arc::new(Mutex::new(Vec::new())),
@@ -173,7 +174,7 @@ impl SqliteDb {
     }
 
     /// Runs `f` on the writer connection in a blocking task.
-    async fn write<T, F>(&self, f: F) -> Result<T>
+    pub(super) async fn write<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection, &Path) -> Result<T> + Send + 'static,
@@ -190,7 +191,7 @@ impl SqliteDb {
 
     /// Runs `f` on a read-only connection in a blocking task; it sees the last committed state
     /// and never waits for a writer.
-    async fn read<T, F>(&self, f: F) -> Result<T>
+    pub(super) async fn read<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&Connection, &Path) -> Result<T> + Send + 'static,
@@ -424,6 +425,10 @@ fn not_found(project: &str, uri: &StoreUri) -> Error {
 
 #[async_trait]
 impl Db for SqliteDb {
+    fn profile_store(&self) -> Arc<dyn crate::datastore::profile::ProfileStore> {
+        Arc::new(self.clone())
+    }
+
     async fn store_artifact(
         &self,
         artifact: Artifact,
