@@ -76,12 +76,17 @@ pub enum SourceKind {
     PythonFile,
     /// A `.zip`/`.tar.gz`/`.tgz`/`.tar` archive path or URL.
     Archive,
+    /// A git repository (`git://`, `git+https://`, `git+ssh://`, `git+file://`) with an
+    /// optional `#<branch|tag|commit>`.
+    Git,
 }
 
 /// Classifies a function source, refusing anything else with the list of accepted forms.
 pub fn source_kind(func: &str) -> Result<SourceKind> {
     if is_store_uri(func) {
         Ok(SourceKind::Store)
+    } else if is_git_url(func) {
+        Ok(SourceKind::Git)
     } else if func.to_ascii_lowercase().ends_with(".py") {
         Ok(SourceKind::PythonFile)
     } else if ARCHIVE_SUFFIXES
@@ -91,7 +96,7 @@ pub fn source_kind(func: &str) -> Result<SourceKind> {
         Ok(SourceKind::Archive)
     } else {
         Err(Error::invalid(format!(
-            "Unsupported function source `{func}`: expected a store:// URI, a .py file, or an archive (.zip, .tar.gz, .tgz, .tar)"
+            "Unsupported function source `{func}`: expected a store:// URI, a .py file, an archive (.zip, .tar.gz, .tgz, .tar) by path or URL, or a git repository (git://, git+https://, git+ssh://, git+file:// with #<branch|tag|commit>)"
         )))
     }
 }
