@@ -8,6 +8,7 @@ use serde_json::{Map, Value};
 use super::Project;
 use crate::artifact::check_role;
 use crate::code::CodeCache;
+use crate::datastore::profile::ProfileAccess;
 use crate::datastore::DataStore;
 use crate::db::Db;
 use crate::engine::EngineKind;
@@ -253,7 +254,13 @@ impl Project {
         }
         let artifact = resolve_workflow_artifact(db, self.name(), &path).await?;
         let code = CodeCache::new(CodeCache::default_root()?)
-            .resolve(&artifact, &DataStore::new())
+            .resolve(
+                &artifact,
+                &DataStore::from_env()?.with_profiles(ProfileAccess {
+                    store: db.profile_store(),
+                    project: self.name().to_string(),
+                }),
+            )
             .await?;
         let file = code.file.ok_or_else(|| {
             Error::invalid(format!(
