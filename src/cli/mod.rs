@@ -12,6 +12,7 @@ mod functions;
 mod init;
 mod log_code;
 mod printer;
+mod profiles;
 mod progress;
 mod runs;
 mod server;
@@ -120,6 +121,9 @@ enum Command {
     Compile(compile::CompileArgs),
     /// Write a function's image build context and record its build configuration
     Build(build::BuildArgs),
+    /// Manage datastore profiles: named stores with their credentials, used as ds://NAME/path
+    #[command(subcommand)]
+    Profiles(profiles::ProfilesCommand),
     /// Serve the MLRun-compatible HTTP API: runs and workflows submitted to it execute here
     Server(server::ServerArgs),
     /// Execute one recorded run (started by baton itself; not for direct use)
@@ -320,5 +324,6 @@ async fn run(command: Command, ctx: &Context) -> Result<ExitCode> {
         Command::Compile(args) => compile::run(args, ctx).await,
         Command::Runner(args) => runs::runner(*args, ctx).await,
         Command::Server(args) => server::run(args, ctx).await,
+        Command::Profiles(cmd) => profiles::run(cmd, ctx).await,
     }
 }

@@ -11,6 +11,7 @@ mod artifacts;
 mod compile;
 mod functions;
 mod pod_step;
+mod profiles;
 mod remote;
 mod runs;
 mod server_project;
