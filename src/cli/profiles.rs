@@ -140,7 +140,8 @@ mod tests {
     #[test]
     fn secrets_are_read_from_the_named_variables() {
         let pairs = vec![("secret_key".to_string(), "MY_SECRET".to_string())];
-        let secrets = read_secrets(&pairs, |v| (v == "MY_SECRET").then(|| "s3cr3t".into())).unwrap();
+        let secrets =
+            read_secrets(&pairs, |v| (v == "MY_SECRET").then(|| "s3cr3t".into())).unwrap();
         assert_eq!(secrets.get("secret_key"), Some("s3cr3t"));
         let err = read_secrets(&pairs, |_| None).unwrap_err().to_string();
         assert!(err.contains("`MY_SECRET`, which is not set"), "{err}");

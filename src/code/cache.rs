@@ -234,7 +234,11 @@ const DOWNLOAD_RETRY_DELAYS: [Duration; 2] = [Duration::from_millis(200), Durati
 /// repeated into a new file; the file of a failed try is deleted at once (dropping it does), so
 /// no partial download is ever left in the cache. Errors the caller must fix (a missing object,
 /// a payload above the size limit, a malformed URL) are not retried.
-async fn download_with_retries(store: &DataStore, target: &str, dir: &Path) -> Result<NamedTempFile> {
+async fn download_with_retries(
+    store: &DataStore,
+    target: &str,
+    dir: &Path,
+) -> Result<NamedTempFile> {
     let mut delays = DOWNLOAD_RETRY_DELAYS.iter();
     loop {
         let download = NamedTempFile::with_prefix_in(".download-", dir)
@@ -502,7 +506,9 @@ fn set_readable(_file: &Path) -> Result<()> {
 }
 
 /// Runs file-system work off the async runtime.
-pub(super) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+pub(super) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| Error::internal_from("A code cache task failed", e))?

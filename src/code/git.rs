@@ -5,7 +5,9 @@
 //! commit is exported by git as a tar archive and unpacked through the one safe extractor, then
 //! published like any entry (atomic rename, manifest checked on every hit).
 
-use super::cache::{blocking, ensure_dir, publish, stage, verified_entry, CodeCache, ResolvedCode, TREE};
+use super::cache::{
+    blocking, ensure_dir, publish, stage, verified_entry, CodeCache, ResolvedCode, TREE,
+};
 use super::extract::{extract, ArchiveFormat};
 use crate::datastore::git::GitSource;
 use crate::error::{IoResultExt, Result};

@@ -101,7 +101,11 @@ impl GitSource {
         ];
         candidates
             .iter()
-            .find_map(|name| refs.iter().find(|(_, r)| r == name).map(|(id, _)| id.to_string()))
+            .find_map(|name| {
+                refs.iter()
+                    .find(|(_, r)| r == name)
+                    .map(|(id, _)| id.to_string())
+            })
             .ok_or_else(|| {
                 Error::not_found(format!(
                     "The git source `{}` has no branch, tag or ref `{wanted}`",
@@ -189,7 +193,11 @@ async fn git(dir: Option<&Path>, args: &[&str], what: &str) -> Result<String> {
     })?;
     let output = tokio::time::timeout(GIT_TIMEOUT, child.wait_with_output())
         .await
-        .map_err(|_| Error::runtime(format!("Cannot {what}: git did not finish in {GIT_TIMEOUT:?}")))?
+        .map_err(|_| {
+            Error::runtime(format!(
+                "Cannot {what}: git did not finish in {GIT_TIMEOUT:?}"
+            ))
+        })?
         .map_err(|e| Error::io(format!("Failed to run `git` to {what}"), e))?;
     if !output.status.success() {
         let stderr = String::from_utf8_lossy(&output.stderr);

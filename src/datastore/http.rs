@@ -127,10 +127,9 @@ impl HttpSource {
         if let Some(Bearer(token)) = bearer {
             request = request.bearer_auth(token);
         }
-        let response = request
-            .send()
-            .await
-            .map_err(|e| Error::runtime_from(format!("Failed to download `{url}`"), e.without_url()))?;
+        let response = request.send().await.map_err(|e| {
+            Error::runtime_from(format!("Failed to download `{url}`"), e.without_url())
+        })?;
         if response.status() == StatusCode::NOT_FOUND {
             // A `baton server` says why (a missing profile, project); a bare 404 is a missing
             // object.
@@ -186,10 +185,9 @@ impl HttpSource {
         if let Some(Bearer(token)) = bearer {
             request = request.bearer_auth(token);
         }
-        let response = request
-            .send()
-            .await
-            .map_err(|e| Error::runtime_from(format!("Failed to upload to `{url}`"), e.without_url()))?;
+        let response = request.send().await.map_err(|e| {
+            Error::runtime_from(format!("Failed to upload to `{url}`"), e.without_url())
+        })?;
         check_status(url, response).await?;
         Ok(())
     }
@@ -207,9 +205,7 @@ async fn check_status(url: &str, response: reqwest::Response) -> Result<reqwest:
     if text.contains("\"detail\"") {
         return Err(crate::error::from_api_answer(status.as_u16(), &text));
     }
-    Err(Error::runtime(format!(
-        "`{url}` answered {status}"
-    )))
+    Err(Error::runtime(format!("`{url}` answered {status}")))
 }
 
 fn too_large(url: &str, size: u64, max: u64) -> Error {

@@ -35,8 +35,8 @@ use digest::Hasher;
 pub use digest::PayloadDigest;
 use http::{HttpLimits, Incoming};
 use profile::ProfileAccess;
-use registry::{Location, Registry};
 pub use registry::{is_absolute_target, local_path};
+use registry::{Location, Registry};
 
 /// How many bytes a streamed read or upload handles at a time.
 pub const CHUNK_SIZE: usize = 1024 * 1024;
@@ -127,8 +127,8 @@ impl DataStore {
             })
     }
 
-    /// Streams `chunks` to `url`, replacing any previous object atomically, provided they are
-    /// exactly `expected`: otherwise the upload is abandoned, nothing is replaced, and the
+    /// Streams `chunks` to `url`, replacing any previous object atomically, provided they have
+    /// `expected`'s sha256 and size (its sha1 is not checked): otherwise the upload is abandoned, nothing is replaced, and the
     /// answer is [`Error::Conflict`].
     pub async fn write(
         &self,
@@ -138,7 +138,8 @@ impl DataStore {
     ) -> Result<()> {
         match self.registry.locate(url).await? {
             Location::Object { store, path } => {
-                let upload_error = |e| Error::runtime_from(format!("Failed to upload to `{url}`"), e);
+                let upload_error =
+                    |e| Error::runtime_from(format!("Failed to upload to `{url}`"), e);
                 let upload = store.put_multipart(&path).await.map_err(upload_error)?;
                 let mut writer = WriteMultipart::new_with_chunk_size(upload, UPLOAD_PART_SIZE);
                 let mut hasher = Hasher::default();
@@ -159,7 +160,7 @@ impl DataStore {
                     writer.write(&chunk);
                 }
                 let actual = hasher.finish();
-                if &actual != expected {
+                if actual.sha256 != expected.sha256 || actual.size != expected.size {
                     let _ = writer.abort().await;
                     return Err(digest_mismatch(url, expected, &actual));
                 }
@@ -207,11 +208,9 @@ impl DataStore {
                     .boxed();
                 Ok(Some(Incoming { announced, chunks }))
             }
-            Location::Http { url: route, bearer, .. } => self
-                .registry
-                .http()
-                .get(&route, bearer.as_ref())
-                .await,
+            Location::Http {
+                url: route, bearer, ..
+            } => self.registry.http().get(&route, bearer.as_ref()).await,
         }
     }
 
@@ -237,9 +236,7 @@ impl DataStore {
             match store.head(&path).await {
                 Ok(meta) if meta.size == expected.size => {}
                 Ok(_) | Err(object_store::Error::NotFound { .. }) => return Ok(false),
-                Err(e) => {
-                    return Err(Error::runtime_from(format!("Failed to look up `{url}`"), e))
-                }
+                Err(e) => return Err(Error::runtime_from(format!("Failed to look up `{url}`"), e)),
             }
         }
         Ok(self.digest(url).await?.as_ref() == Some(expected))
@@ -255,8 +252,7 @@ impl DataStore {
             .read(url)
             .await?
             .ok_or_else(|| Error::not_found(format!("Payload `{url}` does not exist")))?;
-        let write_error =
-            |e| Error::io(format!("Failed to write the download of `{url}`"), e);
+        let write_error = |e| Error::io(format!("Failed to write the download of `{url}`"), e);
         let mut chunks = incoming.chunks;
         let mut written = 0u64;
         while let Some(chunk) = chunks.next().await {

@@ -149,7 +149,11 @@ impl DatastoreProfile {
                 }
             }
         }
-        if let Some(endpoint) = self.endpoint.as_deref().filter(|_| self.kind == ProfileKind::S3) {
+        if let Some(endpoint) = self
+            .endpoint
+            .as_deref()
+            .filter(|_| self.kind == ProfileKind::S3)
+        {
             url::Url::parse(endpoint).map_err(|e| {
                 Error::invalid_from(format!("The S3 endpoint `{endpoint}` is not a URL"), e)
             })?;
@@ -179,9 +183,7 @@ impl DatastoreProfile {
     pub fn url_of(&self, path: &str) -> String {
         let base = match self.kind {
             ProfileKind::S3 => format!("s3://{}", self.bucket.as_deref().unwrap_or_default()),
-            ProfileKind::File | ProfileKind::Http => {
-                self.endpoint.clone().unwrap_or_default()
-            }
+            ProfileKind::File | ProfileKind::Http => self.endpoint.clone().unwrap_or_default(),
         };
         format!("{}/{path}", base.trim_end_matches('/'))
     }
@@ -273,8 +275,7 @@ pub trait ProfileStore: Send + Sync {
     async fn delete_profile(&self, project: &str, name: &str) -> Result<()>;
 
     /// Where the object `path` of profile `name` is, for the datastore to open.
-    async fn profile_target(&self, project: &str, name: &str, path: &str)
-        -> Result<ProfileTarget>;
+    async fn profile_target(&self, project: &str, name: &str, path: &str) -> Result<ProfileTarget>;
 }
 
 /// The profiles a datastore resolves `ds://` URLs through: a store, in a project.
@@ -363,6 +364,9 @@ mod tests {
     fn secrets_never_show_their_values_in_debug_output() {
         let secrets = ProfileSecrets([("secret_key".to_string(), "hunter2".to_string())].into());
         let shown = format!("{secrets:?}");
-        assert!(shown.contains("secret_key") && !shown.contains("hunter2"), "{shown}");
+        assert!(
+            shown.contains("secret_key") && !shown.contains("hunter2"),
+            "{shown}"
+        );
     }
 }

@@ -56,9 +56,8 @@ impl S3Url {
 
     /// The key as an object path.
     pub fn path(&self) -> Result<ObjectPath> {
-        ObjectPath::parse(&self.key).map_err(|e| {
-            Error::invalid_from(format!("`{}` is not a usable S3 key", self.key), e)
-        })
+        ObjectPath::parse(&self.key)
+            .map_err(|e| Error::invalid_from(format!("`{}` is not a usable S3 key", self.key), e))
     }
 }
 
@@ -103,7 +102,9 @@ impl S3Settings {
     /// A client of the bucket.
     pub(super) fn open(&self) -> Result<Arc<dyn ObjectStore>> {
         let mut builder = AmazonS3Builder::from_env().with_bucket_name(&self.bucket);
-        if std::env::var_os("AWS_REGION").is_none() && std::env::var_os("AWS_DEFAULT_REGION").is_none() {
+        if std::env::var_os("AWS_REGION").is_none()
+            && std::env::var_os("AWS_DEFAULT_REGION").is_none()
+        {
             builder = builder.with_region(DEFAULT_REGION);
         }
         if let Some(endpoint) = &self.endpoint {
@@ -148,7 +149,10 @@ mod tests {
     #[test]
     fn s3_urls_need_a_bucket_and_a_key() {
         let url = S3Url::parse("s3://bucket/funcs/my_func.py").unwrap();
-        assert_eq!((url.bucket.as_str(), url.key.as_str()), ("bucket", "funcs/my_func.py"));
+        assert_eq!(
+            (url.bucket.as_str(), url.key.as_str()),
+            ("bucket", "funcs/my_func.py")
+        );
         for bad in ["s3://bucket", "s3://bucket/", "s3:///key"] {
             assert!(S3Url::parse(bad).unwrap_err().to_string().contains(bad));
         }

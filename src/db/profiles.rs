@@ -100,7 +100,10 @@ impl ProfileStore for SqliteDb {
                 .query_map(params![project], |row| row.get::<_, String>(0))
                 .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
                 .map_err(db_error(path, "list datastore profiles"))?;
-            bodies.iter().map(|b| decode(b, "datastore profile")).collect()
+            bodies
+                .iter()
+                .map(|b| decode(b, "datastore profile"))
+                .collect()
         })
         .await
     }
@@ -122,7 +125,12 @@ impl ProfileStore for SqliteDb {
         .await
     }
 
-    async fn profile_target(&self, project: &str, name: &str, _path: &str) -> Result<ProfileTarget> {
+    async fn profile_target(
+        &self,
+        project: &str,
+        name: &str,
+        _path: &str,
+    ) -> Result<ProfileTarget> {
         let (profile, secrets) = self.read_with_secrets(project, name).await?;
         Ok(ProfileTarget::Direct { profile, secrets })
     }

@@ -165,7 +165,8 @@ impl SqliteDb {
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(db_error(path, "configure"))?;
         migrate(&mut conn, path)?;
-        super::profiles::ensure_schema(&conn).map_err(db_error(path, "create the profile table"))?;
+        super::profiles::ensure_schema(&conn)
+            .map_err(db_error(path, "create the profile table"))?;
         Ok(SqliteDb {
             writer: Arc::new(Mutex::new(conn)),
             readers: Arc::new(Mutex::new(Vec::new())),

@@ -57,7 +57,11 @@ impl Baton {
     /// code cache, as a runner does at start-up; with `to`, copies the code there too.
     pub async fn pull(&self, uri: &str, to: Option<&Path>) -> Result<PulledCode> {
         let artifact = self.artifact(uri).await?;
-        let code = self.code.cache.resolve(&artifact, &self.datastore()).await?;
+        let code = self
+            .code
+            .cache
+            .resolve(&artifact, &self.datastore())
+            .await?;
         let dir = match to {
             Some(to) => {
                 let to = std::path::absolute(to)

@@ -59,9 +59,15 @@ pub fn is_remote_url(source: &str) -> bool {
 /// Whether `url` is a git source: `git://`, `git+https://`, `git+http://`, `git+ssh://` or
 /// `git+file://`, with an optional `#<branch|tag|commit>`.
 pub fn is_git_url(url: &str) -> bool {
-    ["git://", "git+https://", "git+http://", "git+ssh://", "git+file://"]
-        .iter()
-        .any(|p| url.starts_with(p))
+    [
+        "git://",
+        "git+https://",
+        "git+http://",
+        "git+ssh://",
+        "git+file://",
+    ]
+    .iter()
+    .any(|p| url.starts_with(p))
 }
 
 /// The suffixes of archive sources a function may name by path or URL.

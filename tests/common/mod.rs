@@ -9,6 +9,7 @@ use std::process::{Command, Output};
 use tempfile::TempDir;
 
 pub mod fake_kfp;
+pub mod moto;
 pub mod server;
 
 /// A temporary project folder with its own code cache.

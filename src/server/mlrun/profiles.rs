@@ -85,16 +85,26 @@ pub async fn delete(
 
 /// The attributes of an MLRun attribute object: JSON of base64 values.
 fn decode_attributes(json_text: &str, what: &str) -> Result<BTreeMap<String, String>> {
-    let encoded: BTreeMap<String, String> = serde_json::from_str(json_text)
-        .map_err(|e| Error::invalid_from(format!("The profile's `{what}` is not a JSON object of strings"), e))?;
+    let encoded: BTreeMap<String, String> = serde_json::from_str(json_text).map_err(|e| {
+        Error::invalid_from(
+            format!("The profile's `{what}` is not a JSON object of strings"),
+            e,
+        )
+    })?;
     encoded
         .into_iter()
         .map(|(k, v)| {
             let bytes = STANDARD.decode(v.as_bytes()).map_err(|e| {
-                Error::invalid_from(format!("The profile's `{what}` attribute `{k}` is not base64"), e)
+                Error::invalid_from(
+                    format!("The profile's `{what}` attribute `{k}` is not base64"),
+                    e,
+                )
             })?;
             let value = String::from_utf8(bytes).map_err(|e| {
-                Error::invalid_from(format!("The profile's `{what}` attribute `{k}` is not text"), e)
+                Error::invalid_from(
+                    format!("The profile's `{what}` attribute `{k}` is not text"),
+                    e,
+                )
             })?;
             Ok((k, value))
         })
@@ -187,10 +197,16 @@ mod tests {
         assert_eq!(profile.endpoint.as_deref(), Some("http://127.0.0.1:9000"));
         assert_eq!(secrets.get("secret_key"), Some("SK"));
         let answer = to_mlrun(&profile, "p").to_string();
-        assert!(!answer.contains("SK") && !answer.contains(&STANDARD.encode("SK")), "{answer}");
+        assert!(
+            !answer.contains("SK") && !answer.contains(&STANDARD.encode("SK")),
+            "{answer}"
+        );
         let object: BTreeMap<String, String> =
             serde_json::from_str(to_mlrun(&profile, "p")["object"].as_str().unwrap()).unwrap();
-        assert_eq!(object["endpoint_url"], STANDARD.encode("http://127.0.0.1:9000"));
+        assert_eq!(
+            object["endpoint_url"],
+            STANDARD.encode("http://127.0.0.1:9000")
+        );
         let unsupported = MlrunProfile {
             kind: "redis".into(),
             ..body

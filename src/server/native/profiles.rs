@@ -63,7 +63,12 @@ async fn list(
     State(state): State<Arc<AppState>>,
     Path(project): Path<String>,
 ) -> ApiResult<Json<Vec<DatastoreProfile>>> {
-    Ok(Json(profiles(&state, &project).await?.list_profiles(&project).await?))
+    Ok(Json(
+        profiles(&state, &project)
+            .await?
+            .list_profiles(&project)
+            .await?,
+    ))
 }
 
 /// `GET .../{name}`: one profile's public part.
