@@ -152,7 +152,14 @@ impl HttpSource {
             .bytes_stream()
             .map_err({
                 let url = shown.clone();
-                move |e| Error::runtime_from(format!("Failed to download `{url}`"), e.without_url())
+                move |e| {
+                    let what = if e.is_body() || e.is_decode() {
+                        format!("The download of `{url}` was truncated: the connection ended before the body did")
+                    } else {
+                        format!("Failed to download `{url}`")
+                    };
+                    Error::runtime_from(what, e.without_url())
+                }
             })
             .and_then(move |chunk| {
                 received += chunk.len() as u64;
