@@ -98,7 +98,7 @@ enum Command {
     /// List, inspect and pull code artifacts
     #[command(subcommand)]
     Artifacts(artifacts::ArtifactsCommand),
-    /// Define a function whose source is a code artifact, a .py file or an archive
+    /// Define a function whose source is a code artifact, a .py file, an archive or a git repository
     SetFunction(Box<functions::SetFunctionArgs>),
     /// List and inspect the project's functions
     #[command(subcommand)]
