@@ -28,6 +28,7 @@ mod digest;
 pub mod git;
 pub mod http;
 pub mod profile;
+mod redact;
 pub mod registry;
 pub mod s3;
 
@@ -35,6 +36,7 @@ use digest::Hasher;
 pub use digest::PayloadDigest;
 use http::{HttpLimits, Incoming};
 use profile::ProfileAccess;
+use redact::redact;
 pub use registry::{is_absolute_target, local_path};
 use registry::{Location, Registry};
 
@@ -136,7 +138,20 @@ impl DataStore {
         chunks: impl futures::Stream<Item = Result<Bytes>> + Send + 'static,
         expected: &PayloadDigest,
     ) -> Result<()> {
-        match self.registry.locate(url).await? {
+        let (location, secrets) = self.registry.locate(url).await?;
+        self.write_to(url, location, chunks, expected)
+            .await
+            .map_err(|e| redact(e, &secrets))
+    }
+
+    async fn write_to(
+        &self,
+        url: &str,
+        location: Location,
+        chunks: impl futures::Stream<Item = Result<Bytes>> + Send + 'static,
+        expected: &PayloadDigest,
+    ) -> Result<()> {
+        match location {
             Location::Object { store, path } => {
                 let upload_error =
                     |e| Error::runtime_from(format!("Failed to upload to `{url}`"), e);
@@ -187,7 +202,22 @@ impl DataStore {
 
     /// Opens the object at `url` for reading; `None` when there is none.
     pub async fn read(&self, url: &str) -> Result<Option<Incoming>> {
-        match self.registry.locate(url).await? {
+        let (location, secrets) = self.registry.locate(url).await?;
+        let incoming = self
+            .read_from(url, location)
+            .await
+            .map_err(|e| redact(e, &secrets))?;
+        Ok(incoming.map(|incoming| Incoming {
+            announced: incoming.announced,
+            chunks: incoming
+                .chunks
+                .map(move |chunk| chunk.map_err(|e| redact(e, &secrets)))
+                .boxed(),
+        }))
+    }
+
+    async fn read_from(&self, url: &str, location: Location) -> Result<Option<Incoming>> {
+        match location {
             Location::Object { store, path } => {
                 let result = match store.get(&path).await {
                     Ok(result) => result,
@@ -232,11 +262,14 @@ impl DataStore {
     /// Whether the object at `url` already holds exactly the payload `expected` (its size is
     /// checked first, so a differing object is rarely read).
     pub async fn holds(&self, url: &str, expected: &PayloadDigest) -> Result<bool> {
-        if let Location::Object { store, path } = self.registry.locate(url).await? {
+        if let (Location::Object { store, path }, secrets) = self.registry.locate(url).await? {
             match store.head(&path).await {
                 Ok(meta) if meta.size == expected.size => {}
                 Ok(_) | Err(object_store::Error::NotFound { .. }) => return Ok(false),
-                Err(e) => return Err(Error::runtime_from(format!("Failed to look up `{url}`"), e)),
+                Err(e) => {
+                    let error = Error::runtime_from(format!("Failed to look up `{url}`"), e);
+                    return Err(redact(error, &secrets));
+                }
             }
         }
         Ok(self.digest(url).await?.as_ref() == Some(expected))

@@ -110,6 +110,11 @@ impl fmt::Debug for ProfileSecrets {
 }
 
 impl ProfileSecrets {
+    /// Every secret value.
+    pub fn values(&self) -> Vec<String> {
+        self.0.values().cloned().collect()
+    }
+
     /// The value of secret `key`, if set.
     pub fn get(&self, key: &str) -> Option<&str> {
         self.0.get(key).map(String::as_str)

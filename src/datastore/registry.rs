@@ -13,6 +13,7 @@ use super::profile::{
     missing_profile, DatastoreProfile, ProfileAccess, ProfileSecrets, ProfileTarget, ProfileUrl,
     DS_SCHEME,
 };
+use super::redact::redact;
 use super::s3::{S3Settings, S3Url};
 use crate::error::{Error, Result};
 
@@ -86,12 +87,13 @@ impl Registry {
         &self.http
     }
 
-    /// The backend and path serving `url`.
-    pub(super) async fn locate(&self, url: &str) -> Result<Location> {
+    /// The backend and path serving `url`, with the secret values it was opened with (to be
+    /// kept out of its errors).
+    pub(super) async fn locate(&self, url: &str) -> Result<(Location, Vec<String>)> {
         if url.starts_with(DS_SCHEME) {
             return self.locate_profile(url).await;
         }
-        self.locate_plain(url, None)
+        Ok((self.locate_plain(url, None)?, Vec::new()))
     }
 
     /// A URL of a backend of its own (not `ds://`), opened with `profile`'s settings if given.
@@ -137,7 +139,7 @@ impl Registry {
         ))
     }
 
-    async fn locate_profile(&self, url: &str) -> Result<Location> {
+    async fn locate_profile(&self, url: &str) -> Result<(Location, Vec<String>)> {
         let parsed: ProfileUrl = url.parse()?;
         let Some(access) = &self.profiles else {
             return Err(Error::invalid(format!(
@@ -154,13 +156,19 @@ impl Registry {
             })?;
         match target {
             ProfileTarget::Direct { profile, secrets } => {
-                self.locate_plain(&profile.url_of(&parsed.path), Some((&profile, &secrets)))
+                let location = self
+                    .locate_plain(&profile.url_of(&parsed.path), Some((&profile, &secrets)))
+                    .map_err(|e| redact(e, &secrets.values()))?;
+                Ok((location, secrets.values()))
             }
-            ProfileTarget::Server { url, bearer } => Ok(Location::Http {
-                url,
-                bearer,
-                writable: true,
-            }),
+            ProfileTarget::Server { url, bearer } => Ok((
+                Location::Http {
+                    url,
+                    bearer,
+                    writable: true,
+                },
+                Vec::new(),
+            )),
         }
     }
 
