@@ -7,45 +7,16 @@
 
 mod support;
 
-use std::path::Path;
 use std::time::Instant;
 
 use baton::artifact::{log_code_file, CodeSource, LogCodeRequest};
 use baton::code::CodeCache;
 use baton::datastore::DataStore;
 use baton::project::Project;
-use support::{median, ms};
+use support::{make_archive, median, ms};
 
 const ARCHIVE_BYTES: usize = 10 * 1024 * 1024;
 const RUNS: usize = 7;
-
-/// A tar.gz of incompressible files adding up to about 10 MiB.
-fn make_archive(path: &Path) {
-    let mut state = 0x9e37_79b9_7f4a_7c15u64;
-    let encoder = flate2::write::GzEncoder::new(
-        std::fs::File::create(path).unwrap(),
-        flate2::Compression::fast(),
-    );
-    let mut tar = tar::Builder::new(encoder);
-    let per_file = ARCHIVE_BYTES / 20;
-    for i in 0..20 {
-        let data: Vec<u8> = (0..per_file)
-            .map(|_| {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                state as u8
-            })
-            .collect();
-        let mut header = tar::Header::new_gnu();
-        header.set_size(data.len() as u64);
-        header.set_mode(0o644);
-        header.set_cksum();
-        tar.append_data(&mut header, format!("pkg/data_{i}.bin"), data.as_slice())
-            .unwrap();
-    }
-    tar.into_inner().unwrap().finish().unwrap();
-}
 
 fn main() {
     let rt = tokio::runtime::Runtime::new().unwrap();
@@ -54,7 +25,7 @@ fn main() {
     let db = project.open_db().unwrap();
     let store = DataStore::new();
     let archive = dir.path().join("pkg.tar.gz");
-    make_archive(&archive);
+    make_archive(&archive, 20, ARCHIVE_BYTES / 20);
     let size = std::fs::metadata(&archive).unwrap().len();
 
     let copy = median(

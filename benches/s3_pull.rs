@@ -18,7 +18,6 @@ mod moto;
 mod support;
 
 use std::io::Write;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use baton::code::CodeCache;
@@ -28,38 +27,10 @@ use futures::StreamExt;
 use object_store::aws::AmazonS3Builder;
 use object_store::path::Path as ObjectPath;
 use object_store::ObjectStore;
-use support::{benchmarking, median, ms, rounds};
+use support::{benchmarking, make_archive, median, ms, rounds};
 
 const BUCKET: &str = "bench";
 const KEY: &str = "code/pkg.tar.gz";
-
-/// A tar.gz of incompressible members adding up to `bytes`, written as it is generated.
-fn make_archive(path: &Path, bytes: usize) {
-    let mut state = 0x9e37_79b9_7f4a_7c15u64;
-    let encoder = flate2::write::GzEncoder::new(
-        std::fs::File::create(path).unwrap(),
-        flate2::Compression::fast(),
-    );
-    let mut tar = tar::Builder::new(encoder);
-    let per_file = 4 * 1024 * 1024;
-    for i in 0..bytes.div_ceil(per_file) {
-        let data: Vec<u8> = (0..per_file)
-            .map(|_| {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                state as u8
-            })
-            .collect();
-        let mut header = tar::Header::new_gnu();
-        header.set_size(data.len() as u64);
-        header.set_mode(0o644);
-        header.set_cksum();
-        tar.append_data(&mut header, format!("pkg/data_{i}.bin"), data.as_slice())
-            .unwrap();
-    }
-    tar.into_inner().unwrap().finish().unwrap();
-}
 
 /// Resets the resident high-water mark; false when the kernel does not allow it.
 fn reset_peak() -> bool {
@@ -92,7 +63,7 @@ fn measure(f: impl FnOnce()) -> (Duration, f64) {
 }
 
 fn main() {
-    let bytes = if benchmarking() { 100 } else { 8 } * 1024 * 1024;
+    let bytes: usize = if benchmarking() { 100 } else { 8 } * 1024 * 1024;
     let runs = rounds("BATON_BENCH_RUNS", 5);
     let server = moto::Moto::start();
     server.create_bucket(BUCKET);
@@ -105,7 +76,7 @@ fn main() {
 
     let dir = tempfile::tempdir().unwrap();
     let archive = dir.path().join("pkg.tar.gz");
-    make_archive(&archive, bytes);
+    make_archive(&archive, bytes.div_ceil(4 << 20), 4 << 20);
     let digest = PayloadDigest::of_file(&archive).unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let store = DataStore::from_env().unwrap();

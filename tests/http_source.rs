@@ -174,6 +174,41 @@ fn a_function_from_an_archive_url_runs_even_when_the_first_download_is_cut_off()
 }
 
 #[test]
+fn a_workflow_by_url_is_fetched_when_it_runs() {
+    let workflow = "name: wf\nsteps:\n  - name: s\n    function: trainer\n    params: {p1: 5}\n    outputs: [return]\n";
+    let site = Site::start(HashMap::from([
+        ("pkg.zip", Answer::Whole(package())),
+        ("wf.yaml", Answer::Whole(workflow.as_bytes().to_vec())),
+    ]));
+    let p = TestProject::new();
+    p.baton(&[
+        "set-function",
+        "--name",
+        "trainer",
+        "--func",
+        &site.url("pkg.zip"),
+        "--handler",
+        "trainer:main",
+    ])
+    .ok();
+    p.baton(&[
+        "set-workflow",
+        "--name",
+        "wf",
+        "--path",
+        &site.url("wf.yaml"),
+    ])
+    .ok();
+    let record = p.baton(&["run", "wf", "--json"]).json();
+    assert_eq!(record["state"], "Succeeded", "{record:#}");
+    assert_eq!(
+        common::step(&record, "s")["outputs"]["return"],
+        105,
+        "{record:#}"
+    );
+}
+
+#[test]
 fn truncated_oversized_and_stalled_downloads_are_refused_and_leave_nothing() {
     let big = vec![b'x'; 64 * 1024];
     let site = Site::start(HashMap::from([

@@ -24,15 +24,17 @@ const MY_FUNC: &str = "def main(p1=1):\n    return p1 * 2\n";
 /// `baton ARGS` in `p` with S3 credentials and endpoint in the environment, as the AWS tools
 /// name them.
 fn with_aws(p: &TestProject, moto: &Moto, args: &[&str]) -> Run {
-    Run::from(
-        p.command(args)
-            .env("AWS_ENDPOINT_URL", &moto.endpoint)
-            .env("AWS_ACCESS_KEY_ID", "test")
-            .env("AWS_SECRET_ACCESS_KEY", "test")
-            .env("AWS_REGION", "us-east-1")
-            .output()
-            .unwrap(),
-    )
+    Run::from(aws_command(p, moto, args).output().unwrap())
+}
+
+fn aws_command(p: &TestProject, moto: &Moto, args: &[&str]) -> Command {
+    let mut command = p.command(args);
+    command
+        .env("AWS_ENDPOINT_URL", &moto.endpoint)
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_REGION", "us-east-1");
+    command
 }
 
 #[test]
@@ -76,12 +78,8 @@ fn code_logged_to_s3_runs_and_an_object_changed_behind_batons_back_is_refused() 
     moto.put_object("code", "funcs/my_func.py", evil.as_bytes());
     let cold = tempfile::TempDir::new().unwrap();
     let out = Run::from(
-        p.command(&["run-function", "my-func", "--json"])
+        aws_command(&p, &moto, &["run-function", "my-func", "--json"])
             .env("BATON_CACHE_DIR", cold.path())
-            .env("AWS_ENDPOINT_URL", &moto.endpoint)
-            .env("AWS_ACCESS_KEY_ID", "test")
-            .env("AWS_SECRET_ACCESS_KEY", "test")
-            .env("AWS_REGION", "us-east-1")
             .output()
             .unwrap(),
     );

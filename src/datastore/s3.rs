@@ -7,7 +7,7 @@
 //! store on a private network, or a test server) is allowed, and requests go path-style
 //! (`<endpoint>/<bucket>/<key>`), which every S3-compatible store understands.
 //!
-//! Retries are bounded ([`RETRY`]): a store that is down fails a download in seconds, not the
+//! Retries are bounded (three tries within 30 s): a store that is down fails a download in seconds, not the
 //! minutes of the client's default, and the caller decides whether to try again.
 
 use std::sync::Arc;

@@ -14,7 +14,7 @@ use crate::db::Db;
 use crate::engine::EngineKind;
 use crate::error::{Error, Result};
 use crate::model::{Artifact, CodeType, ResolvedCodeRecord, WorkflowSpec};
-use crate::uri::{is_store_uri, StoreUri};
+use crate::uri::{is_remote_url, is_store_uri, StoreUri};
 use crate::workflow::ArgSchemaEntry;
 
 /// File suffixes a workflow source may have.
@@ -172,12 +172,13 @@ impl Project {
             let lower = request.path.to_ascii_lowercase();
             if !WORKFLOW_SUFFIXES.iter().any(|s| lower.ends_with(s)) {
                 return Err(Error::invalid(format!(
-                    "Invalid workflow path `{}`: expected a store:// workflow artifact or a .py, .yaml or .yml file",
+                    "Invalid workflow path `{}`: expected a store:// workflow artifact or a .py, .yaml or .yml file (by path or URL)",
                     request.path
                 )));
             }
             let local = self.source_path(&request.path);
-            if !local.is_file() {
+            // A URL is fetched when the workflow runs, like a store:// artifact.
+            if !is_remote_url(&request.path) && !local.is_file() {
                 return Err(Error::invalid(format!(
                     "Invalid workflow path `{}`: got a path to a non-existing file (looked for `{}`)",
                     request.path,
@@ -223,7 +224,9 @@ impl Project {
     }
 
     /// Resolves a workflow's source for one execution: a `store://` artifact is read and checked
-    /// now (every run, so a new version is picked up) and fetched through the code cache.
+    /// now (every run, so a new version is picked up) and fetched through the code cache; a URL
+    /// (`s3://`, `http(s)://`, `ds://`) is fetched through the cache too, verified by the digest
+    /// it has now.
     pub async fn resolve_workflow(
         &self,
         db: &dyn Db,
@@ -235,6 +238,30 @@ impl Project {
                 spec.name
             ))
         })?;
+        let store = || -> Result<DataStore> {
+            Ok(DataStore::from_env()?.with_profiles(ProfileAccess {
+                store: db.profile_store(),
+                project: self.name().to_string(),
+            }))
+        };
+        if is_remote_url(&path) {
+            let code = CodeCache::new(CodeCache::default_root()?)
+                .resolve_url(&path, &store()?)
+                .await?;
+            let file = code.file.ok_or_else(|| {
+                Error::invalid(format!(
+                    "Workflow path `{path}` is an archive; expected a single .py, .yaml or .yml file"
+                ))
+            })?;
+            return Ok(ResolvedWorkflow {
+                file,
+                record: ResolvedCodeRecord {
+                    source: path,
+                    uid: None,
+                    digest: code.digest,
+                },
+            });
+        }
         if !is_store_uri(&path) {
             let file = self.source_path(&path);
             let bytes = std::fs::read(&file).map_err(|e| {
@@ -254,13 +281,7 @@ impl Project {
         }
         let artifact = resolve_workflow_artifact(db, self.name(), &path).await?;
         let code = CodeCache::new(CodeCache::default_root()?)
-            .resolve(
-                &artifact,
-                &DataStore::from_env()?.with_profiles(ProfileAccess {
-                    store: db.profile_store(),
-                    project: self.name().to_string(),
-                }),
-            )
+            .resolve(&artifact, &store()?)
             .await?;
         let file = code.file.ok_or_else(|| {
             Error::invalid(format!(

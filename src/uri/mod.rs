@@ -51,9 +51,10 @@ pub fn is_store_uri(s: &str) -> bool {
     s.starts_with(STORE_SCHEME)
 }
 
-/// Whether `source` is the URL of a remote store (anything with a scheme but `file://`).
+/// Whether `source` is the URL of a payload in a remote store (anything with a scheme but
+/// `file://` and `store://`, which names an artifact rather than a payload).
 pub fn is_remote_url(source: &str) -> bool {
-    source.contains("://") && !source.starts_with("file://")
+    source.contains("://") && !source.starts_with("file://") && !is_store_uri(source)
 }
 
 /// Whether `url` is a git source: `git://`, `git+https://`, `git+http://`, `git+ssh://` or

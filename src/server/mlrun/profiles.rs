@@ -20,7 +20,7 @@ use base64::Engine;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::datastore::profile::{DatastoreProfile, ProfileKind, ProfileSecrets, ProfileStore};
+use crate::datastore::profile::{DatastoreProfile, ProfileKind, ProfileSecrets};
 use crate::error::{Error, Result};
 use crate::server::api_error::ApiResult;
 use crate::server::body::JsonBody;
@@ -37,10 +37,6 @@ pub struct MlrunProfile {
     private: Option<String>,
 }
 
-async fn profiles(state: &AppState, project: &str) -> Result<Arc<dyn ProfileStore>> {
-    Ok(state.projects.baton(project).await?.db().profile_store())
-}
-
 /// `PUT /api/v1/projects/{project}/datastore-profiles`: creates or replaces a profile.
 pub async fn store(
     State(state): State<Arc<AppState>>,
@@ -48,7 +44,7 @@ pub async fn store(
     JsonBody(body): JsonBody<MlrunProfile>,
 ) -> ApiResult<StatusCode> {
     let (profile, secrets) = from_mlrun(&body)?;
-    let store = profiles(&state, &project).await?;
+    let store = state.projects.profiles(&project).await?;
     store.store_profile(&project, &profile, &secrets).await?;
     Ok(StatusCode::OK)
 }
@@ -58,7 +54,7 @@ pub async fn list(
     State(state): State<Arc<AppState>>,
     Path(project): Path<String>,
 ) -> ApiResult<Json<Vec<Value>>> {
-    let store = profiles(&state, &project).await?;
+    let store = state.projects.profiles(&project).await?;
     let list = store.list_profiles(&project).await?;
     Ok(Json(list.iter().map(|p| to_mlrun(p, &project)).collect()))
 }
@@ -68,7 +64,7 @@ pub async fn get(
     State(state): State<Arc<AppState>>,
     Path((project, name)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
-    let store = profiles(&state, &project).await?;
+    let store = state.projects.profiles(&project).await?;
     let profile = store.read_profile(&project, &name).await?;
     Ok(Json(to_mlrun(&profile, &project)))
 }
@@ -78,7 +74,7 @@ pub async fn delete(
     State(state): State<Arc<AppState>>,
     Path((project, name)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
-    let store = profiles(&state, &project).await?;
+    let store = state.projects.profiles(&project).await?;
     store.delete_profile(&project, &name).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -28,7 +28,7 @@ use axum::{Json, Router};
 use futures::TryStreamExt;
 
 use crate::datastore::http::DIGEST_HEADER;
-use crate::datastore::profile::{DatastoreProfile, ProfileStore, DS_SCHEME};
+use crate::datastore::profile::{DatastoreProfile, DS_SCHEME};
 use crate::datastore::PayloadDigest;
 use crate::db::profiles::StoreProfileBody;
 use crate::error::Error;
@@ -53,22 +53,13 @@ pub fn routes() -> Router<Arc<AppState>> {
         )
 }
 
-/// The profiles of project `name`'s database.
-async fn profiles(state: &AppState, project: &str) -> crate::error::Result<Arc<dyn ProfileStore>> {
-    Ok(state.projects.baton(project).await?.db().profile_store())
-}
-
 /// `GET ...`: every profile's public part, by name.
 async fn list(
     State(state): State<Arc<AppState>>,
     Path(project): Path<String>,
 ) -> ApiResult<Json<Vec<DatastoreProfile>>> {
-    Ok(Json(
-        profiles(&state, &project)
-            .await?
-            .list_profiles(&project)
-            .await?,
-    ))
+    let store = state.projects.profiles(&project).await?;
+    Ok(Json(store.list_profiles(&project).await?))
 }
 
 /// `GET .../{name}`: one profile's public part.
@@ -76,7 +67,7 @@ async fn read(
     State(state): State<Arc<AppState>>,
     Path((project, name)): Path<(String, String)>,
 ) -> ApiResult<Json<DatastoreProfile>> {
-    let store = profiles(&state, &project).await?;
+    let store = state.projects.profiles(&project).await?;
     Ok(Json(store.read_profile(&project, &name).await?))
 }
 
@@ -93,7 +84,7 @@ async fn store(
         ))
         .into());
     }
-    let store = profiles(&state, &project).await?;
+    let store = state.projects.profiles(&project).await?;
     store
         .store_profile(&project, &body.profile, &body.secrets)
         .await?;
@@ -105,7 +96,7 @@ async fn delete(
     State(state): State<Arc<AppState>>,
     Path((project, name)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
-    let store = profiles(&state, &project).await?;
+    let store = state.projects.profiles(&project).await?;
     store.delete_profile(&project, &name).await?;
     Ok(StatusCode::NO_CONTENT)
 }
