@@ -10,7 +10,7 @@ use tempfile::{NamedTempFile, TempDir};
 
 use super::extract::{detect, extract, ArchiveFormat, ExtractLimits};
 use super::manifest::Manifest;
-use crate::datastore::DataStore;
+use crate::datastore::{DataStore, Downloaded};
 use crate::error::{Error, ErrorKind, IoResultExt, Result};
 use crate::model::artifact::Artifact;
 
@@ -175,15 +175,12 @@ impl CodeCache {
 
         let code_dir = self.code_dir();
         ensure_dir(&code_dir)?;
-        let download = download_with_retries(store, target, &code_dir).await?;
+        // The download is hashed as it arrives: the file is not read again for its digest.
+        let (download, downloaded) = download_with_retries(store, target, &code_dir).await?;
+        let actual = downloaded.sha256_hex;
 
         let path = download.path().to_path_buf();
-        let (actual, format) = blocking(move || {
-            let hex = sha256_file(&path)?;
-            let format = detect(&path)?;
-            Ok((hex, format))
-        })
-        .await?;
+        let format = blocking(move || detect(&path)).await?;
         check_digest(uri, &format!("its payload `{target}`"), expected, &actual)?;
 
         let limits = self.limits;
@@ -238,7 +235,7 @@ async fn download_with_retries(
     store: &DataStore,
     target: &str,
     dir: &Path,
-) -> Result<NamedTempFile> {
+) -> Result<(NamedTempFile, Downloaded)> {
     let mut delays = DOWNLOAD_RETRY_DELAYS.iter();
     loop {
         let download = NamedTempFile::with_prefix_in(".download-", dir)
@@ -251,7 +248,7 @@ async fn download_with_retries(
         let result = store.download(target, &mut file).await;
         drop(file);
         match result {
-            Ok(_) => return Ok(download),
+            Ok(downloaded) => return Ok((download, downloaded)),
             Err(e) if e.kind() == ErrorKind::Runtime => match delays.next() {
                 Some(delay) => {
                     tracing::warn!("Downloading `{target}` failed ({e}); trying again");
@@ -421,15 +418,6 @@ fn check_digest(uri: &str, what: &str, expected: Option<&str>, actual: &str) -> 
         ))),
         _ => Ok(()),
     }
-}
-
-fn sha256_file(path: &Path) -> Result<String> {
-    let mut file =
-        std::fs::File::open(path).io_context(|| format!("Failed to open `{}`", path.display()))?;
-    let mut hasher = Sha256::new();
-    io::copy(&mut file, &mut hasher)
-        .io_context(|| format!("Failed to read `{}`", path.display()))?;
-    Ok(hex::encode(hasher.finalize()))
 }
 
 pub(super) fn ensure_dir(dir: &Path) -> Result<()> {

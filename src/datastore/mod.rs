@@ -275,28 +275,43 @@ impl DataStore {
         Ok(self.digest(url).await?.as_ref() == Some(expected))
     }
 
-    /// Streams the object at `url` into `dest`, returning the number of bytes written.
+    /// Streams the object at `url` into `dest`, hashing it on the way, and returns the bytes
+    /// written and their sha256, so the caller need not read the file again.
     ///
     /// A missing object is [`Error::NotFound`] naming the URL; a transfer that ends before the
     /// size the backend announced is [`Error::Runtime`] ("truncated"), and `dest` must then be
     /// thrown away.
-    pub async fn download(&self, url: &str, dest: &mut tokio::fs::File) -> Result<u64> {
+    pub async fn download(&self, url: &str, dest: &mut tokio::fs::File) -> Result<Downloaded> {
         let incoming = self
             .read(url)
             .await?
             .ok_or_else(|| Error::not_found(format!("Payload `{url}` does not exist")))?;
         let write_error = |e| Error::io(format!("Failed to write the download of `{url}`"), e);
         let mut chunks = incoming.chunks;
-        let mut written = 0u64;
+        let mut hasher = <sha2::Sha256 as sha2::Digest>::new();
+        let mut size = 0u64;
         while let Some(chunk) = chunks.next().await {
             let chunk = chunk?;
+            sha2::Digest::update(&mut hasher, &chunk);
             dest.write_all(&chunk).await.map_err(write_error)?;
-            written += chunk.len() as u64;
+            size += chunk.len() as u64;
         }
         dest.flush().await.map_err(write_error)?;
-        check_complete(url, incoming.announced, written)?;
-        Ok(written)
+        check_complete(url, incoming.announced, size)?;
+        Ok(Downloaded {
+            size,
+            sha256_hex: hex::encode(sha2::Digest::finalize(hasher)),
+        })
     }
+}
+
+/// What [`DataStore::download`] wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Downloaded {
+    /// The number of bytes.
+    pub size: u64,
+    /// The lowercase hex of their sha256.
+    pub sha256_hex: String,
 }
 
 /// A transfer that delivered fewer (or more) bytes than its backend announced is refused.
