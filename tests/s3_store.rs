@@ -265,6 +265,26 @@ fn a_ds_profile_on_the_server_serves_a_client_without_credentials_and_never_show
         moto.get_object("vault", "funcs/up.py").as_deref(),
         Some(b"def main():\n    return 'up'\n".as_slice())
     );
+    // A payload above the server's JSON body limit (8 MiB) streams through it as well.
+    let big: Vec<u8> = (0..12 * 1024 * 1024u32).map(|i| (i % 253) as u8).collect();
+    std::fs::write(p.path().join("big.bin"), &big).unwrap();
+    run(
+        &[
+            "log-code",
+            "big_code",
+            "--local-path",
+            "big.bin",
+            "--target-path",
+            "ds://my-profile/blobs/big.bin",
+        ],
+        &[],
+    )
+    .ok();
+    assert_eq!(
+        moto.get_object("vault", "blobs/big.bin").as_deref(),
+        Some(big.as_slice())
+    );
+    std::fs::remove_file(p.path().join("big.bin")).unwrap();
     run(
         &[
             "set-function",
