@@ -248,19 +248,7 @@ impl Project {
             let code = CodeCache::new(CodeCache::default_root()?)
                 .resolve_url(&path, &store()?)
                 .await?;
-            let file = code.file.ok_or_else(|| {
-                Error::invalid(format!(
-                    "Workflow path `{path}` is an archive; expected a single .py, .yaml or .yml file"
-                ))
-            })?;
-            return Ok(ResolvedWorkflow {
-                file,
-                record: ResolvedCodeRecord {
-                    source: path,
-                    uid: None,
-                    digest: code.digest,
-                },
-            });
+            return single_file(code, path, None);
         }
         if !is_store_uri(&path) {
             let file = self.source_path(&path);
@@ -283,20 +271,29 @@ impl Project {
         let code = CodeCache::new(CodeCache::default_root()?)
             .resolve(&artifact, &store()?)
             .await?;
-        let file = code.file.ok_or_else(|| {
-            Error::invalid(format!(
-                "Workflow path `{path}` resolved to an archive; expected a single file"
-            ))
-        })?;
-        Ok(ResolvedWorkflow {
-            file,
-            record: ResolvedCodeRecord {
-                source: path,
-                uid: artifact.metadata.uid.clone(),
-                digest: code.digest,
-            },
-        })
+        single_file(code, path, artifact.metadata.uid.clone())
     }
+}
+
+/// A workflow resolved through the code cache, which must be one file, not an archive.
+fn single_file(
+    code: crate::code::ResolvedCode,
+    path: String,
+    uid: Option<String>,
+) -> Result<ResolvedWorkflow> {
+    let file = code.file.ok_or_else(|| {
+        Error::invalid(format!(
+            "Workflow path `{path}` resolved to an archive; expected a single file"
+        ))
+    })?;
+    Ok(ResolvedWorkflow {
+        file,
+        record: ResolvedCodeRecord {
+            source: path,
+            uid,
+            digest: code.digest,
+        },
+    })
 }
 
 #[cfg(test)]
