@@ -7,37 +7,16 @@
 
 mod support;
 
-use std::path::Path;
 use std::time::Instant;
 
 use baton::artifact::{log_code_file, CodeSource, LogCodeRequest};
 use baton::code::CodeCache;
 use baton::datastore::DataStore;
 use baton::project::Project;
-use support::{median, ms, pseudo_random_bytes};
+use support::{make_archive, median, ms};
 
 const ARCHIVE_BYTES: usize = 10 * 1024 * 1024;
 const RUNS: usize = 7;
-
-/// A tar.gz of incompressible files adding up to about 10 MiB.
-fn make_archive(path: &Path) {
-    let encoder = flate2::write::GzEncoder::new(
-        std::fs::File::create(path).unwrap(),
-        flate2::Compression::fast(),
-    );
-    let mut tar = tar::Builder::new(encoder);
-    let per_file = ARCHIVE_BYTES / 20;
-    let bytes = pseudo_random_bytes(per_file * 20);
-    for (i, data) in bytes.chunks(per_file).enumerate() {
-        let mut header = tar::Header::new_gnu();
-        header.set_size(data.len() as u64);
-        header.set_mode(0o644);
-        header.set_cksum();
-        tar.append_data(&mut header, format!("pkg/data_{i}.bin"), data)
-            .unwrap();
-    }
-    tar.into_inner().unwrap().finish().unwrap();
-}
 
 fn main() {
     let rt = tokio::runtime::Runtime::new().unwrap();
@@ -46,7 +25,7 @@ fn main() {
     let db = project.open_db().unwrap();
     let store = DataStore::new();
     let archive = dir.path().join("pkg.tar.gz");
-    make_archive(&archive);
+    make_archive(&archive, 20, ARCHIVE_BYTES / 20);
     let size = std::fs::metadata(&archive).unwrap().len();
 
     let copy = median(

@@ -20,6 +20,7 @@ const MODULES: &[&str] = &[
     "test_auth",
     "test_jobs",
     "test_log_code",
+    "test_profiles",
     "test_roles",
     "test_schedules",
     "test_workflows",
@@ -144,6 +145,11 @@ fn jobs() {
 #[test]
 fn log_code() {
     run_module("test_log_code");
+}
+
+#[test]
+fn profiles() {
+    run_module("test_profiles");
 }
 
 #[test]

@@ -59,4 +59,31 @@ pub fn pseudo_random_bytes(len: usize) -> Vec<u8> {
             state as u8
         })
         .collect()
+
+/// Writes a tar.gz at `path` of `members` incompressible files of `member_bytes` each, named
+/// `pkg/data_<i>.bin`, generated as they are written.
+pub fn make_archive(path: &std::path::Path, members: usize, member_bytes: usize) {
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let encoder = flate2::write::GzEncoder::new(
+        std::fs::File::create(path).unwrap(),
+        flate2::Compression::fast(),
+    );
+    let mut tar = tar::Builder::new(encoder);
+    for i in 0..members {
+        let data: Vec<u8> = (0..member_bytes)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state as u8
+            })
+            .collect();
+        let mut header = tar::Header::new_gnu();
+        header.set_size(data.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        tar.append_data(&mut header, format!("pkg/data_{i}.bin"), data.as_slice())
+            .unwrap();
+    }
+    tar.into_inner().unwrap().finish().unwrap();
 }

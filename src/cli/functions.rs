@@ -14,18 +14,21 @@ use crate::project::SetFunctionRequest;
 #[command(after_help = "Examples:\n  \
     baton set-function --name my_func --func store://artifacts/my-project/my_func_code --handler my_func:main\n  \
     baton set-function --name trainer --func store://artifacts/my-project/my_pkg_code --handler trainer:main\n  \
-    baton set-function --name local-fn --func ./src/my_func.py --handler main")]
+    baton set-function --name local-fn --func ./src/my_func.py --handler main\n  \
+    baton set-function --name from-git --func git+https://github.com/org/repo.git#main --handler my_func:main")]
 pub struct SetFunctionArgs {
     /// Function name (normalised: lowercase, `_` becomes `-`)
     #[arg(long)]
     name: String,
-    /// Source: a store:// code artifact URI, a .py file, or an archive path or URL
+    /// Source: a store:// code artifact URI, a .py file, an archive path or URL (file, s3://,
+    /// http(s)://, ds://), or a git repository (git://, git+https://, git+ssh://, git+file://)
+    /// with #<branch|tag|commit>
     #[arg(long, value_name = "SRC")]
     func: String,
     /// Runtime kind: job, local, nuclio, serving, application
     #[arg(long, default_value = "job")]
     kind: String,
-    /// Default handler; `<module>:<function>` for store:// and archive sources
+    /// Default handler; `<module>:<function>` for store://, archive and git sources
     #[arg(long)]
     handler: Option<String>,
     /// Container image

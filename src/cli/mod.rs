@@ -14,6 +14,7 @@ mod import;
 mod init;
 mod log_code;
 mod printer;
+mod profiles;
 mod progress;
 mod runs;
 mod schedules;
@@ -101,7 +102,7 @@ enum Command {
     /// List, inspect and pull code artifacts
     #[command(subcommand)]
     Artifacts(artifacts::ArtifactsCommand),
-    /// Define a function whose source is a code artifact, a .py file or an archive
+    /// Define a function whose source is a code artifact, a .py file, an archive or a git repository
     SetFunction(Box<functions::SetFunctionArgs>),
     /// List and inspect the project's functions
     #[command(subcommand)]
@@ -131,6 +132,9 @@ enum Command {
     Export(export::ExportArgs),
     /// Import an exported project into a new folder (`--context DIR`, created if missing)
     Import(import::ImportArgs),
+    /// Manage datastore profiles: named stores with their credentials, used as ds://NAME/path
+    #[command(subcommand)]
+    Profiles(profiles::ProfilesCommand),
     /// Serve the MLRun-compatible HTTP API and the runs' web page at /: runs and workflows
     /// submitted to it execute here
     Server(server::ServerArgs),
@@ -346,5 +350,6 @@ async fn run(command: Command, ctx: &Context) -> Result<ExitCode> {
         Command::Runner(args) => runs::runner(*args, ctx).await,
         Command::Server(args) => server::run(args, ctx).await,
         Command::Ui(args) => ui::run(args, ctx).await,
+        Command::Profiles(cmd) => profiles::run(cmd, ctx).await,
     }
 }

@@ -3,14 +3,15 @@
 use std::ffi::OsString;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 use tempfile::{NamedTempFile, TempDir};
 
 use super::extract::{detect, extract, ArchiveFormat, ExtractLimits};
 use super::manifest::Manifest;
-use crate::datastore::DataStore;
-use crate::error::{Error, IoResultExt, Result};
+use crate::datastore::{DataStore, Downloaded};
+use crate::error::{Error, ErrorKind, IoResultExt, Result};
 use crate::model::artifact::Artifact;
 
 /// The environment variable that overrides the cache root.
@@ -59,6 +60,11 @@ impl CodeCache {
     pub fn with_limits(mut self, limits: ExtractLimits) -> Self {
         self.limits = limits;
         self
+    }
+
+    /// The limits archives are extracted under.
+    pub fn limits(&self) -> ExtractLimits {
+        self.limits
     }
 
     /// The cache root given to [`CodeCache::new`].
@@ -119,51 +125,68 @@ impl CodeCache {
                 "Code artifact `{uri}` has neither inline body nor a target_path"
             ))
         })?;
-
-        // With a recorded digest the entry name is known before download: check it first.
-        if let Some(hex) = &expected {
-            if let Some(hit) = self.lookup(hex, &file_name, &uri) {
-                tracing::debug!(%uri, digest = %hex, dir = %hit.dir.display(), "code cache hit");
-                return Ok(hit);
-            }
-        } else {
+        if expected.is_none() {
             tracing::warn!(
                 %uri,
                 "Code artifact `{uri}` has no recorded digest (logged by an older version); \
                  its payload cannot be verified"
             );
         }
+        self.fetch(&uri, target, expected.as_deref(), &file_name, store)
+            .await
+    }
+
+    /// Materialises the payload at `url` (an archive or a single file, named after the URL's
+    /// last segment) when no digest was recorded for it: a function source given by URL. It is
+    /// fetched every time (only its digest can say whether the cache holds it), and cached under
+    /// that digest like any payload.
+    pub async fn resolve_url(&self, url: &str, store: &DataStore) -> Result<ResolvedCode> {
+        let name = url
+            .rsplit('/')
+            .next()
+            .map(|n| n.split(['?', '#']).next().unwrap_or(n))
+            .unwrap_or_default();
+        if name.is_empty() || name == ".." || name.len() > MAX_FILE_NAME_LEN {
+            return Err(Error::invalid(format!(
+                "The source `{url}` names no file (its path must end with the file's name)"
+            )));
+        }
+        self.fetch(url, url, None, name, store).await
+    }
+
+    /// Fetches the payload at `target` for `uri` unless the cache holds `expected`, checks it is
+    /// `expected` when given, and publishes it.
+    async fn fetch(
+        &self,
+        uri: &str,
+        target: &str,
+        expected: Option<&str>,
+        file_name: &str,
+        store: &DataStore,
+    ) -> Result<ResolvedCode> {
+        // With a recorded digest the entry name is known before download: check it first.
+        if let Some(hex) = expected {
+            if let Some(hit) = self.lookup(hex, file_name, uri) {
+                tracing::debug!(%uri, digest = %hex, dir = %hit.dir.display(), "code cache hit");
+                return Ok(hit);
+            }
+        }
         tracing::debug!(%uri, %target, "code cache miss: downloading");
 
+        let code_dir = self.code_dir();
         ensure_dir(&code_dir)?;
-        let download = NamedTempFile::with_prefix_in(".download-", &code_dir)
-            .io_context(|| format!("Failed to create a file in `{}`", code_dir.display()))?;
-        let std_file = download
-            .as_file()
-            .try_clone()
-            .io_context(|| format!("Failed to open `{}`", download.path().display()))?;
-        let mut file = tokio::fs::File::from_std(std_file);
-        store.download(target, &mut file).await?;
-        drop(file);
+        // The download is hashed as it arrives: the file is not read again for its digest.
+        let (download, downloaded) = download_with_retries(store, target, &code_dir).await?;
+        let actual = downloaded.sha256_hex;
 
         let path = download.path().to_path_buf();
-        let (actual, format) = blocking(move || {
-            let hex = sha256_file(&path)?;
-            let format = detect(&path)?;
-            Ok((hex, format))
-        })
-        .await?;
-        check_digest(
-            &uri,
-            &format!("its payload `{target}`"),
-            expected.as_deref(),
-            &actual,
-        )?;
+        let format = blocking(move || detect(&path)).await?;
+        check_digest(uri, &format!("its payload `{target}`"), expected, &actual)?;
 
         let limits = self.limits;
         let hex = actual.clone();
         let dir = code_dir.clone();
-        let name = file_name.clone();
+        let name = file_name.to_string();
         let archive = format.is_some();
         let entry =
             blocking(move || place(download, format, &dir, &actual, &name, &limits)).await?;
@@ -177,7 +200,7 @@ impl CodeCache {
                 fetched: true,
             }
         } else {
-            file_result(entry, &file_name, &hex, true)
+            file_result(entry, file_name, &hex, true)
         })
     }
 
@@ -200,8 +223,47 @@ impl CodeCache {
     }
 }
 
+/// How often a download that failed on the way (a dropped connection, a truncated body) is
+/// tried, and the pauses between tries.
+const DOWNLOAD_RETRY_DELAYS: [Duration; 2] = [Duration::from_millis(200), Duration::from_secs(1)];
+
+/// Downloads `target` into a fresh temporary file in `dir`. A try that fails on the way is
+/// repeated into a new file; the file of a failed try is deleted at once (dropping it does), so
+/// no partial download is ever left in the cache. Errors the caller must fix (a missing object,
+/// a payload above the size limit, a malformed URL) are not retried.
+async fn download_with_retries(
+    store: &DataStore,
+    target: &str,
+    dir: &Path,
+) -> Result<(NamedTempFile, Downloaded)> {
+    let mut delays = DOWNLOAD_RETRY_DELAYS.iter();
+    loop {
+        let download = NamedTempFile::with_prefix_in(".download-", dir)
+            .io_context(|| format!("Failed to create a file in `{}`", dir.display()))?;
+        let std_file = download
+            .as_file()
+            .try_clone()
+            .io_context(|| format!("Failed to open `{}`", download.path().display()))?;
+        let mut file = tokio::fs::File::from_std(std_file);
+        let result = store.download(target, &mut file).await;
+        drop(file);
+        match result {
+            Ok(downloaded) => return Ok((download, downloaded)),
+            Err(e) if e.kind() == ErrorKind::Runtime => match delays.next() {
+                Some(delay) => {
+                    tracing::warn!("Downloading `{target}` failed ({e}); trying again");
+                    drop(download);
+                    tokio::time::sleep(*delay).await;
+                }
+                None => return Err(e),
+            },
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 /// The folder inside an entry that holds the code; the entry also holds its [`Manifest`].
-const TREE: &str = "tree";
+pub(super) const TREE: &str = "tree";
 
 /// The manifest file inside an entry.
 const MANIFEST: &str = "manifest.json";
@@ -209,7 +271,7 @@ const MANIFEST: &str = "manifest.json";
 /// Whether `entry` is a published entry whose files are as they were published. An entry that
 /// was changed (or comes from an older baton, without a manifest) is evicted, so the caller
 /// fetches the payload again; the record of the run then claims a digest that was checked.
-fn verified_entry(entry: &Path, uri: &str) -> bool {
+pub(super) fn verified_entry(entry: &Path, uri: &str) -> bool {
     if !entry.is_dir() {
         return false;
     }
@@ -358,21 +420,12 @@ fn check_digest(uri: &str, what: &str, expected: Option<&str>, actual: &str) -> 
     }
 }
 
-fn sha256_file(path: &Path) -> Result<String> {
-    let mut file =
-        std::fs::File::open(path).io_context(|| format!("Failed to open `{}`", path.display()))?;
-    let mut hasher = Sha256::new();
-    io::copy(&mut file, &mut hasher)
-        .io_context(|| format!("Failed to read `{}`", path.display()))?;
-    Ok(hex::encode(hasher.finalize()))
-}
-
-fn ensure_dir(dir: &Path) -> Result<()> {
+pub(super) fn ensure_dir(dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir).io_context(|| format!("Failed to create `{}`", dir.display()))
 }
 
 /// A fresh staging folder in `dir`, with the empty tree the payload goes into.
-fn stage(dir: &Path, prefix: &str) -> Result<TempDir> {
+pub(super) fn stage(dir: &Path, prefix: &str) -> Result<TempDir> {
     let staged = TempDir::with_prefix_in(prefix, dir)
         .io_context(|| format!("Failed to create a folder in `{}`", dir.display()))?;
     let tree = staged.path().join(TREE);
@@ -383,7 +436,7 @@ fn stage(dir: &Path, prefix: &str) -> Result<TempDir> {
 /// Writes the staged tree's manifest and renames the staged folder to `entry` in one step, so
 /// readers see a whole entry (tree and manifest) or none. If another resolver published the same
 /// entry first, its copy is kept and ours discarded.
-fn publish(staged: TempDir, entry: &Path) -> Result<()> {
+pub(super) fn publish(staged: TempDir, entry: &Path) -> Result<()> {
     let tree = staged.path().join(TREE);
     set_dir_readable(&tree)?;
     Manifest::seal(&tree)?.write(&staged.path().join(MANIFEST))?;
@@ -441,7 +494,9 @@ fn set_readable(_file: &Path) -> Result<()> {
 }
 
 /// Runs file-system work off the async runtime.
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+pub(super) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| Error::internal_from("A code cache task failed", e))?

@@ -28,11 +28,18 @@
 //!   mode is published with the tree; a hit whose files differ (edited by hand, or by a handler
 //!   writing into its own code) is evicted and fetched again, so a run never records a digest
 //!   for code that no longer has it.
+//! - **git sources by commit**: a git source's entry is `<root>/code/git-<commit>/`, the commit
+//!   its ref names at resolve time, so a moved branch is fetched again and a pinned commit never
+//!   changes; its tree is exported by git as a tar archive and goes through the same extractor.
+//! - **Retried downloads leave nothing**: a download that fails on the way (a dropped connection,
+//!   a body shorter than announced) is retried into a new temporary file, and the failed one is
+//!   deleted at once.
 //! - **One extractor** ([`extract()`]) for every archive, refusing anything that could escape the
 //!   entry folder.
 
 mod cache;
 pub mod extract;
+mod git;
 mod manifest;
 mod materialize;
 

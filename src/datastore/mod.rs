@@ -1,112 +1,58 @@
-//! Payload I/O over [`object_store`], addressed by URL.
+//! Payload I/O addressed by URL: local paths and `file://`, `s3://`, `http(s)://` (read-only)
+//! and `ds://<profile>/<path>`.
 //!
-//! Callers name payloads by the URL stored in an artifact's `target_path` (an absolute local
-//! path or `file://` today; `s3://`, `http(s)://` and `ds://` profiles slot in here later), and
-//! never see which backend serves them. Writes are atomic: a reader never observes a partly
-//! written object, which matters when several `log-code` runs upload to the same target at once.
-//! Payloads are streamed in chunks of [`CHUNK_SIZE`], never held whole in memory.
+//! Callers name payloads by the URL stored in an artifact's `target_path` and never see which
+//! backend serves them; [`registry`] maps a URL to one, [`s3`], [`http`] and [`profile`] are the
+//! backends that need more than [`object_store`]'s own, and [`git`] fetches git sources.
+//!
+//! - **Atomic writes**: a reader never observes a partly written object (an S3 multipart upload
+//!   becomes visible when it completes; a local file is renamed into place), which matters when
+//!   several `log-code` runs upload to the same target at once.
+//! - **Streamed**: payloads move in chunks of [`CHUNK_SIZE`] (uploads in parts of
+//!   [`UPLOAD_PART_SIZE`], S3's minimum being 5 MiB), never held whole in memory, and are hashed
+//!   on the way.
+//! - **Whole or refused**: a download that ends before the size its backend announced is an
+//!   error, never a short file; an upload whose bytes are not the digest the caller expects is
+//!   abandoned before it becomes visible.
 
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::Path;
 
 use bytes::Bytes;
 use futures::StreamExt;
-use object_store::local::LocalFileSystem;
-use object_store::path::Path as ObjectPath;
-use object_store::{ObjectStore, PutPayload, WriteMultipart};
-use sha1::Sha1;
-use sha2::{Digest, Sha256};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use object_store::WriteMultipart;
+use tokio::io::AsyncWriteExt;
 
 use crate::error::{Error, Result};
+
+mod digest;
+pub mod git;
+pub mod http;
+pub mod profile;
+mod redact;
+pub mod registry;
+pub mod s3;
+
+use digest::Hasher;
+pub use digest::PayloadDigest;
+use http::{HttpLimits, Incoming};
+use profile::ProfileAccess;
+use redact::redact;
+pub use registry::{is_absolute_target, local_path};
+use registry::{Location, Registry};
 
 /// How many bytes a streamed read or upload handles at a time.
 pub const CHUNK_SIZE: usize = 1024 * 1024;
 
-/// Parts of a streamed upload in flight at once (each holds one chunk).
+/// The size of one part of a streamed upload (S3 refuses parts under 5 MiB but the last).
+pub const UPLOAD_PART_SIZE: usize = 8 * 1024 * 1024;
+
+/// Parts of a streamed upload in flight at once (each holds one part).
 const UPLOAD_CONCURRENCY: usize = 4;
-
-/// What identifies a payload: its digests and size.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PayloadDigest {
-    /// `sha256:<hex>`, the digest every record and check uses.
-    pub sha256: String,
-    /// The sha1 hex MLRun keeps as `metadata.hash`.
-    pub sha1: String,
-    /// The size in bytes.
-    pub size: u64,
-}
-
-impl PayloadDigest {
-    /// The lowercase hex of the sha256 digest, without its `sha256:` prefix.
-    pub fn sha256_hex(&self) -> &str {
-        self.sha256.trim_start_matches("sha256:")
-    }
-
-    /// The digest of bytes held in memory.
-    pub fn of_bytes(bytes: &[u8]) -> PayloadDigest {
-        let mut hasher = Hasher::default();
-        hasher.update(bytes);
-        hasher.finish()
-    }
-
-    /// The digest of a local file, read in chunks (blocking: call it off the async runtime).
-    pub fn of_file(path: &Path) -> Result<PayloadDigest> {
-        use std::io::Read;
-        let context = || format!("Failed to read `{}`", path.display());
-        let mut file = std::fs::File::open(path).map_err(|e| Error::io(context(), e))?;
-        let mut hasher = Hasher::default();
-        let mut buf = vec![0u8; CHUNK_SIZE];
-        loop {
-            let n = file.read(&mut buf).map_err(|e| Error::io(context(), e))?;
-            if n == 0 {
-                return Ok(hasher.finish());
-            }
-            hasher.update(&buf[..n]);
-        }
-    }
-}
-
-/// Computes a [`PayloadDigest`] over chunks as they stream by.
-#[derive(Default)]
-struct Hasher {
-    sha256: Sha256,
-    sha1: Sha1,
-    size: u64,
-}
-
-impl Hasher {
-    fn update(&mut self, chunk: &[u8]) {
-        self.sha256.update(chunk);
-        self.sha1.update(chunk);
-        self.size += chunk.len() as u64;
-    }
-
-    fn finish(self) -> PayloadDigest {
-        PayloadDigest {
-            sha256: format!("sha256:{}", hex::encode(self.sha256.finalize())),
-            sha1: hex::encode(self.sha1.finalize()),
-            size: self.size,
-        }
-    }
-}
-
-/// A payload location resolved to a backend and a path inside it.
-struct Location {
-    store: Arc<dyn ObjectStore>,
-    path: ObjectPath,
-}
 
 /// Reads and writes artifact payloads by URL.
 #[derive(Clone)]
 pub struct DataStore {
-    local: Arc<LocalFileSystem>,
-}
-
-impl Default for DataStore {
-    fn default() -> Self {
-        Self::new()
-    }
+    registry: Registry,
 }
 
 impl std::fmt::Debug for DataStore {
@@ -115,52 +61,48 @@ impl std::fmt::Debug for DataStore {
     }
 }
 
-/// Whether `target` is an absolute path or a URL, as a `target_path` must be.
-pub fn is_absolute_target(target: &str) -> bool {
-    target.starts_with('/') || target.contains("://")
-}
-
-/// The local file a `file://` URL or absolute path names, or `None` for a remote URL.
-pub fn local_path(url: &str) -> Option<PathBuf> {
-    if let Some(rest) = url.strip_prefix("file://") {
-        return Some(PathBuf::from(rest));
+impl Default for DataStore {
+    fn default() -> Self {
+        Self::new()
     }
-    url.starts_with('/').then(|| PathBuf::from(url))
 }
 
 impl DataStore {
-    /// A datastore serving local files.
+    /// A datastore with the default HTTP limits ([`HttpLimits::default`]).
     pub fn new() -> Self {
         DataStore {
-            local: Arc::new(LocalFileSystem::new()),
+            registry: Registry::with_limits(HttpLimits::default())
+                .expect("the HTTP client builds with default settings"),
         }
     }
 
-    fn locate(&self, url: &str) -> Result<Location> {
-        if let Some(path) = local_path(url) {
-            let path = ObjectPath::from_absolute_path(&path).map_err(|e| {
-                Error::invalid_from(format!("`{url}` is not a usable local path"), e)
-            })?;
-            return Ok(Location {
-                store: self.local.clone(),
-                path,
-            });
+    /// A datastore with the HTTP limits of the environment ([`HttpLimits::from_env`]); a
+    /// malformed limit is [`Error::InvalidArgument`] naming its variable.
+    pub fn from_env() -> Result<Self> {
+        Ok(DataStore {
+            registry: Registry::with_limits(HttpLimits::from_env()?)?,
+        })
+    }
+
+    /// The same datastore with HTTP downloads bounded by `limits`.
+    pub fn with_http_limits(self, limits: HttpLimits) -> Result<Self> {
+        Ok(DataStore {
+            registry: self.registry.with_http_limits(limits)?,
+        })
+    }
+
+    /// The same datastore resolving `ds://` URLs through `profiles`.
+    pub fn with_profiles(self, profiles: ProfileAccess) -> Self {
+        DataStore {
+            registry: self.registry.with_profiles(profiles),
         }
-        let scheme = url.split("://").next().unwrap_or(url);
-        Err(Error::invalid_with_hint(
-            format!("Unsupported datastore URL `{url}`: scheme `{scheme}` is not available in this build"),
-            "use an absolute path or a `file://` URL",
-        ))
     }
 
     /// Stores `bytes` at `url`, replacing any previous object atomically.
     pub async fn put(&self, url: &str, bytes: Bytes) -> Result<()> {
-        let loc = self.locate(url)?;
-        loc.store
-            .put(&loc.path, PutPayload::from_bytes(bytes))
-            .await
-            .map_err(|e| Error::runtime_from(format!("Failed to upload to `{url}`"), e))?;
-        Ok(())
+        let expected = PayloadDigest::of_bytes(&bytes);
+        let chunks = futures::stream::iter([Ok(bytes)]);
+        self.write(url, chunks, &expected).await
     }
 
     /// Streams the local file `source` to `url`, replacing any previous object atomically.
@@ -168,103 +110,224 @@ impl DataStore {
     /// The bytes are hashed on the way; if they are not `expected` (the file changed since it
     /// was hashed), the upload is abandoned and nothing is replaced.
     pub async fn put_file(&self, url: &str, source: &Path, expected: &PayloadDigest) -> Result<()> {
-        let loc = self.locate(url)?;
-        let upload_error = |e| Error::runtime_from(format!("Failed to upload to `{url}`"), e);
-        let read_error = |e| Error::io(format!("Failed to read `{}`", source.display()), e);
-        let mut file = tokio::fs::File::open(source).await.map_err(read_error)?;
-        let upload = loc
-            .store
-            .put_multipart(&loc.path)
+        let shown = source.display().to_string();
+        let file = tokio::fs::File::open(source)
             .await
-            .map_err(upload_error)?;
-        let mut writer = WriteMultipart::new_with_chunk_size(upload, CHUNK_SIZE);
-        let mut hasher = Hasher::default();
-        let mut buf = vec![0u8; CHUNK_SIZE];
-        loop {
-            let n = match file.read(&mut buf).await {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) => {
-                    let _ = writer.abort().await;
-                    return Err(read_error(e));
+            .map_err(|e| Error::io(format!("Failed to read `{shown}`"), e))?;
+        let chunks = tokio_util::io::ReaderStream::with_capacity(file, CHUNK_SIZE)
+            .map(move |r| r.map_err(|e| Error::io(format!("Failed to read `{shown}`"), e)));
+        self.write(url, chunks, expected)
+            .await
+            .map_err(|e| match e {
+                Error::Conflict { .. } => Error::conflict(format!(
+                    "`{}` changed while it was being uploaded (expected digest `{}`)",
+                    source.display(),
+                    expected.sha256,
+                ))
+                .with_hint("log it again once it stops changing"),
+                e => e,
+            })
+    }
+
+    /// Streams `chunks` to `url`, replacing any previous object atomically, provided they have
+    /// `expected`'s sha256 and size (its sha1 is not checked): otherwise the upload is abandoned, nothing is replaced, and the
+    /// answer is [`Error::Conflict`].
+    pub async fn write(
+        &self,
+        url: &str,
+        chunks: impl futures::Stream<Item = Result<Bytes>> + Send + 'static,
+        expected: &PayloadDigest,
+    ) -> Result<()> {
+        let (location, secrets) = self.registry.locate(url).await?;
+        self.write_to(url, location, chunks, expected)
+            .await
+            .map_err(|e| redact(e, &secrets))
+    }
+
+    async fn write_to(
+        &self,
+        url: &str,
+        location: Location,
+        chunks: impl futures::Stream<Item = Result<Bytes>> + Send + 'static,
+        expected: &PayloadDigest,
+    ) -> Result<()> {
+        match location {
+            Location::Object { store, path } => {
+                let upload_error =
+                    |e| Error::runtime_from(format!("Failed to upload to `{url}`"), e);
+                let upload = store.put_multipart(&path).await.map_err(upload_error)?;
+                let mut writer = WriteMultipart::new_with_chunk_size(upload, UPLOAD_PART_SIZE);
+                let mut hasher = Hasher::default();
+                let mut chunks = std::pin::pin!(chunks);
+                while let Some(chunk) = chunks.next().await {
+                    let chunk = match chunk {
+                        Ok(chunk) => chunk,
+                        Err(e) => {
+                            let _ = writer.abort().await;
+                            return Err(e);
+                        }
+                    };
+                    hasher.update(&chunk);
+                    if let Err(e) = writer.wait_for_capacity(UPLOAD_CONCURRENCY).await {
+                        let _ = writer.abort().await;
+                        return Err(upload_error(e));
+                    }
+                    writer.write(&chunk);
                 }
-            };
-            hasher.update(&buf[..n]);
-            if let Err(e) = writer.wait_for_capacity(UPLOAD_CONCURRENCY).await {
-                let _ = writer.abort().await;
-                return Err(upload_error(e));
+                let actual = hasher.finish();
+                if actual.sha256 != expected.sha256 || actual.size != expected.size {
+                    let _ = writer.abort().await;
+                    return Err(digest_mismatch(url, expected, &actual));
+                }
+                writer.finish().await.map_err(upload_error)?;
+                Ok(())
             }
-            writer.write(&buf[..n]);
+            Location::Http {
+                url: route,
+                bearer,
+                writable: true,
+            } => {
+                let body = reqwest::Body::wrap_stream(chunks);
+                self.registry
+                    .http()
+                    .upload(&route, bearer.as_ref(), expected, body)
+                    .await
+            }
+            Location::Http { .. } => Err(Error::invalid_with_hint(
+                format!("Cannot upload to `{url}`: HTTP(S) sources are read-only"),
+                "upload to a local path, an `s3://` URL or a `ds://` profile instead",
+            )),
         }
-        let actual = hasher.finish();
-        if &actual != expected {
-            let _ = writer.abort().await;
-            return Err(Error::conflict(format!(
-                "`{}` changed while it was being uploaded (digest `{}`, then `{}`)",
-                source.display(),
-                expected.sha256,
-                actual.sha256
-            ))
-            .with_hint("log it again once it stops changing"));
+    }
+
+    /// Opens the object at `url` for reading; `None` when there is none.
+    pub async fn read(&self, url: &str) -> Result<Option<Incoming>> {
+        let (location, secrets) = self.registry.locate(url).await?;
+        let incoming = self
+            .read_from(url, location)
+            .await
+            .map_err(|e| redact(e, &secrets))?;
+        Ok(incoming.map(|incoming| Incoming {
+            announced: incoming.announced,
+            chunks: incoming
+                .chunks
+                .map(move |chunk| chunk.map_err(|e| redact(e, &secrets)))
+                .boxed(),
+        }))
+    }
+
+    async fn read_from(&self, url: &str, location: Location) -> Result<Option<Incoming>> {
+        match location {
+            Location::Object { store, path } => {
+                let result = match store.get(&path).await {
+                    Ok(result) => result,
+                    Err(object_store::Error::NotFound { .. }) => return Ok(None),
+                    Err(e) => {
+                        return Err(Error::runtime_from(format!("Failed to read `{url}`"), e))
+                    }
+                };
+                let announced = Some(result.meta.size);
+                let shown = url.to_string();
+                let chunks = result
+                    .into_stream()
+                    .map(move |chunk| {
+                        chunk.map_err(|e| {
+                            Error::runtime_from(format!("Failed to read `{shown}`"), e)
+                        })
+                    })
+                    .boxed();
+                Ok(Some(Incoming { announced, chunks }))
+            }
+            Location::Http {
+                url: route, bearer, ..
+            } => self.registry.http().get(&route, bearer.as_ref()).await,
         }
-        writer.finish().await.map_err(upload_error)?;
-        Ok(())
     }
 
     /// The digest of the object at `url`, streamed; `None` when there is no object.
     pub async fn digest(&self, url: &str) -> Result<Option<PayloadDigest>> {
-        let loc = self.locate(url)?;
-        let result = match loc.store.get(&loc.path).await {
-            Ok(result) => result,
-            Err(object_store::Error::NotFound { .. }) => return Ok(None),
-            Err(e) => return Err(Error::runtime_from(format!("Failed to read `{url}`"), e)),
+        let Some(incoming) = self.read(url).await? else {
+            return Ok(None);
         };
-        let mut stream = result.into_stream();
         let mut hasher = Hasher::default();
-        while let Some(chunk) = stream.next().await {
-            let chunk =
-                chunk.map_err(|e| Error::runtime_from(format!("Failed to read `{url}`"), e))?;
-            hasher.update(&chunk);
+        let mut chunks = incoming.chunks;
+        while let Some(chunk) = chunks.next().await {
+            hasher.update(&chunk?);
         }
-        Ok(Some(hasher.finish()))
+        let digest = hasher.finish();
+        check_complete(url, incoming.announced, digest.size)?;
+        Ok(Some(digest))
     }
 
     /// Whether the object at `url` already holds exactly the payload `expected` (its size is
     /// checked first, so a differing object is rarely read).
     pub async fn holds(&self, url: &str, expected: &PayloadDigest) -> Result<bool> {
-        let loc = self.locate(url)?;
-        match loc.store.head(&loc.path).await {
-            Ok(meta) if meta.size == expected.size => {}
-            Ok(_) | Err(object_store::Error::NotFound { .. }) => return Ok(false),
-            Err(e) => return Err(Error::runtime_from(format!("Failed to look up `{url}`"), e)),
+        if let (Location::Object { store, path }, secrets) = self.registry.locate(url).await? {
+            match store.head(&path).await {
+                Ok(meta) if meta.size == expected.size => {}
+                Ok(_) | Err(object_store::Error::NotFound { .. }) => return Ok(false),
+                Err(e) => {
+                    let error = Error::runtime_from(format!("Failed to look up `{url}`"), e);
+                    return Err(redact(error, &secrets));
+                }
+            }
         }
         Ok(self.digest(url).await?.as_ref() == Some(expected))
     }
 
-    /// Streams the object at `url` into `dest`, returning the number of bytes written.
+    /// Streams the object at `url` into `dest`, hashing it on the way, and returns the bytes
+    /// written and their sha256, so the caller need not read the file again.
     ///
-    /// A missing object is [`Error::NotFound`] naming the URL.
-    pub async fn download(&self, url: &str, dest: &mut tokio::fs::File) -> Result<u64> {
-        let loc = self.locate(url)?;
-        let result = loc.store.get(&loc.path).await.map_err(|e| match e {
-            object_store::Error::NotFound { .. } => {
-                Error::not_found(format!("Payload `{url}` does not exist"))
-            }
-            e => Error::runtime_from(format!("Failed to download `{url}`"), e),
-        })?;
-        let mut stream = result.into_stream();
-        let mut written = 0u64;
-        while let Some(chunk) = stream.next().await {
-            let chunk =
-                chunk.map_err(|e| Error::runtime_from(format!("Failed to download `{url}`"), e))?;
-            dest.write_all(&chunk)
-                .await
-                .map_err(|e| Error::io(format!("Failed to write the download of `{url}`"), e))?;
-            written += chunk.len() as u64;
+    /// A missing object is [`Error::NotFound`] naming the URL; a transfer that ends before the
+    /// size the backend announced is [`Error::Runtime`] ("truncated"), and `dest` must then be
+    /// thrown away.
+    pub async fn download(&self, url: &str, dest: &mut tokio::fs::File) -> Result<Downloaded> {
+        let incoming = self
+            .read(url)
+            .await?
+            .ok_or_else(|| Error::not_found(format!("Payload `{url}` does not exist")))?;
+        let write_error = |e| Error::io(format!("Failed to write the download of `{url}`"), e);
+        let mut chunks = incoming.chunks;
+        let mut hasher = <sha2::Sha256 as sha2::Digest>::new();
+        let mut size = 0u64;
+        while let Some(chunk) = chunks.next().await {
+            let chunk = chunk?;
+            sha2::Digest::update(&mut hasher, &chunk);
+            dest.write_all(&chunk).await.map_err(write_error)?;
+            size += chunk.len() as u64;
         }
-        dest.flush()
-            .await
-            .map_err(|e| Error::io(format!("Failed to write the download of `{url}`"), e))?;
-        Ok(written)
+        dest.flush().await.map_err(write_error)?;
+        check_complete(url, incoming.announced, size)?;
+        Ok(Downloaded {
+            size,
+            sha256_hex: hex::encode(sha2::Digest::finalize(hasher)),
+        })
     }
+}
+
+/// What [`DataStore::download`] wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Downloaded {
+    /// The number of bytes.
+    pub size: u64,
+    /// The lowercase hex of their sha256.
+    pub sha256_hex: String,
+}
+
+/// A transfer that delivered fewer (or more) bytes than its backend announced is refused.
+fn check_complete(url: &str, announced: Option<u64>, received: u64) -> Result<()> {
+    match announced {
+        Some(size) if size != received => Err(Error::runtime(format!(
+            "The download of `{url}` was truncated: {received} of {size} bytes arrived"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// An upload whose bytes are not the ones the caller hashed.
+fn digest_mismatch(url: &str, expected: &PayloadDigest, actual: &PayloadDigest) -> Error {
+    Error::conflict(format!(
+        "The upload to `{url}` was abandoned: its bytes have digest `{}`, not the expected `{}`",
+        actual.sha256, expected.sha256
+    ))
 }

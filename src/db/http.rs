@@ -122,7 +122,7 @@ pub(crate) fn lease_project(name: &str) -> Result<&str> {
 /// share one connection pool.
 #[derive(Clone, Debug)]
 pub struct HttpDb {
-    api: ApiClient,
+    pub(super) api: ApiClient,
 }
 
 impl HttpDb {
@@ -177,6 +177,10 @@ impl Flag {
 
 #[async_trait]
 impl Db for HttpDb {
+    fn profile_store(&self) -> std::sync::Arc<dyn crate::datastore::profile::ProfileStore> {
+        std::sync::Arc::new(self.clone())
+    }
+
     async fn store_artifact(
         &self,
         artifact: Artifact,

@@ -6,6 +6,7 @@
 
 mod api_client;
 mod http;
+pub mod profiles;
 mod sqlite;
 
 use std::sync::Arc;
@@ -18,6 +19,7 @@ pub use http::HttpDb;
 pub(crate) use http::{lease_project, wire};
 pub use sqlite::SqliteDb;
 
+use crate::datastore::profile::ProfileStore;
 use crate::error::Result;
 use crate::model::{now, Artifact, RunObject, RunState, WorkflowRunRecord};
 use crate::uri::StoreUri;
@@ -154,6 +156,9 @@ pub trait Db: Send + Sync {
 
     /// Whether someone holds the lease `name` and it has not expired.
     async fn lease_alive(&self, name: &str) -> Result<bool>;
+
+    /// The datastore profiles kept with these records (see [`profiles`]).
+    fn profile_store(&self) -> Arc<dyn ProfileStore>;
 }
 
 /// Ends `run` in `state` with `error`, unless it ended meanwhile: the write is conditional

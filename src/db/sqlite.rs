@@ -121,7 +121,7 @@ impl std::fmt::Debug for SqliteDb {
     }
 }
 
-fn db_error(path: &Path, what: &'static str) -> impl FnOnce(rusqlite::Error) -> Error {
+pub(super) fn db_error(path: &Path, what: &'static str) -> impl FnOnce(rusqlite::Error) -> Error {
     let path = path.display().to_string();
     move |e| Error::runtime_from(format!("Database `{path}`: failed to {what}"), e)
 }
@@ -169,6 +169,8 @@ impl SqliteDb {
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(db_error(path, "configure"))?;
         migrate(&mut conn, path)?;
+        super::profiles::ensure_schema(&conn)
+            .map_err(db_error(path, "create the profile table"))?;
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         Ok(SqliteDb {
             writer: Arc::new(Mutex::new(conn)),
@@ -178,7 +180,7 @@ impl SqliteDb {
     }
 
     /// Runs `f` on the writer connection in a blocking task.
-    async fn write<T, F>(&self, f: F) -> Result<T>
+    pub(super) async fn write<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection, &Path) -> Result<T> + Send + 'static,
@@ -195,7 +197,7 @@ impl SqliteDb {
 
     /// Runs `f` on a read-only connection in a blocking task; it sees the last committed state
     /// and never waits for a writer.
-    async fn read<T, F>(&self, f: F) -> Result<T>
+    pub(super) async fn read<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&Connection, &Path) -> Result<T> + Send + 'static,
@@ -425,6 +427,10 @@ fn not_found(project: &str, uri: &StoreUri) -> Error {
 
 #[async_trait]
 impl Db for SqliteDb {
+    fn profile_store(&self) -> Arc<dyn crate::datastore::profile::ProfileStore> {
+        Arc::new(self.clone())
+    }
+
     async fn store_artifact(
         &self,
         artifact: Artifact,

@@ -13,7 +13,7 @@ use crate::model::{
     Artifact, CodeType, FunctionEntry, FunctionKind, FunctionSnapshot, ResolvedCodeRecord,
 };
 use crate::runner::HandlerRef;
-use crate::uri::{is_store_uri, source_kind, SourceKind, StoreUri};
+use crate::uri::{is_remote_url, is_store_uri, source_kind, SourceKind, StoreUri};
 
 /// The base image a build starts from when the function names none.
 pub const DEFAULT_BASE_IMAGE: &str = "python:3.11-slim";
@@ -157,6 +157,12 @@ impl Project {
                 }
                 self.check_local_source(&request.func)?;
             }
+            SourceKind::Git => {
+                if needs_handler {
+                    check_module_handler(request.handler.as_deref(), &request.func)?;
+                }
+                crate::datastore::git::GitSource::parse(&request.func)?;
+            }
             SourceKind::PythonFile => self.check_local_source(&request.func)?,
         }
         Ok((name, kind))
@@ -165,7 +171,7 @@ impl Project {
     /// A local source path (relative to the project folder) must exist; URLs are checked when
     /// the code is fetched.
     fn check_local_source(&self, source: &str) -> Result<()> {
-        if source.contains("://") && !source.starts_with("file://") {
+        if is_remote_url(source) {
             return Ok(());
         }
         let path = self.source_path(source);
@@ -201,6 +207,10 @@ impl Project {
                 };
                 (artifact.store_uri().to_string(), Some(pinned))
             }
+            // A URL stays a URL: the runner fetches it (a git ref is resolved then, so a branch
+            // that moved is picked up by the next run).
+            SourceKind::Git => (source.clone(), None),
+            SourceKind::Archive if is_remote_url(&source) => (source.clone(), None),
             SourceKind::PythonFile | SourceKind::Archive => (
                 self.source_path(&source).to_string_lossy().into_owned(),
                 None,
@@ -214,7 +224,8 @@ impl Project {
         })
     }
 
-    /// The local file a path source names, relative to the project folder.
+    /// The local file a path source names, relative to the project folder (a `file://` URL is a
+    /// path).
     pub fn source_path(&self, source: &str) -> std::path::PathBuf {
         let path = Path::new(source.strip_prefix("file://").unwrap_or(source));
         if path.is_absolute() {
@@ -352,9 +363,11 @@ mod tests {
         assert_eq!(source_kind("./a.py").unwrap(), SourceKind::PythonFile);
         assert_eq!(source_kind("x.TAR.GZ").unwrap(), SourceKind::Archive);
         assert_eq!(source_kind("https://h/x.zip").unwrap(), SourceKind::Archive);
-        assert!(source_kind("git://h/r")
+        assert_eq!(source_kind("git://h/r#main").unwrap(), SourceKind::Git);
+        assert_eq!(source_kind("git+file:///r").unwrap(), SourceKind::Git);
+        assert!(source_kind("ftp://h/r")
             .unwrap_err()
             .to_string()
-            .contains("Unsupported function source `git://h/r`"));
+            .contains("Unsupported function source `ftp://h/r`"));
     }
 }

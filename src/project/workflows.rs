@@ -8,12 +8,13 @@ use serde_json::{Map, Value};
 use super::Project;
 use crate::artifact::check_role;
 use crate::code::CodeCache;
+use crate::datastore::profile::ProfileAccess;
 use crate::datastore::DataStore;
 use crate::db::Db;
 use crate::engine::EngineKind;
 use crate::error::{Error, Result};
 use crate::model::{Artifact, CodeType, ResolvedCodeRecord, WorkflowSpec};
-use crate::uri::{is_store_uri, StoreUri};
+use crate::uri::{is_remote_url, is_store_uri, StoreUri};
 use crate::workflow::ArgSchemaEntry;
 
 /// File suffixes a workflow source may have.
@@ -210,11 +211,12 @@ impl Project {
             let lower = path.to_ascii_lowercase();
             if !WORKFLOW_SUFFIXES.iter().any(|s| lower.ends_with(s)) {
                 return Err(Error::invalid(format!(
-                    "Invalid workflow path `{path}`: expected a store:// workflow artifact or a .py, .yaml or .yml file"
+                    "Invalid workflow path `{path}`: expected a store:// workflow artifact or a .py, .yaml or .yml file (by path or URL)"
                 )));
             }
             let local = self.source_path(path);
-            if !local.is_file() {
+            // A URL is fetched when the workflow runs, like a store:// artifact.
+            if !is_remote_url(path) && !local.is_file() {
                 return Err(Error::invalid(format!(
                     "Invalid workflow path `{path}`: got a path to a non-existing file (looked for `{}`)",
                     local.display()
@@ -241,7 +243,9 @@ impl Project {
     }
 
     /// Resolves a workflow's source for one execution: a `store://` artifact is read and checked
-    /// now (every run, so a new version is picked up) and fetched through the code cache.
+    /// now (every run, so a new version is picked up) and fetched through the code cache; a URL
+    /// (`s3://`, `http(s)://`, `ds://`) is fetched through the cache too, verified by the digest
+    /// it has now.
     pub async fn resolve_workflow(
         &self,
         db: &dyn Db,
@@ -253,6 +257,18 @@ impl Project {
                 spec.name
             ))
         })?;
+        let store = || -> Result<DataStore> {
+            Ok(DataStore::from_env()?.with_profiles(ProfileAccess {
+                store: db.profile_store(),
+                project: self.name().to_string(),
+            }))
+        };
+        if is_remote_url(&path) {
+            let code = CodeCache::new(CodeCache::default_root()?)
+                .resolve_url(&path, &store()?)
+                .await?;
+            return single_file(code, path, None);
+        }
         if !is_store_uri(&path) {
             let file = self.source_path(&path);
             let bytes = std::fs::read(&file).map_err(|e| {
@@ -272,22 +288,31 @@ impl Project {
         }
         let artifact = resolve_workflow_artifact(db, self.name(), &path).await?;
         let code = CodeCache::new(CodeCache::default_root()?)
-            .resolve(&artifact, &DataStore::new())
+            .resolve(&artifact, &store()?)
             .await?;
-        let file = code.file.ok_or_else(|| {
-            Error::invalid(format!(
-                "Workflow path `{path}` resolved to an archive; expected a single file"
-            ))
-        })?;
-        Ok(ResolvedWorkflow {
-            file,
-            record: ResolvedCodeRecord {
-                source: path,
-                uid: artifact.metadata.uid.clone(),
-                digest: code.digest,
-            },
-        })
+        single_file(code, path, artifact.metadata.uid.clone())
     }
+}
+
+/// A workflow resolved through the code cache, which must be one file, not an archive.
+fn single_file(
+    code: crate::code::ResolvedCode,
+    path: String,
+    uid: Option<String>,
+) -> Result<ResolvedWorkflow> {
+    let file = code.file.ok_or_else(|| {
+        Error::invalid(format!(
+            "Workflow path `{path}` resolved to an archive; expected a single file"
+        ))
+    })?;
+    Ok(ResolvedWorkflow {
+        file,
+        record: ResolvedCodeRecord {
+            source: path,
+            uid,
+            digest: code.digest,
+        },
+    })
 }
 
 #[cfg(test)]

@@ -1,8 +1,9 @@
 //! Resolving a run's code from its function snapshot into a folder on this machine.
 //!
 //! The run record pins where the code is ([`FunctionSnapshot::code_location`]): a `store://`
-//! artifact version, or the absolute path of a `.py` file or an archive. Every form goes through
-//! the digest-keyed [`CodeCache`] except a `.py` file, which is used in place. Nothing here needs
+//! artifact version, the absolute path of a `.py` file or an archive, an archive's URL, or a git
+//! source. Every form goes through the digest-keyed [`CodeCache`] except a `.py` file, which is
+//! used in place. Nothing here needs
 //! the project folder, so a runner started anywhere (a local subprocess, a server worker, a KFP
 //! pod) resolves the same code.
 
@@ -11,6 +12,7 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use crate::code::CodeCache;
+use crate::datastore::profile::ProfileAccess;
 use crate::datastore::DataStore;
 use crate::db::Db;
 use crate::error::{Error, IoResultExt, Result};
@@ -18,7 +20,7 @@ use crate::model::artifact::CODE_KIND;
 use crate::model::{
     Artifact, ArtifactMetadata, CodeArtifactSpec, FunctionSnapshot, ResolvedCodeRecord,
 };
-use crate::uri::{source_kind, SourceKind, StoreUri};
+use crate::uri::{is_remote_url, source_kind, SourceKind, StoreUri};
 
 /// A function's code made available on this machine.
 #[derive(Debug, Clone)]
@@ -45,7 +47,7 @@ impl CodeSources {
     /// The default datastore and the cache at [`CodeCache::default_root`].
     pub fn from_env() -> Result<Self> {
         Ok(CodeSources {
-            store: DataStore::new(),
+            store: DataStore::from_env()?,
             cache: CodeCache::new(CodeCache::default_root()?),
         })
     }
@@ -83,18 +85,41 @@ impl CodeSources {
                 let uid = artifact.metadata.uid.clone();
                 (artifact, uid)
             }
+            SourceKind::Git => {
+                let code = self.cache.resolve_git(location).await?;
+                return Ok(fetched(code.dir, source, None, code.digest));
+            }
+            SourceKind::Archive if is_remote_url(location) => {
+                let store = self.store_for(db, project);
+                let code = self.cache.resolve_url(location, &store).await?;
+                return Ok(fetched(code.dir, source, None, code.digest));
+            }
             SourceKind::Archive => (local_archive_artifact(project, location).await?, None),
         };
-        let code = self.cache.resolve(&artifact, &self.store).await?;
-        Ok(ResolvedSource {
-            dir: code.dir,
-            file_stem: None,
-            record: ResolvedCodeRecord {
-                source,
-                uid,
-                digest: code.digest,
-            },
+        let store = self.store_for(db, project);
+        let code = self.cache.resolve(&artifact, &store).await?;
+        Ok(fetched(code.dir, source, uid, code.digest))
+    }
+
+    /// The datastore resolving `ds://` URLs through the profiles of `project` in `db`.
+    pub fn store_for(&self, db: &dyn Db, project: &str) -> DataStore {
+        self.store.clone().with_profiles(ProfileAccess {
+            store: db.profile_store(),
+            project: project.to_string(),
         })
+    }
+}
+
+/// Code fetched into the cache, as a run records it.
+fn fetched(dir: PathBuf, source: String, uid: Option<String>, digest: String) -> ResolvedSource {
+    ResolvedSource {
+        dir,
+        file_stem: None,
+        record: ResolvedCodeRecord {
+            source,
+            uid,
+            digest,
+        },
     }
 }
 

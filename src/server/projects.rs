@@ -131,6 +131,14 @@ impl Projects {
         })
     }
 
+    /// The datastore profiles of project `name`.
+    pub async fn profiles(
+        &self,
+        name: &str,
+    ) -> Result<Arc<dyn crate::datastore::profile::ProfileStore>> {
+        Ok(self.baton(name).await?.db().profile_store())
+    }
+
     /// The database of `project`, opened on first use.
     async fn db(&self, project: &Project) -> Result<Arc<dyn Db>> {
         let name = project.name().to_string();

@@ -31,10 +31,15 @@ impl Baton {
         log_code_file(
             &self.project.log_scope(),
             self.db.as_ref(),
-            &self.code.store,
+            &self.datastore(),
             request,
         )
         .await
+    }
+
+    /// The datastore, resolving `ds://` through the project's profiles.
+    pub fn datastore(&self) -> crate::datastore::DataStore {
+        self.code.store_for(self.db.as_ref(), self.project.name())
     }
 
     /// The versions of the project's code artifacts that pass `filter`, newest first.
@@ -52,7 +57,11 @@ impl Baton {
     /// code cache, as a runner does at start-up; with `to`, copies the code there too.
     pub async fn pull(&self, uri: &str, to: Option<&Path>) -> Result<PulledCode> {
         let artifact = self.artifact(uri).await?;
-        let code = self.code.cache.resolve(&artifact, &self.code.store).await?;
+        let code = self
+            .code
+            .cache
+            .resolve(&artifact, &self.datastore())
+            .await?;
         let dir = match to {
             Some(to) => {
                 let to = std::path::absolute(to)

@@ -12,6 +12,8 @@ mod compile;
 mod functions;
 mod pod_step;
 mod portable;
+
+mod profiles;
 mod remote;
 mod runs;
 mod server_project;

@@ -51,6 +51,26 @@ pub fn is_store_uri(s: &str) -> bool {
     s.starts_with(STORE_SCHEME)
 }
 
+/// Whether `source` is the URL of a payload in a remote store (anything with a scheme but
+/// `file://` and `store://`, which names an artifact rather than a payload).
+pub fn is_remote_url(source: &str) -> bool {
+    source.contains("://") && !source.starts_with("file://") && !is_store_uri(source)
+}
+
+/// Whether `url` is a git source: `git://`, `git+https://`, `git+http://`, `git+ssh://` or
+/// `git+file://`, with an optional `#<branch|tag|commit>`.
+pub fn is_git_url(url: &str) -> bool {
+    [
+        "git://",
+        "git+https://",
+        "git+http://",
+        "git+ssh://",
+        "git+file://",
+    ]
+    .iter()
+    .any(|p| url.starts_with(p))
+}
+
 /// The suffixes of archive sources a function may name by path or URL.
 const ARCHIVE_SUFFIXES: [&str; 4] = [".zip", ".tar.gz", ".tgz", ".tar"];
 
@@ -63,12 +83,17 @@ pub enum SourceKind {
     PythonFile,
     /// A `.zip`/`.tar.gz`/`.tgz`/`.tar` archive path or URL.
     Archive,
+    /// A git repository (`git://`, `git+https://`, `git+ssh://`, `git+file://`) with an
+    /// optional `#<branch|tag|commit>`.
+    Git,
 }
 
 /// Classifies a function source, refusing anything else with the list of accepted forms.
 pub fn source_kind(func: &str) -> Result<SourceKind> {
     if is_store_uri(func) {
         Ok(SourceKind::Store)
+    } else if is_git_url(func) {
+        Ok(SourceKind::Git)
     } else if func.to_ascii_lowercase().ends_with(".py") {
         Ok(SourceKind::PythonFile)
     } else if ARCHIVE_SUFFIXES
@@ -78,7 +103,7 @@ pub fn source_kind(func: &str) -> Result<SourceKind> {
         Ok(SourceKind::Archive)
     } else {
         Err(Error::invalid(format!(
-            "Unsupported function source `{func}`: expected a store:// URI, a .py file, or an archive (.zip, .tar.gz, .tgz, .tar)"
+            "Unsupported function source `{func}`: expected a store:// URI, a .py file, an archive (.zip, .tar.gz, .tgz, .tar) by path or URL, or a git repository (git://, git+https://, git+ssh://, git+file:// with #<branch|tag|commit>)"
         )))
     }
 }

@@ -11,6 +11,8 @@ use tempfile::TempDir;
 pub mod browser;
 pub mod fake_kfp;
 pub mod gated;
+
+pub mod moto;
 pub mod server;
 
 /// A temporary project folder with its own code cache.

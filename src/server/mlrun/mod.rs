@@ -6,6 +6,7 @@
 
 mod artifacts;
 mod functions;
+mod profiles;
 mod projects;
 mod runs;
 mod schedules;
@@ -33,6 +34,14 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route(
             "/api/v2/projects/{project}/artifacts/{key}",
             put(artifacts::store).get(artifacts::get),
+        )
+        .route(
+            "/api/v1/projects/{project}/datastore-profiles",
+            put(profiles::store).get(profiles::list),
+        )
+        .route(
+            "/api/v1/projects/{project}/datastore-profiles/{name}",
+            get(profiles::get).delete(profiles::delete),
         )
         .route("/api/v1/build/status", get(functions::build_status))
         .route("/api/v1/projects/{project}/functions", get(functions::list))
