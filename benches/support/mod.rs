@@ -48,36 +48,33 @@ pub fn real_python() -> PathBuf {
     PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
 }
 
-/// `len` pseudo-random (incompressible) bytes, the same on every run (xorshift64).
-pub fn pseudo_random_bytes(len: usize) -> Vec<u8> {
+/// An endless stream of pseudo-random (incompressible) bytes, the same on every run (xorshift64).
+fn pseudo_random_stream() -> impl Iterator<Item = u8> {
     let mut state = 0x9e37_79b9_7f4a_7c15u64;
-    (0..len)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state as u8
-        })
-        .collect()
+    std::iter::repeat_with(move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state as u8
+    })
+}
+
+/// `len` pseudo-random (incompressible) bytes, the same on every run.
+pub fn pseudo_random_bytes(len: usize) -> Vec<u8> {
+    pseudo_random_stream().take(len).collect()
+}
 
 /// Writes a tar.gz at `path` of `members` incompressible files of `member_bytes` each, named
 /// `pkg/data_<i>.bin`, generated as they are written.
 pub fn make_archive(path: &std::path::Path, members: usize, member_bytes: usize) {
-    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut bytes = pseudo_random_stream();
     let encoder = flate2::write::GzEncoder::new(
         std::fs::File::create(path).unwrap(),
         flate2::Compression::fast(),
     );
     let mut tar = tar::Builder::new(encoder);
     for i in 0..members {
-        let data: Vec<u8> = (0..member_bytes)
-            .map(|_| {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                state as u8
-            })
-            .collect();
+        let data: Vec<u8> = bytes.by_ref().take(member_bytes).collect();
         let mut header = tar::Header::new_gnu();
         header.set_size(data.len() as u64);
         header.set_mode(0o644);
