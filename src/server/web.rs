@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+use super::schedules::Schedules;
 use super::AppState;
 use crate::engine::EngineRegistry;
 use crate::error::Result;
@@ -31,5 +32,9 @@ impl WebSource for ServerSource {
 
     fn follow(&self, baton: Baton, handle: WorkflowRunHandle) {
         self.0.jobs.follow_workflow(baton, handle, None);
+    }
+
+    fn schedules(&self) -> Option<&Schedules> {
+        Some(&self.0.schedules)
     }
 }

@@ -11,6 +11,7 @@ use crate::engine::EngineRegistry;
 use crate::error::{Error, Result};
 use crate::project::{Project, WorkflowRunHandle};
 use crate::runner::CodeSources;
+use crate::server::schedules::Schedules;
 use crate::service::Baton;
 
 /// One project, its database opened once and shared by every request.
@@ -77,5 +78,9 @@ impl WebSource for EmbeddedSource {
                 tracing::error!("workflow run `{id}` failed: {}", e.chain());
             }
         });
+    }
+
+    fn schedules(&self) -> Option<&Schedules> {
+        None
     }
 }

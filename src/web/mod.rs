@@ -17,7 +17,7 @@
 //!   in chunks of bounded size.
 //! - **Offline and small.** The stylesheet and the script (no framework) are compiled into the
 //!   binary (`assets`); nothing is fetched from elsewhere; pages travel gzipped.
-//! - **Safe actions.** Terminate and retry are POSTs that pass [`Access`]: the server's token
+//! - **Safe actions.** Terminate and retry, and a schedule's trigger, pause and resume, are POSTs that pass [`Access`]: the server's token
 //!   when it has one, and a same-origin check for browsers.
 
 mod access;
@@ -28,6 +28,7 @@ mod error;
 pub mod layout;
 mod live;
 mod pages;
+mod schedule_actions;
 
 use std::sync::Arc;
 
@@ -38,6 +39,7 @@ use axum::Router;
 use crate::engine::EngineRegistry;
 use crate::error::Result;
 use crate::project::WorkflowRunHandle;
+use crate::server::schedules::Schedules;
 use crate::service::Baton;
 
 pub use access::Access;
@@ -59,6 +61,10 @@ pub trait WebSource: Send + Sync {
 
     /// Takes over a run a retry started, following it to its end and recording it.
     fn follow(&self, baton: Baton, handle: WorkflowRunHandle);
+
+    /// The server's schedules; `None` where there are none (`baton ui`: schedules live on a
+    /// server).
+    fn schedules(&self) -> Option<&Schedules>;
 }
 
 /// What every page handler shares.
@@ -88,8 +94,18 @@ pub fn router(source: Arc<dyn WebSource>, access: Access) -> Router {
             "/projects/{project}/workflow-runs/{id}/retry",
             post(actions::retry),
         )
-        // Schedules (trigger, pause, resume) join here as actions and in
-        // `pages::project::SECTIONS` as a section.
+        .route(
+            "/projects/{project}/schedules/{name}/trigger",
+            post(schedule_actions::trigger),
+        )
+        .route(
+            "/projects/{project}/schedules/{name}/pause",
+            post(schedule_actions::pause),
+        )
+        .route(
+            "/projects/{project}/schedules/{name}/resume",
+            post(schedule_actions::resume),
+        )
         .route("/projects/{project}/runs/{uid}", get(pages::run::page))
         .route("/projects/{project}/runs/{uid}/log", get(live::log_events))
         .with_state(web)

@@ -1,4 +1,4 @@
-//! `/projects/{project}`: a project's workflow runs, functions and code artifacts.
+//! `/projects/{project}`: a project's workflow runs, schedules, functions and code artifacts.
 
 use std::sync::Arc;
 
@@ -9,6 +9,9 @@ use super::{badge, duration, parse_time, run_word, shell, time};
 use crate::db::ArtifactFilter;
 use crate::error::Result;
 use crate::model::WorkflowRunRecord;
+use crate::server::schedules::launcher::SCHEDULE_LABEL;
+use crate::server::schedules::store::{Fire, ScheduleRecord};
+use crate::server::schedules::Schedules;
 use crate::service::Baton;
 use crate::web::error::PageResult;
 use crate::web::Web;
@@ -26,9 +29,9 @@ pub fn segment(text: &str) -> String {
 /// The project's page: one section per part of the project.
 pub async fn page(State(web): State<Arc<Web>>, Path(project): Path<String>) -> PageResult<Markup> {
     let baton = web.source.baton(&project).await?;
-    // Schedules (issue 12) join as a section here, between runs and functions.
     let sections = [
         workflow_runs(&baton).await?,
+        schedules(web.source.schedules(), &project).await?,
         functions(&baton).await?,
         artifacts(&baton).await?,
     ];
@@ -41,11 +44,13 @@ pub async fn page(State(web): State<Arc<Web>>, Path(project): Path<String>) -> P
     ))
 }
 
-/// Who or what started a run: a retry of another, else the program that drove it.
+/// Who or what started a run: a retry of another, a schedule, else the program that drove it.
 pub fn started_by(run: &WorkflowRunRecord) -> Markup {
     html! {
         @if let Some(previous) = &run.retry_of {
             "retry of " a href=(super::workflow_run::url(&run.project, previous)) { code { (short(previous)) } }
+        } @else if let Some(schedule) = run.labels.get(SCHEDULE_LABEL) {
+            "schedule " a href={ (url(&run.project)) "#schedules" } { code { (schedule) } }
         } @else if let Some(driver) = &run.driver {
             (driver.program) " on " (driver.host)
         } @else { "—" }
@@ -93,6 +98,69 @@ async fn workflow_runs(baton: &Baton) -> Result<Markup> {
             }
         }
     })
+}
+
+async fn schedules(schedules: Option<&Schedules>, project: &str) -> Result<Markup> {
+    let Some(schedules) = schedules else {
+        return Ok(html! {
+            section #schedules {
+                h2 { "Schedules" }
+                p.none { "Schedules live on a " code { "baton server" } "; this page has none." }
+            }
+        });
+    };
+    let listed = schedules.list(project).await?;
+    Ok(html! {
+        section #schedules {
+            h2 { "Schedules" }
+            @if listed.is_empty() { p.none { "No schedules yet." } } @else {
+                table.list {
+                    thead { tr { th { "Name" } th { "Workflow" } th { "Cron" } th { "Next fire" } th { "Last fire" } th { "Paused" } th { "Actions" } } }
+                    tbody { @for s in &listed { (schedule_row(s)) } }
+                }
+            }
+        }
+    })
+}
+
+fn schedule_row(s: &ScheduleRecord) -> Markup {
+    let base = format!("{}/schedules/{}", url(&s.project), segment(&s.name));
+    html! {
+        tr.schedule data-paused=(s.paused) {
+            td { (s.name) }
+            td { (s.spec.workflow) }
+            td { code { (s.spec.schedule) } " " small { (s.spec.timezone) } }
+            td { (s.next_fire.as_deref().map_or_else(|| "—".into(), time)) }
+            td { @if let Some(fire) = &s.last_fire { (last_fire(fire)) } @else { "—" } }
+            td.paused {
+                @if s.paused {
+                    "paused" @if let Some(note) = &s.note { ": " q.note { (note) } }
+                } @else { "—" }
+            }
+            td.actions {
+                form method="post" action={ (base) "/trigger" } { button type="submit" { "▶ Trigger" } }
+                @if s.paused {
+                    form method="post" action={ (base) "/resume" } { button type="submit" { "↻ Resume" } }
+                } @else {
+                    form method="post" action={ (base) "/pause" } {
+                        input type="text" name="note" placeholder="note" aria-label="Why pause";
+                        button type="submit" { "⏸ Pause" }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A fire: when it was due, its state, and its run.
+fn last_fire(fire: &Fire) -> Markup {
+    html! {
+        (time(&fire.scheduled)) " " (badge(fire.state.word()))
+        @if let Some(detail) = &fire.detail { " " small { (detail) } }
+        @if let Some(run) = &fire.run_id {
+            " " a href=(super::workflow_run::url(&fire.project, run)) { code { (short(run)) } }
+        }
+    }
 }
 
 async fn functions(baton: &Baton) -> Result<Markup> {
