@@ -80,6 +80,7 @@ fn record(id: &str, n: usize) -> WorkflowRunRecord {
         driver: None,
         graph: Some(json!({"name": "grid", "steps": graph})),
         retry_of: None,
+        labels: Default::default(),
     }
 }
 
