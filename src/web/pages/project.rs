@@ -21,9 +21,12 @@ pub fn url(name: &str) -> String {
     format!("/projects/{}", segment(name))
 }
 
-/// A path segment, percent-encoded (names are validated, but ids come from URLs).
+/// A path segment, percent-encoded (names are validated, but ids come from URLs, and schedule
+/// names are free text). A space is `%20`: a path, unlike a form, keeps `+` as it is.
 pub fn segment(text: &str) -> String {
-    form_urlencoded::byte_serialize(text.as_bytes()).collect()
+    form_urlencoded::byte_serialize(text.as_bytes())
+        .collect::<String>()
+        .replace('+', "%20")
 }
 
 /// The project's page: one section per part of the project.
@@ -211,4 +214,12 @@ async fn artifacts(baton: &Baton) -> Result<Markup> {
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn segments_encode_what_a_path_would_misread() {
+        assert_eq!(super::segment("a b+c/d?"), "a%20b%2Bc%2Fd%3F");
+    }
 }
