@@ -5,13 +5,12 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use super::WebSource;
+use super::{ScheduleAction, ScheduleView, WebSource};
 use crate::db::Db;
 use crate::engine::EngineRegistry;
 use crate::error::{Error, Result};
 use crate::project::{Project, WorkflowRunHandle};
 use crate::runner::CodeSources;
-use crate::server::schedules::Schedules;
 use crate::service::Baton;
 
 /// One project, its database opened once and shared by every request.
@@ -80,7 +79,13 @@ impl WebSource for EmbeddedSource {
         });
     }
 
-    fn schedules(&self) -> Option<&Schedules> {
-        None
+    async fn schedules(&self, _project: &str) -> Result<Option<Vec<ScheduleView>>> {
+        Ok(None)
+    }
+
+    async fn schedule_action(&self, _: &str, _: &str, _: ScheduleAction) -> Result<()> {
+        Err(Error::not_found(
+            "Schedules live on a `baton server`; this page has none",
+        ))
     }
 }

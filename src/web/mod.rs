@@ -39,7 +39,6 @@ use axum::Router;
 use crate::engine::EngineRegistry;
 use crate::error::Result;
 use crate::project::WorkflowRunHandle;
-use crate::server::schedules::Schedules;
 use crate::service::Baton;
 
 pub use access::Access;
@@ -62,9 +61,64 @@ pub trait WebSource: Send + Sync {
     /// Takes over a run a retry started, following it to its end and recording it.
     fn follow(&self, baton: Baton, handle: WorkflowRunHandle);
 
-    /// The server's schedules; `None` where there are none (`baton ui`: schedules live on a
-    /// server).
-    fn schedules(&self) -> Option<&Schedules>;
+    /// The schedules of `project`, or `None` where there are none (`baton ui`: schedules live
+    /// on a server).
+    async fn schedules(&self, project: &str) -> Result<Option<Vec<ScheduleView>>>;
+
+    /// Does `action` to schedule `name` of `project`, by the rules of `baton schedules`.
+    async fn schedule_action(
+        &self,
+        project: &str,
+        name: &str,
+        action: ScheduleAction,
+    ) -> Result<()>;
+}
+
+/// A schedule as its project's page shows it.
+#[derive(Debug, Clone)]
+pub struct ScheduleView {
+    /// Its project.
+    pub project: String,
+    /// Its name.
+    pub name: String,
+    /// The workflow each fire runs.
+    pub workflow: String,
+    /// Its cron expression.
+    pub cron: String,
+    /// The time zone of the cron expression.
+    pub timezone: String,
+    /// The next fire time (RFC 3339); none while paused.
+    pub next_fire: Option<String>,
+    /// The newest fire.
+    pub last_fire: Option<FireView>,
+    /// Whether fires are held.
+    pub paused: bool,
+    /// Why it was paused.
+    pub note: Option<String>,
+}
+
+/// A schedule's fire as a page shows it.
+#[derive(Debug, Clone)]
+pub struct FireView {
+    /// The time it was due (RFC 3339).
+    pub scheduled: String,
+    /// Where it stands (`ended`).
+    pub state: String,
+    /// Why it was skipped or failed, or its run's final state.
+    pub detail: Option<String>,
+    /// Its workflow run.
+    pub run_id: Option<String>,
+}
+
+/// What a page may do to a schedule.
+#[derive(Debug, Clone)]
+pub enum ScheduleAction {
+    /// Fire it now.
+    Trigger,
+    /// Hold its fires, with an optional note.
+    Pause(Option<String>),
+    /// Fire from now on.
+    Resume,
 }
 
 /// What every page handler shares.

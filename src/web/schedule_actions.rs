@@ -13,9 +13,7 @@ use serde::Deserialize;
 
 use super::error::PageResult;
 use super::pages::project::url;
-use super::Web;
-use crate::error::{Error, Result};
-use crate::server::schedules::Schedules;
+use super::{ScheduleAction, Web};
 
 /// The form of `POST .../schedules/{name}/pause`.
 #[derive(Debug, Deserialize)]
@@ -30,7 +28,9 @@ pub async fn trigger(
     State(web): State<Arc<Web>>,
     Path((project, name)): Path<(String, String)>,
 ) -> PageResult<Redirect> {
-    schedules(&web)?.trigger(&project, &name).await?;
+    web.source
+        .schedule_action(&project, &name, ScheduleAction::Trigger)
+        .await?;
     Ok(back(&project))
 }
 
@@ -41,7 +41,9 @@ pub async fn pause(
     Form(form): Form<PauseForm>,
 ) -> PageResult<Redirect> {
     let note = Some(form.note).filter(|n| !n.is_empty());
-    schedules(&web)?.pause(&project, &name, note).await?;
+    web.source
+        .schedule_action(&project, &name, ScheduleAction::Pause(note))
+        .await?;
     Ok(back(&project))
 }
 
@@ -50,14 +52,10 @@ pub async fn resume(
     State(web): State<Arc<Web>>,
     Path((project, name)): Path<(String, String)>,
 ) -> PageResult<Redirect> {
-    schedules(&web)?.resume(&project, &name).await?;
-    Ok(back(&project))
-}
-
-fn schedules(web: &Web) -> Result<&Schedules> {
     web.source
-        .schedules()
-        .ok_or_else(|| Error::not_found("Schedules live on a `baton server`; this page has none"))
+        .schedule_action(&project, &name, ScheduleAction::Resume)
+        .await?;
+    Ok(back(&project))
 }
 
 fn back(project: &str) -> Redirect {

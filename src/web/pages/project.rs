@@ -8,13 +8,11 @@ use maud::{html, Markup};
 use super::{badge, duration, parse_time, run_word, shell, time};
 use crate::db::ArtifactFilter;
 use crate::error::Result;
+use crate::model::workflow_run::SCHEDULE_LABEL;
 use crate::model::WorkflowRunRecord;
-use crate::server::schedules::launcher::SCHEDULE_LABEL;
-use crate::server::schedules::store::{Fire, ScheduleRecord};
-use crate::server::schedules::Schedules;
 use crate::service::Baton;
 use crate::web::error::PageResult;
-use crate::web::Web;
+use crate::web::{FireView, ScheduleView, Web};
 
 /// The page of project `name`.
 pub fn url(name: &str) -> String {
@@ -34,7 +32,7 @@ pub async fn page(State(web): State<Arc<Web>>, Path(project): Path<String>) -> P
     let baton = web.source.baton(&project).await?;
     let sections = [
         workflow_runs(&baton).await?,
-        schedules(web.source.schedules(), &project).await?,
+        schedules(web.source.schedules(&project).await?),
         functions(&baton).await?,
         artifacts(&baton).await?,
     ];
@@ -103,17 +101,16 @@ async fn workflow_runs(baton: &Baton) -> Result<Markup> {
     })
 }
 
-async fn schedules(schedules: Option<&Schedules>, project: &str) -> Result<Markup> {
-    let Some(schedules) = schedules else {
-        return Ok(html! {
+fn schedules(listed: Option<Vec<ScheduleView>>) -> Markup {
+    let Some(listed) = listed else {
+        return html! {
             section #schedules {
                 h2 { "Schedules" }
                 p.none { "Schedules live on a " code { "baton server" } "; this page has none." }
             }
-        });
+        };
     };
-    let listed = schedules.list(project).await?;
-    Ok(html! {
+    html! {
         section #schedules {
             h2 { "Schedules" }
             @if listed.is_empty() { p.none { "No schedules yet." } } @else {
@@ -123,18 +120,18 @@ async fn schedules(schedules: Option<&Schedules>, project: &str) -> Result<Marku
                 }
             }
         }
-    })
+    }
 }
 
-fn schedule_row(s: &ScheduleRecord) -> Markup {
+fn schedule_row(s: &ScheduleView) -> Markup {
     let base = format!("{}/schedules/{}", url(&s.project), segment(&s.name));
     html! {
         tr.schedule data-paused=(s.paused) {
             td { (s.name) }
-            td { (s.spec.workflow) }
-            td { code { (s.spec.schedule) } " " small { (s.spec.timezone) } }
+            td { (s.workflow) }
+            td { code { (s.cron) } " " small { (s.timezone) } }
             td { (s.next_fire.as_deref().map_or_else(|| "—".into(), time)) }
-            td { @if let Some(fire) = &s.last_fire { (last_fire(fire)) } @else { "—" } }
+            td { @if let Some(fire) = &s.last_fire { (last_fire(&s.project, fire)) } @else { "—" } }
             td.paused {
                 @if s.paused {
                     "paused" @if let Some(note) = &s.note { ": " q.note { (note) } }
@@ -156,12 +153,12 @@ fn schedule_row(s: &ScheduleRecord) -> Markup {
 }
 
 /// A fire: when it was due, its state, and its run.
-fn last_fire(fire: &Fire) -> Markup {
+fn last_fire(project: &str, fire: &FireView) -> Markup {
     html! {
-        (time(&fire.scheduled)) " " (badge(fire.state.word()))
+        (time(&fire.scheduled)) " " (badge(&fire.state))
         @if let Some(detail) = &fire.detail { " " small { (detail) } }
         @if let Some(run) = &fire.run_id {
-            " " a href=(super::workflow_run::url(&fire.project, run)) { code { (short(run)) } }
+            " " a href=(super::workflow_run::url(project, run)) { code { (short(run)) } }
         }
     }
 }
