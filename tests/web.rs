@@ -137,6 +137,7 @@ async fn the_only_project_opens_with_its_runs_functions_and_artifacts() {
         "store://my-project/triv_code",
         "<td>triv_code</td>",
         "latest",
+        "Schedules live on a <code>baton server</code>",
     ] {
         assert!(body.contains(part), "missing `{part}` in:\n{body}");
     }
@@ -572,6 +573,130 @@ fn retry_from_a_server_page_starts_a_new_run_that_the_server_follows_to_its_end(
     common::poll("the retried run succeeds", || {
         gated.record(&new_id)["state"] == "Succeeded"
     });
+}
+
+#[test]
+fn a_servers_project_page_lists_its_schedules_and_pauses_resumes_and_triggers_them() {
+    let (_keep, data) = common::server::data_dir();
+    let server = TestServer::start_in(&data, &[]);
+    let gated = common::gated::Gated::new(Some(&server.url));
+    gated.open();
+    let gate = gated.gate.display().to_string();
+    // `baton run --schedule` sends the project's definition (workflow `gated`) to the server.
+    let gate_arg = format!("gate={gate}");
+    gated
+        .baton(&["run", "gated", "--schedule", "0 4 * * *", "-a", &gate_arg])
+        .ok();
+    for name in ["nightly", SCRIPT] {
+        let body = json!({
+            "name": name, "workflow": "gated", "schedule": "0 3 * * *",
+            "timezone": "Europe/Paris", "args": { "gate": gate },
+        });
+        let (status, answer) = server.call(
+            reqwest::Method::POST,
+            "/api/baton/v1/projects/my-project/schedules",
+            Some(&body),
+        );
+        assert_eq!(status, 201, "{answer}");
+    }
+    let schedule = || server.get("/api/baton/v1/projects/my-project/schedules/nightly");
+    let http = reqwest::blocking::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let page = || {
+        http.get(format!("{}/projects/my-project", server.url))
+            .send()
+            .unwrap()
+            .text()
+            .unwrap()
+    };
+    let next = schedule()["next_fire"].as_str().unwrap().to_string();
+    let next = chrono::DateTime::parse_from_rfc3339(&next).unwrap();
+    let next = next
+        .with_timezone(&chrono::Utc)
+        .format("%Y-%m-%d %H:%M:%S UTC");
+    let shown = page();
+    for part in [
+        "<section id=\"schedules\">",
+        "<td>nightly</td>",
+        "<td>gated</td>",
+        "<code>0 3 * * *</code> <small>Europe/Paris</small>",
+        &next.to_string(),
+        "action=\"/projects/my-project/schedules/nightly/pause\"",
+        ESCAPED,
+    ] {
+        assert!(shown.contains(part), "missing `{part}` in:\n{shown}");
+    }
+    assert!(!shown.contains(SCRIPT), "{shown}");
+
+    // Actions need a same-origin POST (or the token), like a run's.
+    let action = |what: &str, form: &[(&str, &str)], same_origin: bool| {
+        let mut request = http
+            .post(format!(
+                "{}/projects/my-project/schedules/nightly/{what}",
+                server.url
+            ))
+            .form(form);
+        if same_origin {
+            request = request.header("sec-fetch-site", "same-origin");
+        }
+        request.send().unwrap()
+    };
+    let refused = action("pause", &[("note", "x")], false);
+    assert_eq!(refused.status(), 403);
+    assert!(refused.text().unwrap().contains("same-origin"));
+    assert_eq!(action("trigger", &[], false).status(), 403);
+    assert_eq!(schedule()["paused"], false);
+
+    let paused = action("pause", &[("note", "db <b>migration</b>")], true);
+    assert_eq!(paused.status(), 303);
+    assert_eq!(
+        paused.headers()["location"],
+        "/projects/my-project#schedules"
+    );
+    assert_eq!(schedule()["paused"], true);
+    assert_eq!(schedule()["note"], "db <b>migration</b>");
+    let shown = page();
+    assert!(
+        shown.contains("paused: <q class=\"note\">db &lt;b&gt;migration&lt;/b&gt;</q>"),
+        "{shown}"
+    );
+    assert!(shown.contains("/schedules/nightly/resume"), "{shown}");
+
+    assert_eq!(action("resume", &[], true).status(), 303);
+    assert_eq!(schedule()["paused"], false);
+    assert!(!page().contains("paused: "), "{}", page());
+
+    // A trigger starts a run, listed as started by the schedule; its fire shows as the last.
+    assert_eq!(action("trigger", &[], true).status(), 303);
+    let mut id = String::new();
+    common::poll("the triggered run succeeds", || {
+        let runs = gated.baton(&["workflows", "list", "--json"]).json();
+        let Some([run]) = runs.as_array().map(Vec::as_slice) else {
+            return false;
+        };
+        id = run["id"].as_str().unwrap().to_string();
+        run["state"] == "Succeeded"
+    });
+    let shown = page();
+    for part in [
+        format!("href=\"/projects/my-project/workflow-runs/{id}\""),
+        "schedule <a href=\"/projects/my-project#schedules\"><code>nightly</code></a>".into(),
+    ] {
+        assert!(shown.contains(&part), "missing `{part}` in:\n{shown}");
+    }
+    // The service's rules and errors: an unknown schedule is its 404.
+    let unknown = http
+        .post(format!(
+            "{}/projects/my-project/schedules/nope/trigger",
+            server.url
+        ))
+        .header("sec-fetch-site", "same-origin")
+        .send()
+        .unwrap();
+    assert_eq!(unknown.status(), 404);
+    assert!(unknown.text().unwrap().contains("nope"));
 }
 
 #[test]

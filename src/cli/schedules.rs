@@ -257,8 +257,7 @@ fn table(schedules: &[ScheduleRecord]) -> Table {
     for s in schedules {
         let last = s.last_fire.as_ref();
         let state = last.map(|f| {
-            let state = serde_json::to_value(f.state).expect("states serialize");
-            let state = state.as_str().unwrap_or_default().to_string();
+            let state = f.state.word().to_string();
             match &f.detail {
                 Some(detail) => format!("{state}: {detail}"),
                 None => state,

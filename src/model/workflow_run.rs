@@ -6,6 +6,9 @@ use serde_json::{Map, Value};
 use super::ResolvedCodeRecord;
 use super::{StepStatus, WorkflowRunStatus, WorkflowState};
 
+/// The label naming the schedule that fired a run (MLRun's).
+pub const SCHEDULE_LABEL: &str = "mlrun/schedule-name";
+
 /// A workflow run: what ran, on which engine, from which exact workflow source, and how each
 /// step went. Each step's function run is a separate run record labelled `workflow=<id>`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

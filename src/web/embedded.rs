@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use super::WebSource;
+use super::{ScheduleAction, ScheduleView, WebSource};
 use crate::db::Db;
 use crate::engine::EngineRegistry;
 use crate::error::{Error, Result};
@@ -77,5 +77,15 @@ impl WebSource for EmbeddedSource {
                 tracing::error!("workflow run `{id}` failed: {}", e.chain());
             }
         });
+    }
+
+    async fn schedules(&self, _project: &str) -> Result<Option<Vec<ScheduleView>>> {
+        Ok(None)
+    }
+
+    async fn schedule_action(&self, _: &str, _: &str, _: ScheduleAction) -> Result<()> {
+        Err(Error::not_found(
+            "Schedules live on a `baton server`; this page has none",
+        ))
     }
 }

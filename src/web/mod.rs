@@ -17,7 +17,7 @@
 //!   in chunks of bounded size.
 //! - **Offline and small.** The stylesheet and the script (no framework) are compiled into the
 //!   binary (`assets`); nothing is fetched from elsewhere; pages travel gzipped.
-//! - **Safe actions.** Terminate and retry are POSTs that pass [`Access`]: the server's token
+//! - **Safe actions.** Terminate and retry, and a schedule's trigger, pause and resume, are POSTs that pass [`Access`]: the server's token
 //!   when it has one, and a same-origin check for browsers.
 
 mod access;
@@ -28,6 +28,7 @@ mod error;
 pub mod layout;
 mod live;
 mod pages;
+mod schedule_actions;
 
 use std::sync::Arc;
 
@@ -59,6 +60,65 @@ pub trait WebSource: Send + Sync {
 
     /// Takes over a run a retry started, following it to its end and recording it.
     fn follow(&self, baton: Baton, handle: WorkflowRunHandle);
+
+    /// The schedules of `project`, or `None` where there are none (`baton ui`: schedules live
+    /// on a server).
+    async fn schedules(&self, project: &str) -> Result<Option<Vec<ScheduleView>>>;
+
+    /// Does `action` to schedule `name` of `project`, by the rules of `baton schedules`.
+    async fn schedule_action(
+        &self,
+        project: &str,
+        name: &str,
+        action: ScheduleAction,
+    ) -> Result<()>;
+}
+
+/// A schedule as its project's page shows it.
+#[derive(Debug, Clone)]
+pub struct ScheduleView {
+    /// Its project.
+    pub project: String,
+    /// Its name.
+    pub name: String,
+    /// The workflow each fire runs.
+    pub workflow: String,
+    /// Its cron expression.
+    pub cron: String,
+    /// The time zone of the cron expression.
+    pub timezone: String,
+    /// The next fire time (RFC 3339); none while paused.
+    pub next_fire: Option<String>,
+    /// The newest fire.
+    pub last_fire: Option<FireView>,
+    /// Whether fires are held.
+    pub paused: bool,
+    /// Why it was paused.
+    pub note: Option<String>,
+}
+
+/// A schedule's fire as a page shows it.
+#[derive(Debug, Clone)]
+pub struct FireView {
+    /// The time it was due (RFC 3339).
+    pub scheduled: String,
+    /// Where it stands (`ended`).
+    pub state: String,
+    /// Why it was skipped or failed, or its run's final state.
+    pub detail: Option<String>,
+    /// Its workflow run.
+    pub run_id: Option<String>,
+}
+
+/// What a page may do to a schedule.
+#[derive(Debug, Clone)]
+pub enum ScheduleAction {
+    /// Fire it now.
+    Trigger,
+    /// Hold its fires, with an optional note.
+    Pause(Option<String>),
+    /// Fire from now on.
+    Resume,
 }
 
 /// What every page handler shares.
@@ -88,8 +148,18 @@ pub fn router(source: Arc<dyn WebSource>, access: Access) -> Router {
             "/projects/{project}/workflow-runs/{id}/retry",
             post(actions::retry),
         )
-        // Schedules (trigger, pause, resume) join here as actions and in
-        // `pages::project::SECTIONS` as a section.
+        .route(
+            "/projects/{project}/schedules/{name}/trigger",
+            post(schedule_actions::trigger),
+        )
+        .route(
+            "/projects/{project}/schedules/{name}/pause",
+            post(schedule_actions::pause),
+        )
+        .route(
+            "/projects/{project}/schedules/{name}/resume",
+            post(schedule_actions::resume),
+        )
         .route("/projects/{project}/runs/{uid}", get(pages::run::page))
         .route("/projects/{project}/runs/{uid}/log", get(live::log_events))
         .with_state(web)

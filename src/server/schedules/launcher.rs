@@ -15,8 +15,7 @@ use crate::error::Result;
 use crate::project::RunWorkflowOptions;
 use crate::server::{Jobs, Projects};
 
-/// The label naming the schedule that fired a run (MLRun's).
-pub const SCHEDULE_LABEL: &str = "mlrun/schedule-name";
+pub use crate::model::workflow_run::SCHEDULE_LABEL;
 
 /// The label naming the fire (its scheduled time in epoch milliseconds) that started a run.
 pub const FIRE_LABEL: &str = "baton/schedule-fire";

@@ -143,6 +143,20 @@ pub enum FireState {
     Failed,
 }
 
+impl FireState {
+    /// The state's word (`ended`), as it is serialized.
+    pub fn word(self) -> &'static str {
+        match self {
+            FireState::Pending => "pending",
+            FireState::Buffered => "buffered",
+            FireState::Started => "started",
+            FireState::Ended => "ended",
+            FireState::Skipped => "skipped",
+            FireState::Failed => "failed",
+        }
+    }
+}
+
 /// One fire of a schedule.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Fire {

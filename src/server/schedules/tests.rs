@@ -473,3 +473,11 @@ async fn a_fire_whose_run_the_dead_server_started_is_not_started_again() {
     stop.cancel();
     task.await.unwrap();
 }
+
+#[test]
+fn fire_state_words_are_their_serialized_names() {
+    use FireState::*;
+    for state in [Pending, Buffered, Started, Ended, Skipped, Failed] {
+        assert_eq!(serde_json::to_value(state).unwrap(), state.word());
+    }
+}

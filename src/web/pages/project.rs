@@ -1,4 +1,4 @@
-//! `/projects/{project}`: a project's workflow runs, functions and code artifacts.
+//! `/projects/{project}`: a project's workflow runs, schedules, functions and code artifacts.
 
 use std::sync::Arc;
 
@@ -8,27 +8,31 @@ use maud::{html, Markup};
 use super::{badge, duration, parse_time, run_word, shell, time};
 use crate::db::ArtifactFilter;
 use crate::error::Result;
+use crate::model::workflow_run::SCHEDULE_LABEL;
 use crate::model::WorkflowRunRecord;
 use crate::service::Baton;
 use crate::web::error::PageResult;
-use crate::web::Web;
+use crate::web::{FireView, ScheduleView, Web};
 
 /// The page of project `name`.
 pub fn url(name: &str) -> String {
     format!("/projects/{}", segment(name))
 }
 
-/// A path segment, percent-encoded (names are validated, but ids come from URLs).
+/// A path segment, percent-encoded (names are validated, but ids come from URLs, and schedule
+/// names are free text). A space is `%20`: a path, unlike a form, keeps `+` as it is.
 pub fn segment(text: &str) -> String {
-    form_urlencoded::byte_serialize(text.as_bytes()).collect()
+    form_urlencoded::byte_serialize(text.as_bytes())
+        .collect::<String>()
+        .replace('+', "%20")
 }
 
 /// The project's page: one section per part of the project.
 pub async fn page(State(web): State<Arc<Web>>, Path(project): Path<String>) -> PageResult<Markup> {
     let baton = web.source.baton(&project).await?;
-    // Schedules (issue 12) join as a section here, between runs and functions.
     let sections = [
         workflow_runs(&baton).await?,
+        schedules(web.source.schedules(&project).await?),
         functions(&baton).await?,
         artifacts(&baton).await?,
     ];
@@ -41,11 +45,13 @@ pub async fn page(State(web): State<Arc<Web>>, Path(project): Path<String>) -> P
     ))
 }
 
-/// Who or what started a run: a retry of another, else the program that drove it.
+/// Who or what started a run: a retry of another, a schedule, else the program that drove it.
 pub fn started_by(run: &WorkflowRunRecord) -> Markup {
     html! {
         @if let Some(previous) = &run.retry_of {
             "retry of " a href=(super::workflow_run::url(&run.project, previous)) { code { (short(previous)) } }
+        } @else if let Some(schedule) = run.labels.get(SCHEDULE_LABEL) {
+            "schedule " a href={ (url(&run.project)) "#schedules" } { code { (schedule) } }
         } @else if let Some(driver) = &run.driver {
             (driver.program) " on " (driver.host)
         } @else { "—" }
@@ -93,6 +99,68 @@ async fn workflow_runs(baton: &Baton) -> Result<Markup> {
             }
         }
     })
+}
+
+fn schedules(listed: Option<Vec<ScheduleView>>) -> Markup {
+    let Some(listed) = listed else {
+        return html! {
+            section #schedules {
+                h2 { "Schedules" }
+                p.none { "Schedules live on a " code { "baton server" } "; this page has none." }
+            }
+        };
+    };
+    html! {
+        section #schedules {
+            h2 { "Schedules" }
+            @if listed.is_empty() { p.none { "No schedules yet." } } @else {
+                table.list {
+                    thead { tr { th { "Name" } th { "Workflow" } th { "Cron" } th { "Next fire" } th { "Last fire" } th { "Paused" } th { "Actions" } } }
+                    tbody { @for s in &listed { (schedule_row(s)) } }
+                }
+            }
+        }
+    }
+}
+
+fn schedule_row(s: &ScheduleView) -> Markup {
+    let base = format!("{}/schedules/{}", url(&s.project), segment(&s.name));
+    html! {
+        tr.schedule data-paused=(s.paused) {
+            td { (s.name) }
+            td { (s.workflow) }
+            td { code { (s.cron) } " " small { (s.timezone) } }
+            td { (s.next_fire.as_deref().map_or_else(|| "—".into(), time)) }
+            td { @if let Some(fire) = &s.last_fire { (last_fire(&s.project, fire)) } @else { "—" } }
+            td.paused {
+                @if s.paused {
+                    "paused" @if let Some(note) = &s.note { ": " q.note { (note) } }
+                } @else { "—" }
+            }
+            td.actions {
+                form method="post" action={ (base) "/trigger" } { button type="submit" { "▶ Trigger" } }
+                @if s.paused {
+                    form method="post" action={ (base) "/resume" } { button type="submit" { "↻ Resume" } }
+                } @else {
+                    form method="post" action={ (base) "/pause" } {
+                        input type="text" name="note" placeholder="note" aria-label="Why pause";
+                        button type="submit" { "⏸ Pause" }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A fire: when it was due, its state, and its run.
+fn last_fire(project: &str, fire: &FireView) -> Markup {
+    html! {
+        (time(&fire.scheduled)) " " (badge(&fire.state))
+        @if let Some(detail) = &fire.detail { " " small { (detail) } }
+        @if let Some(run) = &fire.run_id {
+            " " a href=(super::workflow_run::url(project, run)) { code { (short(run)) } }
+        }
+    }
 }
 
 async fn functions(baton: &Baton) -> Result<Markup> {
@@ -143,4 +211,12 @@ async fn artifacts(baton: &Baton) -> Result<Markup> {
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn segments_encode_what_a_path_would_misread() {
+        assert_eq!(super::segment("a b+c/d?"), "a%20b%2Bc%2Fd%3F");
+    }
 }
