@@ -6,7 +6,7 @@ mod common;
 
 use std::process::{Child, Stdio};
 
-use common::server::{data_dir, TestServer};
+use common::server::{api, data_dir, TestServer};
 use common::{poll, Run, TestProject};
 use serde_json::Value;
 
@@ -62,16 +62,6 @@ steps:
     params: {flag: \"{{args.flag}}\"}
     after: [quick]
 ";
-
-/// `baton ARGS` in the project, against the server.
-fn api(p: &TestProject, server: &TestServer, args: &[&str]) -> Run {
-    Run::from(
-        p.command(args)
-            .env("BATON_API", &server.url)
-            .output()
-            .unwrap(),
-    )
-}
 
 /// A project on the server with function `steps` and workflows `chain` and `waiting`, all
 /// logged as code artifacts through the CLI.

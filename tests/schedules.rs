@@ -9,8 +9,8 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use common::server::{data_dir, TestServer};
-use common::{poll, Run, TestProject};
+use common::server::{api, data_dir, TestServer};
+use common::{poll, TestProject};
 use serde_json::Value;
 
 const HELLO_V1: &str = "name: hello
@@ -26,16 +26,6 @@ steps:
     function: triv
     handler: triv:main
 ";
-
-/// `baton ARGS` in the project, against the server.
-fn api(p: &TestProject, server: &TestServer, args: &[&str]) -> Run {
-    Run::from(
-        p.command(args)
-            .env("BATON_API", &server.url)
-            .output()
-            .unwrap(),
-    )
-}
 
 /// A project on the server with function `triv` and workflow `hello` (a code artifact).
 fn project_on(server: &TestServer) -> TestProject {

@@ -240,3 +240,13 @@ pub fn data_dir() -> (TempDir, PathBuf) {
     let data = dir.path().join("data");
     (dir, data)
 }
+
+/// `baton ARGS` in project `p`, against `server` (`BATON_API`).
+pub fn api(p: &super::TestProject, server: &TestServer, args: &[&str]) -> super::Run {
+    super::Run::from(
+        p.command(args)
+            .env("BATON_API", &server.url)
+            .output()
+            .unwrap(),
+    )
+}
