@@ -3,9 +3,11 @@
 //!
 //! A run is started ([`Project::start_workflow`], or [`Project::retry_workflow`] from a stored
 //! record), then recorded ([`WorkflowRunHandle::record`]): one loop folds the engine's event
-//! stream into the [`WorkflowRunRecord`] and stores it after each batch, and delivers a terminate
-//! requested in this process (`cancel`) or by another one (`baton workflows terminate`, a flag in
-//! the database, looked at every 500 ms) to the engine. The run's timeout is the engine's.
+//! stream into the [`WorkflowRunRecord`] and stores it at most every [`STORE_EVERY`] while the
+//! run goes on (the step runs themselves are recorded as they happen, by their runners), and
+//! delivers a terminate requested in this process (`cancel`) or by another one (`baton workflows
+//! terminate`, a flag in the database, looked at every 500 ms) to the engine. The run's timeout
+//! is the engine's.
 
 use std::num::NonZeroUsize;
 use std::sync::Arc;
@@ -27,6 +29,12 @@ use crate::workflow::{
     load_workflow_file, merge_args, ArgSchemaEntry, Dag, DagCheck, LoadOptions, TraceProject,
     WorkflowGraph,
 };
+
+/// How often, at most, a running workflow's record is stored. Each store rewrites the whole
+/// record, which grows with the steps: storing after every step event made a 50-step chain
+/// rewrite it 150 times. A reader sees the record at most this late; the record's end is stored
+/// at once.
+const STORE_EVERY: Duration = Duration::from_millis(100);
 
 /// How to run a workflow.
 #[derive(Debug, Clone, Default)]
@@ -349,6 +357,9 @@ impl WorkflowRunHandle {
         // Another process asks through the database; a terminate here is an engine input.
         let mut poll = tokio::time::interval(Duration::from_millis(500));
         let mut terminating = false;
+        // Events applied since the last store wait for `next_store`.
+        let mut next_store = tokio::time::Instant::now();
+        let mut unstored = false;
         loop {
             tokio::select! {
                 event = events.next() => {
@@ -358,8 +369,19 @@ impl WorkflowRunHandle {
                     while let Some(Some(event)) = events.next().now_or_never() {
                         status.apply(&event);
                     }
+                    unstored = true;
+                    if tokio::time::Instant::now() >= next_store {
+                        record.update(&status);
+                        db.store_workflow_run(&record).await?;
+                        unstored = false;
+                        next_store = tokio::time::Instant::now() + STORE_EVERY;
+                    }
+                }
+                _ = tokio::time::sleep_until(next_store), if unstored => {
                     record.update(&status);
                     db.store_workflow_run(&record).await?;
+                    unstored = false;
+                    next_store = tokio::time::Instant::now() + STORE_EVERY;
                 }
                 _ = &mut cancel, if !terminating => {
                     terminating = true;
