@@ -13,7 +13,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use tokio::process::{Child, Command};
 
-use super::zygote::ForkServer;
+use super::zygote::{ForkServer, RunFds};
 use super::{ContextSettings, HandlerOutcome, HandlerRef, HandlerRequest, Isolation};
 use crate::error::IoResultExt;
 use crate::logs::{copy_capped, LogCap};
@@ -172,7 +172,7 @@ impl PythonRunner {
         // process killed, even by SIGKILL) takes the handler and everything it started along.
         let (watch_read, watch_write) = watch_pipe()?;
 
-        let (ended, result_path, _scratch) = match &self.fork {
+        let (ended, text) = match &self.fork {
             None => {
                 let scratch = Scratch::create()?;
                 let result_path = scratch.path().join("result.json");
@@ -201,38 +201,45 @@ impl PythonRunner {
                         )
                     })?;
                 finish_log_copy(copied).await;
-                (describe(status), result_path, StepScratch::Cold(scratch))
+                let text = match fs::read(&result_path) {
+                    Ok(text) => text,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+                    Err(e) => {
+                        return Err(Error::io(
+                            format!("Could not read `{}`", result_path.display()),
+                            e,
+                        ))
+                    }
+                };
+                (describe(status), text)
             }
             Some(server) => {
                 let step = server.step_dir(&self.python)?;
-                let result_path = step.path().join("result.json");
-                let body = wire(&result_path)?;
+                let body = wire(&step.path().join("result.json"))?;
+                let (result_read, result_write) = result_pipe()?;
                 let copied = spawn_log_copy(output, log, cap)?;
-                let ended = server
-                    .run(&self.python, &handler, &body, log_write.into(), watch_read)
-                    .await;
+                let fds = RunFds {
+                    log: log_write.into(),
+                    watch: watch_read,
+                    result: result_write,
+                };
+                let (ended, text) =
+                    read_while(server.run(&self.python, &handler, &body, fds), result_read).await;
                 drop(watch_write);
                 let ended = ended?;
+                let text = text
+                    .io_context(|| format!("Could not read the result of handler `{handler}`"))?;
                 finish_log_copy(copied).await;
-                (ended, result_path, StepScratch::Fork(step))
+                (ended, text)
             }
         };
 
-        let text = match fs::read(&result_path) {
-            Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(Error::runtime(format!(
-                    "Handler `{handler}` ended ({ended}) without reporting a result; see the log `{}`",
-                    log.display()
-                )));
-            }
-            Err(e) => {
-                return Err(Error::io(
-                    format!("Could not read `{}`", result_path.display()),
-                    e,
-                ))
-            }
-        };
+        if text.is_empty() {
+            return Err(Error::runtime(format!(
+                "Handler `{handler}` ended ({ended}) without reporting a result; see the log `{}`",
+                log.display()
+            )));
+        }
         serde_json::from_slice(&text).map_err(|e| {
             Error::runtime_from(
                 format!("Handler `{handler}` reported a result the runner cannot read"),
@@ -296,12 +303,6 @@ impl PythonRunner {
             )
         })
     }
-}
-
-/// Where a run's request and result live until it ends (removed when dropped).
-enum StepScratch {
-    Cold(#[allow(dead_code)] Scratch),
-    Fork(#[allow(dead_code)] super::zygote::StepDir),
 }
 
 /// The request as the bootstrap reads it.
@@ -412,6 +413,42 @@ pub(super) fn watch_pipe() -> Result<(OwnedFd, OwnedFd)> {
     }
     // SAFETY: pipe2 succeeded, so both descriptors are open and owned by nobody else.
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// The pipe a forked child writes its result into: the write end blocking (the child's), the
+/// read end ready for tokio.
+fn result_pipe() -> Result<(tokio::net::unix::pipe::Receiver, OwnedFd)> {
+    let (read, write) = watch_pipe()?;
+    let read = tokio::net::unix::pipe::Receiver::from_owned_fd(read)
+        .io_context(|| "Could not create the pipe for the handler's result".into())?;
+    Ok((read, write))
+}
+
+/// Drives `run` to its end while reading `result` to its end, which a child that exited has
+/// reached; a process that left the child's group and still holds the pipe gets
+/// [`LOG_DRAIN_GRACE`], after which what was read is the result.
+async fn read_while<T>(
+    run: impl std::future::Future<Output = T>,
+    mut result: tokio::net::unix::pipe::Receiver,
+) -> (T, std::io::Result<Vec<u8>>) {
+    use tokio::io::AsyncReadExt;
+    let mut text = Vec::new();
+    let read = result.read_to_end(&mut text);
+    tokio::pin!(run, read);
+    let mut read_done = None;
+    let ended = loop {
+        tokio::select! {
+            ended = &mut run => break ended,
+            done = &mut read, if read_done.is_none() => read_done = Some(done),
+        }
+    };
+    let read_done = match read_done {
+        Some(done) => done,
+        None => tokio::time::timeout(LOG_DRAIN_GRACE, &mut read)
+            .await
+            .unwrap_or(Ok(0)),
+    };
+    (ended, read_done.map(|_| text))
 }
 
 /// Writes a file only its owner can read (`0600`).

@@ -9,12 +9,14 @@
 //! `ready` and waits. Each handler run is one connection:
 //!
 //! 1. the runner sends the bootstrap's request (protocol 1, unchanged) as a 4-byte big-endian
-//!    length and JSON, with two descriptors attached (`SCM_RIGHTS`): the write end of the run's
+//!    length and JSON, with three descriptors attached (`SCM_RIGHTS`): the write end of the run's
 //!    log pipe, whose read end this process copies into the log under its cap as for a fresh
-//!    process, and the read end of the run's watch pipe;
+//!    process, the read end of the run's watch pipe, and the write end of the run's result pipe;
 //! 2. the worker forks; the child makes its own process group, points stdout and stderr at the
-//!    log pipe, runs the request and writes the result file in the run's folder
-//!    (`<folder>/steps/<n>/`), then leaves with `os._exit`; the worker answers `{"pid": N}`;
+//!    log pipe, runs the request, writes the result's JSON into the result pipe (no file: a
+//!    forked step creates, renames and removes nothing, and its folder `<folder>/steps/<n>/` is
+//!    created only for downloaded inputs), then leaves with `os._exit`; the worker answers
+//!    `{"pid": N}`;
 //! 3. when the child exits the worker kills its process group (while the unreaped leader still
 //!    holds the group id, so no other process can be hit), reaps it, and answers
 //!    `{"exit": code}` or `{"signal": number}`.
@@ -33,7 +35,6 @@ use std::collections::HashMap;
 use std::fs;
 use std::io::Write;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
-use std::os::unix::fs::DirBuilderExt;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -114,44 +115,41 @@ impl ForkServer {
         Ok(worker)
     }
 
-    /// A new private folder for one run's result file (and downloaded inputs), removed when
-    /// dropped.
+    /// The folder of one run inside the worker's private folder, where the child puts the
+    /// inputs it downloads; created by the child only then, and removed when dropped.
     pub(super) fn step_dir(&self, python: &Path) -> Result<StepDir> {
         let worker = self.worker(python)?;
         let n = self.inner.next_step.fetch_add(1, Ordering::Relaxed);
         let path = worker.scratch.path().join("steps").join(n.to_string());
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&path)
-            .io_context(|| format!("Could not create `{}`", path.display()))?;
         Ok(StepDir {
             path,
             _worker: worker,
         })
     }
 
-    /// Runs one request in a child of `python`'s worker, its output on `log`, and returns how
-    /// the child ended (`exit status 0`, `killed by signal 9`). Dropping the future kills the
-    /// child's process group.
+    /// Runs one request in a child of `python`'s worker, its output on `log` and its result
+    /// written into `result`, and returns how the child ended (`exit status 0`, `killed by
+    /// signal 9`). Dropping the future kills the child's process group.
     pub(super) async fn run(
         &self,
         python: &Path,
         handler: &HandlerRef,
         body: &[u8],
-        log: OwnedFd,
-        watch: OwnedFd,
+        fds: RunFds,
     ) -> Result<String> {
-        let fds = [log.as_raw_fd(), watch.as_raw_fd()];
+        let RunFds { log, watch, result } = fds;
+        let fds = [log.as_raw_fd(), watch.as_raw_fd(), result.as_raw_fd()];
         let mut restarted = false;
         loop {
             let worker = self.worker(python)?;
             worker.wait_ready(python).await?;
             match send_request(&worker.socket, body, &fds) {
                 Ok(stream) => {
-                    // The worker holds its own copies now: only the child keeps the log open.
+                    // The worker holds its own copies now: only the child keeps the log and
+                    // the result pipe open.
                     drop(log);
                     drop(watch);
+                    drop(result);
                     return worker.follow(stream, python, handler).await;
                 }
                 // A worker that died between runs: this run never reached it, so start another.
@@ -182,6 +180,16 @@ impl Drop for Worker {
     }
 }
 
+/// The descriptors a run hands its child.
+pub(super) struct RunFds {
+    /// The write end of the pipe whose read end is copied into the run's log.
+    pub log: OwnedFd,
+    /// The read end of the run's watch pipe (see the bootstrap's `_die_with_runner`).
+    pub watch: OwnedFd,
+    /// The write end of the pipe the child writes its result into.
+    pub result: OwnedFd,
+}
+
 /// One run's folder inside its worker's scratch folder.
 pub(super) struct StepDir {
     path: PathBuf,
@@ -197,7 +205,9 @@ impl StepDir {
 
 impl Drop for StepDir {
     fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.path);
+        if self.path.exists() {
+            let _ = fs::remove_dir_all(&self.path);
+        }
     }
 }
 

@@ -426,11 +426,13 @@ def _load_module(code_dir, module, code_source=None):
     loaded_from = getattr(loaded, "__file__", None)
     shadowed = loaded is not None and not (loaded_from and _inside(loaded_from, code_dir))
     try:
-        if _importable(module) and not shadowed:
+        if "." in module and _importable(module) and not shadowed:
             return importlib.import_module(module)
-        # The name is not a Python identifier (an inline body logged as `my-code`), or a module
-        # the bootstrap itself imported (`json`, `logging`, ...) has the same name: load the file
-        # by path, as `python <file>` would.
+        # A module at the payload's root is loaded from the file found above, as `python <file>`
+        # would: the same module as an import through sys.path, without searching for it again
+        # (a third of a forked step's start). So is a name that is not a Python identifier (an
+        # inline body logged as `my-code`) and one the bootstrap itself imported (`json`,
+        # `logging`, ...).
         locations = [os.path.dirname(path)] if is_package else None
         spec = importlib.util.spec_from_file_location(
             module, path, submodule_search_locations=locations
@@ -628,34 +630,41 @@ def run_request(request):
     return dict(state="error", error=message, failure_kind=failure_kind, **report)
 
 
-def _write_result(path, result):
+def _result_text(result):
+    """The result as the runner reads it: JSON, or an error saying why it is not."""
     try:
-        text = json.dumps(result, allow_nan=False)
+        return json.dumps(result, allow_nan=False)
     except (TypeError, ValueError) as err:
-        text = json.dumps(
+        return json.dumps(
             {"state": "error", "results": {}, "artifacts": [], "error": "Result is not JSON: %s" % err}
         )
+
+
+def _write_result(path, result):
+    text = _result_text(result)
     temporary = path + ".tmp"
     with open(temporary, "w", encoding="utf-8") as out:
         out.write(text)
     os.replace(temporary, path)
 
 
-def _die_with_runner():
+def _die_with_runner(fd=None):
     """Kills this run's whole process group (the handler and whatever it started) as soon as the
     runner that started it is gone, even by SIGKILL: the runner holds the write end of the pipe
-    whose read end `BATON_WATCH_FD` names, and the kernel closes it when the runner dies.
+    whose read end is `fd` (else the descriptor `BATON_WATCH_FD` names), and the kernel closes it
+    when the runner dies.
 
     The kernel itself does the killing: the read end is put in async mode (`O_ASYNC`) with this
     process group as its owner, so the writer's close sends SIGIO, whose default action ends a
     process, to every process of the group. That costs two system calls and no thread. A group
     member that handles or ignores SIGIO survives it; where async mode cannot be set, a thread
     waits for the close and kills the group with SIGKILL instead."""
-    fd = os.environ.pop("BATON_WATCH_FD", None)
     if fd is None:
-        return
-    fd = int(fd)
-    os.set_inheritable(fd, False)
+        fd = os.environ.pop("BATON_WATCH_FD", None)
+        if fd is None:
+            return
+        fd = int(fd)
+        os.set_inheritable(fd, False)
     try:
         fcntl = _stdlib("fcntl")
         fcntl.fcntl(fd, fcntl.F_SETOWN, -os.getpgrp())

@@ -7,15 +7,16 @@ It imports the bootstrap and the stdlib modules it needs once, then never import
 Per connection, one handler run:
 
 - in: a 4-byte big-endian length and that many bytes of JSON, the bootstrap's request unchanged
-  (protocol 1, with `result_path`), sent with two descriptors attached (SCM_RIGHTS): the write end
-  of the run's log pipe, and the read end of the run's watch pipe (see the bootstrap's
-  `_die_with_runner`);
+  (protocol 1; `result_path` only places the folder for downloaded inputs, created when one is),
+  sent with three descriptors attached (SCM_RIGHTS): the write end of the run's log pipe, the
+  read end of the run's watch pipe (see the bootstrap's `_die_with_runner`), and the write end of
+  the run's result pipe, where the child writes the result's JSON instead of a file;
 - out: one JSON line `{"pid": N}` once the child is forked (it leads its own process group, whose
   id is N), then one line `{"exit": code}` or `{"signal": number}` once it has exited, its group
   has been killed and it has been reaped; or one line `{"error": text}` when no child was started.
 
 The child sets its process group, its working directory (the bootstrap's `run_request` does),
-points stdout and stderr at the log pipe, runs the handler, writes the result file and leaves with
+points stdout and stderr at the log pipe, runs the handler, writes the result and leaves with
 `os._exit` (threads the handler left behind end with it). This process reaps every child, and kills
 its group first, while the unreaped leader still holds the group id. A connection closed by the
 runner before the exit is reported cancels the run: the child's group is killed at once. When its
@@ -52,6 +53,20 @@ import struct
 
 _MAX_REQUEST = 64 * 1024 * 1024
 
+_own_modules = ((), -1)
+
+
+def _own_module_names():
+    """The modules this process imported beyond the baseline, which a child forgets. Computed
+    here, once per change, not in each child: every module name the child touches is a page it
+    copies."""
+    global _own_modules
+    names, count = _own_modules
+    if count != len(sys.modules):
+        names = tuple(set(sys.modules) - _BASELINE)
+        _own_modules = (names, len(sys.modules))
+    return names
+
 
 def _recv_exactly(conn, size, fds):
     data = b""
@@ -65,16 +80,16 @@ def _recv_exactly(conn, size, fds):
 
 
 def _read_request(conn):
-    """The request and the descriptors sent with it: (request, log_fd, watch_fd)."""
+    """The request and the descriptors sent with it: (request, [log_fd, watch_fd, result_fd])."""
     fds = []
     try:
         (size,) = struct.unpack(">I", _recv_exactly(conn, 4, fds))
         if size > _MAX_REQUEST:
             raise ValueError("request of {} bytes is too large".format(size))
         request = json.loads(_recv_exactly(conn, size, fds))
-        if len(fds) != 2:
-            raise ValueError("expected 2 descriptors with the request, got {}".format(len(fds)))
-        return request, fds[0], fds[1]
+        if len(fds) != 3:
+            raise ValueError("expected 3 descriptors with the request, got {}".format(len(fds)))
+        return request, fds
     except BaseException:
         for fd in fds:
             os.close(fd)
@@ -88,8 +103,16 @@ def _send(conn, message):
         pass  # the runner is gone; nobody to tell
 
 
-def _child(request, log_fd, watch_fd, keep_out):
-    """In the forked child: become the handler's process, run it, leave. Never returns."""
+def _write_all(fd, data):
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _child(request, fds, keep_out, forget):
+    """In the forked child: become the handler's process, run it, forget the modules in `forget`
+    (this process's own), and leave. Never returns."""
+    log_fd, watch_fd, result_fd = fds
     code = 1
     try:
         os.setpgid(0, 0)
@@ -107,16 +130,15 @@ def _child(request, log_fd, watch_fd, keep_out):
         os.dup2(log_fd, 1)
         os.dup2(log_fd, 2)
         os.close(log_fd)
-        for name in set(sys.modules) - _BASELINE:
-            del sys.modules[name]
+        for name in forget:
+            sys.modules.pop(name, None)
         sys.argv[:] = ["-c"]
-        os.environ["BATON_WATCH_FD"] = str(watch_fd)
-        os.set_inheritable(watch_fd, True)
-        bootstrap._die_with_runner()
+        bootstrap._die_with_runner(watch_fd)
         result = bootstrap.run_request(request)
         sys.stdout.flush()
         sys.stderr.flush()
-        bootstrap._write_result(request["result_path"], result)
+        _write_all(result_fd, bootstrap._result_text(result).encode())
+        os.close(result_fd)
         code = 0 if result["state"] == "completed" else 1
     except BaseException as err:
         try:
@@ -163,25 +185,26 @@ class Zygote:
         conn.setblocking(True)
         conn.settimeout(10)
         try:
-            request, log_fd, watch_fd = _read_request(conn)
+            request, fds = _read_request(conn)
         except Exception as err:
             _send(conn, {"error": "bad request: {}".format(err)})
             conn.close()
             return
         sys.stdout.flush()
         sys.stderr.flush()
+        forget = _own_module_names()
         try:
             pid = os.fork()
         except OSError as err:
-            os.close(log_fd)
-            os.close(watch_fd)
+            for fd in fds:
+                os.close(fd)
             _send(conn, {"error": "fork failed: {}".format(err)})
             conn.close()
             return
         if pid == 0:
-            _child(request, log_fd, watch_fd, self.own_fds() + [conn.fileno()])
-        os.close(log_fd)
-        os.close(watch_fd)
+            _child(request, fds, self.own_fds() + [conn.fileno()], forget)
+        for fd in fds:
+            os.close(fd)
         try:
             os.setpgid(pid, pid)  # also done by the child: whichever runs first
         except OSError:
