@@ -107,6 +107,36 @@ pub trait Db: Send + Sync {
     /// is never overwritten by a late writer.
     async fn update_active_run(&self, run: &RunObject) -> Result<bool>;
 
+    /// [`Db::update_active_run`] together with a change to the heartbeat lease that covers the
+    /// run ([`RunObject::runner_lease`]), as one transaction where the store allows: a runner
+    /// takes the lease as it marks the run `running`, so no reader ever sees the run running
+    /// without a live lease, and gives it up as it records the end. [`LeaseChange::Take`] fails
+    /// with [`crate::Error::Conflict`] when someone else holds the lease, and takes nothing when
+    /// the run is no longer active; [`LeaseChange::Give`] gives the lease up either way.
+    async fn update_active_run_with_lease(
+        &self,
+        run: &RunObject,
+        lease: &LeaseChange<'_>,
+    ) -> Result<bool> {
+        match *lease {
+            LeaseChange::Take { name, owner, ttl } => {
+                if !self.acquire_lease(name, owner, ttl).await? {
+                    return Err(lease_held(name));
+                }
+                let updated = self.update_active_run(run).await?;
+                if !updated {
+                    self.release_lease(name, owner).await?;
+                }
+                Ok(updated)
+            }
+            LeaseChange::Give { name, owner } => {
+                let updated = self.update_active_run(run).await;
+                self.release_lease(name, owner).await?;
+                updated
+            }
+        }
+    }
+
     /// Reads a run; an unknown uid is [`crate::Error::NotFound`].
     async fn read_run(&self, project: &str, uid: &str) -> Result<RunObject>;
 
@@ -186,6 +216,32 @@ pub async fn settle_run(
     }
 }
 
+/// What [`Db::update_active_run_with_lease`] does to a lease.
+#[derive(Debug, Clone, Copy)]
+pub enum LeaseChange<'a> {
+    /// Take lease `name` for `owner` until `ttl` from now (see [`Db::acquire_lease`]).
+    Take {
+        /// The lease.
+        name: &'a str,
+        /// Who takes it.
+        owner: &'a str,
+        /// How long it lasts without renewal.
+        ttl: Duration,
+    },
+    /// Give up `owner`'s lease `name` (see [`Db::release_lease`]).
+    Give {
+        /// The lease.
+        name: &'a str,
+        /// Who gives it up.
+        owner: &'a str,
+    },
+}
+
+/// The error of a lease someone else holds.
+pub(crate) fn lease_held(name: &str) -> crate::Error {
+    crate::Error::conflict(format!("Lease `{name}` is held by another process"))
+}
+
 /// How long a heartbeat lease of a run's driver or runner lasts without renewal: one killed
 /// outright is noticed this long after its last renewal.
 pub const LEASE_TTL: Duration = Duration::from_secs(10);
@@ -214,12 +270,27 @@ impl Heartbeat {
         ttl: Duration,
         every: Duration,
     ) -> Result<Self> {
-        let owner = format!("{}:{}", std::process::id(), uuid::Uuid::new_v4().simple());
+        let owner = Heartbeat::new_owner();
         if !db.acquire_lease(name, &owner, ttl).await? {
-            return Err(crate::Error::conflict(format!(
-                "Lease `{name}` is held by another process"
-            )));
+            return Err(lease_held(name));
         }
+        Ok(Heartbeat::held(db, name, owner, ttl, every))
+    }
+
+    /// A new owner id, unique to one heartbeat: this process's id and a random part.
+    pub fn new_owner() -> String {
+        format!("{}:{}", std::process::id(), uuid::Uuid::new_v4().simple())
+    }
+
+    /// Renews lease `name`, which `owner` has just taken (for instance with
+    /// [`Db::update_active_run_with_lease`]), every `every`.
+    pub fn held(
+        db: Arc<dyn Db>,
+        name: &str,
+        owner: String,
+        ttl: Duration,
+        every: Duration,
+    ) -> Self {
         let renewals = tokio::spawn({
             let (db, name, owner) = (db.clone(), name.to_string(), owner.clone());
             async move {
@@ -239,12 +310,12 @@ impl Heartbeat {
                 }
             }
         });
-        Ok(Heartbeat {
+        Heartbeat {
             db,
             name: name.to_string(),
             owner,
             renewals,
-        })
+        }
     }
 
     /// The owner id this heartbeat holds its lease as.
@@ -256,6 +327,17 @@ impl Heartbeat {
     pub async fn release(self) -> Result<()> {
         self.renewals.abort();
         self.db.release_lease(&self.name, &self.owner).await
+    }
+
+    /// Stops renewing and records the end of `run` as it gives the lease up, in one
+    /// transaction where the store allows ([`Db::update_active_run_with_lease`]).
+    pub async fn release_with(self, run: &RunObject) -> Result<bool> {
+        self.renewals.abort();
+        let give = LeaseChange::Give {
+            name: &self.name,
+            owner: &self.owner,
+        };
+        self.db.update_active_run_with_lease(run, &give).await
     }
 }
 

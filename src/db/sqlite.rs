@@ -31,7 +31,10 @@ use async_trait::async_trait;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 use rusqlite_migration::{Migrations, M};
 
-use super::{ArtifactFilter, ArtifactVersion, BuildRecord, Db, RunFilter, StoredArtifact, LATEST};
+use super::{
+    ArtifactFilter, ArtifactVersion, BuildRecord, Db, LeaseChange, RunFilter, StoredArtifact,
+    LATEST,
+};
 use crate::error::{Error, Result};
 use crate::model::{Artifact, RunObject, WorkflowRunRecord};
 use crate::uri::StoreUri;
@@ -225,6 +228,49 @@ impl SqliteDb {
         .await
         .map_err(|e| Error::internal_from("The database task panicked", e))?
     }
+}
+
+/// Replaces run `uid` while it is not in a terminal state; whether it did. One statement, so
+/// the check and the write are atomic across processes.
+fn update_active_run(
+    conn: &Connection,
+    project: &str,
+    uid: &str,
+    body: &str,
+) -> rusqlite::Result<bool> {
+    let changed = conn
+        .prepare_cached(
+            "UPDATE runs SET body = ?3 WHERE project = ?1 AND name = ?2
+             AND json_extract(body, '$.status.state') NOT IN ('completed', 'error', 'aborted')",
+        )?
+        .execute(params![project, uid, body])?;
+    Ok(changed == 1)
+}
+
+/// Takes lease `name` for `owner` when it is free or expired, or extends `owner`'s own; whether
+/// it did. One statement, so the check and the write are atomic across processes.
+fn acquire_lease(
+    conn: &Connection,
+    name: &str,
+    owner: &str,
+    ttl: Duration,
+) -> rusqlite::Result<bool> {
+    let now = unix_ms(SystemTime::now());
+    let changed = conn
+        .prepare_cached(
+            "INSERT INTO leases (name, owner, expires_ms) VALUES (?1, ?2, ?3)
+             ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, expires_ms = excluded.expires_ms
+             WHERE leases.owner = excluded.owner OR leases.expires_ms <= ?4",
+        )?
+        .execute(params![name, owner, now.saturating_add(millis(ttl)), now])?;
+    Ok(changed == 1)
+}
+
+/// Gives up `owner`'s lease `name`, if `owner` holds it.
+fn release_lease(conn: &Connection, name: &str, owner: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached("DELETE FROM leases WHERE name = ?1 AND owner = ?2")?
+        .execute(params![name, owner])?;
+    Ok(())
 }
 
 /// A read-only connection to the (already created and migrated) database at `path`.
@@ -594,16 +640,57 @@ impl Db for SqliteDb {
             encode(run),
         );
         self.write(move |conn, path| {
-            // One statement, so the check and the write are atomic across processes.
-            let changed = conn
-                .prepare_cached(
-                    "UPDATE runs SET body = ?3 WHERE project = ?1 AND name = ?2
-                     AND json_extract(body, '$.status.state')
-                         NOT IN ('completed', 'error', 'aborted')",
-                )
-                .and_then(|mut stmt| stmt.execute(params![project, uid, body]))
-                .map_err(db_error(path, "update a run"))?;
-            Ok(changed == 1)
+            update_active_run(conn, &project, &uid, &body).map_err(db_error(path, "update a run"))
+        })
+        .await
+    }
+
+    async fn update_active_run_with_lease(
+        &self,
+        run: &RunObject,
+        lease: &LeaseChange<'_>,
+    ) -> Result<bool> {
+        let (project, uid, body) = (
+            run.metadata.project.clone(),
+            run.metadata.uid.clone(),
+            encode(run),
+        );
+        // Owned, for the blocking task: (name, owner, Some(ttl) to take, None to give).
+        let (name, owner, take) = match *lease {
+            LeaseChange::Take { name, owner, ttl } => {
+                (name.to_string(), owner.to_string(), Some(ttl))
+            }
+            LeaseChange::Give { name, owner } => (name.to_string(), owner.to_string(), None),
+        };
+        self.write(move |conn, path| {
+            let tx = conn
+                .transaction()
+                .map_err(db_error(path, "update a run and its lease"))?;
+            let updated = match take {
+                Some(ttl) => {
+                    if !acquire_lease(&tx, &name, &owner, ttl)
+                        .map_err(db_error(path, "acquire a lease"))?
+                    {
+                        return Err(super::lease_held(&name));
+                    }
+                    let updated = update_active_run(&tx, &project, &uid, &body)
+                        .map_err(db_error(path, "update a run"))?;
+                    if !updated {
+                        // Rolled back on drop: the lease is not taken for a run that ended.
+                        return Ok(false);
+                    }
+                    updated
+                }
+                None => {
+                    let updated = update_active_run(&tx, &project, &uid, &body)
+                        .map_err(db_error(path, "update a run"))?;
+                    release_lease(&tx, &name, &owner).map_err(db_error(path, "release a lease"))?;
+                    updated
+                }
+            };
+            tx.commit()
+                .map_err(db_error(path, "update a run and its lease"))?;
+            Ok(updated)
         })
         .await
     }
@@ -692,15 +779,7 @@ impl Db for SqliteDb {
     async fn acquire_lease(&self, name: &str, owner: &str, ttl: Duration) -> Result<bool> {
         let (name, owner) = (name.to_string(), owner.to_string());
         self.write(move |conn, path| {
-            let now = unix_ms(SystemTime::now());
-            // One statement: take a free or expired lease, or extend our own.
-            let changed = conn
-                .prepare_cached("INSERT INTO leases (name, owner, expires_ms) VALUES (?1, ?2, ?3)
-                     ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, expires_ms = excluded.expires_ms
-                     WHERE leases.owner = excluded.owner OR leases.expires_ms <= ?4")
-.and_then(|mut stmt| stmt.execute(params![name, owner, now.saturating_add(millis(ttl)), now],))
-                .map_err(db_error(path, "acquire a lease"))?;
-            Ok(changed == 1)
+            acquire_lease(conn, &name, &owner, ttl).map_err(db_error(path, "acquire a lease"))
         })
         .await
     }
@@ -726,10 +805,7 @@ impl Db for SqliteDb {
     async fn release_lease(&self, name: &str, owner: &str) -> Result<()> {
         let (name, owner) = (name.to_string(), owner.to_string());
         self.write(move |conn, path| {
-            conn.prepare_cached("DELETE FROM leases WHERE name = ?1 AND owner = ?2")
-                .and_then(|mut stmt| stmt.execute(params![name, owner]))
-                .map_err(db_error(path, "release a lease"))?;
-            Ok(())
+            release_lease(conn, &name, &owner).map_err(db_error(path, "release a lease"))
         })
         .await
     }

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::{CodeSources, ContextSettings, HandlerRequest, PythonRunner};
-use crate::db::{Db, Heartbeat, LEASE_RENEWAL, LEASE_TTL};
+use crate::db::{Db, Heartbeat, LeaseChange, LEASE_RENEWAL, LEASE_TTL};
 use crate::error::{Error, Result};
 use crate::model::now;
 use crate::model::{RunObject, RunState};
@@ -44,32 +44,47 @@ pub async fn run_step(
     env: &StepEnv,
     cancel: impl Future<Output = ()>,
 ) -> Result<RunObject> {
-    let run = db.read_run(project, uid).await?;
+    let mut run = db.read_run(project, uid).await?;
     if run.status.state.is_terminal() {
         return Err(already_ended(&run));
     }
-    let lease = Heartbeat::start(db.clone(), &run.runner_lease(), LEASE_TTL, LEASE_RENEWAL).await?;
-    let run = drive(db.as_ref(), project, uid, run, env, cancel).await;
-    lease.release().await?;
-    run
+    run.status.state = RunState::Running;
+    run.status.start_time = Some(now());
+    run.status.last_update = run.status.start_time.clone();
+    // The lease is taken in the same transaction that marks the run running.
+    let (lease, owner) = (run.runner_lease(), Heartbeat::new_owner());
+    let take = LeaseChange::Take {
+        name: &lease,
+        owner: &owner,
+        ttl: LEASE_TTL,
+    };
+    if !db.update_active_run_with_lease(&run, &take).await? {
+        return Err(already_ended(&db.read_run(project, uid).await?));
+    }
+    let lease = Heartbeat::held(db.clone(), &lease, owner, LEASE_TTL, LEASE_RENEWAL);
+    let run = match drive(db.as_ref(), run, env, cancel).await {
+        Ok(run) => run,
+        Err(err) => {
+            lease.release().await?;
+            return Err(err);
+        }
+    };
+    // The end is recorded as the lease is given up, in one transaction.
+    if !lease.release_with(&run).await? {
+        // Settled by someone else first: theirs is the record.
+        return db.read_run(project, uid).await;
+    }
+    Ok(run)
 }
 
-/// [`run_step`] once the lease is held.
+/// Runs the handler of `run` (already recorded `running`) and returns the run with its end
+/// filled in, for the caller to record.
 async fn drive(
     db: &dyn Db,
-    project: &str,
-    uid: &str,
     mut run: RunObject,
     env: &StepEnv,
     cancel: impl Future<Output = ()>,
 ) -> Result<RunObject> {
-    run.status.state = RunState::Running;
-    run.status.start_time = Some(now());
-    run.status.last_update = run.status.start_time.clone();
-    if !db.update_active_run(&run).await? {
-        return Err(already_ended(&db.read_run(project, uid).await?));
-    }
-
     let outcome = tokio::select! {
         outcome = execute(db, env, &mut run) => Some(outcome),
         _ = cancel => None,
@@ -86,7 +101,7 @@ async fn drive(
             run.status.failure_kind = super::failure_kind_of(&err);
         }
         None => {
-            tracing::debug!("run `{uid}` aborted");
+            tracing::debug!("run `{}` aborted", run.metadata.uid);
             note(&env.log, "run aborted");
             run.status.state = RunState::Aborted;
             run.status.error = Some("Run aborted".into());
@@ -97,10 +112,6 @@ async fn drive(
     }
     run.status.end_time = Some(now());
     run.status.last_update = run.status.end_time.clone();
-    if !db.update_active_run(&run).await? {
-        // Settled by someone else first: theirs is the record.
-        return db.read_run(project, uid).await;
-    }
     Ok(run)
 }
 
