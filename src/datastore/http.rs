@@ -10,6 +10,7 @@
 //! `baton server`: the server streams the object ([`Bearer`] carries the server's token), and
 //! that route also accepts uploads ([`HttpSource::upload`]).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -100,20 +101,35 @@ pub struct Incoming {
 }
 
 /// Reads payloads over HTTP(S).
+///
+/// Its HTTP client is built on first use, and shared by clones: building one loads the system's
+/// CA certificates (hundreds of files), which a command that never reads over HTTP(S), such as a
+/// `baton run` of cached code, should not pay for.
 #[derive(Debug, Clone)]
 pub struct HttpSource {
-    client: reqwest::Client,
+    client: Arc<tokio::sync::OnceCell<reqwest::Client>>,
     limits: HttpLimits,
 }
 
 impl HttpSource {
     /// A reader with `limits`.
     pub fn new(limits: HttpLimits) -> Result<HttpSource> {
-        let client = reqwest::Client::builder()
-            .connect_timeout(CONNECT_TIMEOUT)
-            .build()
-            .map_err(|e| Error::internal_from("Failed to set up the HTTP client", e))?;
-        Ok(HttpSource { client, limits })
+        Ok(HttpSource {
+            client: Arc::default(),
+            limits,
+        })
+    }
+
+    /// The HTTP client, built the first time it is needed.
+    async fn client(&self) -> Result<&reqwest::Client> {
+        self.client
+            .get_or_try_init(|| async {
+                reqwest::Client::builder()
+                    .connect_timeout(CONNECT_TIMEOUT)
+                    .build()
+                    .map_err(|e| Error::internal_from("Failed to set up the HTTP client", e))
+            })
+            .await
     }
 
     /// The limits this reader applies.
@@ -123,7 +139,7 @@ impl HttpSource {
 
     /// Starts a `GET` of `url`; `None` when the server answers 404.
     pub async fn get(&self, url: &str, bearer: Option<&Bearer>) -> Result<Option<Incoming>> {
-        let mut request = self.client.get(url).timeout(self.limits.timeout);
+        let mut request = self.client().await?.get(url).timeout(self.limits.timeout);
         if let Some(Bearer(token)) = bearer {
             request = request.bearer_auth(token);
         }
@@ -184,7 +200,8 @@ impl HttpSource {
         body: reqwest::Body,
     ) -> Result<()> {
         let mut request = self
-            .client
+            .client()
+            .await?
             .put(url)
             .header(reqwest::header::CONTENT_LENGTH, expected.size)
             .header(DIGEST_HEADER, &expected.sha256)
