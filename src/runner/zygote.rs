@@ -3,10 +3,11 @@
 //!
 //! # Protocol
 //!
-//! The worker is `python -u -c <zygote.py> <folder>`, where `<folder>` is a private scratch folder
-//! (`0700`, locked by this process like every run's scratch) holding `bootstrap.py` and the
-//! worker's socket `zygote.sock` (`0600`). It imports the bootstrap, binds the socket, prints
-//! `ready` and waits. Each handler run is one connection:
+//! The worker is `python -u -c <loader> <folder> <program>`, where `<folder>` is a private
+//! scratch folder (`0700`, locked by this process like every run's scratch) holding the worker's
+//! socket `zygote.sock` (`0600`), and `<program>` the folder holding `zygote.py` and
+//! `bootstrap.py` ([`program_dir`]). It imports the bootstrap, binds the socket, prints `ready`
+//! and waits. Each handler run is one connection:
 //!
 //! 1. the runner sends the bootstrap's request (protocol 1, unchanged) as a 4-byte big-endian
 //!    length and JSON, with three descriptors attached (`SCM_RIGHTS`): the write end of the run's
@@ -53,6 +54,23 @@ use crate::{Error, Result};
 
 /// The worker's program, shipped inside the binary like the bootstrap.
 const ZYGOTE: &str = include_str!("python/zygote.py");
+
+/// What `python -c` runs: the worker's program, loaded from its file so that Python finds its
+/// compiled code (and the bootstrap's) in `__pycache__` beside it, compiled there by the first
+/// worker of this interpreter (even under `PYTHONDONTWRITEBYTECODE`, which is about the user's
+/// folders, not this cache).
+const LOADER: &str = "import os, sys, importlib.util as u
+for f in ('zygote.py', 'bootstrap.py'):
+    p = os.path.join(sys.argv[2], f)
+    if not os.path.exists(u.cache_from_source(p)):
+        import py_compile
+        py_compile.compile(p, doraise=False)
+s = u.spec_from_file_location('baton_zygote', os.path.join(sys.argv[2], 'zygote.py'))
+m = u.module_from_spec(s)
+sys.modules['baton_zygote'] = m
+s.loader.exec_module(m)
+m.Zygote().serve()
+";
 
 /// How long a new worker may take to import the bootstrap and listen.
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
@@ -239,15 +257,21 @@ struct Reply {
 impl Worker {
     fn start(python: &Path) -> Result<Worker> {
         let scratch = Scratch::create()?;
-        let bootstrap = scratch.path().join("bootstrap.py");
-        fs::write(&bootstrap, BOOTSTRAP)
-            .io_context(|| format!("Could not write `{}`", bootstrap.display()))?;
+        let program = match program_dir() {
+            Ok(dir) => dir,
+            Err(err) => {
+                tracing::debug!("the warm Python worker's code is not cached: {err}");
+                write_program(scratch.path())?;
+                scratch.path().to_path_buf()
+            }
+        };
         let mut command = Command::new(python);
         command
             .arg("-u")
             .arg("-c")
-            .arg(ZYGOTE)
+            .arg(LOADER)
             .arg(scratch.path())
+            .arg(&program)
             .current_dir(scratch.path())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -416,6 +440,52 @@ impl Worker {
             }
         }
     }
+}
+
+/// `<cache>/python/<digest>/`, the worker's program and the bootstrap as files in the user's
+/// cache (created `0700`), named by a digest of both: Python compiles them once and finds their
+/// compiled code in `__pycache__` at every later start, which saves compiling 30 KB of source
+/// (about 6 ms) each time a worker starts.
+fn program_dir() -> Result<PathBuf> {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::new()
+        .chain_update(ZYGOTE)
+        .chain_update([0])
+        .chain_update(BOOTSTRAP)
+        .finalize();
+    let dir = crate::code::CodeCache::default_root()?
+        .join("python")
+        .join(&hex::encode(digest)[..16]);
+    let complete = [("zygote.py", ZYGOTE), ("bootstrap.py", BOOTSTRAP)]
+        .iter()
+        .all(|(name, text)| {
+            fs::metadata(dir.join(name)).is_ok_and(|m| m.len() == text.len() as u64)
+        });
+    if !complete {
+        use std::os::unix::fs::DirBuilderExt;
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
+            .io_context(|| format!("Could not create `{}`", dir.display()))?;
+        write_program(&dir)?;
+    }
+    Ok(dir)
+}
+
+/// Writes `zygote.py` and `bootstrap.py` into `dir`, each whole or not at all (a temporary file
+/// renamed), so a worker starting meanwhile never reads half a file.
+fn write_program(dir: &Path) -> Result<()> {
+    for (name, text) in [("zygote.py", ZYGOTE), ("bootstrap.py", BOOTSTRAP)] {
+        let path = dir.join(name);
+        let mut file = tempfile::NamedTempFile::new_in(dir)
+            .io_context(|| format!("Could not write `{}`", path.display()))?;
+        file.write_all(text.as_bytes())
+            .io_context(|| format!("Could not write `{}`", path.display()))?;
+        file.persist(&path)
+            .map_err(|e| Error::io(format!("Could not write `{}`", path.display()), e.error))?;
+    }
+    Ok(())
 }
 
 /// Connects to a worker and sends one request with `fds` attached.

@@ -1,8 +1,10 @@
 """baton's warm Python worker (the "zygote"): forks one child per handler run.
 
-Started as `python -u -c <this file> <folder>`; `<folder>` is a private (0700) folder holding
-`bootstrap.py` (the handler bootstrap) and where this process listens, `<folder>/zygote.sock`.
-It imports the bootstrap and the stdlib modules it needs once, then never imports user code.
+Started as `python -u -c <loader> <folder> <program>`: the loader imports this file from
+`<program>`, which also holds `bootstrap.py` (the handler bootstrap), and calls
+`Zygote().serve()`; `<folder>` is a private (0700) folder where this process listens,
+`<folder>/zygote.sock`. It imports the bootstrap and the stdlib modules it needs once, then never
+imports user code.
 
 Per connection, one handler run:
 
@@ -31,7 +33,8 @@ import importlib.util
 import os
 
 _FOLDER = sys.argv[1]
-_spec = importlib.util.spec_from_file_location("baton_bootstrap", os.path.join(_FOLDER, "bootstrap.py"))
+_PROGRAM = sys.argv[2]
+_spec = importlib.util.spec_from_file_location("baton_bootstrap", os.path.join(_PROGRAM, "bootstrap.py"))
 bootstrap = importlib.util.module_from_spec(_spec)
 sys.modules["baton_bootstrap"] = bootstrap
 _spec.loader.exec_module(bootstrap)
@@ -296,7 +299,3 @@ class Zygote:
                 os.waitpid(pid, 0)
             except ChildProcessError:
                 pass
-
-
-if __name__ == "__main__":
-    Zygote().serve()
