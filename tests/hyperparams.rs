@@ -593,3 +593,32 @@ fn an_aborted_run_aborts_its_running_iterations_and_kills_their_handlers() {
         common::poll("the iteration's handler was killed", || !common::alive(pid));
     }
 }
+
+#[test]
+fn iterations_fork_from_one_warm_worker_that_ends_with_the_run() {
+    let p = project();
+    let (code, parent) = run(&p, &["--handler", "train:lineage", "-x", "x=[1, 2, 3, 4]"]);
+    assert_eq!(code, 0, "{parent}");
+    let runs = iterations(&p, uid(&parent));
+    assert_eq!(runs.len(), 4);
+    let parents: std::collections::BTreeSet<u64> = runs
+        .iter()
+        .map(|r| {
+            assert_eq!(r["status"]["results"]["forked"], json!(true), "{r}");
+            r["status"]["results"]["parent"].as_u64().unwrap()
+        })
+        .collect();
+    assert_eq!(
+        parents.len(),
+        1,
+        "one worker forks every iteration: {parents:?}"
+    );
+    let worker = parents.into_iter().next().unwrap();
+    assert!(
+        !std::path::Path::new(&format!("/proc/{worker}/cmdline")).exists()
+            || !std::fs::read_to_string(format!("/proc/{worker}/cmdline"))
+                .unwrap_or_default()
+                .contains("baton_zygote"),
+        "the worker {worker} outlived its run"
+    );
+}

@@ -6,8 +6,9 @@
 //! `parent-run=U`; it runs the parent's handler and code with the parent's parameters plus its
 //! parameter set, logs to its own log file beside the parent's, and holds no lease of its own (it
 //! lives exactly as long as its parent's runner, see [`RunObject::runner_lease`]). Up to
-//! `parallel_runs` iterations run at once; when one fails beyond `max_errors`, or its results
-//! meet the `stop_condition`, no new one starts and the running ones finish.
+//! `parallel_runs` iterations run at once, each forked by a warm Python worker; when one fails
+//! beyond `max_errors`, or its results meet the `stop_condition`, no new one starts and the
+//! running ones finish.
 //!
 //! The parent then records the summary table (`status.iterations`, also logged as the
 //! `iteration_results` CSV artifact), the best iteration's results and artifacts plus
@@ -29,7 +30,10 @@ use futures::stream::{FuturesUnordered, StreamExt};
 use serde_json::{Map, Value};
 
 use super::step::note;
-use super::{HandlerOutcome, HandlerRequest, LoggedArtifact, RunState as HandlerState, StepEnv};
+use super::{
+    ForkServer, HandlerOutcome, HandlerRequest, Isolation, LoggedArtifact,
+    RunState as HandlerState, StepEnv,
+};
 use crate::db::{settle_run, Db, RunFilter};
 use crate::error::{IoResultExt, Result};
 use crate::model::hyper::{summary_table, table_csv, IterationRow};
@@ -74,6 +78,16 @@ pub(super) async fn run_iterations(
         ),
     );
 
+    // Iterations fork from a warm worker, even under a runner that starts a fresh interpreter
+    // per run (`baton runner`, a KFP pod): one interpreter start for the whole run instead of
+    // one per iteration. The worker ends with this call.
+    let env = &match env.python.isolation() {
+        Isolation::Fork => env.clone(),
+        Isolation::Process => StepEnv {
+            python: env.python.clone().with_fork_server(ForkServer::new()),
+            ..env.clone()
+        },
+    };
     let parent: &RunObject = run;
     let mut pending = sets.into_iter().enumerate();
     let mut running = FuturesUnordered::new();
