@@ -701,6 +701,41 @@ def main(pids):
     }
 
 
+    #[cfg(target_os = "linux")]
+    async fn a_subprocess_a_completed_handler_leaves_behind_dies_with_the_run() {
+        let fx = Fixture::new();
+        let pids = fx.dir.path().join("pids");
+        // Its output is not the log's pipe, so the run has its whole output and result while
+        // the subprocess still lives.
+        fx.write(
+            "leaver.py",
+            r#"
+import subprocess, sys
+
+def main(pids):
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    with open(pids, "w") as f:
+        f.write(str(child.pid))
+    print("left", child.pid)
+"#,
+        );
+        let mut req = fx.request("leaver:main");
+        req.params
+            .insert("pids".into(), json!(pids.to_string_lossy()));
+        let outcome = fx.run(&req).await;
+        completed(&outcome, &fx.log_text());
+        let pid: u32 = fs::read_to_string(&pids).unwrap().parse().unwrap();
+        assert!(fx.log_text().contains(&format!("left {pid}")), "{}", fx.log_text());
+        for _ in 0..250 {
+            if process_gone(pid) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("subprocess {pid} outlived its completed run");
+    }
+
     async fn failures_no_retry_can_fix_are_classified_as_config() {
         use baton::model::run::FailureKind;
         let fx = Fixture::new();

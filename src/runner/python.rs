@@ -223,13 +223,16 @@ impl PythonRunner {
                     watch: watch_read,
                     result: result_write,
                 };
-                let (ended, text) =
-                    read_while(server.run(&self.python, &handler, &body, fds), result_read).await;
+                let followed = follow_forked(
+                    server.run(&self.python, &handler, &body, fds),
+                    result_read,
+                    copied,
+                )
+                .await;
                 drop(watch_write);
-                let ended = ended?;
+                let (ended, text) = followed?;
                 let text = text
                     .io_context(|| format!("Could not read the result of handler `{handler}`"))?;
-                finish_log_copy(copied).await;
                 (ended, text)
             }
         };
@@ -424,22 +427,35 @@ fn result_pipe() -> Result<(tokio::net::unix::pipe::Receiver, OwnedFd)> {
     Ok((read, write))
 }
 
-/// Drives `run` to its end while reading `result` to its end, which a child that exited has
-/// reached; a process that left the child's group and still holds the pipe gets
-/// [`LOG_DRAIN_GRACE`], after which what was read is the result.
-async fn read_while<T>(
-    run: impl std::future::Future<Output = T>,
+/// Follows a forked run until its result and its output are complete, or until its worker
+/// reports how it ended; returns that report (`exited` when the run was complete first) and the
+/// result's bytes.
+///
+/// The child closes its output, then writes its result and leaves: once both pipes are at their
+/// end, there is nothing more to wait for. Dropping `run` then closes the connection, and the
+/// worker kills what is left of the child's group and reaps it while the next step starts: the
+/// child's exit (tearing down its copy of the interpreter) and the worker's report are off the
+/// run's path. A child that ends without a result (killed, crashed) is followed to its report,
+/// which says how it ended. A process that left the child's group and still holds a pipe gets
+/// [`LOG_DRAIN_GRACE`] once the report is in.
+async fn follow_forked(
+    run: impl std::future::Future<Output = Result<String>>,
     mut result: tokio::net::unix::pipe::Receiver,
-) -> (T, std::io::Result<Vec<u8>>) {
+    copied: tokio::sync::oneshot::Receiver<Result<u64>>,
+) -> Result<(String, std::io::Result<Vec<u8>>)> {
     use tokio::io::AsyncReadExt;
     let mut text = Vec::new();
     let read = result.read_to_end(&mut text);
-    tokio::pin!(run, read);
-    let mut read_done = None;
+    tokio::pin!(run, read, copied);
+    let (mut read_done, mut log_done) = (None, None);
     let ended = loop {
         tokio::select! {
-            ended = &mut run => break ended,
+            ended = &mut run => break Some(ended?),
             done = &mut read, if read_done.is_none() => read_done = Some(done),
+            done = &mut copied, if log_done.is_none() => log_done = Some(done),
+        }
+        if matches!(read_done, Some(Ok(n)) if n > 0) && log_done.is_some() {
+            break None;
         }
     };
     let read_done = match read_done {
@@ -448,7 +464,12 @@ async fn read_while<T>(
             .await
             .unwrap_or(Ok(0)),
     };
-    (ended, read_done.map(|_| text))
+    match log_done {
+        Some(done) => report_log_copy(Ok(done)),
+        None => report_log_copy(tokio::time::timeout(LOG_DRAIN_GRACE, &mut copied).await),
+    }
+    let ended = ended.unwrap_or_else(|| "exited".to_string());
+    Ok((ended, read_done.map(|_| text)))
 }
 
 /// Writes a file only its owner can read (`0600`).
@@ -583,7 +604,17 @@ fn spawn_log_copy(
 /// group (`setsid`) may keep the pipe open: after [`LOG_DRAIN_GRACE`] the run goes on without
 /// the rest of its output.
 async fn finish_log_copy(copied: tokio::sync::oneshot::Receiver<Result<u64>>) {
-    match tokio::time::timeout(LOG_DRAIN_GRACE, copied).await {
+    report_log_copy(tokio::time::timeout(LOG_DRAIN_GRACE, copied).await);
+}
+
+/// Warns about a log copy that did not copy everything, or did not finish in time.
+fn report_log_copy(
+    copied: std::result::Result<
+        std::result::Result<Result<u64>, tokio::sync::oneshot::error::RecvError>,
+        tokio::time::error::Elapsed,
+    >,
+) {
+    match copied {
         Ok(Ok(Ok(0))) => {}
         Ok(Ok(Ok(dropped))) => {
             tracing::warn!("the handler's output reached the log's cap: {dropped} bytes dropped")

@@ -18,11 +18,13 @@ Per connection, one handler run:
   has been killed and it has been reaped; or one line `{"error": text}` when no child was started.
 
 The child sets its process group, its working directory (the bootstrap's `run_request` does),
-points stdout and stderr at the log pipe, runs the handler, writes the result and leaves with
-`os._exit` (threads the handler left behind end with it). This process reaps every child, and kills
-its group first, while the unreaped leader still holds the group id. A connection closed by the
-runner before the exit is reported cancels the run: the child's group is killed at once. When its
-stdin closes (the runner's process is gone), it kills every child's group and exits.
+points stdout and stderr at the log pipe, runs the handler, closes its output, writes the result
+and leaves with `os._exit` (threads the handler left behind end with it). This process reaps
+every child, and kills its group first, while the unreaped leader still holds the group id. A
+connection closed by the runner before the exit is reported cancels the run: the child's group is
+killed at once (the runner closes it as soon as it has the whole result and output, so a child
+may be on its way out then). When its stdin closes (the runner's process is gone), it kills every
+child's group and exits.
 """
 
 import sys
@@ -138,9 +140,14 @@ def _child(request, fds, keep_out, forget):
         sys.argv[:] = ["-c"]
         bootstrap._die_with_runner(watch_fd)
         result = bootstrap.run_request(request)
+        text = bootstrap._result_text(result).encode()
+        # The output ends here, then the result: the runner has the whole run once both pipes
+        # are closed, without waiting for this process's exit.
         sys.stdout.flush()
         sys.stderr.flush()
-        _write_all(result_fd, bootstrap._result_text(result).encode())
+        os.close(1)
+        os.close(2)
+        _write_all(result_fd, text)
         os.close(result_fd)
         code = 0 if result["state"] == "completed" else 1
     except BaseException as err:
