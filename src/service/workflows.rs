@@ -72,12 +72,18 @@ impl Baton {
     async fn engines(&self) -> &EngineRegistry {
         self.engines
             .get_or_init(|| async {
+                // Forked steps start no interpreter of their own: the worker starts once, and
+                // resolving a version manager's shim first would only delay it.
+                let python = match self.isolation {
+                    Isolation::Fork => None,
+                    Isolation::Process => step_interpreter().await,
+                };
                 let executor = RunnerExecutor::new(
                     self.project.clone(),
                     self.db.clone(),
                     self.runner_db(),
                     self.logs.clone(),
-                    step_interpreter().await,
+                    python,
                 )
                 .with_isolation(self.isolation, self.code.clone());
                 let registry =
