@@ -1423,3 +1423,41 @@ fn a_build_steps_image_output_feeds_a_later_step_and_deploy_steps_are_refused() 
         "{stderr}"
     );
 }
+
+#[test]
+fn a_python_workflow_is_traced_by_the_warm_worker_that_then_forks_its_steps() {
+    let p = project();
+    let note = p.path().join("traced-by");
+    let flow = format!(
+        r#"
+import os
+import mlrun
+from kfp import dsl
+
+# Runs at trace time: who started the tracer.
+with open("/proc/%d/cmdline" % os.getppid(), "rb") as f:
+    worker = b"baton_zygote" in f.read()
+with open({note:?}, "w") as out:
+    out.write("%d %s" % (os.getppid(), worker))
+
+
+@dsl.pipeline(name="lineage")
+def pipeline():
+    mlrun.run_function("steps", name="a", handler="steps:parent", outputs=["parent"])
+"#,
+        note = note.to_string_lossy()
+    );
+    set_workflow(&p, "lineage", "lineage.py", &flow, &[]);
+    let record = run_ok(&p, &["lineage"]);
+    let traced = std::fs::read_to_string(&note).unwrap();
+    let (tracer_parent, forked) = traced.split_once(' ').unwrap();
+    assert_eq!(
+        forked, "True",
+        "the tracer's parent is not the warm worker: {traced}"
+    );
+    assert_eq!(
+        step(&record, "a")["outputs"]["parent"].to_string(),
+        tracer_parent,
+        "the step and the tracer have different parents: {record:#}"
+    );
+}

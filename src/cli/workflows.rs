@@ -197,6 +197,8 @@ pub(crate) async fn run(args: RunArgs, ctx: &Context) -> Result<ExitCode> {
     let cancel = crate::launcher::shutdown_signal();
     let mut baton = ctx.baton().await?;
     baton.set_isolation(args.isolation);
+    // One set of warm workers for this run: it traces a Python workflow, then forks its steps.
+    baton.set_fork_server(crate::runner::ForkServer::new());
     let name = match args.name {
         Some(name) => name,
         None => baton.default_workflow()?,
@@ -225,6 +227,7 @@ pub(crate) async fn run(args: RunArgs, ctx: &Context) -> Result<ExitCode> {
         timeout: args.follow.timeout,
         allow_extra_args: args.allow_extra_args,
         labels: Default::default(),
+        tracer: None,
     };
     let watch = args.follow.watch(ctx);
     if let EngineKind::Remote { inner } = baton.workflow_engine(&name, &options)? {

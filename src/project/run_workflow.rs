@@ -54,6 +54,9 @@ pub struct RunWorkflowOptions {
     pub allow_extra_args: bool,
     /// Labels of the run, put on its step runs too.
     pub labels: std::collections::BTreeMap<String, String>,
+    /// Warm Python workers to fork the tracer of a Python workflow from, instead of starting an
+    /// interpreter for it.
+    pub tracer: Option<crate::runner::ForkServer>,
 }
 
 impl RunWorkflowOptions {
@@ -124,7 +127,9 @@ impl Project {
     ) -> Result<PreparedWorkflow> {
         let spec = self.workflow(name)?;
         let engine = self.workflow_engine(name, options)?;
-        let (source, dag) = self.load_workflow_dag(db, &spec).await?;
+        let (source, dag) = self
+            .load_workflow_dag(db, &spec, options.tracer.clone())
+            .await?;
         let schema = args_schema(&spec)?;
         let mut given = spec.args.clone();
         given.extend(options.args.clone());
@@ -153,11 +158,13 @@ impl Project {
     }
 
     /// Resolves a workflow's source now and turns it into a checked DAG (steps must name the
-    /// project's functions).
+    /// project's functions); a Python workflow is traced in a child of `tracer`'s warm worker
+    /// when given, else by a new interpreter.
     pub async fn load_workflow_dag(
         &self,
         db: &dyn Db,
         spec: &WorkflowSpec,
+        tracer: Option<crate::runner::ForkServer>,
     ) -> Result<(ResolvedWorkflow, Dag)> {
         let source = self.resolve_workflow(db, spec).await?;
         let mut load = LoadOptions::new(spec.name.clone())
@@ -175,6 +182,9 @@ impl Project {
             });
         if let Some(handler) = &spec.handler {
             load = load.with_handler(handler.clone());
+        }
+        if let Some(server) = tracer {
+            load = load.forked_by(server);
         }
         let file = source.file.clone();
         let graph = tokio::task::spawn_blocking(move || load_workflow_file(&file, &load))

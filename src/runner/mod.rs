@@ -45,7 +45,12 @@ pub use params::{parse_param, parse_params, MAX_VALUE_DEPTH};
 pub use python::PythonRunner;
 pub use source::{CodeSources, ResolvedSource};
 pub use step::{run_step, StepEnv};
+pub(crate) use zygote::cached_programs;
 pub use zygote::ForkServer;
+
+/// The environment variable naming the Python interpreter that runs handlers and traces Python
+/// workflows.
+pub const PYTHON_ENV: &str = "BATON_PYTHON";
 
 /// How a handler run is isolated: each one always gets a process (and process group) of its own.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]

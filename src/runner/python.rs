@@ -87,7 +87,7 @@ impl PythonRunner {
 
     /// A runner using `$BATON_PYTHON`, else `python3` from `PATH`.
     pub fn from_env() -> Self {
-        let python = std::env::var_os(crate::workflow::PYTHON_ENV)
+        let python = std::env::var_os(super::PYTHON_ENV)
             .filter(|p| !p.is_empty())
             .unwrap_or_else(|| OsString::from("python3"));
         PythonRunner::new(python)

@@ -98,6 +98,15 @@ impl std::fmt::Debug for ForkServer {
     }
 }
 
+/// Two handles are equal when they share their workers.
+impl PartialEq for ForkServer {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+}
+
+impl Eq for ForkServer {}
+
 impl ForkServer {
     /// A server with no worker yet.
     pub fn new() -> Self {
@@ -155,6 +164,52 @@ impl ForkServer {
         body: &[u8],
         fds: RunFds,
     ) -> Result<String> {
+        self.run_request(python, &format!("handler `{handler}`"), body, fds)
+            .await
+    }
+
+    /// Runs the Python file `file` (a program of baton's own, in a folder of
+    /// [`cached_programs`]) as `python -B <file> <argv...>` in `cwd` would, in a child of
+    /// `python`'s worker, its stdout and stderr written to `output`; returns how it ended
+    /// (`exit status 0`, `killed by signal 9`). Dropping the future kills the child's process
+    /// group.
+    pub async fn run_program(
+        &self,
+        python: &Path,
+        file: &Path,
+        argv: &[String],
+        cwd: &Path,
+        output: OwnedFd,
+    ) -> Result<String> {
+        let body = serde_json::to_vec(&serde_json::json!({
+            "kind": "program",
+            "file": file,
+            "argv": argv,
+            "cwd": cwd,
+        }))
+        .map_err(|e| Error::runtime_from("Could not encode the program request", e))?;
+        let (watch_read, watch_write) = super::python::watch_pipe()?;
+        let (_unused, result) = super::python::watch_pipe()?;
+        let fds = RunFds {
+            log: output,
+            watch: watch_read,
+            result,
+        };
+        let what = format!("program `{}`", file.display());
+        let ended = self.run_request(python, &what, &body, fds).await;
+        drop(watch_write);
+        ended
+    }
+
+    /// Sends `body` with `fds` to `python`'s worker (started, or restarted once if it died
+    /// between runs) and follows the child to its end; `what` names the run in messages.
+    async fn run_request(
+        &self,
+        python: &Path,
+        what: &str,
+        body: &[u8],
+        fds: RunFds,
+    ) -> Result<String> {
         let RunFds { log, watch, result } = fds;
         let fds = [log.as_raw_fd(), watch.as_raw_fd(), result.as_raw_fd()];
         let mut restarted = false;
@@ -168,7 +223,7 @@ impl ForkServer {
                     drop(log);
                     drop(watch);
                     drop(result);
-                    return worker.follow(stream, python, handler).await;
+                    return worker.follow(stream, python, what).await;
                 }
                 // A worker that died between runs: this run never reached it, so start another.
                 Err(err) if !restarted => {
@@ -180,8 +235,7 @@ impl ForkServer {
                     worker.kill();
                     return Err(Error::runtime_from(
                         format!(
-                            "Could not reach the warm Python worker of `{}` for handler \
-                             `{handler}`",
+                            "Could not reach the warm Python worker of `{}` for {what}",
                             python.display()
                         ),
                         err,
@@ -261,7 +315,10 @@ impl Worker {
             Ok(dir) => dir,
             Err(err) => {
                 tracing::debug!("the warm Python worker's code is not cached: {err}");
-                write_program(scratch.path())?;
+                write_programs(
+                    scratch.path(),
+                    &[("zygote.py", ZYGOTE), ("bootstrap.py", BOOTSTRAP)],
+                )?;
                 scratch.path().to_path_buf()
             }
         };
@@ -389,15 +446,10 @@ impl Worker {
     }
 
     /// Follows one run on its connection until the worker reports the child's exit.
-    async fn follow(
-        &self,
-        stream: UnixStream,
-        python: &Path,
-        handler: &HandlerRef,
-    ) -> Result<String> {
+    async fn follow(&self, stream: UnixStream, python: &Path, what: &str) -> Result<String> {
         let lost = |e: std::io::Error| {
             Error::runtime_from(
-                format!("Lost the connection to the warm Python worker for handler `{handler}`"),
+                format!("Lost the connection to the warm Python worker for {what}"),
                 e,
             )
         };
@@ -410,7 +462,7 @@ impl Worker {
                 // The connection ended without an exit report: the worker died.
                 self.kill();
                 return Err(Error::runtime(format!(
-                    "The warm Python worker of `{}` (pid {}) died while handler `{handler}` ran{}; \
+                    "The warm Python worker of `{}` (pid {}) died while {what} ran{}; \
                      the step failed, and the next one starts a new worker",
                     python.display(),
                     self.pid,
@@ -419,13 +471,13 @@ impl Worker {
             };
             let reply: Reply = serde_json::from_str(&line).map_err(|e| {
                 Error::runtime_from(
-                    format!("The warm Python worker answered `{line}` for handler `{handler}`"),
+                    format!("The warm Python worker answered `{line}` for {what}"),
                     e,
                 )
             })?;
             if let Some(error) = reply.error {
                 return Err(Error::runtime(format!(
-                    "The warm Python worker could not start handler `{handler}`: {error}"
+                    "The warm Python worker could not start {what}: {error}"
                 )));
             }
             if let Some(signal) = reply.signal {
@@ -435,7 +487,7 @@ impl Worker {
                 return Ok(format!("exit status {code}"));
             }
             if let Some(pid) = reply.pid {
-                tracing::trace!(pid, %handler, "handler forked");
+                tracing::trace!(pid, what, "handler forked");
                 child = Some(pid);
             }
         }
@@ -443,24 +495,31 @@ impl Worker {
 }
 
 /// `<cache>/python/<digest>/`, the worker's program and the bootstrap as files in the user's
-/// cache (created `0700`), named by a digest of both: Python compiles them once and finds their
-/// compiled code in `__pycache__` at every later start, which saves compiling 30 KB of source
-/// (about 6 ms) each time a worker starts.
+/// cache (see [`cached_programs`]): Python compiles them once and finds their compiled code in
+/// `__pycache__` at every later start, which saves compiling 30 KB of source (about 6 ms) each
+/// time a worker starts.
 fn program_dir() -> Result<PathBuf> {
+    cached_programs(&[("zygote.py", ZYGOTE), ("bootstrap.py", BOOTSTRAP)])
+}
+
+/// The folder `<cache>/python/<digest>/` (created `0700`) holding `files` (name, source), named
+/// by a digest of them all, written when missing. Python programs of baton's own live there, so
+/// that their compiled code can be kept beside them.
+pub(crate) fn cached_programs(files: &[(&str, &str)]) -> Result<PathBuf> {
     use sha2::{Digest, Sha256};
-    let digest = Sha256::new()
-        .chain_update(ZYGOTE)
-        .chain_update([0])
-        .chain_update(BOOTSTRAP)
-        .finalize();
+    let mut digest = Sha256::new();
+    for (name, text) in files {
+        digest.update(name);
+        digest.update([0]);
+        digest.update(text);
+        digest.update([0]);
+    }
     let dir = crate::code::CodeCache::default_root()?
         .join("python")
-        .join(&hex::encode(digest)[..16]);
-    let complete = [("zygote.py", ZYGOTE), ("bootstrap.py", BOOTSTRAP)]
-        .iter()
-        .all(|(name, text)| {
-            fs::metadata(dir.join(name)).is_ok_and(|m| m.len() == text.len() as u64)
-        });
+        .join(&hex::encode(digest.finalize())[..16]);
+    let complete = files.iter().all(|(name, text)| {
+        fs::metadata(dir.join(name)).is_ok_and(|m| m.len() == text.len() as u64)
+    });
     if !complete {
         use std::os::unix::fs::DirBuilderExt;
         fs::DirBuilder::new()
@@ -468,15 +527,15 @@ fn program_dir() -> Result<PathBuf> {
             .mode(0o700)
             .create(&dir)
             .io_context(|| format!("Could not create `{}`", dir.display()))?;
-        write_program(&dir)?;
+        write_programs(&dir, files)?;
     }
     Ok(dir)
 }
 
-/// Writes `zygote.py` and `bootstrap.py` into `dir`, each whole or not at all (a temporary file
-/// renamed), so a worker starting meanwhile never reads half a file.
-fn write_program(dir: &Path) -> Result<()> {
-    for (name, text) in [("zygote.py", ZYGOTE), ("bootstrap.py", BOOTSTRAP)] {
+/// Writes `files` (name, source) into `dir`, each whole or not at all (a temporary file renamed),
+/// so a worker starting meanwhile never reads half a file.
+fn write_programs(dir: &Path, files: &[(&str, &str)]) -> Result<()> {
+    for (name, text) in files {
         let path = dir.join(name);
         let mut file = tempfile::NamedTempFile::new_in(dir)
             .io_context(|| format!("Could not write `{}`", path.display()))?;

@@ -149,6 +149,10 @@ impl Server {
         let has_kfp = kfp.is_some();
         let engines = engine::registry(executor, kfp);
         projects.set_engines(engines.clone());
+        if let Some(server) = &fork {
+            // The same workers trace the projects' Python workflows.
+            projects.set_fork_server(server.clone());
+        }
         let forked_runs = fork.map(|server| {
             python
                 .map_or_else(PythonRunner::from_env, PythonRunner::new)

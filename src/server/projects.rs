@@ -20,6 +20,7 @@ pub struct Projects {
     code: CodeSources,
     dbs: Mutex<HashMap<String, Arc<dyn Db>>>,
     engines: OnceLock<EngineRegistry>,
+    fork: OnceLock<crate::runner::ForkServer>,
 }
 
 impl Projects {
@@ -33,6 +34,7 @@ impl Projects {
             code: CodeSources::from_env()?,
             dbs: Mutex::new(HashMap::new()),
             engines: OnceLock::new(),
+            fork: OnceLock::new(),
         })
     }
 
@@ -120,11 +122,20 @@ impl Projects {
         let _ = self.engines.set(engines);
     }
 
+    /// Makes every service of these projects trace Python workflows through `server`'s warm
+    /// workers (set once, at start).
+    pub fn set_fork_server(&self, server: crate::runner::ForkServer) {
+        let _ = self.fork.set(server);
+    }
+
     /// The service of project `name`, over its shared database and the server's engines.
     pub async fn baton(&self, name: &str) -> Result<Baton> {
         let project = self.load(name)?;
         let db = self.db(&project).await?;
-        let baton = Baton::with_parts(project, db, self.code.clone());
+        let mut baton = Baton::with_parts(project, db, self.code.clone());
+        if let Some(server) = self.fork.get() {
+            baton.set_fork_server(server.clone());
+        }
         Ok(match self.engines.get() {
             Some(engines) => baton.with_engines(engines.clone()),
             None => baton,

@@ -55,6 +55,8 @@ pub struct Baton {
     engines: tokio::sync::OnceCell<EngineRegistry>,
     /// How the local engine isolates steps ([`Baton::set_isolation`]).
     isolation: crate::runner::Isolation,
+    /// Warm Python workers for steps and the tracer ([`Baton::set_fork_server`]).
+    fork: Option<crate::runner::ForkServer>,
 }
 
 impl Baton {
@@ -79,6 +81,7 @@ impl Baton {
             logs,
             engines: tokio::sync::OnceCell::new(),
             isolation: crate::runner::Isolation::default(),
+            fork: None,
         }
     }
 

@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::kfp::{configured_image, CompileOptions};
 use crate::model::{WorkflowRunRecord, WorkflowSpec};
 use crate::project::{PreparedWorkflow, RunWorkflowOptions, SetWorkflowRequest, WorkflowRunHandle};
-use crate::runner::{Isolation, PythonRunner};
+use crate::runner::{ForkServer, Isolation, PythonRunner};
 use crate::workflow::{Dag, PYTHON_ENV};
 
 /// How long a finished run waits, once steps were canceled, for their runners to record their
@@ -41,6 +41,14 @@ impl Baton {
     /// [`Isolation::Fork`]); takes effect if set before the first run is prepared.
     pub fn set_isolation(&mut self, isolation: Isolation) {
         self.isolation = isolation;
+    }
+
+    /// Warm Python workers for this service: with [`Isolation::Fork`] they fork its steps, and
+    /// they fork the tracer of its Python workflows whatever the isolation (the tracer runs
+    /// baton's code, never a step's). Takes effect if set before the first run is prepared;
+    /// without it, each Python workflow is traced by a new interpreter.
+    pub fn set_fork_server(&mut self, server: ForkServer) {
+        self.fork = Some(server);
     }
 
     /// The workflow to run when none is named: the project's only one.
@@ -84,8 +92,13 @@ impl Baton {
                     self.runner_db(),
                     self.logs.clone(),
                     python,
-                )
-                .with_isolation(self.isolation, self.code.clone());
+                );
+                let executor = match (self.isolation, &self.fork) {
+                    (Isolation::Fork, Some(server)) => {
+                        executor.forked_by(server.clone(), self.code.clone())
+                    }
+                    (isolation, _) => executor.with_isolation(isolation, self.code.clone()),
+                };
                 let registry =
                     EngineRegistry::new().with(Arc::new(LocalEngine::new(Arc::new(executor))));
                 match self.kfp_engine() {
@@ -151,8 +164,12 @@ impl Baton {
         options: &RunWorkflowOptions,
     ) -> Result<PreparedWorkflow> {
         let engines = self.engines().await;
+        let options = RunWorkflowOptions {
+            tracer: options.tracer.clone().or_else(|| self.fork.clone()),
+            ..options.clone()
+        };
         self.project
-            .prepare_workflow(self.db.as_ref(), engines, name, options)
+            .prepare_workflow(self.db.as_ref(), engines, name, &options)
             .await
     }
 
@@ -225,7 +242,7 @@ impl Baton {
         let spec = self.project.workflow(name)?;
         let (_, dag) = self
             .project
-            .load_workflow_dag(self.db.as_ref(), &spec)
+            .load_workflow_dag(self.db.as_ref(), &spec, self.fork.clone())
             .await?;
         Ok(dag)
     }

@@ -7,8 +7,7 @@ use crate::error::{Error, IoResultExt, Result};
 use crate::workflow::graph::WorkflowGraph;
 use crate::workflow::{python, yaml};
 
-/// The environment variable naming the Python interpreter that traces Python workflows.
-pub const PYTHON_ENV: &str = "BATON_PYTHON";
+pub use crate::runner::PYTHON_ENV;
 
 /// How to load a workflow file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,6 +27,9 @@ pub struct LoadOptions {
     /// The project a Python workflow sees as `pipeline_context.project` / `this_project`: its
     /// name and params (`get_param`, `get_artifact_uri` give constants from them).
     pub project: Option<TraceProject>,
+    /// Warm Python workers to fork the tracer from (a child of `python`'s worker instead of a
+    /// new interpreter); needs a tokio runtime. `None` starts `python`.
+    pub fork: Option<crate::runner::ForkServer>,
 }
 
 /// What a traced workflow knows of its project.
@@ -54,7 +56,14 @@ impl LoadOptions {
             timeout: Duration::from_secs(60),
             source: None,
             project: None,
+            fork: None,
         }
+    }
+
+    /// The same options tracing through `server`'s warm worker (see [`LoadOptions::fork`]).
+    pub fn forked_by(mut self, server: crate::runner::ForkServer) -> Self {
+        self.fork = Some(server);
+        self
     }
 
     /// The same options giving the workflow its project (see [`LoadOptions::project`]).

@@ -34,6 +34,7 @@ use serde::Deserialize;
 
 use crate::error::{Error, IoResultExt, Result};
 use crate::logs::read_tail;
+use crate::runner::{cached_programs, ForkServer};
 use crate::workflow::graph::WorkflowGraph;
 use crate::workflow::load::{LoadOptions, PYTHON_ENV};
 
@@ -65,25 +66,36 @@ pub(crate) fn load_python_workflow(path: &Path, opts: &LoadOptions) -> Result<Wo
     let scratch = tempfile::tempdir()
         .io_context(|| "cannot create a temporary folder for the workflow tracer".to_string())?;
     let result_path = scratch.path().join("graph.json");
-    let output = run_tracer(
-        Command::new(&opts.python)
-            .arg("-B")
-            .arg("-c")
-            .arg(TRACER)
-            .arg(&absolute)
-            .arg(opts.handler.as_deref().unwrap_or(""))
-            .arg(&opts.name)
-            .arg(&result_path)
-            .arg(
-                opts.project
-                    .as_ref()
-                    .map(|p| serde_json::to_string(p).expect("projects serialize"))
-                    .unwrap_or_default(),
-            ),
-        scratch.path(),
-        opts.timeout,
-    )
-    .map_err(|e| match e {
+    let argv = [
+        absolute.to_string_lossy().into_owned(),
+        opts.handler.clone().unwrap_or_default(),
+        opts.name.clone(),
+        result_path.to_string_lossy().into_owned(),
+        opts.project
+            .as_ref()
+            .map(|p| serde_json::to_string(p).expect("projects serialize"))
+            .unwrap_or_default(),
+    ];
+    let traced = match forked_runtime(opts) {
+        Some((server, runtime)) => run_forked_tracer(
+            &server,
+            &runtime,
+            &opts.python,
+            &argv,
+            scratch.path(),
+            opts.timeout,
+        ),
+        None => run_tracer(
+            Command::new(&opts.python)
+                .arg("-B")
+                .arg("-c")
+                .arg(TRACER)
+                .args(&argv),
+            scratch.path(),
+            opts.timeout,
+        ),
+    };
+    let output = traced.map_err(|e| match e {
         TracerFailure::Start(e) => Error::runtime_from(
             format!(
                 "cannot start the Python interpreter `{}` to load workflow `{}`; install \
@@ -167,9 +179,25 @@ const OUTPUT_TAIL_BYTES: u64 = 64 * 1024;
 
 /// The tracer process's exit status and the end of what it printed.
 struct TracerOutput {
-    status: std::process::ExitStatus,
+    status: TracerStatus,
     stdout: Vec<u8>,
     stderr: Vec<u8>,
+}
+
+/// How the tracer ended: a process of its own, or a child of a warm worker (as the worker
+/// described it).
+enum TracerStatus {
+    Process(std::process::ExitStatus),
+    Forked(String),
+}
+
+impl std::fmt::Display for TracerStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TracerStatus::Process(status) => status.fmt(f),
+            TracerStatus::Forked(ended) => f.write_str(ended),
+        }
+    }
 }
 
 enum TracerFailure {
@@ -210,9 +238,59 @@ fn run_tracer(
     // A chatty workflow may print any amount: only the ends are read, which is all a message
     // or a debug log shows.
     Ok(TracerOutput {
-        status,
+        status: TracerStatus::Process(status),
         stdout: read_tail(&stdout_path, OUTPUT_TAIL_BYTES).map_err(TracerFailure::Io)?,
         stderr: read_tail(&stderr_path, OUTPUT_TAIL_BYTES).map_err(TracerFailure::Io)?,
+    })
+}
+
+/// The warm workers to fork the tracer from, and the runtime that drives them, when `opts`
+/// names some and this thread can reach a tokio runtime.
+fn forked_runtime(opts: &LoadOptions) -> Option<(ForkServer, tokio::runtime::Handle)> {
+    let server = opts.fork.clone()?;
+    let runtime = tokio::runtime::Handle::try_current().ok()?;
+    Some((server, runtime))
+}
+
+/// Runs the tracer in a child of `python`'s warm worker (the tracer's code compiled once and
+/// kept in baton's cache), with its output in a file as [`run_tracer`] does, and kills it after
+/// `timeout`. Called on a blocking thread: it waits on `runtime`.
+fn run_forked_tracer(
+    server: &ForkServer,
+    runtime: &tokio::runtime::Handle,
+    python: &Path,
+    argv: &[String],
+    scratch: &Path,
+    timeout: Duration,
+) -> Result<TracerOutput, TracerFailure> {
+    let dir = cached_programs(&[("tracer.py", TRACER)])
+        .map_err(|e| TracerFailure::Io(std::io::Error::other(e.chain().to_string())))?;
+    let output_path = scratch.join("output");
+    let output = std::fs::File::create(&output_path).map_err(TracerFailure::Io)?;
+    let cwd = std::env::current_dir().map_err(TracerFailure::Io)?;
+    let file = dir.join("tracer.py");
+    let ended = runtime.block_on(async {
+        tokio::time::timeout(
+            timeout,
+            server.run_program(python, &file, argv, &cwd, output.into()),
+        )
+        .await
+    });
+    let ended = match ended {
+        Err(_) => return Err(TracerFailure::TimedOut),
+        Ok(Err(e)) => {
+            return Err(TracerFailure::Start(std::io::Error::other(
+                e.chain().to_string(),
+            )))
+        }
+        Ok(Ok(ended)) => ended,
+    };
+    // One file holds both streams: it stands for stdout and stderr alike.
+    let output = read_tail(&output_path, OUTPUT_TAIL_BYTES).map_err(TracerFailure::Io)?;
+    Ok(TracerOutput {
+        status: TracerStatus::Forked(ended),
+        stdout: output.clone(),
+        stderr: output,
     })
 }
 

@@ -10,6 +10,8 @@ Per connection, one handler run:
 
 - in: a 4-byte big-endian length and that many bytes of JSON, the bootstrap's request unchanged
   (protocol 1; `result_path` only places the folder for downloaded inputs, created when one is),
+  or `{"kind": "program", "file", "argv", "cwd"}` to run a Python file of baton's own as a
+  program (the workflow tracer), its result being its exit code,
   sent with three descriptors attached (SCM_RIGHTS): the write end of the run's log pipe, the
   read end of the run's watch pipe (see the bootstrap's `_die_with_runner`), and the write end of
   the run's result pipe, where the child writes the result's JSON instead of a file;
@@ -114,6 +116,34 @@ def _write_all(fd, data):
         view = view[os.write(fd, view):]
 
 
+def _run_program(request):
+    """Runs the Python file `request["file"]` as `python -B <file> <argv...>` would, in
+    `request["cwd"]`; its exit code. Its compiled code is kept beside it (a file of baton's own,
+    in the cache), so a later run does not compile it again."""
+    path = request["file"]
+    os.chdir(request["cwd"])
+    sys.argv[:] = [path] + list(request["argv"])
+    if not os.path.exists(importlib.util.cache_from_source(path)):
+        import py_compile
+
+        py_compile.compile(path, doraise=False)
+    sys.dont_write_bytecode = True
+    spec = importlib.util.spec_from_file_location("__main__", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["__main__"] = module
+    try:
+        spec.loader.exec_module(module)
+        code = 0
+    except SystemExit as err:
+        code = err.code if isinstance(err.code, int) else (0 if err.code is None else 1)
+    except BaseException:
+        bootstrap._print_traceback()
+        code = 1
+    sys.stdout.flush()
+    sys.stderr.flush()
+    return code
+
+
 def _child(request, fds, keep_out, forget):
     """In the forked child: become the handler's process, run it, forget the modules in `forget`
     (this process's own), and leave. Never returns."""
@@ -139,6 +169,10 @@ def _child(request, fds, keep_out, forget):
             sys.modules.pop(name, None)
         sys.argv[:] = ["-c"]
         bootstrap._die_with_runner(watch_fd)
+        if request.get("kind") == "program":
+            os.close(result_fd)
+            code = _run_program(request)
+            return
         result = bootstrap.run_request(request)
         text = bootstrap._result_text(result).encode()
         # The output ends here, then the result: the runner has the whole run once both pipes
