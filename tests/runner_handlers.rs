@@ -508,6 +508,48 @@ def main(context, rate, note="n"):
         );
     }
 
+    async fn parameters_bind_by_kind_for_plain_decorated_and_callable_handlers() {
+        let fx = Fixture::new();
+        fx.write(
+            "h.py",
+            r#"
+import functools
+
+def shapes(a, /, b, c=3, *rest, d, e=5, **more):
+    return [a, b, c, list(rest), d, e, sorted(more)]
+
+def traced(fn):
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        return ["wrapped", fn(*args, **kwargs)]
+    return wrapper
+
+@traced
+def decorated(x, y=2):
+    return x + y
+
+class Callable:
+    def __call__(self, context, n):
+        return n * 2
+
+instance = Callable()
+"#,
+        );
+        let out = fx
+            .call("h:shapes", json!({"a": 1, "b": 2, "d": 4, "z": 9}))
+            .await;
+        completed(&out, &fx.log_text());
+        assert_eq!(out.results["return"], json!([1, 2, 3, [], 4, 5, ["z"]]));
+        // Through `__wrapped__`, as inspect.signature reads it: `x` binds by name, and `zz`,
+        // which the wrapper's `**kwargs` would pass on, is ignored.
+        let out = fx.call("h:decorated", json!({"x": 40, "zz": 1})).await;
+        completed(&out, &fx.log_text());
+        assert_eq!(out.results["return"], json!(["wrapped", 42]));
+        let out = fx.call("h:instance", json!({"n": 21})).await;
+        completed(&out, &fx.log_text());
+        assert_eq!(out.results["return"], json!(42));
+    }
+
     async fn kwargs_receive_the_remaining_params_and_inputs() {
         let fx = Fixture::new();
         let data = fx.dir.path().join("in.txt");

@@ -28,14 +28,13 @@ sys.path[:] = [p for p in sys.path if p not in ("", ".")]
 import copy
 import importlib
 import importlib.util
-import inspect
 import json
 import keyword
 import os
-import shutil
+import types
 
-# `asyncio`, `logging` and `traceback` are imported where used (through `_stdlib`): they cost
-# tens of milliseconds of start-up, and most handlers need none of them.
+# `asyncio`, `inspect`, `logging`, `shutil` and `traceback` are imported where used (through
+# `_stdlib`): they cost milliseconds of start-up, and most handlers need none of them.
 _BASE_PATH = list(sys.path)
 
 
@@ -188,7 +187,7 @@ class DataItem:
             os.makedirs(self._scratch_dir, exist_ok=True)
             fd, path = tempfile.mkstemp(prefix=self.key + "-", dir=self._scratch_dir)
             with os.fdopen(fd, "wb") as out, request.urlopen(self.url) as response:
-                shutil.copyfileobj(response, out)
+                _stdlib("shutil").copyfileobj(response, out)
             self._local = path
         else:
             raise ValueError(
@@ -328,12 +327,12 @@ class Context:
             source = os.path.abspath(local_path)
             if os.path.isdir(source):
                 target = os.path.join(artifact_path, key)
-                shutil.copytree(source, target, dirs_exist_ok=True)
+                _stdlib("shutil").copytree(source, target, dirs_exist_ok=True)
             else:
                 if not suffix:
                     suffix = os.path.splitext(source)[1]
                 target = os.path.join(artifact_path, key + suffix)
-                shutil.copyfile(source, target)
+                _stdlib("shutil").copyfile(source, target)
         artifact = Artifact(key, os.path.abspath(target), format)
         self._artifacts[key] = artifact
         return artifact
@@ -478,21 +477,69 @@ def _find_function(mod, module, function):
 # Binding and calling
 
 
+# Parameter kinds, numbered as `inspect.Parameter` numbers them.
+_POSITIONAL_ONLY, _POSITIONAL_OR_KEYWORD, _VAR_POSITIONAL, _KEYWORD_ONLY, _VAR_KEYWORD = range(5)
+_NO_DEFAULT = object()
+_CO_VARARGS, _CO_VARKEYWORDS = 0x04, 0x08
+
+
+def _parameters(fn):
+    """`fn`'s parameters as `inspect.signature` gives them: (name, kind, default or _NO_DEFAULT,
+    annotated). A plain function is read from its code object, without importing `inspect` (a
+    large module every forked step would otherwise share pages of and touch); anything else
+    (a decorated function with `__wrapped__`, a class, a `functools.partial`) goes through
+    `inspect.signature`, which may raise TypeError or ValueError."""
+    if type(fn) is not types.FunctionType or hasattr(fn, "__wrapped__") or hasattr(
+        fn, "__signature__"
+    ):
+        inspect = _stdlib("inspect")
+        return [
+            (
+                p.name,
+                int(p.kind),
+                _NO_DEFAULT if p.default is p.empty else p.default,
+                p.annotation is not p.empty,
+            )
+            for p in inspect.signature(fn).parameters.values()
+        ]
+    code = fn.__code__
+    names, positional, keyword_only = code.co_varnames, code.co_argcount, code.co_kwonlyargcount
+    defaults, keyword_defaults = fn.__defaults__ or (), fn.__kwdefaults__ or {}
+    annotations = fn.__annotations__
+    first_default = positional - len(defaults)
+    found = []
+    for i in range(positional):
+        kind = _POSITIONAL_ONLY if i < code.co_posonlyargcount else _POSITIONAL_OR_KEYWORD
+        default = defaults[i - first_default] if i >= first_default else _NO_DEFAULT
+        found.append((names[i], kind, default, names[i] in annotations))
+    rest = positional + keyword_only
+    if code.co_flags & _CO_VARARGS:
+        found.append((names[rest], _VAR_POSITIONAL, _NO_DEFAULT, names[rest] in annotations))
+        rest += 1
+    for name in names[positional : positional + keyword_only]:
+        found.append(
+            (name, _KEYWORD_ONLY, keyword_defaults.get(name, _NO_DEFAULT), name in annotations)
+        )
+    if code.co_flags & _CO_VARKEYWORDS:
+        found.append((names[rest], _VAR_KEYWORD, _NO_DEFAULT, names[rest] in annotations))
+    return found
+
+
 def _bind(fn, function, context, params, inputs):
     """Bind by name like MLRun's `get_func_arg`: `context` gets the context, a param or input of
     the same name fills a parameter, `**kwargs` takes what is left. Params the signature does not
     accept are ignored (MLRun ignores them too); a required parameter nobody fills is an error."""
     try:
-        signature = inspect.signature(fn)
+        parameters = _parameters(fn)
     except (TypeError, ValueError):
         return [], dict(params)
     args, kwargs, used = [], {}, set()
     var_kwargs = False
     positional_gap = False
-    for name, param in signature.parameters.items():
-        if param.kind == param.VAR_POSITIONAL:
+    for name, kind, default, annotated in parameters:
+        if kind == _VAR_POSITIONAL:
             continue
-        if param.kind == param.VAR_KEYWORD:
+        if kind == _VAR_KEYWORD:
             var_kwargs = True
             continue
         if name == "context":
@@ -503,13 +550,13 @@ def _bind(fn, function, context, params, inputs):
         elif name in inputs:
             item = inputs[name]
             # MLRun: an unannotated parameter with a str default wants the local path.
-            if param.annotation is param.empty and isinstance(param.default, str):
+            if not annotated and isinstance(default, str):
                 value = item.local()
             else:
                 value = item
             used.add(name)
-        elif param.default is not param.empty:
-            if param.kind == param.POSITIONAL_ONLY:
+        elif default is not _NO_DEFAULT:
+            if kind == _POSITIONAL_ONLY:
                 positional_gap = True
             continue
         else:
@@ -518,7 +565,7 @@ def _bind(fn, function, context, params, inputs):
                 "Handler '{}' needs a value for parameter '{}': pass it as a param or an input "
                 "(given: {})".format(function, name, ", ".join(given) if given else "none")
             )
-        if param.kind == param.POSITIONAL_ONLY:
+        if kind == _POSITIONAL_ONLY:
             if positional_gap:
                 raise ConfigError(
                     "Handler '{}': positional-only parameter '{}' follows one left to its "
@@ -545,9 +592,9 @@ def _bind(fn, function, context, params, inputs):
 
 def _call(fn, function, args, kwargs):
     value = fn(*args, **kwargs)
-    if inspect.iscoroutine(value):
+    if isinstance(value, types.CoroutineType):
         value = _stdlib("asyncio").run(value)
-    if inspect.isgenerator(value) or inspect.isasyncgen(value):
+    if isinstance(value, (types.GeneratorType, types.AsyncGeneratorType)):
         raise ConfigError(
             "Handler '{}' returned a generator, which a job cannot run: return the result "
             "instead of yielding it".format(function)
