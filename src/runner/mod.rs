@@ -44,7 +44,7 @@ use crate::{Error, Result};
 pub use params::{parse_param, parse_params, MAX_VALUE_DEPTH};
 pub use python::PythonRunner;
 pub use source::{CodeSources, ResolvedSource};
-pub use step::{run_step, StepEnv};
+pub use step::{run_recorded_step, run_step, StepEnv};
 pub(crate) use zygote::cached_programs;
 pub use zygote::ForkServer;
 

@@ -44,7 +44,19 @@ pub async fn run_step(
     env: &StepEnv,
     cancel: impl Future<Output = ()>,
 ) -> Result<RunObject> {
-    let mut run = db.read_run(project, uid).await?;
+    let run = db.read_run(project, uid).await?;
+    run_recorded_step(db, run, env, cancel).await
+}
+
+/// [`run_step`] of `run`, as it was just read or recorded (by the caller that submitted it).
+pub async fn run_recorded_step(
+    db: Arc<dyn Db>,
+    mut run: RunObject,
+    env: &StepEnv,
+    cancel: impl Future<Output = ()>,
+) -> Result<RunObject> {
+    let (project, uid) = (run.metadata.project.clone(), run.metadata.uid.clone());
+    let (project, uid) = (project.as_str(), uid.as_str());
     if run.status.state.is_terminal() {
         return Err(already_ended(&run));
     }
@@ -164,12 +176,6 @@ async fn execute(db: &dyn Db, env: &StepEnv, run: &mut RunObject) -> Result<supe
     };
     let code_source = code.record.source.clone();
     run.status.code = Some(code.record);
-    if !db.update_active_run(run).await? {
-        return Err(already_ended(
-            &db.read_run(&run.metadata.project, &run.metadata.uid)
-                .await?,
-        ));
-    }
 
     let output =
         run.spec.output_path.clone().ok_or_else(|| {
@@ -192,7 +198,40 @@ async fn execute(db: &dyn Db, env: &StepEnv, run: &mut RunObject) -> Result<supe
         env: snapshot.overrides.env.clone(),
     };
     if run.is_hyper() {
+        record_code(db, run).await?;
         return super::hyper::run_iterations(db, env, run, request).await;
     }
-    env.python.run(&request, &env.log).await
+    // The code is recorded while the handler starts, off the step's path. A run settled by
+    // someone else meanwhile stops its handler (the run future is dropped) and keeps their
+    // record.
+    let recorded = record_code(db, run);
+    let handled = env.python.run(&request, &env.log);
+    tokio::pin!(recorded, handled);
+    let mut code_recorded = false;
+    loop {
+        tokio::select! {
+            done = &mut recorded, if !code_recorded => {
+                done?;
+                code_recorded = true;
+            }
+            outcome = &mut handled => {
+                if !code_recorded {
+                    recorded.await?;
+                }
+                return outcome;
+            }
+        }
+    }
+}
+
+/// Records `run` with the code it resolved; a run that ended meanwhile (settled by someone
+/// else) is [`crate::Error::Conflict`].
+async fn record_code(db: &dyn Db, run: &RunObject) -> Result<()> {
+    if !db.update_active_run(run).await? {
+        return Err(already_ended(
+            &db.read_run(&run.metadata.project, &run.metadata.uid)
+                .await?,
+        ));
+    }
+    Ok(())
 }

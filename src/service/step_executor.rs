@@ -15,7 +15,7 @@ use crate::launcher::{self, RunRequest};
 use crate::logs::LogStore;
 use crate::model::{RunObject, RunState};
 use crate::project::Project;
-use crate::runner::{run_step, CodeSources, ForkServer, Isolation, PythonRunner, StepEnv};
+use crate::runner::{run_recorded_step, CodeSources, ForkServer, Isolation, PythonRunner, StepEnv};
 use crate::workflow::StepAction;
 
 /// The image a build step names as its `image` output: MLRun's target for a built function,
@@ -112,12 +112,13 @@ impl RunnerExecutor {
         let project = run.metadata.project.clone();
         let uid = run.metadata.uid.clone();
         let task = tokio::spawn({
-            let (project, uid) = (project.clone(), uid.clone());
+            let run = run.clone();
             async move {
                 let stopped = async {
                     let _ = stopped.await;
                 };
-                run_step(db, &project, &uid, &env, stopped).await
+                // The run as it was just submitted: no need to read it back.
+                run_recorded_step(db, run, &env, stopped).await
             }
         });
         let mut step = InProcessStep {
