@@ -169,7 +169,7 @@ impl ForkServer {
     }
 
     /// Runs the Python file `file` (a program of baton's own, in a folder of
-    /// [`cached_programs`]) as `python -B <file> <argv...>` in `cwd` would, in a child of
+    /// `<cache>/python/<digest>/`) as `python -B <file> <argv...>` in `cwd` would, in a child of
     /// `python`'s worker, its stdout and stderr written to `output`; returns how it ended
     /// (`exit status 0`, `killed by signal 9`). Dropping the future kills the child's process
     /// group.
