@@ -834,3 +834,60 @@ fn a_recorded_run_is_executed_by_a_runner_started_outside_the_project() {
     let log = std::fs::read_to_string(p.path().join(format!(".baton/logs/{uid}.log"))).unwrap();
     assert!(log.contains("p1 is 21"), "{log}");
 }
+
+/// The `*.pyc` files under `dir`.
+fn compiled_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                pending.push(path);
+            } else if path.extension().is_some_and(|e| e == "pyc") {
+                found.push(path);
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn a_cached_module_is_compiled_once_and_a_projects_own_module_follows_dontwritebytecode() {
+    let p = TestProject::with_trivial_function();
+    p.write("own.py", "def main():\n    return 2\n");
+    p.baton(&[
+        "set-function",
+        "--name",
+        "own",
+        "--func",
+        "./own.py",
+        "--handler",
+        "main",
+    ])
+    .ok();
+    for function in ["triv", "own"] {
+        let out = p
+            .command(&["run-function", function, "--json"])
+            .env("PYTHONDONTWRITEBYTECODE", "1")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // The store:// code lives in baton's cache, which keeps its compiled code...
+    let cached = compiled_files(&p.cache.path().join("code"));
+    assert!(
+        cached.iter().any(|f| f
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("triv.")),
+        "no compiled code kept for the cached module: {cached:?}"
+    );
+    // ... while the project's own file is left as PYTHONDONTWRITEBYTECODE asks.
+    assert_eq!(compiled_files(p.path()), Vec::<std::path::PathBuf>::new());
+}

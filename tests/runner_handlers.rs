@@ -67,6 +67,7 @@ impl Fixture {
             code_source: None,
             stop_condition: None,
             env: Default::default(),
+            keep_bytecode: false,
         }
     }
 

@@ -111,6 +111,11 @@ pub struct HandlerRequest {
     pub stop_condition: Option<String>,
     /// Environment variables set in the handler's process before its module is imported.
     pub env: BTreeMap<String, String>,
+    /// Whether `code_dir` is baton's own (an entry of the code cache, which never changes): the
+    /// handler's module is then compiled once and its compiled code kept beside it, even under
+    /// `PYTHONDONTWRITEBYTECODE`, which is about the user's folders. Otherwise (a project's own
+    /// `.py`) the interpreter's settings decide.
+    pub keep_bytecode: bool,
 }
 
 /// The run identity and destinations exposed to the handler through its `context` object.

@@ -160,6 +160,7 @@ impl PythonRunner {
                 context: context.clone(),
                 stop_condition: req.stop_condition.as_deref(),
                 env: &req.env,
+                keep_bytecode: req.keep_bytecode,
                 result_path,
             })
             .map_err(|e| Error::runtime_from("Could not encode the handler request", e))
@@ -324,6 +325,8 @@ struct WireRequest<'a> {
     stop_condition: Option<&'a str>,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     env: &'a BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    keep_bytecode: bool,
     result_path: &'a Path,
 }
 

@@ -181,6 +181,7 @@ async fn execute(db: &dyn Db, env: &StepEnv, run: &mut RunObject) -> Result<supe
         run.spec.output_path.clone().ok_or_else(|| {
             Error::invalid(format!("Run `{}` has no output path", run.metadata.uid))
         })?;
+    let keep_bytecode = code.dir.starts_with(env.code.cache.code_dir());
     let request = HandlerRequest {
         code_dir: code.dir,
         code_source: Some(code_source),
@@ -196,6 +197,7 @@ async fn execute(db: &dyn Db, env: &StepEnv, run: &mut RunObject) -> Result<supe
         },
         stop_condition: None,
         env: snapshot.overrides.env.clone(),
+        keep_bytecode,
     };
     if run.is_hyper() {
         record_code(db, run).await?;

@@ -6,7 +6,8 @@ step, later a warm process that forks per step) without touching anything outsid
 - in: one JSON request, read from the file named by argv[1] (or from stdin when there is none):
   {"protocol": 1, "code_dir", "code_source" (optional: what messages call the code, such as
   its store:// URI), "module", "function", "params", "inputs", "context": {"uid", "name",
-  "project", "artifact_path", "labels"}, "result_path"}
+  "project", "artifact_path", "labels"}, "result_path", "keep_bytecode" (optional: the code
+  folder is baton's, so the module's compiled code is kept beside it)}
 - out: one JSON result written to `result_path` (atomically; never to stdout, which belongs to
   the user's code): {"state": "completed" | "error", "results", "artifacts", "error",
   "failure_kind"}; a failed run's `failure_kind` is "config" when no retry can change it (see
@@ -406,7 +407,19 @@ def _inside(path, folder):
         return False
 
 
-def _load_module(code_dir, module, code_source=None):
+def _keep_bytecode(path):
+    """Compiles `path` into its `__pycache__` unless that is done already, ignoring
+    `PYTHONDONTWRITEBYTECODE`: for a module in baton's code cache, whose files never change, so
+    that the runs after the first do not compile it again. Best effort: a folder that cannot be
+    written is left as it is."""
+    try:
+        if not os.path.exists(importlib.util.cache_from_source(path)):
+            _stdlib("py_compile").compile(path, doraise=True)
+    except Exception:
+        pass
+
+
+def _load_module(code_dir, module, code_source=None, keep_bytecode=False):
     path, is_package = _module_file(code_dir, module)
     if path is None:
         available = _payload_modules(code_dir)
@@ -420,6 +433,8 @@ def _load_module(code_dir, module, code_source=None):
                 module, where, ", ".join(available) if available else "no Python modules"
             )
         )
+    if keep_bytecode:
+        _keep_bytecode(path)
     top = module.split(".")[0]
     loaded = sys.modules.get(top)
     loaded_from = getattr(loaded, "__file__", None)
@@ -652,7 +667,9 @@ def run_request(request):
             sys.path.remove(code_dir)
         sys.path.insert(0, code_dir)
 
-        mod = _load_module(code_dir, module, request.get("code_source"))
+        mod = _load_module(
+            code_dir, module, request.get("code_source"), request.get("keep_bytecode", False)
+        )
         fn = _find_function(mod, module, function)
         args, kwargs = _bind(fn, function, context, params, inputs)
         value = _call(fn, function, args, kwargs)
