@@ -195,10 +195,16 @@ pub(crate) async fn run(args: RunArgs, ctx: &Context) -> Result<ExitCode> {
     // Caught from now on: Ctrl-C, `kill`, `timeout`, systemd or a closed terminal cancel the run
     // (every step aborted and recorded) instead of killing this process and orphaning its steps.
     let cancel = crate::launcher::shutdown_signal();
+    // One set of warm workers for this run: it traces a Python workflow, then forks its steps.
+    // A run on this machine starts its worker first of all, while the project and the database
+    // open.
+    let fork = crate::runner::ForkServer::new();
+    if args.isolation == Isolation::Fork && ctx.api.is_none() {
+        fork.prestart(crate::runner::PythonRunner::from_env().python());
+    }
     let mut baton = ctx.baton().await?;
     baton.set_isolation(args.isolation);
-    // One set of warm workers for this run: it traces a Python workflow, then forks its steps.
-    baton.set_fork_server(crate::runner::ForkServer::new());
+    baton.set_fork_server(fork);
     let name = match args.name {
         Some(name) => name,
         None => baton.default_workflow()?,
