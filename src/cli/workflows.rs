@@ -233,7 +233,6 @@ pub(crate) async fn run(args: RunArgs, ctx: &Context) -> Result<ExitCode> {
         timeout: args.follow.timeout,
         allow_extra_args: args.allow_extra_args,
         labels: Default::default(),
-        tracer: None,
     };
     let watch = args.follow.watch(ctx);
     if let EngineKind::Remote { inner } = baton.workflow_engine(&name, &options)? {

@@ -54,9 +54,6 @@ pub struct RunWorkflowOptions {
     pub allow_extra_args: bool,
     /// Labels of the run, put on its step runs too.
     pub labels: std::collections::BTreeMap<String, String>,
-    /// Warm Python workers to fork the tracer of a Python workflow from, instead of starting an
-    /// interpreter for it.
-    pub tracer: Option<crate::runner::ForkServer>,
 }
 
 impl RunWorkflowOptions {
@@ -117,19 +114,19 @@ impl Project {
     /// Resolves workflow `name` for one run: its artifact is read and fetched now (so a new
     /// version is picked up by the next run), traced or parsed into a graph, checked against the
     /// project's functions and against what the engine can run, and its arguments merged with
-    /// MLRun's rules.
+    /// MLRun's rules. A Python workflow is traced in a child of `tracer`'s warm worker when
+    /// given, else by a new interpreter.
     pub async fn prepare_workflow(
         &self,
         db: &dyn Db,
         engines: &EngineRegistry,
         name: &str,
         options: &RunWorkflowOptions,
+        tracer: Option<crate::runner::ForkServer>,
     ) -> Result<PreparedWorkflow> {
         let spec = self.workflow(name)?;
         let engine = self.workflow_engine(name, options)?;
-        let (source, dag) = self
-            .load_workflow_dag(db, &spec, options.tracer.clone())
-            .await?;
+        let (source, dag) = self.load_workflow_dag(db, &spec, tracer).await?;
         let schema = args_schema(&spec)?;
         let mut given = spec.args.clone();
         given.extend(options.args.clone());

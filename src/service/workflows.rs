@@ -164,12 +164,8 @@ impl Baton {
         options: &RunWorkflowOptions,
     ) -> Result<PreparedWorkflow> {
         let engines = self.engines().await;
-        let options = RunWorkflowOptions {
-            tracer: options.tracer.clone().or_else(|| self.fork.clone()),
-            ..options.clone()
-        };
         self.project
-            .prepare_workflow(self.db.as_ref(), engines, name, &options)
+            .prepare_workflow(self.db.as_ref(), engines, name, options, self.fork.clone())
             .await
     }
 
