@@ -107,7 +107,7 @@ async fn a_crashing_handler_fails_only_its_run_and_the_worker_carries_on() {
          def ok():\n    return 'fine'\n\n\
          def segfault():\n    ctypes.string_at(0)\n\n\
          def exits():\n    os._exit(3)\n\n\
-         def threads():\n    threading.Thread(target=time.sleep, args=(3600,)).start()\n    return 'left a thread'\n",
+         def threads():\n    threading.Thread(target=time.sleep, args=(3600,)).start()\n    return os.getpid()\n",
     );
     assert_eq!(
         fx.call("h:ok").await.unwrap().results["return"],
@@ -121,13 +121,18 @@ async fn a_crashing_handler_fails_only_its_run_and_the_worker_carries_on() {
     assert!(err.to_string().contains("exit status 3"), "{err}");
     // A thread left running does not keep the run (or its process) alive.
     let out = fx.call("h:threads").await.unwrap();
-    assert_eq!(out.results["return"], json!("left a thread"));
+    let threads_pid = out.results["return"].as_i64().unwrap() as i32;
 
     assert_eq!(fx.call("h:ok").await.unwrap().state, RunState::Completed);
     assert_eq!(fx.worker(), worker, "the worker was replaced");
     // A run ends once its output and result are in; the worker reaps the child right after.
-    poll("the worker reaps every child", || {
-        children(worker).is_empty()
+    // What is left is at most the spare it forked ahead for the next run, idle.
+    poll("the worker reaps every run's child", || {
+        let left = children(worker);
+        left.len() <= 1
+            && left
+                .iter()
+                .all(|(p, state)| *p != threads_pid && state == "S")
     });
     poll("no zombie child of this process", || {
         zombies_of(std::process::id()).is_empty()
@@ -174,6 +179,46 @@ async fn a_dead_worker_fails_its_running_handler_with_a_reason_and_is_replaced()
     });
 
     assert_eq!(fx.call("h:ok").await.unwrap().state, RunState::Completed);
+    assert_ne!(fx.worker(), worker, "the dead worker was not replaced");
+    poll("no zombie child of this process", || {
+        zombies_of(std::process::id()).is_empty()
+    });
+}
+
+/// The worker's one idle child (its spare), once it has forked it.
+fn spare_of(worker: u32) -> i32 {
+    let mut spare = 0;
+    poll("the worker to fork its spare", || {
+        let left = children(worker);
+        spare = left.first().map_or(0, |(p, _)| *p);
+        left.len() == 1 && left[0].1 == "S"
+    });
+    spare
+}
+
+// Multi-threaded: `poll` blocks its thread.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_goes_to_the_spare_forked_ahead_and_a_spare_dies_with_its_worker() {
+    let fx = Fixture::new().await;
+    fx.write("h.py", "import os\n\ndef pid():\n    return os.getpid()\n");
+    fx.call("h:pid").await.unwrap();
+    let worker = fx.worker();
+
+    let spare = spare_of(worker);
+    let out = fx.call("h:pid").await.unwrap();
+    assert_eq!(
+        out.results["return"],
+        json!(spare),
+        "the run was not handed to the spare"
+    );
+
+    // The next spare is forked once the worker is idle; it leaves when its worker is gone.
+    let next = spare_of(worker);
+    assert_ne!(next, spare);
+    // SAFETY: kill(2) of the worker this test started.
+    assert_eq!(unsafe { libc::kill(worker as i32, libc::SIGKILL) }, 0);
+    poll("the dead worker's spare to leave", || !alive(next));
+    fx.call("h:pid").await.unwrap();
     assert_ne!(fx.worker(), worker, "the dead worker was not replaced");
     poll("no zombie child of this process", || {
         zombies_of(std::process::id()).is_empty()

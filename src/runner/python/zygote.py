@@ -19,6 +19,12 @@ Per connection, one handler run:
   id is N), then one line `{"exit": code}` or `{"signal": number}` once it has exited, its group
   has been killed and it has been reaped; or one line `{"error": text}` when no child was started.
 
+While it has nothing else to do, this process forks the next run's child ahead of time: a spare
+that sets its process group, closes this process's descriptors and waits on a socket pair for a
+run. A request is handed to the spare (its JSON and descriptors, the same way they came in) when
+there is one, so the fork is off the run's path; otherwise, as in a burst of requests, the child is
+forked then. A spare whose worker is gone reads the end of its socket and leaves.
+
 The child sets its process group, its working directory (the bootstrap's `run_request` does),
 points stdout and stderr at the log pipe, runs the handler, closes its output, writes the result
 and leaves with `os._exit` (threads the handler left behind end with it). This process reaps
@@ -87,16 +93,18 @@ def _recv_exactly(conn, size, fds):
 
 
 def _read_request(conn):
-    """The request and the descriptors sent with it: (request, [log_fd, watch_fd, result_fd])."""
+    """The request, its JSON text and the descriptors sent with it:
+    (request, text, [log_fd, watch_fd, result_fd])."""
     fds = []
     try:
         (size,) = struct.unpack(">I", _recv_exactly(conn, 4, fds))
         if size > _MAX_REQUEST:
             raise ValueError("request of {} bytes is too large".format(size))
-        request = json.loads(_recv_exactly(conn, size, fds))
+        text = _recv_exactly(conn, size, fds)
+        request = json.loads(text)
         if len(fds) != 3:
             raise ValueError("expected 3 descriptors with the request, got {}".format(len(fds)))
-        return request, fds
+        return request, text, fds
     except BaseException:
         for fd in fds:
             os.close(fd)
@@ -144,53 +152,112 @@ def _run_program(request):
     return code
 
 
-def _child(request, fds, keep_out, forget):
-    """In the forked child: become the handler's process, run it, forget the modules in `forget`
-    (this process's own), and leave. Never returns."""
-    log_fd, watch_fd, result_fd = fds
-    code = 1
-    try:
-        os.setpgid(0, 0)
-        signal.set_wakeup_fd(-1)
-        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        for fd in keep_out:
-            try:
-                os.close(fd)
-            except OSError:
-                pass
-        null = os.open(os.devnull, os.O_RDONLY)
-        os.dup2(null, 0)
-        os.close(null)
-        os.dup2(log_fd, 1)
-        os.dup2(log_fd, 2)
-        os.close(log_fd)
-        for name in forget:
-            sys.modules.pop(name, None)
-        sys.argv[:] = ["-c"]
-        bootstrap._die_with_runner(watch_fd)
-        if request.get("kind") == "program":
-            os.close(result_fd)
-            code = _run_program(request)
-            return
-        result = bootstrap.run_request(request)
-        text = bootstrap._result_text(result).encode()
-        # The output ends here, then the result: the runner has the whole run once both pipes
-        # are closed, without waiting for this process's exit.
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os.close(1)
-        os.close(2)
-        _write_all(result_fd, text)
-        os.close(result_fd)
-        code = 0 if result["state"] == "completed" else 1
-    except BaseException as err:
+def _become_child(keep_out, forget):
+    """In a forked child, before its run: leave this process's group, signals and descriptors
+    (those in `keep_out`), and forget the modules in `forget` (this process's own)."""
+    os.setpgid(0, 0)
+    signal.set_wakeup_fd(-1)
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    for fd in keep_out:
         try:
-            os.write(2, "[baton] the warm worker's child failed: {!r}\n".format(err).encode())
+            os.close(fd)
         except OSError:
             pass
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.close(null)
+    for name in forget:
+        sys.modules.pop(name, None)
+    sys.argv[:] = ["-c"]
+
+
+def _run_child(request, fds):
+    """In a forked child ready for its run (`_become_child`): run it, with its output on the log
+    pipe, and write its result; the exit code to leave with."""
+    log_fd, watch_fd, result_fd = fds
+    os.dup2(log_fd, 1)
+    os.dup2(log_fd, 2)
+    os.close(log_fd)
+    bootstrap._die_with_runner(watch_fd)
+    if request.get("kind") == "program":
+        os.close(result_fd)
+        return _run_program(request)
+    result = bootstrap.run_request(request)
+    text = bootstrap._result_text(result).encode()
+    # The output ends here, then the result: the runner has the whole run once both pipes are
+    # closed, without waiting for this process's exit.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.close(1)
+    os.close(2)
+    _write_all(result_fd, text)
+    os.close(result_fd)
+    return 0 if result["state"] == "completed" else 1
+
+
+def _child(request, fds, keep_out, forget):
+    """In a child forked for `request`: run it and leave. Never returns."""
+    code = 1
+    try:
+        _become_child(keep_out, forget)
+        code = _run_child(request, fds)
+    except BaseException as err:
+        _report_failure(err)
     finally:
         os._exit(code)
+
+
+def _spare(sock, keep_out, forget):
+    """In a spare child: get ready, wait for the run the worker hands over on `sock`, run it and
+    leave; leave at once when the worker closes `sock` without one. Never returns."""
+    code = 1
+    try:
+        _become_child(keep_out, forget)
+        text, fds = _read_handover(sock)
+        if text:
+            code = _run_child(json.loads(text), fds)
+        else:
+            code = 0
+    except BaseException as err:
+        _report_failure(err)
+    finally:
+        os._exit(code)
+
+
+def _read_handover(sock):
+    """What the worker sends a spare: the request's JSON text, up to the end of `sock`, and the
+    descriptors that came with it; empty when the worker let the spare go."""
+    chunks, fds = [], []
+    while True:
+        try:
+            chunk, more, _flags, _addr = socket.recv_fds(sock, 65536, 3)
+        except InterruptedError:
+            continue
+        fds.extend(more)
+        if not chunk:
+            break
+        chunks.append(chunk)
+    sock.close()
+    text = b"".join(chunks)
+    if text and len(fds) != 3:
+        raise ValueError("expected 3 descriptors with the handed-over run, got {}".format(len(fds)))
+    return text, fds
+
+
+def _report_failure(err):
+    try:
+        os.write(2, "[baton] the warm worker's child failed: {!r}\n".format(err).encode())
+    except OSError:
+        pass
+
+
+def _exited(pid):
+    """Whether child `pid` has exited; it is left unreaped, so its id still names its group."""
+    try:
+        return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+    except ChildProcessError:
+        return False  # not a child of this process (any more): nothing to reap
 
 
 class Zygote:
@@ -215,11 +282,64 @@ class Zygote:
         self.selector.register(0, selectors.EVENT_READ, "stdin")
         # pid -> the connection its exit is reported on (None once the runner hung up).
         self.children = {}
+        # The next run's child, forked ahead: (pid, this end of its socket pair), or None.
+        self.spare = None
+        # Whether to fork a spare once idle (not again after a fork failed, until a request).
+        self.want_spare = True
 
     def own_fds(self):
         fds = [self.listener.fileno(), self.wake_read, self.wake_write, self.selector.fileno()]
         fds.extend(c.fileno() for c in self.children.values() if c is not None)
+        if self.spare is not None:
+            fds.append(self.spare[1].fileno())
         return fds
+
+    def fork_spare(self):
+        """Forks the next run's child ahead of its request, while there is nothing else to do."""
+        self.want_spare = False
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        forget = _own_module_names()
+        try:
+            pid = os.fork()
+        except OSError:
+            ours.close()
+            theirs.close()
+            return
+        if pid == 0:
+            _spare(theirs, self.own_fds() + [ours.fileno()], forget)
+        theirs.close()
+        try:
+            os.setpgid(pid, pid)  # also done by the spare: whichever runs first
+        except OSError:
+            pass
+        self.spare = (pid, ours)
+
+    def hand_over(self, text, fds):
+        """Hands a run to the spare, if there is one; the spare's pid, or None."""
+        if self.spare is None:
+            return None
+        pid, sock = self.spare
+        self.spare = None
+        try:
+            sent = socket.send_fds(sock, [text], fds)
+            sock.sendall(text[sent:])
+        except OSError:
+            self.release(pid, sock)
+            return None
+        sock.close()
+        return pid
+
+    def release(self, pid, sock):
+        """Lets a spare go: it reads the end of its socket and leaves; its group is killed and it
+        is reaped."""
+        sock.close()
+        self.kill_group(pid)
+        try:
+            os.waitpid(pid, 0)
+        except ChildProcessError:
+            pass
 
     def accept(self):
         try:
@@ -229,11 +349,26 @@ class Zygote:
         conn.setblocking(True)
         conn.settimeout(10)
         try:
-            request, fds = _read_request(conn)
+            request, text, fds = _read_request(conn)
         except Exception as err:
             _send(conn, {"error": "bad request: {}".format(err)})
             conn.close()
             return
+        self.want_spare = True
+        pid = self.hand_over(text, fds)
+        if pid is None:
+            pid = self.fork_child(conn, request, fds)
+            if pid is None:
+                return
+        for fd in fds:
+            os.close(fd)
+        _send(conn, {"pid": pid})
+        conn.setblocking(False)
+        self.children[pid] = conn
+        self.selector.register(conn, selectors.EVENT_READ, pid)
+
+    def fork_child(self, conn, request, fds):
+        """Forks a child for `request` now; its pid, or None (the runner told) when fork failed."""
         sys.stdout.flush()
         sys.stderr.flush()
         forget = _own_module_names()
@@ -244,19 +379,14 @@ class Zygote:
                 os.close(fd)
             _send(conn, {"error": "fork failed: {}".format(err)})
             conn.close()
-            return
+            return None
         if pid == 0:
             _child(request, fds, self.own_fds() + [conn.fileno()], forget)
-        for fd in fds:
-            os.close(fd)
         try:
             os.setpgid(pid, pid)  # also done by the child: whichever runs first
         except OSError:
             pass
-        _send(conn, {"pid": pid})
-        conn.setblocking(False)
-        self.children[pid] = conn
-        self.selector.register(conn, selectors.EVENT_READ, pid)
+        return pid
 
     def hung_up(self, pid):
         """The runner closed the connection of a running child: cancel the run."""
@@ -289,12 +419,11 @@ class Zygote:
                 pass
         except (BlockingIOError, InterruptedError):
             pass
+        if self.spare is not None and _exited(self.spare[0]):
+            self.release(*self.spare)
+            self.spare = None
         for pid in list(self.children):
-            try:
-                info = os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
-            except ChildProcessError:
-                info = None
-            if info is None:
+            if not _exited(pid):
                 continue
             # Exited but not reaped: kill what it left in its group, then reap it.
             self.kill_group(pid)
@@ -313,7 +442,11 @@ class Zygote:
         sys.stdout.write("ready\n")
         sys.stdout.flush()
         while True:
-            for key, _ in self.selector.select():
+            ready = self.selector.select(0 if self.want_spare and self.spare is None else None)
+            if not ready:
+                self.fork_spare()
+                continue
+            for key, _ in ready:
                 what = key.data
                 if what == "accept":
                     self.accept()
@@ -333,6 +466,9 @@ class Zygote:
                     self.hung_up(what)
 
     def shutdown(self):
+        if self.spare is not None:
+            self.release(*self.spare)
+            self.spare = None
         for pid in list(self.children):
             self.kill_group(pid)
         for pid in list(self.children):
