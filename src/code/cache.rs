@@ -87,26 +87,18 @@ impl CodeCache {
     /// [`Artifact::file_name`]. Nothing is left in the cache when any step fails.
     pub async fn resolve(&self, artifact: &Artifact, store: &DataStore) -> Result<ResolvedCode> {
         let uri = artifact.store_uri().to_string();
+        if let Some(hit) = self.cached(artifact)? {
+            tracing::debug!(%uri, digest = %hit.digest, dir = %hit.dir.display(), "code cache hit");
+            return Ok(hit);
+        }
         let file_name = safe_file_name(artifact, &uri)?;
-        let expected = artifact
-            .spec
-            .digest
-            .as_deref()
-            .map(|d| parse_digest(d, &uri))
-            .transpose()?;
-        let code_dir = self.code_dir();
-
+        let expected = expected_digest(artifact, &uri)?;
         if let Some(body) = &artifact.spec.inline {
             let actual = hex::encode(Sha256::digest(body.as_bytes()));
-            check_digest(&uri, "its inline body", expected.as_deref(), &actual)?;
-            let entry = code_dir.join(file_entry_name(&actual, &file_name));
-            if verified_entry(&entry, &uri) {
-                tracing::debug!(%uri, digest = %actual, dir = %entry.display(), "code cache hit (inline)");
-                return Ok(file_result(entry, &file_name, &actual, false));
-            }
             tracing::debug!(%uri, digest = %actual, "code cache miss (inline)");
+            let entry = self.code_dir().join(file_entry_name(&actual, &file_name));
             let bytes = body.clone().into_bytes();
-            let (dir, name) = (code_dir.clone(), file_name.clone());
+            let (dir, name) = (self.code_dir(), file_name.clone());
             let entry = blocking(move || {
                 ensure_dir(&dir)?;
                 let staged = stage(&dir, ".inline-")?;
@@ -136,6 +128,22 @@ impl CodeCache {
             .await
     }
 
+    /// The code of `artifact` if the cache already holds it (checked as
+    /// [`CodeCache::resolve`] checks it), without fetching anything; `None` on a miss.
+    pub fn cached(&self, artifact: &Artifact) -> Result<Option<ResolvedCode>> {
+        let uri = artifact.store_uri().to_string();
+        let file_name = safe_file_name(artifact, &uri)?;
+        let expected = expected_digest(artifact, &uri)?;
+        if let Some(body) = &artifact.spec.inline {
+            let actual = hex::encode(Sha256::digest(body.as_bytes()));
+            check_digest(&uri, "its inline body", expected.as_deref(), &actual)?;
+            let entry = self.code_dir().join(file_entry_name(&actual, &file_name));
+            return Ok(verified_entry(&entry, &uri)
+                .then(|| file_result(entry, &file_name, &actual, false)));
+        }
+        Ok(expected.and_then(|hex| self.lookup(&hex, &file_name, &uri)))
+    }
+
     /// Materialises the payload at `url` (an archive or a single file, named after the URL's
     /// last segment) when no digest was recorded for it: a function source given by URL. It is
     /// fetched every time (only its digest can say whether the cache holds it), and cached under
@@ -154,8 +162,8 @@ impl CodeCache {
         self.fetch(url, url, None, name, store).await
     }
 
-    /// Fetches the payload at `target` for `uri` unless the cache holds `expected`, checks it is
-    /// `expected` when given, and publishes it.
+    /// Fetches the payload at `target` for `uri` (the cache does not hold it: see
+    /// [`CodeCache::cached`]), checks it is `expected` when given, and publishes it.
     async fn fetch(
         &self,
         uri: &str,
@@ -164,13 +172,6 @@ impl CodeCache {
         file_name: &str,
         store: &DataStore,
     ) -> Result<ResolvedCode> {
-        // With a recorded digest the entry name is known before download: check it first.
-        if let Some(hex) = expected {
-            if let Some(hit) = self.lookup(hex, file_name, uri) {
-                tracing::debug!(%uri, digest = %hex, dir = %hit.dir.display(), "code cache hit");
-                return Ok(hit);
-            }
-        }
         tracing::debug!(%uri, %target, "code cache miss: downloading");
 
         let code_dir = self.code_dir();
@@ -221,6 +222,16 @@ impl CodeCache {
         let entry = code_dir.join(file_entry_name(hex, file_name));
         verified_entry(&entry, uri).then(|| file_result(entry, file_name, hex, false))
     }
+}
+
+/// The payload digest `artifact` records (its hex), if any.
+fn expected_digest(artifact: &Artifact, uri: &str) -> Result<Option<String>> {
+    artifact
+        .spec
+        .digest
+        .as_deref()
+        .map(|d| parse_digest(d, uri))
+        .transpose()
 }
 
 /// How often a download that failed on the way (a dropped connection, a truncated body) is

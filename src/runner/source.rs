@@ -101,6 +101,33 @@ impl CodeSources {
         Ok(fetched(code.dir, source, uid, code.digest))
     }
 
+    /// The code `snapshot` pins if it is a `store://` artifact the cache already holds (checked
+    /// as [`CodeSources::resolve`] checks it), without fetching anything; `None` otherwise, an
+    /// error included: [`CodeSources::resolve`] then resolves it and reports the error.
+    pub async fn resolve_cached(
+        &self,
+        db: &dyn Db,
+        project: &str,
+        snapshot: &FunctionSnapshot,
+    ) -> Option<ResolvedSource> {
+        let location = snapshot.code_location.as_str();
+        if !matches!(source_kind(location), Ok(SourceKind::Store)) {
+            return None;
+        }
+        let uri: StoreUri = location.parse().ok()?;
+        let artifact = db.read_artifact(project, &uri).await.ok()?;
+        let source = snapshot.function.url.clone().unwrap_or_default();
+        check_pinned(&artifact, snapshot, &source).ok()?;
+        let code = self.cache.cached(&artifact).ok()??;
+        tracing::debug!(uri = %location, digest = %code.digest, "code cache hit");
+        Some(fetched(
+            code.dir,
+            source,
+            artifact.metadata.uid.clone(),
+            code.digest,
+        ))
+    }
+
     /// The datastore resolving `ds://` URLs through the profiles of `project` in `db`.
     pub fn store_for(&self, db: &dyn Db, project: &str) -> DataStore {
         self.store.clone().with_profiles(ProfileAccess {

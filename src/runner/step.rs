@@ -12,7 +12,7 @@ use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::{CodeSources, ContextSettings, HandlerRequest, PythonRunner};
+use super::{CodeSources, ContextSettings, HandlerRequest, PythonRunner, ResolvedSource};
 use crate::db::{Db, Heartbeat, LeaseChange, LEASE_RENEWAL, LEASE_TTL};
 use crate::error::{Error, Result};
 use crate::model::now;
@@ -60,6 +60,19 @@ pub async fn run_recorded_step(
     if run.status.state.is_terminal() {
         return Err(already_ended(&run));
     }
+    // Code the cache already holds is known before the run starts: it is recorded with
+    // `running`, in the same transaction, and the handler starts without another write.
+    let cached = match &run.spec.function_snapshot {
+        Some(snapshot) => {
+            env.code
+                .resolve_cached(db.as_ref(), project, snapshot)
+                .await
+        }
+        None => None,
+    };
+    if let Some(code) = &cached {
+        run.status.code = Some(code.record.clone());
+    }
     run.status.state = RunState::Running;
     run.status.start_time = Some(now());
     run.status.last_update = run.status.start_time.clone();
@@ -74,7 +87,7 @@ pub async fn run_recorded_step(
         return Err(already_ended(&db.read_run(project, uid).await?));
     }
     let lease = Heartbeat::held(db.clone(), &lease, owner, LEASE_TTL, LEASE_RENEWAL);
-    let run = match drive(db.as_ref(), run, env, cancel).await {
+    let run = match drive(db.as_ref(), run, env, cached, cancel).await {
         Ok(run) => run,
         Err(err) => {
             lease.release().await?;
@@ -89,16 +102,17 @@ pub async fn run_recorded_step(
     Ok(run)
 }
 
-/// Runs the handler of `run` (already recorded `running`) and returns the run with its end
-/// filled in, for the caller to record.
+/// Runs the handler of `run` (already recorded `running`, with its code when `cached` holds
+/// it) and returns the run with its end filled in, for the caller to record.
 async fn drive(
     db: &dyn Db,
     mut run: RunObject,
     env: &StepEnv,
+    cached: Option<ResolvedSource>,
     cancel: impl Future<Output = ()>,
 ) -> Result<RunObject> {
     let outcome = tokio::select! {
-        outcome = execute(db, env, &mut run) => Some(outcome),
+        outcome = execute(db, env, &mut run, cached) => Some(outcome),
         _ = cancel => None,
     };
     match outcome {
@@ -147,7 +161,14 @@ fn already_ended(run: &RunObject) -> Error {
     ))
 }
 
-async fn execute(db: &dyn Db, env: &StepEnv, run: &mut RunObject) -> Result<super::HandlerOutcome> {
+/// Resolves the code of `run` (unless `cached` holds it, already recorded), records it and runs
+/// the handler.
+async fn execute(
+    db: &dyn Db,
+    env: &StepEnv,
+    run: &mut RunObject,
+    cached: Option<ResolvedSource>,
+) -> Result<super::HandlerOutcome> {
     let snapshot = run.spec.function_snapshot.clone().ok_or_else(|| {
         Error::invalid(format!(
             "Run `{}` has no function snapshot (it was recorded by an older baton); submit it \
@@ -164,10 +185,16 @@ async fn execute(db: &dyn Db, env: &StepEnv, run: &mut RunObject) -> Result<supe
         .ok_or_else(|| {
             Error::invalid(format!("No handler given for function `{}`", function.name))
         })?;
-    let code = env
-        .code
-        .resolve(db, &run.metadata.project, &snapshot)
-        .await?;
+    let (code, recorded_with_start) = match cached {
+        Some(code) => (code, true),
+        None => {
+            let code = env
+                .code
+                .resolve(db, &run.metadata.project, &snapshot)
+                .await?;
+            (code, false)
+        }
+    };
     tracing::info!(source = %code.record.source, digest = %code.record.digest, dir = %code.dir.display(), "code resolved");
     // A bare function name of a `.py` source runs from that file.
     let handler = match (&code.file_stem, handler.contains(':')) {
@@ -200,8 +227,13 @@ async fn execute(db: &dyn Db, env: &StepEnv, run: &mut RunObject) -> Result<supe
         keep_bytecode,
     };
     if run.is_hyper() {
-        record_code(db, run).await?;
+        if !recorded_with_start {
+            record_code(db, run).await?;
+        }
         return super::hyper::run_iterations(db, env, run, request).await;
+    }
+    if recorded_with_start {
+        return env.python.run(&request, &env.log).await;
     }
     // The code is recorded while the handler starts, off the step's path. A run settled by
     // someone else meanwhile stops its handler (the run future is dropped) and keeps their
