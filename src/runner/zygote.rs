@@ -13,18 +13,20 @@
 //!    length and JSON, with three descriptors attached (`SCM_RIGHTS`): the write end of the run's
 //!    log pipe, whose read end this process copies into the log under its cap as for a fresh
 //!    process, the read end of the run's watch pipe, and the write end of the run's result pipe;
-//! 2. the worker forks; the child makes its own process group, points stdout and stderr at the
-//!    log pipe, runs the request, writes the result's JSON into the result pipe (no file: a
-//!    forked step creates, renames and removes nothing, and its folder `<folder>/steps/<n>/` is
-//!    created only for downloaded inputs), then leaves with `os._exit`; the worker answers
-//!    `{"pid": N}`;
+//! 2. the worker hands the request to its spare, a child it forked while idle (in its own
+//!    process group, the worker's descriptors closed, waiting on a socket pair), or forks a child
+//!    now when it has none (a burst of requests); the child points stdout and stderr at the log
+//!    pipe, runs the request, writes the result's JSON into the result pipe (no file: a forked
+//!    step creates, renames and removes nothing, and its folder `<folder>/steps/<n>/` is created
+//!    only for downloaded inputs), then leaves with `os._exit`; the worker answers `{"pid": N}`;
 //! 3. when the child exits the worker kills its process group (while the unreaped leader still
 //!    holds the group id, so no other process can be hit), reaps it, and answers
 //!    `{"exit": code}` or `{"signal": number}`.
 //!
 //! # Who kills and reaps what
 //!
-//! The worker reaps its children; this process reaps the worker. A run that is dropped before it
+//! The worker reaps its children, its spare included (a spare whose worker is gone sees its
+//! socket pair end and leaves); this process reaps the worker. A run that is dropped before it
 //! ends (a timeout, a terminate) closes its connection: the worker kills the child's group at
 //! once, and the closed watch pipe ends the group too (see the bootstrap's `_die_with_runner`),
 //! which also covers a worker that is gone. A worker that dies fails the runs it had in flight (their connections
