@@ -51,22 +51,50 @@ _spec.loader.exec_module(bootstrap)
 
 # What a fresh bootstrap process would have imported by the time it runs the handler (the watch
 # on the runner needs `fcntl`, or `signal` and `threading` where that is not available). A child
-# forgets every other module this process imports for itself, so a payload's `socket.py` or
-# `selectors.py` is found exactly as in a fresh process.
+# forgets every other module this process imports for itself, so a payload's `json.py` or
+# `select.py` is found exactly as in a fresh process.
 bootstrap._stdlib("fcntl")
 bootstrap._stdlib("signal")
 bootstrap._stdlib("threading")
 _BASELINE = set(sys.modules)
 
+import _socket
 import json
-import selectors
+import select
 import signal
-import socket
 import struct
 
 _MAX_REQUEST = 64 * 1024 * 1024
 
 _own_modules = ((), -1)
+
+# The C socket module, not `socket`: what this process needs of it fits in the two helpers
+# below, and `socket` (its enums) costs about 3 ms of every worker's start and a larger heap
+# for every fork to copy.
+_FD_SIZE = struct.calcsize("i")
+
+
+def _recv_fds(sock, size, max_fds, flags=0):
+    """Up to `size` bytes from `sock` and the descriptors sent with them (`SCM_RIGHTS`):
+    (data, [fd, ...]), as `socket.recv_fds`."""
+    data, ancillary, _flags, _addr = sock.recvmsg(size, _socket.CMSG_LEN(max_fds * _FD_SIZE), flags)
+    fds = []
+    for level, kind, payload in ancillary:
+        if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
+            count = len(payload) // _FD_SIZE
+            fds.extend(struct.unpack("{}i".format(count), payload[: count * _FD_SIZE]))
+    return data, fds
+
+
+def _send_fds(sock, data, fds):
+    """Sends (a first part of) `data` on `sock` with `fds` attached; the bytes sent."""
+    rights = struct.pack("{}i".format(len(fds)), *fds)
+    return sock.sendmsg([data], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, rights)])
+
+
+def _unix_socket(fd=None):
+    """A stream Unix socket, or the one descriptor `fd` holds."""
+    return _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM, 0, fd)
 
 
 def _own_module_names():
@@ -84,7 +112,7 @@ def _own_module_names():
 def _recv_exactly(conn, size, fds):
     data = b""
     while len(data) < size:
-        chunk, more, _flags, _addr = socket.recv_fds(conn, size - len(data), 4)
+        chunk, more = _recv_fds(conn, size - len(data), 4)
         if not chunk:
             raise EOFError("the runner closed the connection mid-request")
         data += chunk
@@ -231,7 +259,7 @@ def _read_handover(sock):
     chunks, fds = [], []
     while True:
         try:
-            chunk, more, _flags, _addr = socket.recv_fds(sock, 65536, 3)
+            chunk, more = _recv_fds(sock, 65536, 3)
         except InterruptedError:
             continue
         fds.extend(more)
@@ -262,7 +290,7 @@ def _exited(pid):
 
 class Zygote:
     def __init__(self):
-        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.listener = _unix_socket()
         path = os.path.join(_FOLDER, "zygote.sock")
         old = os.umask(0o177)
         try:
@@ -276,10 +304,12 @@ class Zygote:
         os.set_blocking(self.wake_write, False)
         signal.set_wakeup_fd(self.wake_write)
         signal.signal(signal.SIGCHLD, lambda *_: None)
-        self.selector = selectors.DefaultSelector()
-        self.selector.register(self.listener, selectors.EVENT_READ, "accept")
-        self.selector.register(self.wake_read, selectors.EVENT_READ, "child")
-        self.selector.register(0, selectors.EVENT_READ, "stdin")
+        self.poll = select.epoll()
+        # fd -> what its readiness means: "accept", "child", "stdin", or a child's pid.
+        self.watched = {}
+        self.watch(self.listener.fileno(), "accept")
+        self.watch(self.wake_read, "child")
+        self.watch(0, "stdin")
         # pid -> the connection its exit is reported on (None once the runner hung up).
         self.children = {}
         # The next run's child, forked ahead: (pid, this end of its socket pair), or None.
@@ -287,8 +317,16 @@ class Zygote:
         # Whether to fork a spare once idle (not again after a fork failed, until a request).
         self.want_spare = True
 
+    def watch(self, fd, what):
+        self.poll.register(fd, select.EPOLLIN)
+        self.watched[fd] = what
+
+    def unwatch(self, fd):
+        self.poll.unregister(fd)
+        del self.watched[fd]
+
     def own_fds(self):
-        fds = [self.listener.fileno(), self.wake_read, self.wake_write, self.selector.fileno()]
+        fds = [self.listener.fileno(), self.wake_read, self.wake_write, self.poll.fileno()]
         fds.extend(c.fileno() for c in self.children.values() if c is not None)
         if self.spare is not None:
             fds.append(self.spare[1].fileno())
@@ -297,7 +335,7 @@ class Zygote:
     def fork_spare(self):
         """Forks the next run's child ahead of its request, while there is nothing else to do."""
         self.want_spare = False
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        ours, theirs = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_STREAM)
         sys.stdout.flush()
         sys.stderr.flush()
         forget = _own_module_names()
@@ -323,7 +361,7 @@ class Zygote:
         pid, sock = self.spare
         self.spare = None
         try:
-            sent = socket.send_fds(sock, [text], fds)
+            sent = _send_fds(sock, text, fds)
             sock.sendall(text[sent:])
         except OSError:
             self.release(pid, sock)
@@ -343,9 +381,10 @@ class Zygote:
 
     def accept(self):
         try:
-            conn, _ = self.listener.accept()
+            conn_fd, _ = self.listener._accept()
         except (BlockingIOError, InterruptedError):
             return
+        conn = _unix_socket(conn_fd)
         conn.setblocking(True)
         conn.settimeout(10)
         try:
@@ -365,7 +404,7 @@ class Zygote:
         _send(conn, {"pid": pid})
         conn.setblocking(False)
         self.children[pid] = conn
-        self.selector.register(conn, selectors.EVENT_READ, pid)
+        self.watch(conn.fileno(), pid)
 
     def fork_child(self, conn, request, fds):
         """Forks a child for `request` now; its pid, or None (the runner told) when fork failed."""
@@ -400,7 +439,7 @@ class Zygote:
             return
         except OSError:
             pass
-        self.selector.unregister(conn)
+        self.unwatch(conn.fileno())
         conn.close()
         self.children[pid] = None
         self.kill_group(pid)
@@ -435,19 +474,21 @@ class Zygote:
                 _send(conn, {"signal": os.WTERMSIG(status)})
             else:
                 _send(conn, {"exit": os.waitstatus_to_exitcode(status)})
-            self.selector.unregister(conn)
+            self.unwatch(conn.fileno())
             conn.close()
 
     def serve(self):
         sys.stdout.write("ready\n")
         sys.stdout.flush()
         while True:
-            ready = self.selector.select(0 if self.want_spare and self.spare is None else None)
+            ready = self.poll.poll(0 if self.want_spare and self.spare is None else -1)
             if not ready:
                 self.fork_spare()
                 continue
-            for key, _ in ready:
-                what = key.data
+            for fd, _ in ready:
+                what = self.watched.get(fd)
+                if what is None:
+                    continue  # unwatched by an earlier event of this batch
                 if what == "accept":
                     self.accept()
                 elif what == "child":
