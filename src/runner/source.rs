@@ -79,9 +79,7 @@ impl CodeSources {
                 });
             }
             SourceKind::Store => {
-                let uri: StoreUri = location.parse()?;
-                let artifact = db.read_artifact(project, &uri).await?;
-                check_pinned(&artifact, snapshot, &source)?;
+                let artifact = read_pinned(db, project, snapshot).await?;
                 let uid = artifact.metadata.uid.clone();
                 (artifact, uid)
             }
@@ -114,10 +112,8 @@ impl CodeSources {
         if !matches!(source_kind(location), Ok(SourceKind::Store)) {
             return None;
         }
-        let uri: StoreUri = location.parse().ok()?;
-        let artifact = db.read_artifact(project, &uri).await.ok()?;
+        let artifact = read_pinned(db, project, snapshot).await.ok()?;
         let source = snapshot.function.url.clone().unwrap_or_default();
-        check_pinned(&artifact, snapshot, &source).ok()?;
         let code = self.cache.cached(&artifact).ok()??;
         tracing::debug!(uri = %location, digest = %code.digest, "code cache hit");
         Some(fetched(
@@ -148,6 +144,16 @@ fn fetched(dir: PathBuf, source: String, uid: Option<String>, digest: String) ->
             digest,
         },
     }
+}
+
+/// The `store://` artifact `snapshot` pins, read from `db`; it must still be the version pinned
+/// at submit.
+async fn read_pinned(db: &dyn Db, project: &str, snapshot: &FunctionSnapshot) -> Result<Artifact> {
+    let uri: StoreUri = snapshot.code_location.parse()?;
+    let artifact = db.read_artifact(project, &uri).await?;
+    let source = snapshot.function.url.as_deref().unwrap_or_default();
+    check_pinned(&artifact, snapshot, source)?;
+    Ok(artifact)
 }
 
 /// The artifact read back must be the version pinned at submit.

@@ -226,36 +226,16 @@ async fn execute(
         env: snapshot.overrides.env.clone(),
         keep_bytecode,
     };
+    // Code the cache did not hold was fetched just now, after the run was marked running: it is
+    // recorded before the handler starts (a run settled meanwhile by someone else keeps their
+    // record, and its handler never starts).
+    if !recorded_with_start {
+        record_code(db, run).await?;
+    }
     if run.is_hyper() {
-        if !recorded_with_start {
-            record_code(db, run).await?;
-        }
         return super::hyper::run_iterations(db, env, run, request).await;
     }
-    if recorded_with_start {
-        return env.python.run(&request, &env.log).await;
-    }
-    // The code is recorded while the handler starts, off the step's path. A run settled by
-    // someone else meanwhile stops its handler (the run future is dropped) and keeps their
-    // record.
-    let recorded = record_code(db, run);
-    let handled = env.python.run(&request, &env.log);
-    tokio::pin!(recorded, handled);
-    let mut code_recorded = false;
-    loop {
-        tokio::select! {
-            done = &mut recorded, if !code_recorded => {
-                done?;
-                code_recorded = true;
-            }
-            outcome = &mut handled => {
-                if !code_recorded {
-                    recorded.await?;
-                }
-                return outcome;
-            }
-        }
-    }
+    env.python.run(&request, &env.log).await
 }
 
 /// Records `run` with the code it resolved; a run that ended meanwhile (settled by someone

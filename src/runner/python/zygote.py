@@ -224,29 +224,14 @@ def _run_child(request, fds):
     return 0 if result["state"] == "completed" else 1
 
 
-def _child(request, fds, keep_out, forget):
-    """In a child forked for `request`: run it and leave. Never returns."""
+def _child(keep_out, forget, get_run):
+    """In a forked child: get ready, get its run from `get_run()` (the request and its
+    descriptors, or `(None, [])` for none), run it and leave. Never returns."""
     code = 1
     try:
         _become_child(keep_out, forget)
-        code = _run_child(request, fds)
-    except BaseException as err:
-        _report_failure(err)
-    finally:
-        os._exit(code)
-
-
-def _spare(sock, keep_out, forget):
-    """In a spare child: get ready, wait for the run the worker hands over on `sock`, run it and
-    leave; leave at once when the worker closes `sock` without one. Never returns."""
-    code = 1
-    try:
-        _become_child(keep_out, forget)
-        text, fds = _read_handover(sock)
-        if text:
-            code = _run_child(json.loads(text), fds)
-        else:
-            code = 0
+        request, fds = get_run()
+        code = 0 if request is None else _run_child(request, fds)
     except BaseException as err:
         _report_failure(err)
     finally:
@@ -254,8 +239,8 @@ def _spare(sock, keep_out, forget):
 
 
 def _read_handover(sock):
-    """What the worker sends a spare: the request's JSON text, up to the end of `sock`, and the
-    descriptors that came with it; empty when the worker let the spare go."""
+    """What the worker sends a spare, read up to the end of `sock`: the request and the
+    descriptors that came with it, or `(None, [])` when the worker let the spare go."""
     chunks, fds = [], []
     while True:
         try:
@@ -267,10 +252,11 @@ def _read_handover(sock):
             break
         chunks.append(chunk)
     sock.close()
-    text = b"".join(chunks)
-    if text and len(fds) != 3:
+    if not chunks:
+        return None, []
+    if len(fds) != 3:
         raise ValueError("expected 3 descriptors with the handed-over run, got {}".format(len(fds)))
-    return text, fds
+    return json.loads(b"".join(chunks)), fds
 
 
 def _report_failure(err):
@@ -346,7 +332,8 @@ class Zygote:
             theirs.close()
             return
         if pid == 0:
-            _spare(theirs, self.own_fds() + [ours.fileno()], forget)
+            # The spare waits for the run this process hands over on `theirs`.
+            _child(self.own_fds() + [ours.fileno()], forget, lambda: _read_handover(theirs))
         theirs.close()
         try:
             os.setpgid(pid, pid)  # also done by the spare: whichever runs first
@@ -420,7 +407,7 @@ class Zygote:
             conn.close()
             return None
         if pid == 0:
-            _child(request, fds, self.own_fds() + [conn.fileno()], forget)
+            _child(self.own_fds() + [conn.fileno()], forget, lambda: (request, fds))
         try:
             os.setpgid(pid, pid)  # also done by the child: whichever runs first
         except OSError:
