@@ -119,6 +119,17 @@ fn error_of(outcome: &HandlerOutcome) -> &str {
 
 /// Whether `pid` is gone: no such process, or a zombie waiting to be reaped (it runs no code).
 #[cfg(target_os = "linux")]
+/// Whether every process of `pids` is gone within 10 s.
+async fn all_gone_soon(pids: &[u32]) -> bool {
+    for _ in 0..500 {
+        if pids.iter().all(|&p| process_gone(p)) {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    false
+}
+
 fn process_gone(pid: u32) -> bool {
     match fs::read_to_string(format!("/proc/{pid}/stat")) {
         Err(_) => true,
@@ -730,11 +741,8 @@ def main(pids):
 
         drop(run);
 
-        for _ in 0..500 {
-            if pids.iter().all(|&p| process_gone(p)) {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
+        if all_gone_soon(&pids).await {
+            return;
         }
         let stats: Vec<_> = pids
             .iter()
@@ -770,13 +778,10 @@ def main(pids):
         completed(&outcome, &fx.log_text());
         let pid: u32 = fs::read_to_string(&pids).unwrap().parse().unwrap();
         assert!(fx.log_text().contains(&format!("left {pid}")), "{}", fx.log_text());
-        for _ in 0..250 {
-            if process_gone(pid) {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        panic!("subprocess {pid} outlived its completed run");
+        assert!(
+            all_gone_soon(&[pid]).await,
+            "subprocess {pid} outlived its completed run"
+        );
     }
 
     async fn failures_no_retry_can_fix_are_classified_as_config() {
