@@ -175,6 +175,7 @@ impl PythonRunner {
 
         let (ended, text) = match &self.fork {
             None => {
+                Scratch::remove_stale();
                 let scratch = Scratch::create()?;
                 let result_path = scratch.path().join("result.json");
                 let request_path = scratch.path().join("request.json");
@@ -502,8 +503,9 @@ const SCRATCH_LOCK: &str = "owner.lock";
 const LOCKLESS_STALE_AFTER: std::time::Duration = std::time::Duration::from_secs(3600);
 
 impl Scratch {
+    /// A new scratch folder. The folders earlier runs left behind are removed by
+    /// [`Scratch::remove_stale`], which the caller runs where it costs least.
     pub(super) fn create() -> Result<Scratch> {
-        remove_stale_scratch(&std::env::temp_dir());
         let dir = tempfile::Builder::new()
             .prefix(SCRATCH_PREFIX)
             .permissions(fs::Permissions::from_mode(0o700))
@@ -522,6 +524,12 @@ impl Scratch {
             .and_then(|()| write!(lock, "{}", std::process::id()))
             .io_context(|| format!("Could not lock `{}`", path.display()))?;
         Ok(Scratch { dir, lock })
+    }
+
+    /// Removes the scratch folders in the temporary folder that their owners left behind (a
+    /// scan of the whole folder, which takes milliseconds where it holds thousands of entries).
+    pub(super) fn remove_stale() {
+        remove_stale_scratch(&std::env::temp_dir());
     }
 
     pub(super) fn path(&self) -> &Path {

@@ -367,6 +367,8 @@ impl Worker {
                 e,
             )
         })?;
+        // While the interpreter starts, off the path of the first run.
+        Scratch::remove_stale();
         let pid = child.id().unwrap_or_default();
         let lifeline = child.stdin.take().expect("stdin is piped");
         let stdout = child.stdout.take().expect("stdout is piped");
