@@ -5,6 +5,7 @@
 //! knows where records live. Payloads never go through the database: they live in the datastore.
 
 mod api_client;
+mod checkpoint;
 mod http;
 pub mod profiles;
 mod sqlite;

@@ -13,7 +13,8 @@
 //! free list, opening one when the list is empty and keeping at most [`IDLE_READERS`]. Every
 //! call runs in `spawn_blocking`, so the number of readers open at once is bounded by tokio's
 //! blocking pool. A pool crate (r2d2 and `r2d2_sqlite`) would add a crate, its own threads and
-//! timeouts for what is a `Vec` of connections here.
+//! timeouts for what is a `Vec` of connections here. From its first write, a handle also runs
+//! passive WAL checkpoints on a thread of its own (see [`super::checkpoint`]).
 //!
 //! # Schema
 //!
@@ -24,13 +25,14 @@
 //! a database at once never apply one twice.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 use rusqlite_migration::{Migrations, M};
 
+use super::checkpoint::Checkpointer;
 use super::{
     ArtifactFilter, ArtifactVersion, BuildRecord, Db, LeaseChange, RunFilter, StoredArtifact,
     LATEST,
@@ -114,6 +116,9 @@ pub struct SqliteDb {
     // connection last, the WAL would stay behind, and every process opening the database would
     // first replay it (megabytes of it once it has grown).
     readers: Arc<Mutex<Vec<Connection>>>,
+    // Also dropped before the writer (its thread and connection end first). Started at the
+    // first write, so a handle that only reads has no thread.
+    checkpointer: Arc<OnceLock<Option<Checkpointer>>>,
     writer: Arc<Mutex<Connection>>,
     path: PathBuf,
 }
@@ -178,6 +183,7 @@ impl SqliteDb {
         Ok(SqliteDb {
             writer: Arc::new(Mutex::new(conn)),
             readers: Arc::new(Mutex::new(Vec::new())),
+            checkpointer: Arc::new(OnceLock::new()),
             path: path.to_path_buf(),
         })
     }
@@ -190,9 +196,15 @@ impl SqliteDb {
     {
         let conn = self.writer.clone();
         let path = self.path.clone();
+        let checkpointer = self.checkpointer.clone();
         tokio::task::spawn_blocking(move || {
             let mut conn = conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            f(&mut conn, &path)
+            let result = f(&mut conn, &path);
+            drop(conn);
+            if let Some(checkpointer) = checkpointer.get_or_init(|| Checkpointer::start(&path)) {
+                checkpointer.committed();
+            }
+            result
         })
         .await
         .map_err(|e| Error::internal_from("The database task panicked", e))?
