@@ -6,13 +6,14 @@
 //! same interpreter, measured in the same run.
 //!
 //! Run with `cargo bench --bench workflow_e2e` (`BATON_BENCH_REPEAT=N` changes the number of
-//! rounds, default 3). Everything uses `BATON_PYTHON` set to the real interpreter behind
-//! `python3`. Each round runs, in turn: the baseline 3 times, 200 bare forks, the chain and the
-//! fan-out on both transports, and, when `BATON_BENCH_MLRUN_PYTHON` names the interpreter of an
-//! MLRun venv with kfp (`bash tests/mlrun/venv.sh kfp18`), MLRun's own `local` engine on the same
-//! chain and fan-out (`benches/mlrun_local_e2e.py`), each a whole process. Rows are medians over
-//! rounds. The per-step breakdown comes from the timestamps the
-//! engine (step started/finished) and the runner (run start_time/end_time) record.
+//! rounds, default 3). Everything uses `BATON_PYTHON` set to the real interpreter behind `python3`
+//! (or to `$BATON_BENCH_PYTHON`, to compare interpreters). Each round runs, in turn: the baseline 3
+//! times, 200 bare forks, the chain and the fan-out on both transports, and, when
+//! `BATON_BENCH_MLRUN_PYTHON` names the interpreter of an MLRun venv with kfp (`bash
+//! tests/mlrun/venv.sh kfp18`), MLRun's own `local` engine on the same chain and fan-out
+//! (`benches/mlrun_local_e2e.py`), each a whole process. Rows are medians over rounds. The per-step
+//! breakdown comes from the timestamps the engine (step started/finished) and the runner (run
+//! start_time/end_time) record.
 //!
 //! The dispatcher's own in-process cost per step, without any process, is measured by
 //! `cargo bench --bench dispatcher` (not run here).

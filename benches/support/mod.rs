@@ -34,8 +34,12 @@ pub fn rounds(var: &str, default: usize) -> usize {
         .unwrap_or(if benchmarking() { default } else { 1 })
 }
 
-/// The interpreter a `python3` found on PATH really is (a pyenv shim execs another program).
+/// The interpreter baton's runs use: `$BATON_BENCH_PYTHON` when set (to compare interpreters),
+/// else the one a `python3` found on PATH really is (a pyenv shim execs another program).
 pub fn real_python() -> PathBuf {
+    if let Some(python) = std::env::var_os("BATON_BENCH_PYTHON") {
+        return PathBuf::from(python);
+    }
     let out = Command::new("python3")
         .args(["-c", "import sys; print(sys.executable)"])
         .output()
