@@ -9,7 +9,7 @@ mod common;
 
 use baton::db::{Db, Heartbeat, RunFilter, SqliteDb};
 use baton::engine::WorkflowState;
-use baton::model::{Artifact, Driver, RunObject, WorkflowRunRecord};
+use baton::model::{Artifact, Driver, RunObject, WorkflowRunRecord, WorkflowRunSummary};
 use baton::project::Project;
 use baton::uri::StoreUri;
 use rusqlite::Connection;
@@ -407,6 +407,49 @@ async fn a_workflow_run_is_settled_when_its_drivers_lease_ends_not_when_its_pid_
             .state,
         WorkflowState::Failed
     );
+}
+
+/// Listing summaries (what `baton workflows list` shows) reads them without whole records, and
+/// still settles a run whose driver is gone; every summary matches its record.
+#[tokio::test]
+async fn workflow_run_summaries_settle_orphaned_runs_and_match_their_records() {
+    let p = common::TestProject::new();
+    let project = Project::load(p.path()).unwrap();
+    let db = SqliteDb::open(&p.path().join(".baton").join("baton.db")).unwrap();
+    let record = |id: &str, state: WorkflowState| {
+        let mut run = workflow_run(id);
+        run.project = project.name().to_string();
+        run.state = state;
+        run.driver = Some(Driver::current());
+        run
+    };
+    let done = record("done", WorkflowState::Succeeded);
+    let orphan = record("orphan", WorkflowState::Running);
+    let live = record("live", WorkflowState::Running);
+    assert!(db
+        .acquire_lease(&live.driver_lease(), "driver", Duration::from_secs(600))
+        .await
+        .unwrap());
+    for run in [&done, &orphan, &live] {
+        db.store_workflow_run(run).await.unwrap();
+    }
+    let summaries = project.workflow_run_summaries(&db).await.unwrap();
+    let states: Vec<_> = summaries.iter().map(|s| (s.id.as_str(), s.state)).collect();
+    assert_eq!(
+        states,
+        [
+            ("live", WorkflowState::Running),
+            ("orphan", WorkflowState::Failed),
+            ("done", WorkflowState::Succeeded),
+        ]
+    );
+    for summary in &summaries {
+        let stored = db
+            .read_workflow_run(project.name(), &summary.id)
+            .await
+            .unwrap();
+        assert_eq!(*summary, WorkflowRunSummary::of(&stored));
+    }
 }
 
 /// A reader that read the run while it ran, and checks the lease after the driver stored the

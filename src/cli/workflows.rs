@@ -411,23 +411,15 @@ pub(crate) async fn workflows(cmd: WorkflowsCommand, ctx: &Context) -> Result<Ex
     let baton = ctx.baton().await?;
     match cmd {
         WorkflowsCommand::Retry(args) => return retry(args, &baton, ctx).await,
-        WorkflowsCommand::List { json } => {
-            let runs = baton.workflow_runs().await?;
-            if json {
-                ctx.printer.json(&runs);
-            } else {
-                let mut table = Table::new(&["ID", "NAME", "STATE", "ENGINE", "STARTED"]);
-                for r in &runs {
-                    table.row([
-                        r.id.to_string(),
-                        r.name.to_string(),
-                        r.state.to_string(),
-                        r.engine.to_string(),
-                        r.started.to_string(),
-                    ]);
-                }
-                ctx.printer.data(table);
+        WorkflowsCommand::List { json: true } => {
+            ctx.printer.json(&baton.workflow_runs().await?);
+        }
+        WorkflowsCommand::List { json: false } => {
+            let mut table = Table::new(&["ID", "NAME", "STATE", "ENGINE", "STARTED"]);
+            for r in baton.workflow_run_summaries().await? {
+                table.row([r.id, r.name, r.state.to_string(), r.engine, r.started]);
             }
+            ctx.printer.data(table);
         }
         WorkflowsCommand::Get { id, json } => {
             let run = baton.workflow_run(&id).await?;

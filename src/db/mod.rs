@@ -22,7 +22,7 @@ pub use sqlite::SqliteDb;
 
 use crate::datastore::profile::ProfileStore;
 use crate::error::Result;
-use crate::model::{now, Artifact, RunObject, RunState, WorkflowRunRecord};
+use crate::model::{now, Artifact, RunObject, RunState, WorkflowRunRecord, WorkflowRunSummary};
 use crate::uri::StoreUri;
 
 /// The tag every newly stored version receives.
@@ -159,6 +159,13 @@ pub trait Db: Send + Sync {
 
     /// Lists a project's workflow runs, newest first.
     async fn list_workflow_runs(&self, project: &str) -> Result<Vec<WorkflowRunRecord>>;
+
+    /// Lists the summaries of a project's workflow runs, newest first: what a listing shows,
+    /// without decoding whole records (the default does decode them).
+    async fn list_workflow_run_summaries(&self, project: &str) -> Result<Vec<WorkflowRunSummary>> {
+        let runs = self.list_workflow_runs(project).await?;
+        Ok(runs.iter().map(WorkflowRunSummary::of).collect())
+    }
 
     /// Asks the engine that owns the run to terminate it: this is the only way to reach a run
     /// driven by another process (the driver polls [`Db::workflow_termination_requested`]), so

@@ -38,7 +38,7 @@ use super::{
     LATEST,
 };
 use crate::error::{Error, Result};
-use crate::model::{Artifact, RunObject, WorkflowRunRecord};
+use crate::model::{Artifact, RunObject, WorkflowRunRecord, WorkflowRunSummary};
 use crate::uri::StoreUri;
 
 /// Migration 1: the schema as it was before migrations (so it must never change).
@@ -751,6 +751,10 @@ impl Db for SqliteDb {
     }
 
     async fn list_workflow_runs(&self, project: &str) -> Result<Vec<WorkflowRunRecord>> {
+        self.all_records(WORKFLOW_RUNS, project, &[]).await
+    }
+
+    async fn list_workflow_run_summaries(&self, project: &str) -> Result<Vec<WorkflowRunSummary>> {
         self.all_records(WORKFLOW_RUNS, project, &[]).await
     }
 

@@ -23,7 +23,7 @@ pub use run::{
     FunctionSnapshot, ResolvedCodeRecord, RunMetadata, RunObject, RunSpec, RunState, RunStatus,
 };
 pub use workflow::WorkflowSpec;
-pub use workflow_run::{Driver, WorkflowRunRecord};
+pub use workflow_run::{Driver, WorkflowRunRecord, WorkflowRunSummary};
 pub use workflow_status::{
     AttemptResult, StepRef, StepState, StepStatus, WorkflowEvent, WorkflowEventKind, WorkflowRunId,
     WorkflowRunStatus, WorkflowState,

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::ResolvedCodeRecord;
-use super::{StepStatus, WorkflowRunStatus, WorkflowState};
+use super::{StepState, StepStatus, WorkflowRunStatus, WorkflowState};
 
 /// The label naming the schedule that fired a run (MLRun's).
 pub const SCHEDULE_LABEL: &str = "mlrun/schedule-name";
@@ -53,6 +53,62 @@ pub struct WorkflowRunRecord {
     /// them too.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub labels: std::collections::BTreeMap<String, String>,
+}
+
+/// What `baton workflows list` shows of a workflow run, and what tells whether it may need
+/// settling: a [`WorkflowRunRecord`] read without its arguments, its steps' outputs or its graph,
+/// which make up most of a record.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct WorkflowRunSummary {
+    /// The run id.
+    pub id: String,
+    /// The workflow's name.
+    pub name: String,
+    /// The engine that ran it.
+    pub engine: String,
+    /// The run's state.
+    pub state: WorkflowState,
+    /// When the run started (RFC 3339).
+    pub started: String,
+    /// The process driving the run, if any.
+    #[serde(default)]
+    pub driver: Option<Driver>,
+    steps: Vec<SummaryStep>,
+}
+
+/// The part of a step's status a summary reads.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+struct SummaryStep {
+    state: StepState,
+}
+
+impl WorkflowRunSummary {
+    /// The summary of a whole record.
+    pub fn of(run: &WorkflowRunRecord) -> Self {
+        WorkflowRunSummary {
+            id: run.id.clone(),
+            name: run.name.clone(),
+            engine: run.engine.clone(),
+            state: run.state,
+            started: run.started.clone(),
+            driver: run.driver.clone(),
+            steps: run
+                .steps
+                .iter()
+                .map(|s| SummaryStep { state: s.state })
+                .collect(),
+        }
+    }
+
+    /// Whether the run, or one of its steps, has not reached a final state.
+    pub fn is_unsettled(&self) -> bool {
+        unsettled(self.state, self.steps.iter().map(|s| s.state))
+    }
+}
+
+/// Whether a run in `state` with steps in `steps` has something left to settle.
+fn unsettled(state: WorkflowState, mut steps: impl Iterator<Item = StepState>) -> bool {
+    !state.is_terminal() || steps.any(|s| !s.is_terminal())
 }
 
 /// The `baton run` process that drives a workflow run (for people: liveness is its lease's).
@@ -106,6 +162,11 @@ fn host_name() -> String {
 }
 
 impl WorkflowRunRecord {
+    /// Whether the run, or one of its steps, has not reached a final state.
+    pub fn is_unsettled(&self) -> bool {
+        unsettled(self.state, self.steps.iter().map(|s| s.state))
+    }
+
     /// The name of the lease the run's driver holds while it drives the run.
     pub fn driver_lease(&self) -> String {
         format!("workflow-run/{}/{}", self.project, self.id)

@@ -24,7 +24,9 @@ use crate::engine::{
     WorkflowRunId, WorkflowRunRequest,
 };
 use crate::error::{Error, Result};
-use crate::model::{Driver, RunState, WorkflowRunRecord, WorkflowSpec, WorkflowState};
+use crate::model::{
+    Driver, RunState, WorkflowRunRecord, WorkflowRunSummary, WorkflowSpec, WorkflowState,
+};
 use crate::workflow::{
     load_workflow_file, merge_args, ArgSchemaEntry, Dag, DagCheck, LoadOptions, TraceProject,
     WorkflowGraph,
@@ -435,6 +437,18 @@ impl Project {
         Ok(runs)
     }
 
+    /// The summaries of the project's workflow runs, newest first; a run that may need settling
+    /// (see [`Project::settle_orphaned_workflow_run`]) is read whole and settled first.
+    pub async fn workflow_run_summaries(&self, db: &dyn Db) -> Result<Vec<WorkflowRunSummary>> {
+        let mut runs = db.list_workflow_run_summaries(self.name()).await?;
+        for run in &mut runs {
+            if run.is_unsettled() && run.driver.is_some() {
+                *run = WorkflowRunSummary::of(&self.workflow_run(db, &run.id).await?);
+            }
+        }
+        Ok(runs)
+    }
+
     /// Settles a workflow run whose driver died before recording its end: the run is `Failed`,
     /// its step runs still active are `aborted` (their runners died with the driver, or are
     /// stopping and lose the race to record), and every unsettled step takes the state its run
@@ -445,17 +459,16 @@ impl Project {
         db: &dyn Db,
         run: &mut WorkflowRunRecord,
     ) -> Result<bool> {
-        let unsettled =
-            !run.state.is_terminal() || run.steps.iter().any(|s| !s.state.is_terminal());
-        if !unsettled || run.driver.is_none() || db.lease_alive(&run.driver_lease()).await? {
+        if !run.is_unsettled()
+            || run.driver.is_none()
+            || db.lease_alive(&run.driver_lease()).await?
+        {
             return Ok(false);
         }
         // The driver stores its last record before it releases its lease, so a run that ended
         // between the read above and the lease check is settled by now: read it again.
         *run = db.read_workflow_run(self.name(), &run.id).await?;
-        let unsettled =
-            !run.state.is_terminal() || run.steps.iter().any(|s| !s.state.is_terminal());
-        if !unsettled {
+        if !run.is_unsettled() {
             return Ok(false);
         }
         let driver = run

@@ -11,7 +11,7 @@ use crate::engines::kfp::{CompileFn, KfpEngine};
 use crate::engines::local::LocalEngine;
 use crate::error::{Error, Result};
 use crate::kfp::{configured_image, CompileOptions};
-use crate::model::{WorkflowRunRecord, WorkflowSpec};
+use crate::model::{WorkflowRunRecord, WorkflowRunSummary, WorkflowSpec};
 use crate::project::{PreparedWorkflow, RunWorkflowOptions, SetWorkflowRequest, WorkflowRunHandle};
 use crate::runner::{ForkServer, Isolation, PythonRunner};
 use crate::workflow::{Dag, PYTHON_ENV};
@@ -214,6 +214,12 @@ impl Baton {
     /// The project's workflow runs, newest first; runs whose driver died are settled.
     pub async fn workflow_runs(&self) -> Result<Vec<WorkflowRunRecord>> {
         self.project.workflow_runs(self.db.as_ref()).await
+    }
+
+    /// The summaries of the project's workflow runs, newest first; runs whose driver died are
+    /// settled.
+    pub async fn workflow_run_summaries(&self) -> Result<Vec<WorkflowRunSummary>> {
+        self.project.workflow_run_summaries(self.db.as_ref()).await
     }
 
     /// Workflow run `id`; settled first if its driver died.
