@@ -71,7 +71,7 @@ async fn unfinished(state: &AppState, name: &str) -> Result<(Vec<String>, usize)
         .map(|r| r.metadata.uid)
         .collect();
     let workflows = db
-        .list_workflow_runs(name)
+        .list_workflow_run_summaries(name)
         .await?
         .iter()
         .filter(|w| !w.state.is_terminal())
@@ -84,7 +84,7 @@ async fn unfinished(state: &AppState, name: &str) -> Result<(Vec<String>, usize)
 async fn settle(state: &AppState, name: &str, uids: &[String]) -> Result<()> {
     let baton = state.projects.baton(name).await?;
     // Workflow runs first: settling one settles its step runs with the workflow's reason.
-    baton.workflow_runs().await?;
+    baton.workflow_run_summaries().await?;
     let db = baton.db();
     for uid in uids {
         let run = db.read_run(name, uid).await?;
