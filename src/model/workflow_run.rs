@@ -55,13 +55,16 @@ pub struct WorkflowRunRecord {
     pub labels: std::collections::BTreeMap<String, String>,
 }
 
-/// What `baton workflows list` shows of a workflow run, and what tells whether it may need
-/// settling: a [`WorkflowRunRecord`] read without its arguments, its steps' outputs or its graph,
-/// which make up most of a record.
+/// What listings of workflow runs show (`baton workflows list`, the project page, a schedule
+/// looking for its run), and what tells whether a run may need settling: a
+/// [`WorkflowRunRecord`] read without its arguments, its steps' outputs or its graph, which make
+/// up most of a record.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct WorkflowRunSummary {
     /// The run id.
     pub id: String,
+    /// The owning project.
+    pub project: String,
     /// The workflow's name.
     pub name: String,
     /// The engine that ran it.
@@ -70,9 +73,18 @@ pub struct WorkflowRunSummary {
     pub state: WorkflowState,
     /// When the run started (RFC 3339).
     pub started: String,
+    /// When it reached a final state.
+    #[serde(default)]
+    pub finished: Option<String>,
     /// The process driving the run, if any.
     #[serde(default)]
     pub driver: Option<Driver>,
+    /// The run this one retries, if it is a retry.
+    #[serde(default)]
+    pub retry_of: Option<String>,
+    /// The run's labels.
+    #[serde(default)]
+    pub labels: std::collections::BTreeMap<String, String>,
     steps: Vec<SummaryStep>,
 }
 
@@ -87,11 +99,15 @@ impl WorkflowRunSummary {
     pub fn of(run: &WorkflowRunRecord) -> Self {
         WorkflowRunSummary {
             id: run.id.clone(),
+            project: run.project.clone(),
             name: run.name.clone(),
             engine: run.engine.clone(),
             state: run.state,
             started: run.started.clone(),
+            finished: run.finished.clone(),
             driver: run.driver.clone(),
+            retry_of: run.retry_of.clone(),
+            labels: run.labels.clone(),
             steps: run
                 .steps
                 .iter()

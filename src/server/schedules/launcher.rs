@@ -91,7 +91,10 @@ impl Launcher for ServerLauncher {
     async fn started_before(&self, fire: &Fire) -> Result<Option<String>> {
         let baton = self.projects.baton(&fire.project).await?;
         let labels = fire_labels(fire);
-        let runs = baton.db().list_workflow_runs(&fire.project).await?;
+        let runs = baton
+            .db()
+            .list_workflow_run_summaries(&fire.project)
+            .await?;
         if let Some(run) = runs.into_iter().find(|r| r.labels == labels) {
             return Ok(Some(run.id));
         }

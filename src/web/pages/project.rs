@@ -9,7 +9,7 @@ use super::{badge, duration, parse_time, run_word, shell, time};
 use crate::db::ArtifactFilter;
 use crate::error::Result;
 use crate::model::workflow_run::SCHEDULE_LABEL;
-use crate::model::WorkflowRunRecord;
+use crate::model::WorkflowRunSummary;
 use crate::service::Baton;
 use crate::web::error::PageResult;
 use crate::web::{FireView, ScheduleView, Web};
@@ -46,7 +46,7 @@ pub async fn page(State(web): State<Arc<Web>>, Path(project): Path<String>) -> P
 }
 
 /// Who or what started a run: a retry of another, a schedule, else the program that drove it.
-pub fn started_by(run: &WorkflowRunRecord) -> Markup {
+pub fn started_by(run: &WorkflowRunSummary) -> Markup {
     html! {
         @if let Some(previous) = &run.retry_of {
             "retry of " a href=(super::workflow_run::url(&run.project, previous)) { code { (short(previous)) } }
@@ -64,7 +64,7 @@ pub fn short(id: &str) -> &str {
 }
 
 /// A run's duration so far, when it has ended.
-pub fn run_duration(run: &WorkflowRunRecord) -> String {
+pub fn run_duration(run: &WorkflowRunSummary) -> String {
     match (
         parse_time(&run.started),
         run.finished.as_deref().and_then(parse_time),
@@ -75,7 +75,7 @@ pub fn run_duration(run: &WorkflowRunRecord) -> String {
 }
 
 async fn workflow_runs(baton: &Baton) -> Result<Markup> {
-    let runs = baton.workflow_runs().await?;
+    let runs = baton.workflow_run_summaries().await?;
     Ok(html! {
         section #workflow-runs {
             h2 { "Workflow runs" }

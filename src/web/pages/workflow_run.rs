@@ -14,7 +14,7 @@ use serde::Serialize;
 use super::project::{run_duration, segment, short, started_by};
 use super::{badge, duration, run_word, shell, step_word, time};
 use crate::engine::{StepState, StepStatus, WorkflowState};
-use crate::model::WorkflowRunRecord;
+use crate::model::{WorkflowRunRecord, WorkflowRunSummary};
 use crate::web::error::PageResult;
 use crate::web::layout::{Layout, NODE_HEIGHT, NODE_WIDTH};
 use crate::web::Web;
@@ -187,14 +187,15 @@ pub fn render(run: &WorkflowRunRecord) -> Markup {
 }
 
 fn facts(run: &WorkflowRunRecord) -> Markup {
+    let summary = WorkflowRunSummary::of(run);
     html! {
         table.kv.facts {
             tr { th { "Project" } td { a href=(super::project::url(&run.project)) { (run.project) } } }
             tr { th { "Engine" } td { (run.engine) } }
             tr { th { "Started" } td { (time(&run.started)) } }
             tr { th { "Finished" } td { (run.finished.as_deref().map(time).unwrap_or_else(|| "—".into())) } }
-            tr { th { "Duration" } td { (run_duration(run)) } }
-            tr { th { "Started by" } td { (started_by(run)) } }
+            tr { th { "Duration" } td { (run_duration(&summary)) } }
+            tr { th { "Started by" } td { (started_by(&summary)) } }
             tr { th { "Workflow source" } td { code { (run.workflow.source) } } }
             @if let Some(uid) = &run.workflow.uid { tr { th { "Source artifact uid" } td { code { (uid) } } } }
             tr { th { "Source digest" } td { code { (run.workflow.digest) } } }
