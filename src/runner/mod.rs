@@ -23,6 +23,7 @@
 //! reporting (killed, crashed, `os._exit`).
 
 mod hyper;
+mod log_threads;
 mod params;
 mod python;
 mod source;

@@ -589,8 +589,8 @@ fn flock(file: &fs::File, operation: libc::c_int) -> std::io::Result<()> {
 }
 
 /// Copies the handler's output (one pipe for stdout and stderr, so the log keeps the order it
-/// was written in) into `log` under `cap`, on a thread of its own. The thread ends when every
-/// process holding the pipe is gone.
+/// was written in) into `log` under `cap`, on a copy thread (see [`super::log_threads`]). The
+/// copy ends when every process holding the pipe is gone.
 fn spawn_log_copy(
     output: std::io::PipeReader,
     log: &Path,
@@ -602,8 +602,7 @@ fn spawn_log_copy(
     }
     let (done, copied) = tokio::sync::oneshot::channel();
     let log = log.to_path_buf();
-    std::thread::Builder::new()
-        .name("baton-log".into())
+    super::log_threads::LOG_THREADS
         .spawn(move || {
             let _ = done.send(copy_capped(output, &log, cap));
         })
