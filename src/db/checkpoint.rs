@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use rusqlite::{Connection, OpenFlags};
 
 /// Writes that arrive within this long of each other share one checkpoint.
-pub(super) const CHECKPOINT_EVERY: Duration = Duration::from_millis(25);
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(25);
 
 /// Checkpoints the WAL of one database on a thread of its own; the thread ends, without a last
 /// checkpoint, when this is dropped (the writer's close does the last one).

@@ -201,8 +201,11 @@ impl SqliteDb {
             let mut conn = conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
             let result = f(&mut conn, &path);
             drop(conn);
-            if let Some(checkpointer) = checkpointer.get_or_init(|| Checkpointer::start(&path)) {
-                checkpointer.committed();
+            if result.is_ok() {
+                if let Some(checkpointer) = checkpointer.get_or_init(|| Checkpointer::start(&path))
+                {
+                    checkpointer.committed();
+                }
             }
             result
         })

@@ -120,6 +120,12 @@ impl WorkflowRunSummary {
     pub fn is_unsettled(&self) -> bool {
         unsettled(self.state, self.steps.iter().map(|s| s.state))
     }
+
+    /// Whether the run may have lost its driver: it has one, and something left to settle
+    /// (whether the driver is gone is its lease's to say).
+    pub fn may_be_orphaned(&self) -> bool {
+        self.driver.is_some() && self.is_unsettled()
+    }
 }
 
 /// Whether a run in `state` with steps in `steps` has something left to settle.
@@ -181,6 +187,12 @@ impl WorkflowRunRecord {
     /// Whether the run, or one of its steps, has not reached a final state.
     pub fn is_unsettled(&self) -> bool {
         unsettled(self.state, self.steps.iter().map(|s| s.state))
+    }
+
+    /// Whether the run may have lost its driver: it has one, and something left to settle
+    /// (whether the driver is gone is its lease's to say).
+    pub fn may_be_orphaned(&self) -> bool {
+        self.driver.is_some() && self.is_unsettled()
     }
 
     /// The name of the lease the run's driver holds while it drives the run.

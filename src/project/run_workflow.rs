@@ -442,7 +442,7 @@ impl Project {
     pub async fn workflow_run_summaries(&self, db: &dyn Db) -> Result<Vec<WorkflowRunSummary>> {
         let mut runs = db.list_workflow_run_summaries(self.name()).await?;
         for run in &mut runs {
-            if run.is_unsettled() && run.driver.is_some() {
+            if run.may_be_orphaned() {
                 *run = WorkflowRunSummary::of(&self.workflow_run(db, &run.id).await?);
             }
         }
@@ -459,10 +459,7 @@ impl Project {
         db: &dyn Db,
         run: &mut WorkflowRunRecord,
     ) -> Result<bool> {
-        if !run.is_unsettled()
-            || run.driver.is_none()
-            || db.lease_alive(&run.driver_lease()).await?
-        {
+        if !run.may_be_orphaned() || db.lease_alive(&run.driver_lease()).await? {
             return Ok(false);
         }
         // The driver stores its last record before it releases its lease, so a run that ended
