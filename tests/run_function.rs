@@ -747,6 +747,37 @@ fn killing_a_runner_kills_its_handler_and_the_next_run_cleans_its_scratch_folder
     );
 }
 
+/// The warm worker of `baton run` sweeps as the cold path does: a scratch folder whose owner is
+/// gone (its lock free, a pid inside) is removed by the next run.
+#[test]
+fn a_workflow_run_on_warm_workers_removes_the_scratch_folder_a_dead_owner_left() {
+    let p = TestProject::with_trivial_function();
+    p.write(
+        "wf.yaml",
+        "name: wf\nsteps:\n  - name: only\n    function: triv\n",
+    );
+    p.log_code("wf_code", "wf.yaml", &["--code-type", "workflow"]);
+    p.baton(&[
+        "set-workflow",
+        "--name",
+        "wf",
+        "--path",
+        "store://artifacts/my-project/wf_code",
+    ])
+    .ok();
+    let tmp = tempfile::TempDir::new().unwrap();
+    let stale = tmp.path().join("baton-run-gone");
+    std::fs::create_dir(&stale).unwrap();
+    std::fs::write(stale.join("owner.lock"), "4194303").unwrap();
+    let out = p
+        .command(&["run", "wf", "--json", "--isolation", "fork"])
+        .env("TMPDIR", tmp.path())
+        .output()
+        .unwrap();
+    common::Run::from(out).ok();
+    assert!(!stale.exists(), "{} was left behind", stale.display());
+}
+
 #[test]
 fn a_completed_run_leaves_no_process_of_its_handler_behind() {
     let p = TestProject::new();
