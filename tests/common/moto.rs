@@ -1,9 +1,9 @@
 //! moto's S3 server (from PyPI, installed by `tests/s3/venv.sh`) on a loopback port, for the S3
 //! tests and benchmarks. The server is killed and reaped when its [`Moto`] is dropped.
 
-use std::net::TcpStream;
+use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// A running moto S3 server.
 pub struct Moto {
@@ -24,33 +24,46 @@ pub fn moto_server() -> String {
 }
 
 impl Moto {
-    /// Starts moto on a free loopback port and waits until it answers.
+    /// Starts moto on a loopback port it picks itself (port 0, so no other process can take
+    /// the port between its choice and moto's bind) and waits until it listens, reading the
+    /// address from the line it logs then.
     pub fn start() -> Moto {
         let program = moto_server();
-        let port = {
-            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            listener.local_addr().unwrap().port()
-        };
-        let child = Command::new(program)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        let mut child = Command::new(program)
+            .args(["-H", "127.0.0.1", "-p", "0"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("moto_server starts");
-        let moto = Moto {
-            child,
-            endpoint: format!("http://127.0.0.1:{port}"),
+        let log = child.stderr.take().expect("stderr is piped");
+        let (address, listening) = std::sync::mpsc::channel();
+        // Reads the log to its end (moto logs every request there, and must never block on it).
+        std::thread::spawn(move || {
+            let mut address = Some(address);
+            for line in BufReader::new(log).lines() {
+                let Ok(line) = line else { break };
+                // ` * Running on http://127.0.0.1:PORT` (older werkzeugs add `/ (Press ...)`).
+                let url = line.split("Running on ").nth(1).and_then(|rest| {
+                    let url = rest.split_whitespace().next()?;
+                    Some(url.trim_end_matches('/').to_string())
+                });
+                if let Some(url) = url {
+                    if let Some(address) = address.take() {
+                        let _ = address.send(url);
+                    }
+                }
+            }
+        });
+        let endpoint = match listening.recv_timeout(Duration::from_secs(60)) {
+            Ok(endpoint) => endpoint,
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("moto did not say where it listens ({e}): it exited or took over 60 s");
+            }
         };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "moto did not start on port {port}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        moto
+        Moto { child, endpoint }
     }
 
     /// Creates bucket `name` (moto takes unsigned requests).
